@@ -1,0 +1,58 @@
+"""Wire models shared by the edge, the GPU agent and the client. No I/O lives here."""
+
+from contracts.agent import (
+    AgentFailRequest,
+    ClaimInputs,
+    ClaimOutput,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    JobSettings,
+    ProgressReply,
+    ProgressRequest,
+    ResultMetadata,
+)
+from contracts.errors import ErrorBody, ErrorCode, ErrorEnvelope, FailureCode, JobError
+from contracts.jobs import JobList, JobStatus, JobView, Resolution, ResultView, Stage
+from contracts.queue import (
+    AckRequest,
+    AckResult,
+    LeaseRef,
+    PulledMessage,
+    PullRequest,
+    PullResult,
+    QueueMessage,
+    RetryRef,
+)
+
+__all__ = [
+    "AckRequest",
+    "AckResult",
+    "AgentFailRequest",
+    "ClaimInputs",
+    "ClaimOutput",
+    "ClaimRequest",
+    "ClaimResponse",
+    "CompleteRequest",
+    "ErrorBody",
+    "ErrorCode",
+    "ErrorEnvelope",
+    "FailureCode",
+    "JobError",
+    "JobList",
+    "JobSettings",
+    "JobStatus",
+    "JobView",
+    "LeaseRef",
+    "ProgressReply",
+    "ProgressRequest",
+    "PullRequest",
+    "PullResult",
+    "PulledMessage",
+    "QueueMessage",
+    "Resolution",
+    "ResultMetadata",
+    "ResultView",
+    "RetryRef",
+    "Stage",
+]

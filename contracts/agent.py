@@ -1,0 +1,72 @@
+"""The agent protocol: claim, progress (heartbeat), complete, fail (DESIGN.md section 4)."""
+
+from pydantic import BaseModel, Field
+
+from contracts.errors import FailureCode
+from contracts.jobs import Resolution, Stage
+
+
+class ClaimRequest(BaseModel):
+    agent_id: str = Field(min_length=1, max_length=200)
+    lease_id: str | None = Field(default=None, max_length=4096)
+
+
+class ClaimInputs(BaseModel):
+    image_url: str
+    audio_url: str
+
+
+class ClaimOutput(BaseModel):
+    upload_url: str
+    key: str
+
+
+class JobSettings(BaseModel):
+    """Per-job generation settings handed to the engine."""
+
+    resolution: Resolution = Resolution.P720
+    seed: int | None = None
+    heartbeat_interval_seconds: float = 15.0
+
+
+class ClaimResponse(BaseModel):
+    job_id: str
+    claim_token: str
+    attempt: int
+    inputs: ClaimInputs
+    output: ClaimOutput
+    prompt: str
+    settings: JobSettings
+
+
+class ProgressRequest(BaseModel):
+    claim_token: str
+    progress: float = Field(ge=0, le=100)
+    stage: Stage
+    eta_seconds: float | None = Field(default=None, ge=0)
+
+
+class ProgressReply(BaseModel):
+    cancel_requested: bool = False
+
+
+class ResultMetadata(BaseModel):
+    """What the agent measured on its own output before uploading it."""
+
+    size_bytes: int = Field(ge=1)
+    duration_seconds: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    engine: str = Field(min_length=1, max_length=64)
+
+
+class CompleteRequest(BaseModel):
+    claim_token: str
+    result: ResultMetadata
+
+
+class AgentFailRequest(BaseModel):
+    claim_token: str
+    code: FailureCode
+    message: str = Field(max_length=2000)
+    retryable: bool = False

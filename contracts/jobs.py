@@ -1,0 +1,82 @@
+"""The client-facing job, status and result shapes (DESIGN.md section 3)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from contracts.errors import JobError
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (JobStatus.PENDING, JobStatus.PROCESSING)
+
+
+class Stage(StrEnum):
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    GENERATING = "generating"
+    ENCODING = "encoding"
+    UPLOADING = "uploading"
+    DONE = "done"
+
+
+class Resolution(StrEnum):
+    P480 = "480p"
+    P720 = "720p"
+
+    @property
+    def short_side(self) -> int:
+        return 480 if self is Resolution.P480 else 720
+
+
+class JobView(BaseModel):
+    """What `POST /generate` and `GET /status/{id}` return."""
+
+    job_id: str
+    status: JobStatus
+    progress: float = Field(ge=0, le=100, description="Percent, monotonic within an attempt")
+    stage: Stage
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    result_url: str | None = None
+    expires_at: datetime | None = None
+    attempts: int = 0
+    error: JobError | None = None
+    queue_position: int | None = Field(
+        default=None, description="Jobs ahead of this one while pending"
+    )
+    eta_seconds: float | None = Field(default=None, description="Estimated seconds to completion")
+    resolution: Resolution = Resolution.P720
+    engine: str | None = Field(
+        default=None, description="Engine that produced the video; `preview` is not InfiniteTalk"
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None = None
+
+
+class ResultView(BaseModel):
+    """What `GET /result/{id}` returns."""
+
+    job_id: str
+    url: str
+    expires_at: datetime
+    content_type: str = "video/mp4"
+    size_bytes: int
+    duration_seconds: float
+    width: int
+    height: int

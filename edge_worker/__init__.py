@@ -1,0 +1,6 @@
+"""The edge: auth, validation, job state, uploads and the agent API (DESIGN.md section 2).
+
+Importable under Pyodide: nothing here touches threads, sockets or the filesystem at import.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""`FsBlobStore`: the BlobStore port on a directory, with HMAC-signed expiring URLs.
+
+The signed URLs point at the edge itself (`/blobs/...`, served by `blob_routes`), so agents
+and clients use them exactly as they use R2 presigned URLs in production.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote, urlencode
+
+from edge_worker.ports import BlobInfo
+
+_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+}
+
+
+class InvalidKey(ValueError):
+    pass
+
+
+def check_key(key: str) -> str:
+    """Keys are built by the server, but the blob routes take them from URLs: refuse traversal."""
+    if not _KEY.match(key) or len(key) > 512:
+        raise InvalidKey(f"invalid blob key {key!r}")
+    return key
+
+
+class UrlSigner:
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def signature(
+        self, method: str, key: str, expires: int, content_type: str, max_bytes: int
+    ) -> str:
+        payload = f"{method}\n{key}\n{expires}\n{content_type}\n{max_bytes}".encode()
+        return hmac.new(self._secret, payload, hashlib.sha256).hexdigest()
+
+    def verify(
+        self,
+        method: str,
+        key: str,
+        expires: int,
+        content_type: str,
+        max_bytes: int,
+        sig: str,
+        now: int,
+    ) -> bool:
+        expected = self.signature(method, key, expires, content_type, max_bytes)
+        return hmac.compare_digest(expected, sig) and now <= expires
+
+
+class FsBlobStore:
+    def __init__(self, root: Path, public_url: str, secret: str, max_put_bytes: int) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.public_url = public_url.rstrip("/")
+        self.signer = UrlSigner(secret)
+        self.max_put_bytes = max_put_bytes
+
+    def path_of(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _write(self, key: str, body: BinaryIO) -> int:
+        target = self.path_of(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(body, out, 1024 * 1024)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target.stat().st_size
+
+    async def put(self, key: str, body: BinaryIO, content_type: str) -> int:
+        return await asyncio.to_thread(self._write, key, body)
+
+    async def head(self, key: str) -> BlobInfo | None:
+        path = self.path_of(key)
+        return BlobInfo(key, path.stat().st_size) if path.is_file() else None
+
+    async def read_range(self, key: str, length: int) -> bytes:
+        with self.path_of(key).open("rb") as f:
+            return f.read(length)
+
+    async def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.path_of(key).unlink(missing_ok=True)
+
+    def _url(
+        self, method: str, key: str, expires_at: datetime, content_type: str, max_bytes: int
+    ) -> str:
+        expires = int(expires_at.timestamp())
+        query = {
+            "expires": expires,
+            "sig": self.signer.signature(method, key, expires, content_type, max_bytes),
+        }
+        if method == "PUT":
+            query.update({"content_type": content_type, "max_bytes": max_bytes})
+        return f"{self.public_url}/blobs/{quote(check_key(key))}?{urlencode(query)}"
+
+    def presign_get(self, key: str, expires_at: datetime) -> str:
+        return self._url("GET", key, expires_at, "", 0)
+
+    def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
+        return self._url("PUT", key, expires_at, content_type, self.max_put_bytes)

@@ -1,0 +1,46 @@
+"""Bearer-token checks for clients (API keys) and agents (AGENT_TOKEN)."""
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+
+from contracts import ErrorCode
+from edge_worker.errors import ApiError
+
+
+def owner_id(api_key: str) -> str:
+    """The stable, non-secret identity a job is owned by; the key itself is never stored."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def matches_any(token: str, secrets: Iterable[str]) -> bool:
+    """Constant-time against every secret: no early exit that would leak which one matched."""
+    found = False
+    for secret in secrets:
+        found |= hmac.compare_digest(token.encode(), secret.encode())
+    return found
+
+
+def authenticate_client(headers: Mapping[str, str], api_keys: Iterable[str]) -> str:
+    """Return the caller's owner id or raise 401."""
+    token = bearer_token(headers)
+    if token is None:
+        raise ApiError(ErrorCode.UNAUTHORIZED, "missing bearer API key")
+    if not matches_any(token, api_keys):
+        raise ApiError(ErrorCode.UNAUTHORIZED, "invalid API key")
+    return owner_id(token)
+
+
+def authenticate_token(headers: Mapping[str, str], expected: str, what: str) -> None:
+    """Single shared-secret check (agent token, queue API token)."""
+    token = bearer_token(headers)
+    if token is None or not matches_any(token, (expected,)):
+        raise ApiError(ErrorCode.UNAUTHORIZED, f"missing or invalid {what}")

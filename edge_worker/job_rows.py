@@ -1,0 +1,146 @@
+"""Mapping between `Job` and the `jobs` table row; shared by every SQL store (SQLite, D1)."""
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from edge_worker.jobs import Job
+
+COLUMNS = (
+    "id",
+    "owner",
+    "status",
+    "stage",
+    "progress",
+    "prompt",
+    "resolution",
+    "seed",
+    "image_key",
+    "audio_key",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "expires_at",
+    "heartbeat_at",
+    "attempts",
+    "error_code",
+    "error_message",
+    "claim_token",
+    "agent_id",
+    "eta_seconds",
+    "result_key",
+    "result_json",
+    "version",
+)
+_TIMES = ("created_at", "updated_at", "started_at", "completed_at", "expires_at", "heartbeat_at")
+
+INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+REPLACE_SQL = (
+    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in COLUMNS if c != 'id')} "
+    "WHERE id = ? AND version = ?"
+)
+SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"
+COUNT_PENDING_BEFORE_SQL = (
+    "SELECT COUNT(*) FROM jobs WHERE status = 'pending' "
+    "AND (created_at < ? OR (created_at = ? AND id < ?))"
+)
+
+
+def format_time(value: datetime) -> str:
+    """Fixed-width UTC text, so that string order is time order in SQL."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def to_row(job: Job) -> tuple[Any, ...]:
+    values: dict[str, Any] = {
+        "id": job.id,
+        "owner": job.owner,
+        "status": job.status.value,
+        "stage": job.stage.value,
+        "progress": job.progress,
+        "prompt": job.prompt,
+        "resolution": job.resolution.value,
+        "seed": job.seed,
+        "image_key": job.image_key,
+        "audio_key": job.audio_key,
+        "attempts": job.attempts,
+        "error_code": job.error_code.value if job.error_code else None,
+        "error_message": job.error_message,
+        "claim_token": job.claim_token,
+        "agent_id": job.agent_id,
+        "eta_seconds": job.eta_seconds,
+        "result_key": job.result_key,
+        "result_json": job.result.model_dump_json() if job.result else None,
+        "version": job.version,
+    }
+    for name in _TIMES:
+        stamp = getattr(job, name)
+        values[name] = format_time(stamp) if stamp else None
+    return tuple(values[c] for c in COLUMNS)
+
+
+def replace_params(job: Job, expected_version: int) -> tuple[Any, ...]:
+    row = dict(zip(COLUMNS, to_row(job), strict=True))
+    return (*(row[c] for c in COLUMNS if c != "id"), job.id, expected_version)
+
+
+def from_row(row: dict[str, Any]) -> Job:
+    times = {name: parse_time(row[name]) if row[name] else None for name in _TIMES}
+    return Job(
+        id=row["id"],
+        owner=row["owner"],
+        status=JobStatus(row["status"]),
+        stage=Stage(row["stage"]),
+        progress=float(row["progress"]),
+        prompt=row["prompt"],
+        resolution=Resolution(row["resolution"]),
+        seed=row["seed"],
+        image_key=row["image_key"],
+        audio_key=row["audio_key"],
+        created_at=times["created_at"],  # type: ignore[arg-type]
+        updated_at=times["updated_at"],  # type: ignore[arg-type]
+        started_at=times["started_at"],
+        completed_at=times["completed_at"],
+        expires_at=times["expires_at"],
+        heartbeat_at=times["heartbeat_at"],
+        attempts=int(row["attempts"]),
+        error_code=FailureCode(row["error_code"]) if row["error_code"] else None,
+        error_message=row["error_message"],
+        claim_token=row["claim_token"],
+        agent_id=row["agent_id"],
+        eta_seconds=row["eta_seconds"],
+        result_key=row["result_key"],
+        result=ResultMetadata.model_validate_json(row["result_json"])
+        if row["result_json"]
+        else None,
+        version=int(row["version"]),
+    )
+
+
+def encode_cursor(job: Job) -> str:
+    """Opaque keyset cursor: the last job's (created_at, id)."""
+    return base64.urlsafe_b64encode(f"{format_time(job.created_at)}|{job.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """Raises ValueError for anything that is not a cursor this module made."""
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("malformed cursor") from None
+    parse_time(created)
+    return created, job_id
+
+
+LIST_FOR_OWNER_SQL = f"{SELECT_SQL} WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+LIST_FOR_OWNER_AFTER_SQL = (
+    f"{SELECT_SQL} WHERE owner = ? AND (created_at < ? OR (created_at = ? AND id < ?)) "
+    "ORDER BY created_at DESC, id DESC LIMIT ?"
+)

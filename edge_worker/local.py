@@ -1,0 +1,92 @@
+"""The local runtime: the edge app on SQLite, a directory and the queue emulator.
+
+`avatar-edge serve` runs it; `avatar dev` runs it next to an agent.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from litestar import Litestar
+
+from edge_worker.adapters.local.blob_routes import blob_routes
+from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.queue_routes import queue_routes
+from edge_worker.adapters.local.sqlite_queue import SqliteQueue
+from edge_worker.adapters.local.sqlite_store import SqliteJobStore
+from edge_worker.app import create_app
+from edge_worker.clock import SystemClock
+from edge_worker.observability import configure_logging
+from edge_worker.services import Services
+from edge_worker.settings import EdgeSettings, SettingsError
+
+
+@dataclass
+class LocalRuntime:
+    app: Litestar
+    store: SqliteJobStore
+    queue: SqliteQueue
+    blobs: FsBlobStore
+
+    def close(self) -> None:
+        self.store.close()
+        self.queue.close()
+
+
+def build_local(settings: EdgeSettings, data_dir: Path) -> LocalRuntime:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteJobStore(data_dir / "jobs.sqlite3")
+    queue = SqliteQueue(
+        data_dir / "queue.sqlite3",
+        max_retries=settings.queue_max_retries,
+        default_visibility_ms=int(settings.queue_visibility_timeout_seconds * 1000),
+    )
+    blobs = FsBlobStore(
+        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
+    )
+    services = Services(
+        settings=settings, store=store, blobs=blobs, queue=queue, clock=SystemClock()
+    )
+    extra = [
+        blob_routes(blobs),
+        queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
+    ]
+    return LocalRuntime(create_app(services, extra), store, queue, blobs)
+
+
+def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings:
+    public_url = env.get("PUBLIC_URL") or f"http://{host}:{port}"
+    return EdgeSettings.from_env(env, public_url=public_url)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="avatar-edge", description="Run the edge locally.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the edge with the local queue and blob store")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--data-dir", type=Path, default=Path(".avatar"))
+    args = parser.parse_args(argv)
+
+    env = os.environ if env is None else env
+    try:
+        settings = local_settings(env, args.host, args.port)
+    except SettingsError as exc:
+        print(f"avatar-edge: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    runtime = build_local(settings, args.data_dir)
+    import uvicorn
+
+    try:
+        uvicorn.run(runtime.app, host=args.host, port=args.port, log_config=None, access_log=False)
+    finally:
+        runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Request ids and structured JSON logs. Keys and tokens are never logged."""
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+_STD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+access_log = logging.getLogger("edge_worker.access")
+
+
+def request_id(scope: Scope) -> str:
+    """The request's id: the caller's `X-Request-ID` when well-formed, else a new one."""
+    state = scope.setdefault("state", {})
+    if "request_id" not in state:
+        incoming = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+        state["request_id"] = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        state["started"] = time.perf_counter()
+    return state["request_id"]
+
+
+async def stamp_response(message: Message, scope: Scope) -> None:
+    """`before_send` hook: runs for every response, unknown routes and errors included."""
+    if message["type"] != "http.response.start":
+        return
+    rid = request_id(scope)
+    MutableScopeHeaders.from_message(message)["X-Request-ID"] = rid
+    started = scope["state"].get("started", time.perf_counter())
+    access_log.info(
+        "request",
+        extra={
+            "request_id": rid,
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "status": message["status"],
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+
+
+async def mark_request(request: Request[Any, Any, Any]) -> None:
+    """`before_request` hook: fixes the id and start time before the handler runs."""
+    request_id(request.scope)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line with the record's extras (request_id, job_id, ...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,56 @@
+"""The small interfaces the domain needs; adapters live under `adapters/`."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from contracts import QueueMessage
+from edge_worker.jobs import Job
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobStore(Protocol):
+    async def insert(self, job: Job) -> None: ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def replace(self, job: Job, expected_version: int) -> bool:
+        """Compare-and-swap: write `job` only if the stored version is still `expected_version`."""
+        ...
+
+    async def count_pending_before(self, job: Job) -> int: ...
+
+    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage: ...
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size_bytes: int
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, body: BinaryIO, content_type: str) -> int: ...
+
+    async def head(self, key: str) -> BlobInfo | None: ...
+
+    async def read_range(self, key: str, length: int) -> bytes: ...
+
+    async def delete(self, keys: list[str]) -> None: ...
+
+    def presign_get(self, key: str, expires_at: datetime) -> str: ...
+
+    def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str: ...
+
+
+class JobQueue(Protocol):
+    async def send(self, message: QueueMessage) -> None: ...

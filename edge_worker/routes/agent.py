@@ -1,0 +1,45 @@
+"""The agent protocol (DESIGN.md section 4): claim, progress, complete, fail."""
+
+from litestar import Router, post
+
+from contracts import (
+    AgentFailRequest,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    JobView,
+    ProgressReply,
+    ProgressRequest,
+)
+from edge_worker.dependencies import agent_guard
+from edge_worker.services import JobService
+
+
+@post("/{job_id:str}/claim", status_code=200)
+async def claim_job(job_id: str, data: ClaimRequest, job_service: JobService) -> ClaimResponse:
+    return await job_service.claim(job_id, data)
+
+
+@post("/{job_id:str}/progress", status_code=200)
+async def report_progress(
+    job_id: str, data: ProgressRequest, job_service: JobService
+) -> ProgressReply:
+    return await job_service.progress(job_id, data)
+
+
+@post("/{job_id:str}/complete", status_code=200)
+async def complete_job(job_id: str, data: CompleteRequest, job_service: JobService) -> JobView:
+    return await job_service.complete(job_id, data)
+
+
+@post("/{job_id:str}/fail", status_code=200)
+async def fail_job(job_id: str, data: AgentFailRequest, job_service: JobService) -> JobView:
+    return await job_service.fail(job_id, data)
+
+
+agent_router = Router(
+    path="/agent/jobs",
+    route_handlers=[claim_job, report_progress, complete_job, fail_job],
+    guards=[agent_guard],
+    tags=["agent"],
+)

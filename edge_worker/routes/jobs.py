@@ -1,0 +1,36 @@
+"""Client views of jobs: status, result, list."""
+
+from litestar import Router, get
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from contracts import JobList, JobView, ResultView
+from edge_worker.dependencies import provide_owner
+from edge_worker.services import JobService
+
+
+@get("/status/{job_id:str}", summary="Status, progress, queue position and ETA of a job")
+async def job_status(job_id: str, owner: str, job_service: JobService) -> JobView:
+    return await job_service.view(await job_service.get_owned(owner, job_id))
+
+
+@get("/result/{job_id:str}", summary="A signed download URL of the finished MP4")
+async def job_result(job_id: str, owner: str, job_service: JobService) -> ResultView:
+    return await job_service.result(owner, job_id)
+
+
+@get("/jobs", summary="The caller's jobs, newest first")
+async def list_jobs(
+    owner: str,
+    job_service: JobService,
+    limit: int = Parameter(default=20, ge=1, le=100),
+    cursor: str | None = None,
+) -> JobList:
+    return await job_service.list_owned(owner, limit, cursor)
+
+
+jobs_router = Router(
+    path="/",
+    route_handlers=[job_status, job_result, list_jobs],
+    dependencies={"owner": Provide(provide_owner, sync_to_thread=False)},
+)

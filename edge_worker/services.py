@@ -1,0 +1,282 @@
+"""Use cases of the edge: the glue between routes, the state machine and the ports.
+
+Routes translate HTTP to these calls; these calls never see a request object.
+"""
+
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from contracts import (
+    AgentFailRequest,
+    ClaimInputs,
+    ClaimOutput,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    ErrorCode,
+    JobError,
+    JobList,
+    JobSettings,
+    JobStatus,
+    JobView,
+    ProgressReply,
+    ProgressRequest,
+    QueueMessage,
+    ResultView,
+)
+from edge_worker import jobs
+from edge_worker.errors import ApiError
+from edge_worker.jobs import Job
+from edge_worker.multipart_form import Form
+from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore
+from edge_worker.settings import EdgeSettings
+from edge_worker.validation import (
+    WAV,
+    check_wav_complete,
+    parse_prompt,
+    parse_resolution,
+    parse_seed,
+)
+
+log = logging.getLogger("edge_worker.jobs")
+
+INPUT_URL_TTL = timedelta(hours=2)
+RESULT_URL_TTL = timedelta(hours=6)
+CAS_ATTEMPTS = 8
+
+
+def input_key(job_id: str, field: str, extension: str) -> str:
+    return f"inputs/{job_id}/{field}.{extension}"
+
+
+def video_key(job_id: str) -> str:
+    return f"videos/{job_id}.mp4"
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the routes need, built once per runtime (local or Worker)."""
+
+    settings: EdgeSettings
+    store: JobStore
+    blobs: BlobStore
+    queue: JobQueue
+    clock: Clock
+
+
+class JobService:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    # -- clients -----------------------------------------------------------------------
+
+    async def create_from_form(self, owner: str, form: Form) -> JobView:
+        prompt = parse_prompt(form.text.get("prompt"))
+        resolution = parse_resolution(form.text.get("resolution"))
+        seed = parse_seed(form.text.get("seed"))
+        for name in ("image", "audio"):
+            if name not in form.files:
+                raise ApiError(ErrorCode.INVALID_INPUT, f"{name} is required", {"field": name})
+        image, audio = form.files["image"], form.files["audio"]
+        if audio.format is WAV:
+            check_wav_complete(audio.head, audio.size_bytes)
+        job_id = str(uuid.uuid4())
+        image_key = input_key(job_id, "image", image.format.extension)
+        audio_key = input_key(job_id, "audio", audio.format.extension)
+        await self.s.blobs.put(image_key, image.file, image.format.content_type)
+        await self.s.blobs.put(audio_key, audio.file, audio.format.content_type)
+        now = self.s.clock.now()
+        job = jobs.new_job(
+            job_id=job_id,
+            owner=owner,
+            prompt=prompt,
+            resolution=resolution,
+            seed=seed,
+            image_key=image_key,
+            audio_key=audio_key,
+            now=now,
+        )
+        await self.s.store.insert(job)
+        await self.s.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
+        log.info("job created", extra={"job_id": job_id, "owner": owner})
+        return await self.view(job)
+
+    async def get_owned(self, owner: str, job_id: str) -> Job:
+        job = await self.s.store.get(job_id)
+        if job is None or job.owner != owner:
+            raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+        return job
+
+    async def list_owned(self, owner: str, limit: int, cursor: str | None) -> JobList:
+        page = await self.s.store.list_for_owner(owner, limit, cursor)
+        return JobList(
+            jobs=[await self.view(job) for job in page.jobs], next_cursor=page.next_cursor
+        )
+
+    async def result(self, owner: str, job_id: str) -> ResultView:
+        job = await self.get_owned(owner, job_id)
+        if job.status is JobStatus.EXPIRED:
+            raise ApiError(
+                ErrorCode.RESULT_EXPIRED, "the result was deleted after its retention period"
+            )
+        if job.status is not JobStatus.COMPLETED or job.result is None or job.expires_at is None:
+            raise ApiError(
+                ErrorCode.RESULT_NOT_READY,
+                f"job is {job.status}; the result exists once it is completed",
+                {"status": job.status.value},
+            )
+        expires_at = min(self.s.clock.now() + RESULT_URL_TTL, job.expires_at)
+        return ResultView(
+            job_id=job.id,
+            url=self.s.blobs.presign_get(video_key(job.id), expires_at),
+            expires_at=expires_at,
+            size_bytes=job.result.size_bytes,
+            duration_seconds=job.result.duration_seconds,
+            width=job.result.width,
+            height=job.result.height,
+        )
+
+    async def view(self, job: Job) -> JobView:
+        result_url = None
+        if job.status is JobStatus.COMPLETED and job.expires_at is not None:
+            expires_at = min(self.s.clock.now() + RESULT_URL_TTL, job.expires_at)
+            result_url = self.s.blobs.presign_get(video_key(job.id), expires_at)
+        queue_position = None
+        if job.status is JobStatus.PENDING:
+            queue_position = await self.s.store.count_pending_before(job)
+        error = None
+        if job.status is JobStatus.FAILED and job.error_code is not None:
+            error = JobError(code=job.error_code, message=job.error_message or "")
+        return JobView(
+            job_id=job.id,
+            status=job.status,
+            progress=round(job.progress, 2),
+            stage=job.stage,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            result_url=result_url,
+            expires_at=job.expires_at,
+            attempts=job.attempts,
+            error=error,
+            queue_position=queue_position,
+            eta_seconds=job.eta_seconds if job.status is JobStatus.PROCESSING else None,
+            resolution=job.resolution,
+            engine=job.result.engine if job.result else None,
+        )
+
+    # -- agents ------------------------------------------------------------------------
+
+    async def _transition(self, job_id: str, change: Callable[[Job], Job]) -> Job:
+        """Apply `change` as a compare-and-swap, re-reading on a lost race."""
+        for _ in range(CAS_ATTEMPTS):
+            job = await self.s.store.get(job_id)
+            if job is None:
+                raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+            try:
+                updated = change(job)
+            except jobs.JobStateError as exc:
+                raise ApiError(ErrorCode.CONFLICT, str(exc), {"status": job.status.value}) from None
+            if await self.s.store.replace(updated, expected_version=job.version):
+                return updated
+        raise ApiError(ErrorCode.CONFLICT, "job is being changed concurrently; retry")
+
+    async def claim(self, job_id: str, request: ClaimRequest) -> ClaimResponse:
+        token = secrets.token_urlsafe(24)
+        now = self.s.clock.now()
+        job = await self._transition(
+            job_id, lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now)
+        )
+        log.info(
+            "job claimed",
+            extra={"job_id": job_id, "agent_id": request.agent_id, "attempt": job.attempts},
+        )
+        inputs_expire = now + INPUT_URL_TTL
+        return ClaimResponse(
+            job_id=job.id,
+            claim_token=token,
+            attempt=job.attempts,
+            inputs=ClaimInputs(
+                image_url=self.s.blobs.presign_get(job.image_key, inputs_expire),
+                audio_url=self.s.blobs.presign_get(job.audio_key, inputs_expire),
+            ),
+            output=ClaimOutput(
+                upload_url=self.s.blobs.presign_put(
+                    video_key(job.id), now + RESULT_URL_TTL, "video/mp4"
+                ),
+                key=video_key(job.id),
+            ),
+            prompt=job.prompt,
+            settings=JobSettings(
+                resolution=job.resolution,
+                seed=job.seed,
+                heartbeat_interval_seconds=self.s.settings.heartbeat_interval_seconds,
+            ),
+        )
+
+    async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
+        now = self.s.clock.now()
+        await self._transition(
+            job_id,
+            lambda j: jobs.report_progress(
+                j,
+                claim_token=request.claim_token,
+                progress=request.progress,
+                stage=request.stage,
+                eta_seconds=request.eta_seconds,
+                now=now,
+            ),
+        )
+        return ProgressReply(cancel_requested=False)
+
+    async def complete(self, job_id: str, request: CompleteRequest) -> JobView:
+        key = video_key(job_id)
+        stored = await self.s.blobs.head(key)
+        if stored is None or stored.size_bytes != request.result.size_bytes:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                "the result is not in storage with the reported size; upload it first",
+                {"key": key, "stored_bytes": stored.size_bytes if stored else None},
+            )
+        now = self.s.clock.now()
+        retention = timedelta(hours=self.s.settings.video_retention_hours)
+        job = await self._transition(
+            job_id,
+            lambda j: jobs.complete(
+                j,
+                claim_token=request.claim_token,
+                result=request.result,
+                result_key=key,
+                now=now,
+                retention=retention,
+            ),
+        )
+        log.info("job completed", extra={"job_id": job_id, "engine": request.result.engine})
+        return await self.view(job)
+
+    async def fail(self, job_id: str, request: AgentFailRequest) -> JobView:
+        now = self.s.clock.now()
+        job = await self._transition(
+            job_id,
+            lambda j: jobs.fail(
+                j,
+                claim_token=request.claim_token,
+                code=request.code,
+                message=request.message,
+                retryable=request.retryable,
+                max_attempts=self.s.settings.max_attempts,
+                now=now,
+            ),
+        )
+        if job.status is JobStatus.PENDING:
+            await self.s.queue.send(QueueMessage(job_id=job.id, enqueued_at=now))
+        log.info(
+            "job failed" if job.status is JobStatus.FAILED else "job requeued",
+            extra={"job_id": job_id, "code": request.code.value, "attempt": job.attempts},
+        )
+        return await self.view(job)

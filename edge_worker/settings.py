@@ -1,0 +1,68 @@
+"""Edge settings, validated once at start-up from an env mapping (os.environ or Worker `env`)."""
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+MiB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """Raised with a message naming every missing or malformed variable."""
+
+
+class EdgeSettings(BaseModel):
+    api_keys: tuple[str, ...] = Field(min_length=1)
+    agent_token: str = Field(min_length=16)
+    cf_api_token: str = Field(min_length=16)
+    cf_account_id: str = "local"
+    cf_queue_id: str = "avatar-jobs"
+    public_url: str = "http://127.0.0.1:8787"
+    video_retention_hours: float = Field(default=6.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=120.0, gt=0)
+    heartbeat_interval_seconds: float = Field(default=15.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    queue_visibility_timeout_seconds: float = Field(default=60.0, gt=0)
+    queue_max_retries: int = Field(default=3, ge=0)
+    max_image_bytes: int = Field(default=10 * MiB, gt=0)
+    max_audio_bytes: int = Field(default=50 * MiB, gt=0)
+    max_video_bytes: int = Field(default=4096 * MiB, gt=0)
+    signing_secret: str = Field(default="", description="HMAC key of local signed URLs")
+    log_level: str = "INFO"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        short = [i for i, key in enumerate(keys) if len(key) < 16]
+        if short:
+            raise ValueError("every API key must be at least 16 characters")
+        return keys
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Whole multipart body: both files plus room for the prompt and part headers."""
+        return self.max_image_bytes + self.max_audio_bytes + MiB
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> "EdgeSettings":
+        raw: dict[str, object] = {}
+        keys = env.get("API_KEYS") or env.get("API_KEY") or ""
+        raw["api_keys"] = tuple(k.strip() for k in keys.split(",") if k.strip())
+        for name in cls.model_fields:
+            if name == "api_keys":
+                continue
+            value = env.get(name.upper())
+            if value not in (None, ""):
+                raw[name] = value
+        raw.update(overrides)
+        if not raw.get("signing_secret"):
+            raw["signing_secret"] = raw.get("agent_token", "")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else "?"
+                env_name = "API_KEYS" if field == "api_keys" else field.upper()
+                problems.append(f"{env_name}: {err['msg']}")
+            raise SettingsError("invalid edge settings: " + "; ".join(problems)) from None
