@@ -112,7 +112,12 @@ class JobService:
         return job
 
     async def list_owned(self, owner: str, limit: int, cursor: str | None) -> JobList:
-        page = await self.s.store.list_for_owner(owner, limit, cursor)
+        try:
+            page = await self.s.store.list_for_owner(owner, limit, cursor)
+        except ValueError:
+            raise ApiError(
+                ErrorCode.INVALID_INPUT, "malformed cursor", {"field": "cursor"}
+            ) from None
         return JobList(
             jobs=[await self.view(job) for job in page.jobs], next_cursor=page.next_cursor
         )

@@ -1,6 +1,8 @@
 """The agent protocol (DESIGN.md section 4): claim, progress, complete, fail."""
 
 from litestar import Router, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from contracts import (
     AgentFailRequest,
@@ -16,24 +18,32 @@ from edge_worker.services import JobService
 
 
 @post("/{job_id:str}/claim", status_code=200)
-async def claim_job(job_id: str, data: ClaimRequest, job_service: JobService) -> ClaimResponse:
+async def claim_job(
+    job_id: FromPath[str], data: JSONBody[ClaimRequest], job_service: NamedDependency[JobService]
+) -> ClaimResponse:
     return await job_service.claim(job_id, data)
 
 
 @post("/{job_id:str}/progress", status_code=200)
 async def report_progress(
-    job_id: str, data: ProgressRequest, job_service: JobService
+    job_id: FromPath[str], data: JSONBody[ProgressRequest], job_service: NamedDependency[JobService]
 ) -> ProgressReply:
     return await job_service.progress(job_id, data)
 
 
 @post("/{job_id:str}/complete", status_code=200)
-async def complete_job(job_id: str, data: CompleteRequest, job_service: JobService) -> JobView:
+async def complete_job(
+    job_id: FromPath[str], data: JSONBody[CompleteRequest], job_service: NamedDependency[JobService]
+) -> JobView:
     return await job_service.complete(job_id, data)
 
 
 @post("/{job_id:str}/fail", status_code=200)
-async def fail_job(job_id: str, data: AgentFailRequest, job_service: JobService) -> JobView:
+async def fail_job(
+    job_id: FromPath[str],
+    data: JSONBody[AgentFailRequest],
+    job_service: NamedDependency[JobService],
+) -> JobView:
     return await job_service.fail(job_id, data)
 
 

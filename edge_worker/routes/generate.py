@@ -3,7 +3,7 @@
 from typing import Any
 
 from litestar import Request, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from contracts import ErrorCode, JobView
 from edge_worker.dependencies import provide_owner
@@ -37,7 +37,11 @@ def form_rules(service: JobService) -> FormRules:
         "Formats are judged by content, and limits are enforced while the body streams in."
     ),
 )
-async def generate(request: Request[Any, Any, Any], owner: str, job_service: JobService) -> JobView:
+async def generate(
+    request: Request[Any, Any, Any],
+    owner: NamedDependency[str],
+    job_service: NamedDependency[JobService],
+) -> JobView:
     limit = job_service.s.settings.max_request_bytes
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > limit:

@@ -3,13 +3,14 @@
 from typing import Any
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from edge_worker import __version__
 from edge_worker.services import Services
 
 
 @get("/health", summary="Service health (no auth)")
-async def health(services: Services) -> Response[dict[str, Any]]:
+async def health(services: NamedDependency[Services]) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
         await services.store.get("00000000-0000-0000-0000-000000000000")

@@ -1,8 +1,10 @@
 """Client views of jobs: status, result, list."""
 
+from typing import Annotated
+
 from litestar import Router, get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts import JobList, JobView, ResultView
 from edge_worker.dependencies import provide_owner
@@ -10,21 +12,25 @@ from edge_worker.services import JobService
 
 
 @get("/status/{job_id:str}", summary="Status, progress, queue position and ETA of a job")
-async def job_status(job_id: str, owner: str, job_service: JobService) -> JobView:
+async def job_status(
+    job_id: FromPath[str], owner: NamedDependency[str], job_service: NamedDependency[JobService]
+) -> JobView:
     return await job_service.view(await job_service.get_owned(owner, job_id))
 
 
 @get("/result/{job_id:str}", summary="A signed download URL of the finished MP4")
-async def job_result(job_id: str, owner: str, job_service: JobService) -> ResultView:
+async def job_result(
+    job_id: FromPath[str], owner: NamedDependency[str], job_service: NamedDependency[JobService]
+) -> ResultView:
     return await job_service.result(owner, job_id)
 
 
 @get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
-    owner: str,
-    job_service: JobService,
-    limit: int = Parameter(default=20, ge=1, le=100),
-    cursor: str | None = None,
+    owner: NamedDependency[str],
+    job_service: NamedDependency[JobService],
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    cursor: FromQuery[str | None] = None,
 ) -> JobList:
     return await job_service.list_owned(owner, limit, cursor)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request, Router, get, put
+from litestar.params import FromPath
 from litestar.response import File
 
 from contracts import ErrorCode
@@ -39,7 +40,7 @@ def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any
 
 def blob_routes(store: FsBlobStore) -> Router:
     @get("/{key:path}", include_in_schema=False)
-    async def read_blob(key: str, request: Request[Any, Any, Any]) -> File:
+    async def read_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> File:
         key = key.lstrip("/")
         _verify(store, "GET", key, request)
         path = store.path_of(key)
@@ -48,7 +49,7 @@ def blob_routes(store: FsBlobStore) -> Router:
         return File(path, media_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
 
     @put("/{key:path}", include_in_schema=False, request_max_body_size=None, status_code=200)
-    async def write_blob(key: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def write_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
         key = key.lstrip("/")
         max_bytes = _verify(store, "PUT", key, request)
         target = store.path_of(key)

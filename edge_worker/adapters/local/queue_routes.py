@@ -5,6 +5,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, post
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath, JSONBody
 
 from contracts import AckRequest, PullRequest
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
@@ -38,7 +39,10 @@ def queue_routes(queue: SqliteQueue, account_id: str, queue_id: str, api_token: 
 
     @post("/{account:str}/queues/{queue_name:str}/messages/pull", status_code=200)
     async def pull(
-        account: str, queue_name: str, request: Request[Any, Any, Any], data: PullRequest
+        account: FromPath[str],
+        queue_name: FromPath[str],
+        request: Request[Any, Any, Any],
+        data: JSONBody[PullRequest],
     ) -> Response[dict[str, Any]]:
         refused = check(request, account, queue_name)
         if refused:
@@ -48,7 +52,10 @@ def queue_routes(queue: SqliteQueue, account_id: str, queue_id: str, api_token: 
 
     @post("/{account:str}/queues/{queue_name:str}/messages/ack", status_code=200)
     async def ack(
-        account: str, queue_name: str, request: Request[Any, Any, Any], data: AckRequest
+        account: FromPath[str],
+        queue_name: FromPath[str],
+        request: Request[Any, Any, Any],
+        data: JSONBody[AckRequest],
     ) -> Response[dict[str, Any]]:
         refused = check(request, account, queue_name)
         if refused:

@@ -1,0 +1,67 @@
+"""A real local edge (SQLite, files, queue emulator) behind Litestar's test client."""
+
+import io
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+from PIL import Image
+
+from edge_worker.local import LocalRuntime, build_local, local_settings
+
+API_KEY = "test-key-alice-0123456789"
+OTHER_KEY = "test-key-bob-0123456789"
+AGENT_TOKEN = "test-agent-token-0123456789"
+CF_TOKEN = "test-queue-token-0123456789"
+ENV = {
+    "API_KEYS": f"{API_KEY},{OTHER_KEY}",
+    "AGENT_TOKEN": AGENT_TOKEN,
+    "CF_API_TOKEN": CF_TOKEN,
+}
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
+AGENT_AUTH = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+QUEUE_AUTH = {"Authorization": f"Bearer {CF_TOKEN}"}
+PULL_URL = "/client/v4/accounts/local/queues/avatar-jobs/messages/pull"
+ACK_URL = "/client/v4/accounts/local/queues/avatar-jobs/messages/ack"
+
+
+def png_bytes(size: tuple[int, int] = (96, 120)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 150, 120)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav_bytes(seconds: float = 0.5, rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x10" * int(seconds * rate))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[LocalRuntime]:
+    rt = build_local(local_settings(ENV, "testserver.local", 80), tmp_path / "data")
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(runtime: LocalRuntime) -> Iterator[TestClient]:
+    with TestClient(runtime.app, base_url="http://testserver.local:80") as test_client:
+        yield test_client
+
+
+def submit(client: TestClient, **overrides: object) -> dict:
+    files = {"image": ("face.png", png_bytes()), "audio": ("speech.wav", wav_bytes())}
+    data = {"prompt": "A person talking", "resolution": "480p"}
+    data.update({k: v for k, v in overrides.items() if k in data or k == "seed"})
+    files.update({k: v for k, v in overrides.items() if k in files})  # type: ignore[misc]
+    response = client.post("/generate", headers=AUTH, files=files, data=data)
+    assert response.status_code == 200, response.text
+    return response.json()

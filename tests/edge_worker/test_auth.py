@@ -1,0 +1,58 @@
+"""Bearer auth for clients and agents."""
+
+import pytest
+
+from contracts import ErrorCode
+from edge_worker.auth import (
+    authenticate_client,
+    authenticate_token,
+    bearer_token,
+    matches_any,
+    owner_id,
+)
+from edge_worker.errors import ApiError
+
+KEYS = ("key-one-0123456789", "key-two-0123456789")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer   abc  ", "abc"),
+        ("Basic abc", None),
+        ("Bearer ", None),
+        ("", None),
+        ("abc", None),
+    ],
+)
+def test_bearer_token_parsing(header: str, expected: str | None) -> None:
+    assert bearer_token({"authorization": header}) == expected
+
+
+def test_matches_any_checks_every_key() -> None:
+    assert matches_any(KEYS[1], KEYS)
+    assert not matches_any("nope", KEYS)
+    assert not matches_any("x", ())
+
+
+def test_client_gets_a_stable_owner_id_that_is_not_the_key() -> None:
+    owner = authenticate_client({"authorization": f"Bearer {KEYS[0]}"}, KEYS)
+    assert owner == owner_id(KEYS[0])
+    assert KEYS[0] not in owner
+    assert owner != owner_id(KEYS[1])
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong-key-000000"}])
+def test_client_without_valid_key_is_unauthorized(headers: dict[str, str]) -> None:
+    with pytest.raises(ApiError) as err:
+        authenticate_client(headers, KEYS)
+    assert err.value.code is ErrorCode.UNAUTHORIZED
+
+
+def test_shared_token_check() -> None:
+    authenticate_token({"authorization": "Bearer agent-secret"}, "agent-secret", "agent token")
+    for headers in ({}, {"authorization": "Bearer client-key"}):
+        with pytest.raises(ApiError) as err:
+            authenticate_token(headers, "agent-secret", "agent token")
+        assert "agent token" in err.value.message

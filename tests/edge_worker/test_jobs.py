@@ -1,0 +1,180 @@
+"""The job state machine: every transition, every refusal."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from edge_worker import jobs
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+RESULT = ResultMetadata(
+    size_bytes=10, duration_seconds=1.0, width=720, height=900, engine="preview"
+)
+
+
+def pending() -> jobs.Job:
+    return jobs.new_job(
+        job_id="j1",
+        owner="o1",
+        prompt="hello",
+        resolution=Resolution.P480,
+        seed=7,
+        image_key="inputs/j1/image.png",
+        audio_key="inputs/j1/audio.wav",
+        now=T0,
+    )
+
+
+def claimed(token: str = "tok") -> jobs.Job:
+    return jobs.claim(pending(), agent_id="a1", claim_token=token, now=T0 + timedelta(seconds=1))
+
+
+def test_new_job_is_pending_and_queued() -> None:
+    job = pending()
+    assert (job.status, job.stage, job.progress, job.attempts, job.version) == (
+        JobStatus.PENDING,
+        Stage.QUEUED,
+        0.0,
+        0,
+        0,
+    )
+
+
+def test_claim_starts_an_attempt_and_bumps_version() -> None:
+    job = claimed()
+    assert job.status is JobStatus.PROCESSING
+    assert job.stage is Stage.DOWNLOADING
+    assert job.attempts == 1
+    assert job.claim_token == "tok"
+    assert job.started_at == job.heartbeat_at == T0 + timedelta(seconds=1)
+    assert job.version == 1
+
+
+@pytest.mark.parametrize("status", [s for s in JobStatus if s is not JobStatus.PENDING])
+def test_only_pending_jobs_are_claimable(status: JobStatus) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(jobs.NotClaimable):
+        jobs.claim(replace(pending(), status=status), agent_id="a", claim_token="t", now=T0)
+
+
+def test_progress_is_monotonic_and_below_100_until_complete() -> None:
+    job = jobs.report_progress(
+        claimed(), claim_token="tok", progress=40, stage=Stage.GENERATING, eta_seconds=12, now=T0
+    )
+    job = jobs.report_progress(
+        job, claim_token="tok", progress=10, stage=Stage.GENERATING, eta_seconds=11, now=T0
+    )
+    assert job.progress == 40
+    assert job.eta_seconds == 11
+    job = jobs.report_progress(
+        job, claim_token="tok", progress=100, stage=Stage.UPLOADING, eta_seconds=1, now=T0
+    )
+    assert job.progress < 100
+    assert job.stage is Stage.UPLOADING
+
+
+def test_stale_token_is_refused_everywhere() -> None:
+    job = claimed("current")
+    with pytest.raises(jobs.StaleClaim):
+        jobs.report_progress(
+            job, claim_token="old", progress=1, stage=Stage.GENERATING, eta_seconds=None, now=T0
+        )
+    with pytest.raises(jobs.StaleClaim):
+        jobs.complete(
+            job,
+            claim_token="old",
+            result=RESULT,
+            result_key="videos/j1.mp4",
+            now=T0,
+            retention=timedelta(hours=6),
+        )
+    with pytest.raises(jobs.StaleClaim):
+        jobs.fail(
+            job,
+            claim_token="old",
+            code=FailureCode.GENERATION_FAILED,
+            message="x",
+            retryable=False,
+            max_attempts=3,
+            now=T0,
+        )
+
+
+def test_a_pending_job_has_no_current_claim() -> None:
+    with pytest.raises(jobs.StaleClaim):
+        jobs.report_progress(
+            pending(), claim_token="", progress=1, stage=Stage.GENERATING, eta_seconds=None, now=T0
+        )
+
+
+def test_complete_sets_result_and_expiry() -> None:
+    done = jobs.complete(
+        claimed(),
+        claim_token="tok",
+        result=RESULT,
+        result_key="videos/j1.mp4",
+        now=T0,
+        retention=timedelta(hours=6),
+    )
+    assert done.status is JobStatus.COMPLETED
+    assert done.stage is Stage.DONE
+    assert done.progress == 100
+    assert done.expires_at == T0 + timedelta(hours=6)
+    assert done.result == RESULT
+    assert done.claim_token is None
+
+
+def test_non_retryable_failure_is_final() -> None:
+    failed = jobs.fail(
+        claimed(),
+        claim_token="tok",
+        code=FailureCode.INVALID_INPUT,
+        message="audio cannot be decoded",
+        retryable=False,
+        max_attempts=3,
+        now=T0,
+    )
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_code is FailureCode.INVALID_INPUT
+    assert failed.error_message == "audio cannot be decoded"
+    assert failed.completed_at == T0
+
+
+def test_retryable_failure_requeues_while_attempts_remain() -> None:
+    again = jobs.fail(
+        claimed(),
+        claim_token="tok",
+        code=FailureCode.STORAGE_ERROR,
+        message="upload failed",
+        retryable=True,
+        max_attempts=2,
+        now=T0,
+    )
+    assert again.status is JobStatus.PENDING
+    assert again.stage is Stage.QUEUED
+    assert again.progress == 0
+    assert again.claim_token is None
+    second = jobs.claim(again, agent_id="a2", claim_token="tok2", now=T0)
+    assert second.attempts == 2
+    final = jobs.fail(
+        second,
+        claim_token="tok2",
+        code=FailureCode.STORAGE_ERROR,
+        message="upload failed",
+        retryable=True,
+        max_attempts=2,
+        now=T0,
+    )
+    assert final.status is JobStatus.FAILED
+    assert "gave up after 2 attempts" in (final.error_message or "")
+
+
+def test_terminal_statuses() -> None:
+    assert {s for s in JobStatus if s.is_terminal} == {
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+    }
