@@ -1,0 +1,115 @@
+"""Start-up: settings validation and the `avatar-edge` command."""
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge_worker import local
+from edge_worker.observability import JsonFormatter, configure_logging
+from edge_worker.settings import EdgeSettings, SettingsError
+from tests.edge_worker.conftest import ENV
+
+
+def test_settings_from_env_with_defaults() -> None:
+    settings = EdgeSettings.from_env({**ENV, "MAX_ATTEMPTS": "5", "VIDEO_RETENTION_HOURS": "1.5"})
+    assert settings.api_keys == tuple(ENV["API_KEYS"].split(","))
+    assert settings.max_attempts == 5
+    assert settings.video_retention_hours == 1.5
+    assert settings.heartbeat_timeout_seconds == 120
+    assert settings.signing_secret == ENV["AGENT_TOKEN"]
+    assert settings.max_request_bytes > settings.max_image_bytes + settings.max_audio_bytes
+
+
+def test_single_api_key_name_is_accepted() -> None:
+    env = {**ENV, "API_KEY": "single-key-0123456789"}
+    del env["API_KEYS"]
+    assert EdgeSettings.from_env(env).api_keys == ("single-key-0123456789",)
+
+
+def test_settings_error_names_every_problem() -> None:
+    with pytest.raises(SettingsError) as err:
+        EdgeSettings.from_env({"MAX_ATTEMPTS": "zero", "API_KEYS": "short"})
+    message = str(err.value)
+    for name in ("API_KEYS", "AGENT_TOKEN", "CF_API_TOKEN", "MAX_ATTEMPTS"):
+        assert name in message
+
+
+def test_local_settings_public_url() -> None:
+    assert local.local_settings(ENV, "10.0.0.2", 9000).public_url == "http://10.0.0.2:9000"
+    assert (
+        local.local_settings({**ENV, "PUBLIC_URL": "https://x.example"}, "h", 1).public_url
+        == "https://x.example"
+    )
+
+
+def test_cli_refuses_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert local.main(["serve"], env={}) == 2
+    assert "API_KEYS" in capsys.readouterr().err
+
+
+def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
+    code = local.main(["serve", "--port", "9999", "--data-dir", str(tmp_path)], env=ENV)
+    assert code == 0
+    assert served["port"] == 9999
+    assert (tmp_path / "jobs.sqlite3").exists()
+    logging.getLogger().handlers.clear()
+
+
+def test_json_logs_carry_extras() -> None:
+    configure_logging("debug")
+    record = logging.makeLogRecord(
+        {"name": "x", "levelname": "INFO", "msg": "hello %s", "args": ("you",), "job_id": "j"}
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["msg"], line["job_id"], line["level"]) == ("hello you", "j", "INFO")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    assert "boom" in json.loads(JsonFormatter().format(record))["exc"]
+    logging.getLogger().handlers.clear()
+
+
+def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime) -> None:
+    from contracts import ClaimRequest
+    from edge_worker.errors import ApiError
+    from edge_worker.services import JobService
+    from tests.edge_worker.conftest import png_bytes  # noqa: F401 - fixture module import
+
+    service: JobService = runtime.app.state.job_service
+    store = runtime.store
+
+    async def scenario() -> None:
+        from edge_worker import jobs
+        from edge_worker.clock import SystemClock
+
+        job = jobs.new_job(
+            job_id="race",
+            owner="o",
+            prompt="p",
+            resolution=jobs.Resolution.P480,
+            seed=None,
+            image_key="inputs/race/image.png",
+            audio_key="inputs/race/audio.wav",
+            now=SystemClock().now(),
+        )
+        await store.insert(job)
+
+        async def never(job: jobs.Job, expected_version: int) -> bool:
+            return False
+
+        store.replace = never  # type: ignore[method-assign]
+        with pytest.raises(ApiError) as err:
+            await service.claim("race", ClaimRequest(agent_id="a"))
+        assert err.value.code.value == "CONFLICT"
+
+    asyncio.run(scenario())
