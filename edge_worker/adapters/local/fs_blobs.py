@@ -34,7 +34,7 @@ class InvalidKey(ValueError):
 
 def check_key(key: str) -> str:
     """Keys are built by the server, but the blob routes take them from URLs: refuse traversal."""
-    if not _KEY.match(key) or len(key) > 512:
+    if not _KEY.fullmatch(key) or len(key) > 512:
         raise InvalidKey(f"invalid blob key {key!r}")
     return key
 

@@ -88,7 +88,7 @@ class SqliteQueue:
             )
             rows = conn.execute(
                 "SELECT id, body, timestamp_ms, attempts FROM messages "
-                "WHERE visible_at_ms <= ? ORDER BY timestamp_ms, id LIMIT ?",
+                "WHERE visible_at_ms <= ? ORDER BY timestamp_ms, rowid LIMIT ?",
                 (now, batch_size),
             ).fetchall()
             for message_id, body, timestamp_ms, attempts in rows:

@@ -27,11 +27,18 @@ def apply_migrations(conn: sqlite3.Connection, directory: Path) -> list[str]:
     done = {row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
     applied = []
     for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        if "'" in path.name:
+            raise ValueError(f"migration file name must not contain quotes: {path.name}")
         if path.name in done:
             continue
-        with conn:
-            conn.executescript(path.read_text())
-            conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (?)", (path.name,))
+        # One transaction per file: a failing migration leaves nothing half-applied.
+        record = f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES ('{path.name}');"
+        try:
+            conn.executescript(f"BEGIN;\n{path.read_text()}\n{record}\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         applied.append(path.name)
     return applied
 
