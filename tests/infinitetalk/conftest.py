@@ -1,0 +1,65 @@
+"""Fixtures for the engine tests: media made on the fly by examples/make_examples.py."""
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_examples() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "make_examples", REPO_ROOT / "examples" / "make_examples.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def examples() -> ModuleType:
+    return _load_examples()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def portrait_png(examples: ModuleType, media_dir: Path) -> Path:
+    return examples.make_portrait(media_dir / "portrait.png")
+
+
+@pytest.fixture(scope="session")
+def portrait_jpeg(portrait_png: Path, media_dir: Path) -> Path:
+    path = media_dir / "portrait.jpg"
+    with Image.open(portrait_png) as img:
+        img.convert("RGB").save(path, format="JPEG", quality=90)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_wav(examples: ModuleType, media_dir: Path) -> Path:
+    """Two seconds, 16 kHz mono: short enough to keep rendering tests fast."""
+    return examples.make_speech_wav(media_dir / "speech.wav", seconds=2.0)
+
+
+@pytest.fixture(scope="session")
+def speech_mp3(examples: ModuleType, media_dir: Path) -> Path:
+    return examples.make_speech_mp3(media_dir / "speech.mp3", seconds=2.0, channels=2)
+
+
+@pytest.fixture
+def write_bytes(tmp_path: Path) -> Callable[[str, bytes], Path]:
+    def write(name: str, data: bytes) -> Path:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+
+    return write
