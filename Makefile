@@ -20,8 +20,8 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml
-	$(BIN)/python scripts/check_coverage.py coverage.xml
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+	$(BIN)/python scripts/check_coverage.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -216,3 +216,7 @@ def describe_wait(job: JobView) -> str:
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m avatar_client.cli` (e2e tests)
+    raise SystemExit(main())

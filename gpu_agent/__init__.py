@@ -1,0 +1,15 @@
+"""The pull-based GPU agent (DESIGN.md section 4).
+
+It pulls job ids from a Cloudflare Queue (or the local edge's emulation of it), claims
+each job from the edge, downloads the inputs through signed URLs, runs one engine job at a
+time while heartbeating progress, uploads the MP4 through a signed URL and reports the
+result. The agent holds no state another agent needs, so scaling out is starting more
+agents against the same queue.
+
+Modules, one job each: `settings` (environment -> `AgentSettings`), `queue_client`
+(Cloudflare pull/ack), `edge_client` (the edge's /agent API), `transfers` (streaming
+signed-URL GET/PUT), `progress` (progress mapping and the heartbeat thread), `probes`
+(media checks), `runner` (one message end to end), `agent` (the pull loop), `cli`
+(`avatar-agent`, the only place that reads the process environment) and `jsonlog`
+(structured logs).
+"""

@@ -1,0 +1,190 @@
+"""`avatar-agent run [--engine preview|infinitetalk]`: one agent configured by DESIGN.md section 7.
+
+This is the only module that reads `os.environ` and installs signal handlers; the
+rest of the package receives settings and a stop event, so `avatar dev` can run an
+agent in a thread with the same wiring (`run_agent`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+import httpx
+
+from gpu_agent.agent import Agent
+from gpu_agent.edge_client import EdgeClient
+from gpu_agent.jsonlog import configure_logging
+from gpu_agent.queue_client import CloudflareQueueClient
+from gpu_agent.runner import JobRunner, RunnerLimits
+from gpu_agent.settings import ENGINES, AgentSettings, SettingsError
+from infinitetalk.engine import Engine
+
+log = logging.getLogger("gpu_agent.cli")  # not __main__ under `python -m`
+
+USER_AGENT = "avatar-agent/0.1"
+API_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TRANSFER_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avatar-agent", description="Pull-based GPU agent for the talking-avatar API."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="pull and run jobs until SIGINT/SIGTERM")
+    run.add_argument("--engine", choices=ENGINES, help="overrides ENGINE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `avatar-agent` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        settings = AgentSettings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"avatar-agent: {exc}", file=sys.stderr)
+        return 2
+    if args.engine:
+        settings = settings.model_copy(update={"engine": args.engine})
+    configure_logging(settings.log_level, secrets=settings.secrets())
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    try:
+        return run_agent(settings, stop)
+    except KeyboardInterrupt:
+        log.warning("aborted by a second signal")
+        return 130
+    finally:
+        restore()
+
+
+def run_agent(
+    settings: AgentSettings,
+    stop: threading.Event,
+    *,
+    engine: Engine | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Build the engine and the clients, then pull until `stop`; returns the exit status."""
+    if engine is None:
+        try:
+            engine = load_engine(settings.engine)
+        except Exception as exc:
+            log.exception("engine could not be started", extra={"engine": settings.engine})
+            print(
+                f"avatar-agent: engine {settings.engine!r} could not start: {exc}", file=sys.stderr
+            )
+            return 1
+    headers = {"User-Agent": USER_AGENT}
+    with (
+        httpx.Client(timeout=API_TIMEOUT, headers=headers, transport=transport) as queue_http,
+        httpx.Client(timeout=API_TIMEOUT, headers=headers, transport=transport) as edge_http,
+        httpx.Client(
+            timeout=TRANSFER_TIMEOUT, headers=headers, transport=transport, follow_redirects=True
+        ) as transfer_http,
+    ):
+        agent = build_agent(
+            settings,
+            engine,
+            queue_http=queue_http,
+            edge_http=edge_http,
+            transfer_http=transfer_http,
+        )
+        log.info(
+            "agent configured",
+            extra={
+                "agent_id": settings.agent_id,
+                "engine": engine.name,
+                "edge_url": settings.edge_url,
+                "queue": settings.cf_queue_id,
+            },
+        )
+        agent.run_forever(stop)
+    return 0
+
+
+def build_agent(
+    settings: AgentSettings,
+    engine: Engine,
+    *,
+    queue_http: httpx.Client,
+    edge_http: httpx.Client,
+    transfer_http: httpx.Client,
+) -> Agent:
+    """Wire settings, engine and HTTP clients into an `Agent` (no I/O happens here).
+
+    Signed storage URLs get their own client with no credentials: an Authorization
+    header would also break S3/R2 presigned requests.
+    """
+    queue = CloudflareQueueClient(
+        queue_http,
+        api_base=settings.cf_api_base,
+        account_id=settings.cf_account_id,
+        queue_id=settings.cf_queue_id,
+        api_token=settings.cf_api_token.get_secret_value(),
+    )
+    edge = EdgeClient(
+        edge_http, base_url=settings.edge_url, token=settings.agent_token.get_secret_value()
+    )
+    runner = JobRunner(
+        queue=queue,
+        edge=edge,
+        transfers=transfer_http,
+        engine=engine,
+        agent_id=settings.agent_id,
+        work_dir=settings.work_dir,
+        limits=RunnerLimits(
+            max_image_bytes=settings.max_image_bytes,
+            max_audio_bytes=settings.max_audio_bytes,
+            claim_retry_delay_seconds=settings.claim_retry_delay_seconds,
+        ),
+    )
+    return Agent(queue, runner, visibility_timeout_ms=settings.visibility_timeout_seconds * 1000)
+
+
+def load_engine(name: str) -> Engine:
+    """Import the engine factory only when an agent actually starts (it may load torch)."""
+    from infinitetalk.factory import create_engine
+
+    return create_engine(name)
+
+
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM set `stop` (the current job finishes); a second one aborts the job.
+
+    Returns a function that restores the previous handlers.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info(
+            "stopping after the current job; signal again to abort it",
+            extra={"signal": signal.Signals(signum).name},
+        )
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m gpu_agent.cli run` (e2e tests)
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The edge's /agent API: claim, progress (heartbeat), complete, fail (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from contracts import (
+    AgentFailRequest,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    ErrorEnvelope,
+    ProgressReply,
+    ProgressRequest,
+)
+
+
+class EdgeError(Exception):
+    """The edge refused or could not be reached; usually worth retrying later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+
+
+class ClaimConflict(EdgeError):
+    """409: the job is not claimable, or our claim token is stale (another attempt owns it)."""
+
+
+class JobGone(EdgeError):
+    """404 `JOB_NOT_FOUND`: the edge does not know the job (deleted or never existed)."""
+
+
+class EdgeClient:
+    """Typed calls to the edge over an injected `httpx.Client`.
+
+    The bearer token is sent per request rather than set on the client, so the same
+    client can never leak it to a signed storage URL.
+    """
+
+    def __init__(self, client: httpx.Client, *, base_url: str, token: str) -> None:
+        self._client = client
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def resolve(self, url: str) -> str:
+        """Signed URLs may come back relative to the edge (local runtime); make them absolute."""
+        return str(httpx.URL(self._base + "/").join(url))
+
+    def claim(self, job_id: str, *, agent_id: str, lease_id: str | None) -> ClaimResponse:
+        body = ClaimRequest(agent_id=agent_id, lease_id=lease_id)
+        claim = self._call(job_id, "claim", body, ClaimResponse)
+        if claim.job_id != job_id:
+            raise EdgeError(f"claim for job {job_id} answered for job {claim.job_id}")
+        return claim
+
+    def progress(self, job_id: str, body: ProgressRequest) -> ProgressReply:
+        return self._call(job_id, "progress", body, ProgressReply)
+
+    def complete(self, job_id: str, body: CompleteRequest) -> None:
+        self._call(job_id, "complete", body, None)
+
+    def fail(self, job_id: str, body: AgentFailRequest) -> None:
+        self._call(job_id, "fail", body, None)
+
+    def _call(
+        self, job_id: str, action: str, body: BaseModel, reply: type[BaseModel] | None
+    ) -> Any:
+        url = f"{self._base}/agent/jobs/{quote(job_id, safe='')}/{action}"
+        try:
+            response = self._client.post(
+                url, content=body.model_dump_json(), headers=self._json_headers()
+            )
+        except httpx.HTTPError as exc:
+            raise EdgeError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise _error_for(action, response)
+        if reply is None:
+            return None
+        try:
+            return reply.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise EdgeError(
+                f"{action} returned a malformed body ({exc.error_count()} error(s))",
+                status_code=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+            ) from exc
+
+    def _json_headers(self) -> dict[str, str]:
+        return {**self._headers, "Content-Type": "application/json"}
+
+
+def _error_for(action: str, response: httpx.Response) -> EdgeError:
+    """Map a non-2xx reply; only a 404 that names the job means the job is gone.
+
+    A bare 404 (a wrong EDGE_URL, a missing route) must not make the agent ack and drop
+    every job, so it stays a retryable `EdgeError`.
+    """
+    code: str | None = None
+    message = ""
+    try:
+        envelope = ErrorEnvelope.model_validate_json(response.content)
+        code, message = envelope.error.code.value, envelope.error.message
+    except ValidationError:
+        pass
+    text = f"{action} failed with HTTP {response.status_code}"
+    if code:
+        text += f" {code}: {message}"
+    kwargs: dict[str, Any] = {
+        "status_code": response.status_code,
+        "code": code,
+        "request_id": response.headers.get("x-request-id"),
+    }
+    if response.status_code == 409:
+        return ClaimConflict(text, **kwargs)
+    if response.status_code == 404 and code == "JOB_NOT_FOUND":
+        return JobGone(text, **kwargs)
+    return EdgeError(text, **kwargs)

@@ -1,0 +1,319 @@
+"""Fakes for the agent's collaborators: the Cloudflare queue, the edge, signed URLs, an engine.
+
+Everything goes through one `httpx.MockTransport`, so the real clients are the code
+under test and every request is recorded in order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import PulledMessage, QueueMessage, Stage
+from gpu_agent.edge_client import EdgeClient
+from gpu_agent.probes import MediaProbes
+from gpu_agent.queue_client import CloudflareQueueClient
+from gpu_agent.runner import JobRunner, RunnerLimits
+from infinitetalk.engine import VideoRequest, VideoResult
+
+CF_BASE = "http://cf.test/client/v4"
+ACCOUNT = "acct"
+QUEUE = "avatar-jobs"
+CF_TOKEN = "cf-secret-token"
+EDGE_URL = "http://edge.test"
+AGENT_TOKEN = "agent-secret-token"
+JOB_ID = "6f1c2d3e-0000-4000-8000-000000000001"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
+VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 300_000  # spans several upload chunks
+
+Reply = Callable[[httpx.Request, dict[str, Any]], httpx.Response]
+
+
+def envelope(status: int, code: str, message: str = "nope") -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": message}})
+
+
+def pulled(job_id: str = JOB_ID, lease_id: str = "lease-1", **overrides: Any) -> PulledMessage:
+    body = QueueMessage(job_id=job_id, enqueued_at=datetime(2025, 1, 1, tzinfo=UTC))
+    fields = {
+        "id": f"msg-{lease_id}",
+        "body": body.encode_for_pull(),
+        "timestamp_ms": 1_735_689_600_000,
+        "attempts": 1,
+        "lease_id": lease_id,
+        "metadata": {"CF-Content-Type": "json"},
+    }
+    fields.update(overrides)
+    return PulledMessage.model_validate(fields)
+
+
+@dataclass
+class Call:
+    kind: str
+    method: str
+    url: str
+    headers: httpx.Headers
+    body: Any
+
+
+@dataclass
+class FakeCloud:
+    """The queue API, the edge's /agent API and a blob store, recording every call."""
+
+    heartbeat_interval: float = 15.0
+    messages: list[PulledMessage] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(
+        default_factory=lambda: {"/inputs/image.png": PNG, "/blobs/audio.wav": WAV}
+    )
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    replies: dict[str, Reply] = field(default_factory=dict)
+    on_call: Callable[[Call], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=self.transport())
+
+    def kinds(self) -> list[str]:
+        with self.lock:
+            return [call.kind for call in self.calls]
+
+    def bodies(self, kind: str) -> list[Any]:
+        with self.lock:
+            return [call.body for call in self.calls if call.kind == kind]
+
+    def claim_body(self) -> dict[str, Any]:
+        return {
+            "job_id": JOB_ID,
+            "claim_token": "claim-tok",
+            "attempt": 1,
+            "inputs": {
+                "image_url": "http://blobs.test/inputs/image.png?X-Amz-Signature=img",
+                "audio_url": "/blobs/audio.wav?sig=aud",  # relative: served by the edge
+            },
+            "output": {
+                "upload_url": "http://blobs.test/videos/out.mp4?X-Amz-Signature=put",
+                "key": f"videos/{JOB_ID}.mp4",
+            },
+            "prompt": "a person talking",
+            "settings": {
+                "resolution": "480p",
+                "seed": 7,
+                "heartbeat_interval_seconds": self.heartbeat_interval,
+            },
+        }
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        kind = self._kind(request)
+        body: Any = request.content
+        if request.method == "POST":
+            body = json.loads(request.content)
+        call = Call(kind, request.method, str(request.url), request.headers, body)
+        with self.lock:
+            self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+        if kind in self.replies:
+            return self.replies[kind](request, body)
+        return self._default(kind, request, body)
+
+    def _kind(self, request: httpx.Request) -> str:
+        path = request.url.path
+        if request.url.host == "cf.test":
+            return path.rsplit("/", 1)[-1]  # pull | ack
+        if path.startswith("/agent/jobs/"):
+            return path.rsplit("/", 1)[-1]  # claim | progress | complete | fail
+        return "get" if request.method == "GET" else "put"
+
+    def _default(self, kind: str, request: httpx.Request, body: Any) -> httpx.Response:
+        if kind == "pull":
+            with self.lock:
+                batch = self.messages[:1]
+                del self.messages[:1]
+            result = {"messages": [m.model_dump() for m in batch], "message_backlog_count": 0}
+            return httpx.Response(
+                200, json={"success": True, "errors": [], "messages": [], "result": result}
+            )
+        if kind == "ack":
+            result = {"ackCount": len(body["acks"]), "retryCount": len(body["retries"])}
+            return httpx.Response(200, json={"success": True, "errors": [], "result": result})
+        if kind == "claim":
+            return httpx.Response(200, json=self.claim_body())
+        if kind == "progress":
+            return httpx.Response(200, json={"cancel_requested": False})
+        if kind in ("complete", "fail"):
+            return httpx.Response(200, json={"ok": True})
+        if kind == "get":
+            data = self.blobs.get(request.url.path)
+            return httpx.Response(200, content=data) if data else httpx.Response(404)
+        with self.lock:
+            self.uploads[request.url.path] = request.content
+        return httpx.Response(200)
+
+
+class FakeEngine:
+    """Writes a small file and reports a scripted progress; behaviour set per test."""
+
+    name = "preview"
+
+    def __init__(
+        self,
+        steps: list[tuple[float, Stage, float | None]] | None = None,
+        *,
+        error: BaseException | None = None,
+        wait_for_cancel: float = 0.0,
+        silent_for: float = 0.0,
+        output: bytes = VIDEO,
+    ) -> None:
+        self.steps = (
+            steps
+            if steps is not None
+            else [
+                (0.0, Stage.GENERATING, 10.0),
+                (50.0, Stage.GENERATING, 5.0),
+                (100.0, Stage.ENCODING, 0.0),
+            ]
+        )
+        self.error = error
+        self.wait_for_cancel = wait_for_cancel
+        self.silent_for = silent_for
+        self.output = output
+        self.requests: list[VideoRequest] = []
+        self.workdirs: list[Path] = []
+        self.saw_cancel = False
+
+    def generate(
+        self,
+        request: VideoRequest,
+        workdir: Path,
+        on_progress: Callable[[float, Stage, float | None], None],
+        cancelled: Callable[[], bool],
+    ) -> VideoResult:
+        self.requests.append(request)
+        self.workdirs.append(workdir)
+        for percent, stage, eta in self.steps:
+            on_progress(percent, stage, eta)
+        if self.silent_for:
+            time.sleep(self.silent_for)
+        if self.wait_for_cancel:
+            deadline = time.monotonic() + self.wait_for_cancel
+            while not cancelled() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.saw_cancel = cancelled()
+        if self.error is not None:
+            raise self.error
+        out = workdir / "out.mp4"
+        out.write_bytes(self.output)
+        return VideoResult(out, 2.0, 64, 48, self.name)
+
+
+@dataclass
+class FakeProbes:
+    """Probe doubles that record what they saw; set an exception to make one refuse."""
+
+    image_error: Exception | None = None
+    audio_error: Exception | None = None
+    video_error: Exception | None = None
+    video: Any = field(
+        default_factory=lambda: SimpleNamespace(duration_seconds=2.0, width=64, height=48)
+    )
+    seen: list[tuple[str, Path]] = field(default_factory=list)
+
+    def probes(self) -> MediaProbes:
+        return MediaProbes(self._image, self._audio, self._video)
+
+    def _image(self, path: Path) -> object:
+        self.seen.append(("image", path))
+        if self.image_error:
+            raise self.image_error
+        return object()
+
+    def _audio(self, path: Path) -> object:
+        self.seen.append(("audio", path))
+        if self.audio_error:
+            raise self.audio_error
+        return object()
+
+    def _video(self, path: Path) -> Any:
+        self.seen.append(("video", path))
+        if self.video_error:
+            raise self.video_error
+        return self.video
+
+
+@pytest.fixture
+def cloud() -> FakeCloud:
+    return FakeCloud()
+
+
+@pytest.fixture
+def http(cloud: FakeCloud) -> httpx.Client:
+    with cloud.client() as client:
+        yield client
+
+
+@pytest.fixture
+def queue(http: httpx.Client) -> CloudflareQueueClient:
+    return CloudflareQueueClient(
+        http, api_base=CF_BASE, account_id=ACCOUNT, queue_id=QUEUE, api_token=CF_TOKEN
+    )
+
+
+@pytest.fixture
+def edge(http: httpx.Client) -> EdgeClient:
+    return EdgeClient(http, base_url=EDGE_URL, token=AGENT_TOKEN)
+
+
+@pytest.fixture
+def fake_probes() -> FakeProbes:
+    return FakeProbes()
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path / "work"
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def make_runner(
+    queue: CloudflareQueueClient,
+    edge: EdgeClient,
+    http: httpx.Client,
+    fake_probes: FakeProbes,
+    work_dir: Path,
+    sleeps: list[float],
+) -> Callable[..., JobRunner]:
+    def make(engine: Any | None = None, **limits: Any) -> JobRunner:
+        return JobRunner(
+            queue=queue,
+            edge=edge,
+            transfers=http,
+            engine=engine or FakeEngine(),
+            agent_id="agent-1",
+            work_dir=work_dir,
+            probes=fake_probes.probes(),
+            limits=RunnerLimits(**limits),
+            sleep=sleeps.append,
+        )
+
+    return make

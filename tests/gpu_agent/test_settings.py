@@ -1,0 +1,102 @@
+"""`AgentSettings.from_env`: defaults, and one error that names every bad variable."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from gpu_agent.settings import DEFAULT_CF_API_BASE, AgentSettings, SettingsError
+
+REQUIRED = {
+    "EDGE_URL": "http://127.0.0.1:8787/",
+    "AGENT_TOKEN": "agent-secret",
+    "CF_ACCOUNT_ID": "local",
+    "CF_API_TOKEN": "cf-secret",
+}
+
+
+def test_required_values_and_defaults() -> None:
+    settings = AgentSettings.from_env(REQUIRED)
+    assert settings.edge_url == "http://127.0.0.1:8787"  # trailing slash dropped
+    assert settings.agent_token.get_secret_value() == "agent-secret"
+    assert settings.cf_api_base == DEFAULT_CF_API_BASE
+    assert settings.cf_account_id == "local"
+    assert settings.cf_queue_id == "avatar-jobs"
+    assert settings.engine == "preview"
+    assert settings.visibility_timeout_seconds == 60
+    assert settings.work_dir == Path(tempfile.gettempdir())
+    assert settings.log_level == "INFO"
+    assert settings.agent_id  # hostname-pid
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        **REQUIRED,
+        "CF_API_BASE": "http://127.0.0.1:8787/client/v4/",
+        "CF_QUEUE_ID": "q2",
+        "ENGINE": "InfiniteTalk",
+        "AGENT_ID": "pod-7",
+        "VISIBILITY_TIMEOUT_SECONDS": " 120 ",
+        "WORK_DIR": "/scratch",
+        "LOG_LEVEL": "debug",
+    }
+    settings = AgentSettings.from_env(env)
+    assert settings.cf_api_base == "http://127.0.0.1:8787/client/v4"
+    assert settings.cf_queue_id == "q2"
+    assert settings.engine == "infinitetalk"
+    assert settings.agent_id == "pod-7"
+    assert settings.visibility_timeout_seconds == 120
+    assert settings.work_dir == Path("/scratch")
+    assert settings.log_level == "DEBUG"
+
+
+def test_missing_variables_are_all_named() -> None:
+    with pytest.raises(SettingsError) as caught:
+        AgentSettings.from_env({"AGENT_TOKEN": "  "})  # blank counts as missing
+    assert set(caught.value.problems) == {
+        "EDGE_URL",
+        "AGENT_TOKEN",
+        "CF_ACCOUNT_ID",
+        "CF_API_TOKEN",
+    }
+    for name in caught.value.problems:
+        assert name in str(caught.value)
+
+
+def test_malformed_variables_are_all_named() -> None:
+    env = {
+        **REQUIRED,
+        "EDGE_URL": "edge.example.com",
+        "CF_API_BASE": "ftp://x",
+        "ENGINE": "sora",
+        "VISIBILITY_TIMEOUT_SECONDS": "soon",
+        "LOG_LEVEL": "loud",
+        "AGENT_ID": "a" * 201,
+    }
+    with pytest.raises(SettingsError) as caught:
+        AgentSettings.from_env(env)
+    assert set(caught.value.problems) == {
+        "EDGE_URL",
+        "CF_API_BASE",
+        "ENGINE",
+        "VISIBILITY_TIMEOUT_SECONDS",
+        "LOG_LEVEL",
+        "AGENT_ID",
+    }
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "43201"])
+def test_visibility_timeout_range(value: str) -> None:
+    with pytest.raises(SettingsError, match="VISIBILITY_TIMEOUT_SECONDS"):
+        AgentSettings.from_env({**REQUIRED, "VISIBILITY_TIMEOUT_SECONDS": value})
+
+
+def test_tokens_never_show_in_repr_or_errors() -> None:
+    settings = AgentSettings.from_env(REQUIRED)
+    assert "agent-secret" not in repr(settings) and "cf-secret" not in repr(settings)
+    assert settings.secrets() == ["agent-secret", "cf-secret"]
+    with pytest.raises(SettingsError) as caught:
+        AgentSettings.from_env({**REQUIRED, "EDGE_URL": "nope", "LOG_LEVEL": "x"})
+    assert "agent-secret" not in str(caught.value)
