@@ -12,6 +12,7 @@ from pathlib import Path
 
 from litestar import Litestar
 
+from contracts.logs import configure_logging
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.queue_routes import queue_routes
@@ -19,7 +20,6 @@ from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.local.sqlite_store import SqliteJobStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
-from edge_worker.observability import configure_logging
 from edge_worker.services import Services
 from edge_worker.settings import EdgeSettings, SettingsError
 
@@ -77,7 +77,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except SettingsError as exc:
         print(f"avatar-edge: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        secrets=[*settings.api_keys, settings.agent_token, settings.cf_api_token],
+    )
     runtime = build_local(settings, args.data_dir)
     import uvicorn
 

@@ -1,6 +1,5 @@
-"""Request ids and structured JSON logs. Keys and tokens are never logged."""
+"""Request ids and access logs. Keys, tokens and query strings are never logged."""
 
-import json
 import logging
 import re
 import time
@@ -12,7 +11,6 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
-_STD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 access_log = logging.getLogger("edge_worker.access")
 
 
@@ -51,27 +49,3 @@ async def stamp_response(message: Message, scope: Scope) -> None:
 async def mark_request(request: Request[Any, Any, Any]) -> None:
     """`before_request` hook: fixes the id and start time before the handler runs."""
     request_id(request.scope)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line with the record's extras (request_id, job_id, ...)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())

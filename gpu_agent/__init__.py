@@ -10,6 +10,6 @@ Modules, one job each: `settings` (environment -> `AgentSettings`), `queue_clien
 (Cloudflare pull/ack), `edge_client` (the edge's /agent API), `transfers` (streaming
 signed-URL GET/PUT), `progress` (progress mapping and the heartbeat thread), `probes`
 (media checks), `runner` (one message end to end), `agent` (the pull loop), `cli`
-(`avatar-agent`, the only place that reads the process environment) and `jsonlog`
-(structured logs).
+(`avatar-agent`, the only place that reads the process environment). Logs are
+`contracts.logs`, shared with the edge.
 """

@@ -18,9 +18,9 @@ from types import FrameType
 
 import httpx
 
+from contracts.logs import configure_logging
 from gpu_agent.agent import Agent
 from gpu_agent.edge_client import EdgeClient
-from gpu_agent.jsonlog import configure_logging
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.runner import JobRunner, RunnerLimits
 from gpu_agent.settings import ENGINES, AgentSettings, SettingsError

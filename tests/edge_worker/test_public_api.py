@@ -255,7 +255,7 @@ def test_unexpected_errors_are_generic_500(client: TestClient, runtime, caplog) 
 
 
 def test_logs_never_contain_keys(client: TestClient, caplog) -> None:  # type: ignore[no-untyped-def]
-    from edge_worker.observability import JsonFormatter
+    from contracts.logs import JsonFormatter
 
     with caplog.at_level(logging.DEBUG):
         submit(client)

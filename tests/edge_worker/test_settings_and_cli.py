@@ -1,14 +1,12 @@
 """Start-up: settings validation and the `avatar-edge` command."""
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 
 import pytest
 
 from edge_worker import local
-from edge_worker.observability import JsonFormatter, configure_logging
 from edge_worker.settings import EdgeSettings, SettingsError
 from tests.edge_worker.conftest import ENV
 
@@ -59,23 +57,6 @@ def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert code == 0
     assert served["port"] == 9999
     assert (tmp_path / "jobs.sqlite3").exists()
-    logging.getLogger().handlers.clear()
-
-
-def test_json_logs_carry_extras() -> None:
-    configure_logging("debug")
-    record = logging.makeLogRecord(
-        {"name": "x", "levelname": "INFO", "msg": "hello %s", "args": ("you",), "job_id": "j"}
-    )
-    line = json.loads(JsonFormatter().format(record))
-    assert (line["msg"], line["job_id"], line["level"]) == ("hello you", "j", "INFO")
-    try:
-        raise RuntimeError("boom")
-    except RuntimeError:
-        import sys
-
-        record.exc_info = sys.exc_info()
-    assert "boom" in json.loads(JsonFormatter().format(record))["exc"]
     logging.getLogger().handlers.clear()
 
 

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from gpu_agent.jsonlog import REDACTED, configure_logging
+from contracts.logs import REDACTED, configure_logging
 
 
 @pytest.fixture

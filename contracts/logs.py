@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line on stderr, secrets redacted.
+"""Structured logs for the edge and the agent: one JSON object per line, secrets redacted.
 
 Log collectors (RunPod, Docker) parse lines, so every record is self-contained:
 `ts`, `level`, `logger`, `msg`, the record's `extra` fields and, for errors, `exc`.
