@@ -429,9 +429,10 @@ def banner(options: DevOptions, dev_secrets: DevSecrets) -> str:
         lines += ["Paste into the shell where you run `avatar` or curl:", *exports]
     lines += [
         rule,
-        'try: curl -H "Authorization: Bearer $AVATAR_API_KEY" -F image=@portrait.png '
-        f"-F audio=@speech.wav -F prompt='a person talking' {url}/generate",
-        " or: avatar generate portrait.png speech.wav --prompt 'a person talking' -o out.mp4",
+        'try: curl -H "Authorization: Bearer $AVATAR_API_KEY" -F image=@examples/portrait.png '
+        f"-F audio=@examples/speech.wav -F prompt='a person talking' {url}/generate",
+        " or: avatar generate examples/portrait.png examples/speech.wav "
+        "--prompt 'a person talking' -o out.mp4",
         "Ctrl-C stops both.",
         "",
     ]

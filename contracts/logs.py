@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 REDACTED = "[REDACTED]"
 # Libraries whose INFO lines print full URLs, i.e. the signatures of signed URLs.

@@ -12,6 +12,7 @@ from litestar.types import Message, Scope
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 access_log = logging.getLogger("edge_worker.access")
+QUEUE_API_PREFIX = "/client/v4/"
 
 
 def request_id(scope: Scope) -> str:
@@ -34,13 +35,17 @@ async def stamp_response(message: Message, scope: Scope) -> None:
     rid = request_id(scope)
     MutableScopeHeaders.from_message(message)["X-Request-ID"] = rid
     started = scope["state"].get("started", time.perf_counter())
-    access_log.info(
+    status = message["status"]
+    # Agents poll the local queue emulator every few seconds; successful polls are noise.
+    quiet = status < 400 and scope.get("path", "").startswith(QUEUE_API_PREFIX)
+    access_log.log(
+        logging.DEBUG if quiet else logging.INFO,
         "request",
         extra={
             "request_id": rid,
             "method": scope.get("method"),
             "path": scope.get("path"),
-            "status": message["status"],
+            "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )
