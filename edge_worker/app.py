@@ -1,6 +1,7 @@
 """`create_app(services)`: the one Litestar app both runtimes serve."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -25,10 +26,12 @@ JSON_BODY_LIMIT = 1024 * 1024
 def create_app(
     services: Services,
     extra_routes: Sequence[ControllerRouterHandler] = (),
+    lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     debug: bool = False,
 ) -> Litestar:
-    """Build the app; `extra_routes` carries runtime-specific routes (local blobs and queue)."""
+    """Build the app; runtimes add their own routes (local blobs, queue) and lifespans."""
     app = Litestar(
+        lifespan=list(lifespan),
         route_handlers=[generate, jobs_router, health, agent_router, *extra_routes],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

@@ -3,9 +3,11 @@
 import base64
 import binascii
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from edge_worker.idempotency import IdempotencyRecord
 from edge_worker.jobs import Job
 
 COLUMNS = (
@@ -33,9 +35,19 @@ COLUMNS = (
     "eta_seconds",
     "result_key",
     "result_json",
+    "enqueued_at",
+    "inputs_deleted",
     "version",
 )
-_TIMES = ("created_at", "updated_at", "started_at", "completed_at", "expires_at", "heartbeat_at")
+_TIMES = (
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "expires_at",
+    "heartbeat_at",
+    "enqueued_at",
+)
 
 INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 REPLACE_SQL = (
@@ -78,6 +90,7 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "eta_seconds": job.eta_seconds,
         "result_key": job.result_key,
         "result_json": job.result.model_dump_json() if job.result else None,
+        "inputs_deleted": int(job.inputs_deleted),
         "version": job.version,
     }
     for name in _TIMES:
@@ -120,6 +133,8 @@ def from_row(row: dict[str, Any]) -> Job:
         result=ResultMetadata.model_validate_json(row["result_json"])
         if row["result_json"]
         else None,
+        enqueued_at=times["enqueued_at"],
+        inputs_deleted=bool(row["inputs_deleted"]),
         version=int(row["version"]),
     )
 
@@ -144,3 +159,71 @@ LIST_FOR_OWNER_AFTER_SQL = (
     f"{SELECT_SQL} WHERE owner = ? AND (created_at < ? OR (created_at = ? AND id < ?)) "
     "ORDER BY created_at DESC, id DESC LIMIT ?"
 )
+
+
+class SweepKind(StrEnum):
+    """What the maintenance sweep looks for; each kind is one indexed query."""
+
+    LOST = "lost"  # processing, heartbeat older than the cutoff
+    EXPIRED = "expired"  # completed, expires_at at or before the cutoff
+    INPUTS_LEFT = "inputs_left"  # terminal, inputs not deleted yet
+    STRANDED = "stranded"  # pending, last enqueued before the cutoff
+
+
+SWEEP_SQL = {
+    SweepKind.LOST: f"{SELECT_SQL} WHERE status = 'processing' AND heartbeat_at < ? "
+    "ORDER BY heartbeat_at LIMIT ?",
+    SweepKind.EXPIRED: f"{SELECT_SQL} WHERE status = 'completed' AND expires_at <= ? "
+    "ORDER BY expires_at LIMIT ?",
+    SweepKind.INPUTS_LEFT: f"{SELECT_SQL} WHERE inputs_deleted = 0 AND updated_at <= ? "
+    "AND status IN ('completed', 'failed', 'cancelled', 'expired') ORDER BY updated_at LIMIT ?",
+    SweepKind.STRANDED: f"{SELECT_SQL} WHERE status = 'pending' AND enqueued_at < ? "
+    "ORDER BY enqueued_at LIMIT ?",
+}
+
+IDEMPOTENCY_COLUMNS = (
+    "owner",
+    "idempotency_key",
+    "fingerprint",
+    "job_id",
+    "created_at",
+    "expires_at",
+)
+IDEMPOTENCY_GET_SQL = (
+    f"SELECT {', '.join(IDEMPOTENCY_COLUMNS)} FROM idempotency_keys "
+    "WHERE owner = ? AND idempotency_key = ?"
+)
+IDEMPOTENCY_INSERT_SQL = (
+    f"INSERT OR IGNORE INTO idempotency_keys ({', '.join(IDEMPOTENCY_COLUMNS)}) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+IDEMPOTENCY_FINISH_SQL = (
+    "UPDATE idempotency_keys SET job_id = ? WHERE owner = ? AND idempotency_key = ? "
+    "AND fingerprint = ? AND job_id IS NULL"
+)
+IDEMPOTENCY_DELETE_SQL = (
+    "DELETE FROM idempotency_keys WHERE owner = ? AND idempotency_key = ? AND created_at = ?"
+)
+IDEMPOTENCY_PURGE_SQL = "DELETE FROM idempotency_keys WHERE expires_at <= ?"
+
+
+def idempotency_to_row(record: IdempotencyRecord) -> tuple[Any, ...]:
+    return (
+        record.owner,
+        record.key,
+        record.fingerprint,
+        record.job_id,
+        format_time(record.created_at),
+        format_time(record.expires_at),
+    )
+
+
+def idempotency_from_row(row: dict[str, Any]) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        owner=row["owner"],
+        key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        job_id=row["job_id"],
+        created_at=parse_time(row["created_at"]),
+        expires_at=parse_time(row["expires_at"]),
+    )

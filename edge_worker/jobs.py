@@ -1,13 +1,22 @@
-"""The job state machine: pending -> processing -> completed | failed (or back to pending).
+"""The job state machine, plain Python with no HTTP or storage in it.
 
-Plain Python: no HTTP, no storage. Every transition returns a new `Job` with `version`
-bumped, so stores can apply it as a compare-and-swap and concurrent writers cannot both win.
+    pending ──claim──▶ processing ──complete──▶ completed ──expire──▶ expired
+       ▲                  │  │
+       └─ retryable fail ─┘  └─ fail ──▶ failed
+       └─ agent lost ─────┘     (and lost too often ──▶ failed)
+    pending | processing ──cancel──▶ cancelled
+
+Every transition returns a new `Job` with `version` bumped, so stores apply it as a
+compare-and-swap and concurrent writers (two agents, the sweep, a client) cannot both win.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+
+Transition = Callable[["Job"], "Job"]
 
 
 class JobStateError(Exception):
@@ -48,7 +57,13 @@ class Job:
     eta_seconds: float | None = None
     result_key: str | None = None
     result: ResultMetadata | None = None
+    enqueued_at: datetime | None = None
+    inputs_deleted: bool = False
     version: int = 0
+
+    @property
+    def input_keys(self) -> list[str]:
+        return [self.image_key, self.audio_key]
 
 
 def new_job(
@@ -75,6 +90,7 @@ def new_job(
         audio_key=audio_key,
         created_at=now,
         updated_at=now,
+        enqueued_at=now,
     )
 
 
@@ -166,20 +182,29 @@ def fail(
     """Retryable failures go back to pending while attempts remain; the rest are final."""
     _require_claim(job, claim_token)
     if retryable and job.attempts < max_attempts:
-        return _next(
-            job,
-            now,
-            status=JobStatus.PENDING,
-            stage=Stage.QUEUED,
-            progress=0.0,
-            eta_seconds=None,
-            claim_token=None,
-            agent_id=None,
-            error_code=code,
-            error_message=message,
-        )
+        return _back_to_queue(job, now, code, message)
     if retryable:
         message = f"{message} (gave up after {job.attempts} attempts)"
+    return _failed(job, now, code, message)
+
+
+def _back_to_queue(job: Job, now: datetime, code: FailureCode, message: str) -> Job:
+    return _next(
+        job,
+        now,
+        status=JobStatus.PENDING,
+        stage=Stage.QUEUED,
+        progress=0.0,
+        eta_seconds=None,
+        claim_token=None,
+        agent_id=None,
+        enqueued_at=now,
+        error_code=code,
+        error_message=message,
+    )
+
+
+def _failed(job: Job, now: datetime, code: FailureCode, message: str) -> Job:
     return _next(
         job,
         now,
@@ -190,3 +215,54 @@ def fail(
         error_code=code,
         error_message=message,
     )
+
+
+def requeue_lost(job: Job, *, heartbeat_before: datetime, max_attempts: int, now: datetime) -> Job:
+    """The agent went silent: try again elsewhere, or give up after `max_attempts`."""
+    if job.status is not JobStatus.PROCESSING:
+        raise JobStateError(f"job {job.id} is {job.status}, not processing")
+    if job.heartbeat_at is not None and job.heartbeat_at >= heartbeat_before:
+        raise JobStateError(f"job {job.id} has a recent heartbeat")
+    message = f"the GPU agent stopped responding (attempt {job.attempts} of {max_attempts})"
+    if job.attempts < max_attempts:
+        return _back_to_queue(job, now, FailureCode.MAX_ATTEMPTS_EXCEEDED, message)
+    return _failed(
+        job,
+        now,
+        FailureCode.MAX_ATTEMPTS_EXCEEDED,
+        f"the GPU agent stopped responding {job.attempts} times; giving up",
+    )
+
+
+def cancel(job: Job, *, now: datetime) -> Job:
+    """Cancel a pending or processing job.
+
+    A processing job keeps its claim token, so the agent's next heartbeat is answered
+    `cancel_requested` (see `cancel_requested`) while `complete` stays refused.
+    """
+    if job.status not in (JobStatus.PENDING, JobStatus.PROCESSING):
+        raise JobStateError(f"job {job.id} is already {job.status}")
+    return _next(job, now, status=JobStatus.CANCELLED, eta_seconds=None, completed_at=now)
+
+
+def cancel_requested(job: Job, claim_token: str) -> bool:
+    """True when the caller holds the claim of a job that was cancelled under it."""
+    return job.status is JobStatus.CANCELLED and job.claim_token == claim_token
+
+
+def mark_enqueued(job: Job, *, now: datetime) -> Job:
+    if job.status is not JobStatus.PENDING:
+        raise JobStateError(f"job {job.id} is {job.status}, not pending")
+    return _next(job, now, enqueued_at=now)
+
+
+def expire(job: Job, *, now: datetime) -> Job:
+    if job.status is not JobStatus.COMPLETED or job.expires_at is None or job.expires_at > now:
+        raise JobStateError(f"job {job.id} has not reached its expiry")
+    return _next(job, now, status=JobStatus.EXPIRED, result_key=None)
+
+
+def mark_inputs_deleted(job: Job, *, now: datetime) -> Job:
+    if not job.status.is_terminal:
+        raise JobStateError(f"job {job.id} is still {job.status}")
+    return _next(job, now, inputs_deleted=True)

@@ -4,9 +4,12 @@
 """
 
 import argparse
+import asyncio
+import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +23,12 @@ from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.local.sqlite_store import SqliteJobStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
+from edge_worker.maintenance import run_maintenance
+from edge_worker.ports import Clock
 from edge_worker.services import Services
 from edge_worker.settings import EdgeSettings, SettingsError
+
+log = logging.getLogger("edge_worker.local")
 
 
 @dataclass
@@ -36,7 +43,33 @@ class LocalRuntime:
         self.queue.close()
 
 
-def build_local(settings: EdgeSettings, data_dir: Path) -> LocalRuntime:
+def maintenance_timer(
+    interval_seconds: float,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Lifespan running the maintenance sweep on a timer (the Worker uses its cron instead)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_seconds)
+                try:
+                    await run_maintenance(app.state.job_service)
+                except Exception:
+                    log.exception("maintenance sweep failed")
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
+
+
+def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteJobStore(data_dir / "jobs.sqlite3")
     queue = SqliteQueue(
@@ -48,13 +81,16 @@ def build_local(settings: EdgeSettings, data_dir: Path) -> LocalRuntime:
         data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
     )
     services = Services(
-        settings=settings, store=store, blobs=blobs, queue=queue, clock=SystemClock()
+        settings=settings, store=store, blobs=blobs, queue=queue, clock=clock or SystemClock()
     )
     extra = [
         blob_routes(blobs),
         queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
     ]
-    return LocalRuntime(create_app(services, extra), store, queue, blobs)
+    app = create_app(
+        services, extra, lifespan=[maintenance_timer(settings.maintenance_interval_seconds)]
+    )
+    return LocalRuntime(app, store, queue, blobs)
 
 
 def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings:

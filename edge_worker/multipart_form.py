@@ -6,6 +6,7 @@ as the rule is broken; the rest of the body is read and discarded (bounded by
 `discard_limit`) so that clients which send the whole body first still get the error reply.
 """
 
+import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class UploadedFile:
     format: MediaFormat
     head: bytes
     size_bytes: int
+    sha256: str
     file: IO[bytes]
 
 
@@ -77,6 +79,7 @@ class _PartWriter:
         self.size = 0
         self.head = b""
         self.format: MediaFormat | None = None
+        self.digest = hashlib.sha256()
         self.buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=rules.spool_bytes)  # noqa: SIM115 - handed to the Form
 
     def write(self, chunk: bytes) -> None:
@@ -95,6 +98,7 @@ class _PartWriter:
             if len(self.head) >= SNIFF_BYTES:
                 self._check_format()
         self.buffer.write(chunk)
+        self.digest.update(chunk)
 
     def _check_format(self) -> None:
         if self.file_rule and self.format is None:
@@ -122,7 +126,7 @@ class _PartWriter:
         assert self.format is not None
         self.buffer.seek(0)
         form.files[self.name] = UploadedFile(
-            self.name, self.format, self.head, self.size, self.buffer
+            self.name, self.format, self.head, self.size, self.digest.hexdigest(), self.buffer
         )
 
 

@@ -5,6 +5,8 @@ from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from contracts import QueueMessage
+from edge_worker.idempotency import IdempotencyRecord
+from edge_worker.job_rows import SweepKind
 from edge_worker.jobs import Job
 
 
@@ -31,6 +33,22 @@ class JobStore(Protocol):
 
     async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage: ...
 
+    async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]: ...
+
+    async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def insert_idempotency(self, record: IdempotencyRecord) -> bool:
+        """Insert unless a record for (owner, key) exists; True when inserted."""
+        ...
+
+    async def finish_idempotency(self, record: IdempotencyRecord, job_id: str) -> bool: ...
+
+    async def delete_idempotency(self, record: IdempotencyRecord) -> None:
+        """Delete exactly this record (matched by its creation time), never a newer one."""
+        ...
+
+    async def purge_idempotency(self, before: datetime) -> int: ...
+
 
 @dataclass(frozen=True)
 class BlobInfo:
@@ -53,4 +71,4 @@ class BlobStore(Protocol):
 
 
 class JobQueue(Protocol):
-    async def send(self, message: QueueMessage) -> None: ...
+    async def send(self, message: QueueMessage, delay_seconds: int = 0) -> None: ...

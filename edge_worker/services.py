@@ -6,7 +6,7 @@ Routes translate HTTP to these calls; these calls never see a request object.
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,12 +26,13 @@ from contracts import (
     ProgressReply,
     ProgressRequest,
     QueueMessage,
+    Resolution,
     ResultView,
 )
-from edge_worker import jobs
+from edge_worker import idempotency, jobs
 from edge_worker.errors import ApiError
 from edge_worker.jobs import Job
-from edge_worker.multipart_form import Form
+from edge_worker.multipart_form import Form, UploadedFile
 from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore
 from edge_worker.settings import EdgeSettings
 from edge_worker.validation import (
@@ -47,6 +48,7 @@ log = logging.getLogger("edge_worker.jobs")
 INPUT_URL_TTL = timedelta(hours=2)
 RESULT_URL_TTL = timedelta(hours=6)
 CAS_ATTEMPTS = 8
+MAX_RETRY_DELAY_SECONDS = 300
 
 
 def input_key(job_id: str, field: str, extension: str) -> str:
@@ -74,7 +76,9 @@ class JobService:
 
     # -- clients -----------------------------------------------------------------------
 
-    async def create_from_form(self, owner: str, form: Form) -> JobView:
+    async def create_from_form(
+        self, owner: str, form: Form, idempotency_key: str | None = None
+    ) -> JobView:
         prompt = parse_prompt(form.text.get("prompt"))
         resolution = parse_resolution(form.text.get("resolution"))
         seed = parse_seed(form.text.get("seed"))
@@ -84,6 +88,26 @@ class JobService:
         image, audio = form.files["image"], form.files["audio"]
         if audio.format is WAV:
             check_wav_complete(audio.head, audio.size_bytes)
+
+        async def create() -> Job:
+            return await self._create(owner, prompt, resolution, seed, image, audio)
+
+        if idempotency_key is None:
+            return await self.view(await create())
+        request_print = idempotency.fingerprint(
+            ["multipart", prompt, resolution.value, str(seed), image.sha256, audio.sha256]
+        )
+        return await self._create_once(owner, idempotency_key, request_print, create)
+
+    async def _create(
+        self,
+        owner: str,
+        prompt: str,
+        resolution: Resolution,
+        seed: int | None,
+        image: UploadedFile,
+        audio: UploadedFile,
+    ) -> Job:
         job_id = str(uuid.uuid4())
         image_key = input_key(job_id, "image", image.format.extension)
         audio_key = input_key(job_id, "audio", audio.format.extension)
@@ -103,6 +127,55 @@ class JobService:
         await self.s.store.insert(job)
         await self.s.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
         log.info("job created", extra={"job_id": job_id, "owner": owner})
+        return job
+
+    async def _create_once(
+        self,
+        owner: str,
+        key: str,
+        request_print: str,
+        create: Callable[[], Awaitable[Job]],
+    ) -> JobView:
+        """Run `create` at most once per (owner, key) and request; see `idempotency`."""
+        if not idempotency.valid_key(key):
+            raise ApiError(
+                ErrorCode.INVALID_INPUT,
+                f"Idempotency-Key must be 1-{idempotency.MAX_KEY_LENGTH} printable ASCII chars",
+                {"header": "Idempotency-Key"},
+            )
+        now = self.s.clock.now()
+        record = idempotency.new_record(owner, key, request_print, now)
+        store = self.s.store
+        for _ in range(CAS_ATTEMPTS):
+            if await store.insert_idempotency(record):
+                break
+            existing = await store.get_idempotency(owner, key)
+            decision = idempotency.decide(existing, request_print, now)
+            if decision is idempotency.Decision.REPLAY:
+                assert existing is not None and existing.job_id is not None
+                return await self.view(await self.get_owned(owner, existing.job_id))
+            if decision is idempotency.Decision.MISMATCH:
+                raise ApiError(
+                    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    "this Idempotency-Key was used for a different request",
+                    {"header": "Idempotency-Key"},
+                )
+            if decision is idempotency.Decision.IN_PROGRESS:
+                raise ApiError(
+                    ErrorCode.CONFLICT,
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                    {"header": "Idempotency-Key"},
+                )
+            if existing is not None:
+                await store.delete_idempotency(existing)
+        else:
+            raise ApiError(ErrorCode.CONFLICT, "Idempotency-Key is contended; retry shortly")
+        try:
+            job = await create()
+        except BaseException:
+            await store.delete_idempotency(record)
+            raise
+        await store.finish_idempotency(record, job.id)
         return await self.view(job)
 
     async def get_owned(self, owner: str, job_id: str) -> Job:
@@ -177,7 +250,17 @@ class JobService:
 
     # -- agents ------------------------------------------------------------------------
 
-    async def _transition(self, job_id: str, change: Callable[[Job], Job]) -> Job:
+    async def cancel(self, owner: str, job_id: str) -> JobView:
+        job = await self.get_owned(owner, job_id)
+        if job.status is not JobStatus.CANCELLED:
+            now = self.s.clock.now()
+            job = await self.transition(job_id, lambda j: jobs.cancel(j, now=now))
+            log.info(
+                "job cancelled", extra={"job_id": job_id, "was_claimed": bool(job.claim_token)}
+            )
+        return await self.view(job)
+
+    async def transition(self, job_id: str, change: jobs.Transition) -> Job:
         """Apply `change` as a compare-and-swap, re-reading on a lost race."""
         for _ in range(CAS_ATTEMPTS):
             job = await self.s.store.get(job_id)
@@ -191,10 +274,15 @@ class JobService:
                 return updated
         raise ApiError(ErrorCode.CONFLICT, "job is being changed concurrently; retry")
 
+    def retry_delay(self, job: Job) -> int:
+        """Exponential backoff between attempts: base, 2x base, 4x base ... capped at 5 min."""
+        base = self.s.settings.retry_backoff_seconds
+        return int(min(base * 2 ** max(job.attempts - 1, 0), MAX_RETRY_DELAY_SECONDS))
+
     async def claim(self, job_id: str, request: ClaimRequest) -> ClaimResponse:
         token = secrets.token_urlsafe(24)
         now = self.s.clock.now()
-        job = await self._transition(
+        job = await self.transition(
             job_id, lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now)
         )
         log.info(
@@ -225,8 +313,11 @@ class JobService:
         )
 
     async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
+        current = await self.s.store.get(job_id)
+        if current is not None and jobs.cancel_requested(current, request.claim_token):
+            return ProgressReply(cancel_requested=True)
         now = self.s.clock.now()
-        await self._transition(
+        await self.transition(
             job_id,
             lambda j: jobs.report_progress(
                 j,
@@ -250,7 +341,7 @@ class JobService:
             )
         now = self.s.clock.now()
         retention = timedelta(hours=self.s.settings.video_retention_hours)
-        job = await self._transition(
+        job = await self.transition(
             job_id,
             lambda j: jobs.complete(
                 j,
@@ -265,8 +356,11 @@ class JobService:
         return await self.view(job)
 
     async def fail(self, job_id: str, request: AgentFailRequest) -> JobView:
+        current = await self.s.store.get(job_id)
+        if current is not None and jobs.cancel_requested(current, request.claim_token):
+            return await self.view(current)
         now = self.s.clock.now()
-        job = await self._transition(
+        job = await self.transition(
             job_id,
             lambda j: jobs.fail(
                 j,
@@ -279,7 +373,9 @@ class JobService:
             ),
         )
         if job.status is JobStatus.PENDING:
-            await self.s.queue.send(QueueMessage(job_id=job.id, enqueued_at=now))
+            await self.s.queue.send(
+                QueueMessage(job_id=job.id, enqueued_at=now), delay_seconds=self.retry_delay(job)
+            )
         log.info(
             "job failed" if job.status is JobStatus.FAILED else "job requeued",
             extra={"job_id": job_id, "code": request.code.value, "attempt": job.attempts},

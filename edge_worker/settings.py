@@ -22,6 +22,11 @@ class EdgeSettings(BaseModel):
     heartbeat_timeout_seconds: float = Field(default=120.0, gt=0)
     heartbeat_interval_seconds: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    retry_backoff_seconds: float = Field(default=5.0, ge=0, description="first retry delay")
+    maintenance_interval_seconds: float = Field(default=60.0, gt=0)
+    pending_requeue_seconds: float = Field(
+        default=900.0, gt=0, description="re-send a pending job's message after this long"
+    )
     queue_visibility_timeout_seconds: float = Field(default=60.0, gt=0)
     queue_max_retries: int = Field(default=3, ge=0)
     max_image_bytes: int = Field(default=10 * MiB, gt=0)

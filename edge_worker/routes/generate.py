@@ -34,7 +34,9 @@ def form_rules(service: JobService) -> FormRules:
     description=(
         "multipart/form-data with `image` (PNG/JPEG, <= 10 MiB), `audio` (WAV/MP3, <= 50 MiB), "
         "`prompt` (1-2000 chars) and optional `resolution` (480p|720p) and `seed`. "
-        "Formats are judged by content, and limits are enforced while the body streams in."
+        "Formats are judged by content, and limits are enforced while the body streams in. "
+        "Send an `Idempotency-Key` header to make retries safe: the same key and request "
+        "return the same job for 24 h."
     ),
 )
 async def generate(
@@ -54,6 +56,8 @@ async def generate(
         request.stream(), request.headers.get("content-type"), form_rules(job_service)
     )
     try:
-        return await job_service.create_from_form(owner, form)
+        return await job_service.create_from_form(
+            owner, form, request.headers.get("idempotency-key")
+        )
     finally:
         form.close()

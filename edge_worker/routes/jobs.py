@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from litestar import Router, get
+from litestar import Router, delete, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
@@ -25,6 +25,19 @@ async def job_result(
     return await job_service.result(owner, job_id)
 
 
+@delete(
+    "/jobs/{job_id:str}",
+    status_code=200,
+    summary="Cancel a pending or processing job",
+    description="A pending job is cancelled at once; a processing job's agent is told on its "
+    "next heartbeat and stops within seconds. No result is ever published for it.",
+)
+async def cancel_job(
+    job_id: FromPath[str], owner: NamedDependency[str], job_service: NamedDependency[JobService]
+) -> JobView:
+    return await job_service.cancel(owner, job_id)
+
+
 @get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
     owner: NamedDependency[str],
@@ -37,6 +50,6 @@ async def list_jobs(
 
 jobs_router = Router(
     path="/",
-    route_handlers=[job_status, job_result, list_jobs],
+    route_handlers=[job_status, job_result, list_jobs, cancel_job],
     dependencies={"owner": Provide(provide_owner, sync_to_thread=False)},
 )

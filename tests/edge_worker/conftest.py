@@ -3,6 +3,7 @@
 import io
 import wave
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ ENV = {
     "API_KEYS": f"{API_KEY},{OTHER_KEY}",
     "AGENT_TOKEN": AGENT_TOKEN,
     "CF_API_TOKEN": CF_TOKEN,
+    # Requeued jobs are visible at once, so tests can pull them without waiting.
+    "RETRY_BACKOFF_SECONDS": "0",
 }
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
@@ -44,9 +47,29 @@ def wav_bytes(seconds: float = 0.5, rate: int = 16000) -> bytes:
     return buf.getvalue()
 
 
+class FakeClock:
+    """Starts at the real time (signed URLs are checked against it), ticks 1 ms per reading
+    so events stay ordered, and jumps on demand."""
+
+    def __init__(self) -> None:
+        self.current = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        self.current += timedelta(milliseconds=1)
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[LocalRuntime]:
-    rt = build_local(local_settings(ENV, "testserver.local", 80), tmp_path / "data")
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, clock: FakeClock) -> Iterator[LocalRuntime]:
+    rt = build_local(local_settings(ENV, "testserver.local", 80), tmp_path / "data", clock)
     yield rt
     rt.close()
 

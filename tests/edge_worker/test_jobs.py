@@ -178,3 +178,81 @@ def test_terminal_statuses() -> None:
         JobStatus.CANCELLED,
         JobStatus.EXPIRED,
     }
+
+
+def test_lost_agent_requeues_then_fails_after_max_attempts() -> None:
+    job = claimed()
+    cutoff = T0 + timedelta(minutes=5)
+    again = jobs.requeue_lost(job, heartbeat_before=cutoff, max_attempts=2, now=cutoff)
+    assert again.status is JobStatus.PENDING
+    assert again.claim_token is None
+    assert again.enqueued_at == cutoff
+    second = jobs.claim(again, agent_id="a2", claim_token="t2", now=cutoff)
+    lost = jobs.requeue_lost(
+        second, heartbeat_before=cutoff + timedelta(minutes=5), max_attempts=2, now=cutoff
+    )
+    assert lost.status is JobStatus.FAILED
+    assert lost.error_code is FailureCode.MAX_ATTEMPTS_EXCEEDED
+    assert "2 times" in (lost.error_message or "")
+
+
+def test_a_job_with_a_recent_heartbeat_is_not_lost() -> None:
+    job = claimed()
+    with pytest.raises(jobs.JobStateError):
+        jobs.requeue_lost(job, heartbeat_before=T0, max_attempts=3, now=T0)
+    with pytest.raises(jobs.JobStateError):
+        jobs.requeue_lost(pending(), heartbeat_before=T0, max_attempts=3, now=T0)
+
+
+def test_cancel_pending_and_processing() -> None:
+    cancelled = jobs.cancel(pending(), now=T0)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.completed_at == T0
+    running = jobs.cancel(claimed("tok"), now=T0)
+    assert jobs.cancel_requested(running, "tok")
+    assert not jobs.cancel_requested(running, "other")
+    assert not jobs.cancel_requested(claimed("tok"), "tok")
+    with pytest.raises(jobs.StaleClaim):
+        jobs.complete(
+            running,
+            claim_token="tok",
+            result=RESULT,
+            result_key="videos/j1.mp4",
+            now=T0,
+            retention=timedelta(hours=6),
+        )
+    with pytest.raises(jobs.JobStateError):
+        jobs.cancel(cancelled, now=T0)
+
+
+def test_expire_only_completed_jobs_past_their_expiry() -> None:
+    done = jobs.complete(
+        claimed(),
+        claim_token="tok",
+        result=RESULT,
+        result_key="videos/j1.mp4",
+        now=T0,
+        retention=timedelta(hours=6),
+    )
+    with pytest.raises(jobs.JobStateError):
+        jobs.expire(done, now=T0 + timedelta(hours=5))
+    expired = jobs.expire(done, now=T0 + timedelta(hours=6))
+    assert expired.status is JobStatus.EXPIRED
+    assert expired.result_key is None
+    with pytest.raises(jobs.JobStateError):
+        jobs.expire(pending(), now=T0)
+
+
+def test_enqueue_and_input_cleanup_bookkeeping() -> None:
+    job = pending()
+    assert job.enqueued_at == T0
+    assert jobs.mark_enqueued(job, now=T0 + timedelta(hours=1)).enqueued_at == T0 + timedelta(
+        hours=1
+    )
+    with pytest.raises(jobs.JobStateError):
+        jobs.mark_enqueued(claimed(), now=T0)
+    with pytest.raises(jobs.JobStateError):
+        jobs.mark_inputs_deleted(pending(), now=T0)
+    cleaned = jobs.mark_inputs_deleted(jobs.cancel(job, now=T0), now=T0)
+    assert cleaned.inputs_deleted
+    assert cleaned.input_keys == ["inputs/j1/image.png", "inputs/j1/audio.wav"]

@@ -1,10 +1,13 @@
 """`SqliteJobStore`: the JobStore port on a SQLite file, using the D1 migrations."""
 
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edge_worker import job_rows
+from edge_worker.idempotency import IdempotencyRecord
+from edge_worker.job_rows import SweepKind
 from edge_worker.jobs import Job
 from edge_worker.ports import JobPage
 
@@ -92,3 +95,34 @@ class SqliteJobStore:
         page = found[:limit]
         next_cursor = job_rows.encode_cursor(page[-1]) if len(found) > limit else None
         return JobPage(jobs=page, next_cursor=next_cursor)
+
+    async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]:
+        rows = self._rows(job_rows.SWEEP_SQL[kind], (job_rows.format_time(cutoff), limit))
+        return [job_rows.from_row(row) for row in rows]
+
+    async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
+        rows = self._rows(job_rows.IDEMPOTENCY_GET_SQL, (owner, key))
+        return job_rows.idempotency_from_row(rows[0]) if rows else None
+
+    async def insert_idempotency(self, record: IdempotencyRecord) -> bool:
+        cursor = self._conn.execute(
+            job_rows.IDEMPOTENCY_INSERT_SQL, job_rows.idempotency_to_row(record)
+        )
+        return cursor.rowcount == 1
+
+    async def finish_idempotency(self, record: IdempotencyRecord, job_id: str) -> bool:
+        cursor = self._conn.execute(
+            job_rows.IDEMPOTENCY_FINISH_SQL,
+            (job_id, record.owner, record.key, record.fingerprint),
+        )
+        return cursor.rowcount == 1
+
+    async def delete_idempotency(self, record: IdempotencyRecord) -> None:
+        self._conn.execute(
+            job_rows.IDEMPOTENCY_DELETE_SQL,
+            (record.owner, record.key, job_rows.format_time(record.created_at)),
+        )
+
+    async def purge_idempotency(self, before: datetime) -> int:
+        cursor = self._conn.execute(job_rows.IDEMPOTENCY_PURGE_SQL, (job_rows.format_time(before),))
+        return cursor.rowcount
