@@ -12,7 +12,7 @@ from contracts import JobStatus, QueueMessage
 from edge_worker import jobs
 from edge_worker.errors import ApiError
 from edge_worker.job_rows import SweepKind
-from edge_worker.services import JobService, video_key
+from edge_worker.services import JobService, video_prefix
 
 log = logging.getLogger("edge_worker.maintenance")
 
@@ -66,12 +66,13 @@ async def run_maintenance(service: JobService) -> SweepReport:
         )
 
     for job in await store.find_for_sweep(SweepKind.EXPIRED, now, BATCH):
-        await s.blobs.delete([video_key(job.id), *job.input_keys])
+        await s.blobs.delete([*await s.blobs.list_keys(video_prefix(job.id)), *job.input_keys])
         if await apply(job, lambda j: jobs.expire(j, now=now)):
             report.expired += 1
 
     for job in await store.find_for_sweep(SweepKind.INPUTS_LEFT, now, BATCH):
-        unpublished = [] if job.status is JobStatus.COMPLETED else [video_key(job.id)]
+        uploads = await s.blobs.list_keys(video_prefix(job.id))
+        unpublished = [key for key in uploads if key != job.result_key]
         await s.blobs.delete([*job.input_keys, *unpublished])
         if await apply(job, lambda j: jobs.mark_inputs_deleted(j, now=now)):
             report.inputs_deleted += 1

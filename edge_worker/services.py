@@ -55,8 +55,14 @@ def input_key(job_id: str, field: str, extension: str) -> str:
     return f"inputs/{job_id}/{field}.{extension}"
 
 
-def video_key(job_id: str) -> str:
-    return f"videos/{job_id}.mp4"
+def video_prefix(job_id: str) -> str:
+    return f"videos/{job_id}/"
+
+
+def video_key(job_id: str, attempt: int) -> str:
+    """One key per attempt: a zombie agent of an old attempt can only overwrite its own
+    upload, never the published result."""
+    return f"{video_prefix(job_id)}{attempt}.mp4"
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,12 @@ class JobService:
             raise ApiError(
                 ErrorCode.RESULT_EXPIRED, "the result was deleted after its retention period"
             )
-        if job.status is not JobStatus.COMPLETED or job.result is None or job.expires_at is None:
+        if (
+            job.status is not JobStatus.COMPLETED
+            or job.result is None
+            or job.result_key is None
+            or job.expires_at is None
+        ):
             raise ApiError(
                 ErrorCode.RESULT_NOT_READY,
                 f"job is {job.status}; the result exists once it is completed",
@@ -210,7 +221,7 @@ class JobService:
         expires_at = min(self.s.clock.now() + RESULT_URL_TTL, job.expires_at)
         return ResultView(
             job_id=job.id,
-            url=self.s.blobs.presign_get(video_key(job.id), expires_at),
+            url=self.s.blobs.presign_get(job.result_key, expires_at),
             expires_at=expires_at,
             size_bytes=job.result.size_bytes,
             duration_seconds=job.result.duration_seconds,
@@ -220,9 +231,9 @@ class JobService:
 
     async def view(self, job: Job) -> JobView:
         result_url = None
-        if job.status is JobStatus.COMPLETED and job.expires_at is not None:
+        if job.status is JobStatus.COMPLETED and job.expires_at and job.result_key:
             expires_at = min(self.s.clock.now() + RESULT_URL_TTL, job.expires_at)
-            result_url = self.s.blobs.presign_get(video_key(job.id), expires_at)
+            result_url = self.s.blobs.presign_get(job.result_key, expires_at)
         queue_position = None
         if job.status is JobStatus.PENDING:
             queue_position = await self.s.store.count_pending_before(job)
@@ -300,9 +311,9 @@ class JobService:
             ),
             output=ClaimOutput(
                 upload_url=self.s.blobs.presign_put(
-                    video_key(job.id), now + RESULT_URL_TTL, "video/mp4"
+                    video_key(job.id, job.attempts), now + RESULT_URL_TTL, "video/mp4"
                 ),
-                key=video_key(job.id),
+                key=video_key(job.id, job.attempts),
             ),
             prompt=job.prompt,
             settings=JobSettings(
@@ -331,7 +342,10 @@ class JobService:
         return ProgressReply(cancel_requested=False)
 
     async def complete(self, job_id: str, request: CompleteRequest) -> JobView:
-        key = video_key(job_id)
+        current = await self.s.store.get(job_id)
+        if current is None:
+            raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+        key = video_key(job_id, current.attempts)
         stored = await self.s.blobs.head(key)
         if stored is None or stored.size_bytes != request.result.size_bytes:
             raise ApiError(

@@ -77,7 +77,7 @@ def test_full_protocol_happy_path(client: TestClient) -> None:
     assert grant["attempt"] == 1
     assert grant["prompt"] == "A person talking"
     assert grant["settings"]["resolution"] == "480p"
-    assert grant["output"]["key"] == f"videos/{job['job_id']}.mp4"
+    assert grant["output"]["key"] == f"videos/{job['job_id']}/1.mp4"
     image = client.get(grant["inputs"]["image_url"])
     assert image.status_code == 200
     assert image.content.startswith(b"\x89PNG")

@@ -151,11 +151,11 @@ def test_expiry_deletes_blobs_and_answers_410(
     )
     report = sweep(runtime)
     assert report["inputs_deleted"] == 1
-    assert runtime.blobs.path_of(f"videos/{job['job_id']}.mp4").exists()
+    assert runtime.blobs.path_of(f"videos/{job['job_id']}/1.mp4").exists()
     assert not list(runtime.blobs.root.glob(f"inputs/{job['job_id']}/*"))
     clock.advance(hours=6, seconds=1)
     assert sweep(runtime)["expired"] == 1
-    assert not runtime.blobs.path_of(f"videos/{job['job_id']}.mp4").exists()
+    assert not runtime.blobs.path_of(f"videos/{job['job_id']}/1.mp4").exists()
     assert status(client, job["job_id"])["status"] == "expired"
     gone = client.get(f"/result/{job['job_id']}", headers=AUTH)
     assert (gone.status_code, gone.json()["error"]["code"]) == (410, "RESULT_EXPIRED")
@@ -251,3 +251,29 @@ def test_retry_delay_backs_off_exponentially(runtime: LocalRuntime) -> None:
     )
     delays = [service.retry_delay(replace(job, attempts=n)) for n in (1, 2, 3, 10)]
     assert delays == [5, 10, 20, 300]
+
+
+def test_a_zombie_upload_never_replaces_the_published_result(
+    client: TestClient, runtime: LocalRuntime, clock: FakeClock
+) -> None:
+    job = submit(client)
+    drain_queue(client)
+    zombie = claim(client, job["job_id"], agent="zombie")
+    clock.advance(seconds=121)
+    sweep(runtime)
+    drain_queue(client)
+    healthy = claim(client, job["job_id"], agent="healthy")
+    assert healthy["output"]["key"] != zombie["output"]["key"]
+    upload(client, healthy)
+    post(
+        client,
+        job["job_id"],
+        "complete",
+        {"claim_token": healthy["claim_token"], "result": {**RESULT, "size_bytes": len(VIDEO)}},
+    )
+    upload(client, zombie, b"zombie bytes")
+    result = client.get(f"/result/{job['job_id']}", headers=AUTH).json()
+    assert client.get(result["url"]).content == VIDEO
+    sweep(runtime)
+    leftovers = asyncio.run(runtime.blobs.list_keys(f"videos/{job['job_id']}/"))
+    assert leftovers == [healthy["output"]["key"]]

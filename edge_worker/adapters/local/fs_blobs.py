@@ -102,6 +102,20 @@ class FsBlobStore:
         for key in keys:
             self.path_of(key).unlink(missing_ok=True)
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys under `prefix`; temp files of uploads in flight are not objects yet."""
+        directory, _, name_prefix = prefix.rpartition("/")
+        base = self.root / check_key(directory) if directory else self.root
+        if not base.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in base.rglob("*")
+            if path.is_file()
+            and not path.name.startswith(".")
+            and path.relative_to(base).as_posix().startswith(name_prefix)
+        )
+
     def _url(
         self, method: str, key: str, expires_at: datetime, content_type: str, max_bytes: int
     ) -> str:

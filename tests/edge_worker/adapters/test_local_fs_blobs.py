@@ -303,3 +303,17 @@ def test_presign_expiry_is_whole_seconds(store: FsBlobStore) -> None:
     url = store.presign_get("k", EXPIRES_AT + timedelta(microseconds=999_999))
     query = parse_qs(urlsplit(url).query)
     assert query["expires"] == [str(EXPIRES)]
+
+
+def test_list_keys_by_prefix(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path / "b", "http://x", "s" * 20, 100)
+    for key in ("videos/a/1.mp4", "videos/a/2.mp4", "videos/ab/1.mp4", "inputs/a/image.png"):
+        asyncio.run(store.put(key, io.BytesIO(b"x"), "video/mp4"))
+    (tmp_path / "b" / "videos" / "a" / ".upload-tmp").write_bytes(b"partial")
+    assert asyncio.run(store.list_keys("videos/a/")) == ["videos/a/1.mp4", "videos/a/2.mp4"]
+    assert asyncio.run(store.list_keys("videos/a")) == [
+        "videos/a/1.mp4",
+        "videos/a/2.mp4",
+        "videos/ab/1.mp4",
+    ]
+    assert asyncio.run(store.list_keys("nothing/here/")) == []
