@@ -2,16 +2,12 @@
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
 import httpx
 
-from tests.e2e.conftest import API_KEY, ROOT, Stack
-
-EXAMPLES = ROOT / "examples"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
+from tests.e2e.conftest import API_KEY, EXAMPLES, ROOT, Stack, submit, terminal, wait_for
 
 
 def audio_seconds(path: Path) -> float:
@@ -19,18 +15,6 @@ def audio_seconds(path: Path) -> float:
         stream = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(stream))
         return samples / stream.rate
-
-
-def wait_until_terminal(client: httpx.Client, job_id: str, timeout: float = 180) -> list[dict]:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get(f"/status/{job_id}").json()
-        seen.append(status)
-        if status["status"] in ("completed", "failed", "cancelled", "expired"):
-            return seen
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish: {seen[-1]}")
 
 
 def check_mp4(path: Path, expected_seconds: float, short_side: int) -> None:
@@ -48,28 +32,21 @@ def check_mp4(path: Path, expected_seconds: float, short_side: int) -> None:
 
 def test_examples_become_a_playable_mp4(stack: Stack, tmp_path: Path) -> None:
     stack.start_agent()
-    image, audio = EXAMPLES / "portrait.png", EXAMPLES / "speech.wav"
-    with httpx.Client(base_url=stack.url, headers=AUTH, timeout=30) as client:
-        with image.open("rb") as img, audio.open("rb") as wav:
-            created = client.post(
-                "/generate",
-                files={"image": ("portrait.png", img), "audio": ("speech.wav", wav)},
-                data={"prompt": "A friendly presenter talking to the camera", "resolution": "480p"},
-            )
-        assert created.status_code == 200, created.text
-        job_id = created.json()["job_id"]
-        seen = wait_until_terminal(client, job_id)
-        final = seen[-1]
+    audio = EXAMPLES / "speech.wav"
+    seen: list[dict] = []
+    with stack.client() as client:
+        job_id = submit(client, audio)
+        final = wait_for(client, job_id, terminal, seen=seen)
         assert final["status"] == "completed", f"{final}\n{stack.logs()}"
         progress = [s["progress"] for s in seen if s["status"] == "processing"]
         assert progress == sorted(progress)
         assert final["engine"] == "preview"
         result = client.get(f"/result/{job_id}").json()
-        out = tmp_path / "out.mp4"
-        with httpx.stream("GET", result["url"]) as download, out.open("wb") as f:
-            assert download.status_code == 200
-            for chunk in download.iter_bytes():
-                f.write(chunk)
+    out = tmp_path / "out.mp4"
+    with httpx.stream("GET", result["url"]) as download, out.open("wb") as f:
+        assert download.status_code == 200
+        for chunk in download.iter_bytes():
+            f.write(chunk)
     assert out.stat().st_size == result["size_bytes"]
     check_mp4(out, audio_seconds(audio), 480)
 
@@ -109,7 +86,7 @@ def test_undecodable_image_fails_with_invalid_input_and_is_not_retried(stack: St
     """The edge judges only the first bytes; the agent decodes, fails fast, never retries."""
     stack.start_agent()
     fake_png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
-    with httpx.Client(base_url=stack.url, headers=AUTH, timeout=30) as client:
+    with stack.client() as client:
         created = client.post(
             "/generate",
             files={
@@ -118,7 +95,7 @@ def test_undecodable_image_fails_with_invalid_input_and_is_not_retried(stack: St
             },
             data={"prompt": "x", "resolution": "480p"},
         ).json()
-        final = wait_until_terminal(client, created["job_id"])[-1]
+        final = wait_for(client, created["job_id"], terminal)
     assert final["status"] == "failed", f"{final}\n{stack.logs()}"
     assert final["error"]["code"] == "INVALID_INPUT"
     assert final["attempts"] == 1

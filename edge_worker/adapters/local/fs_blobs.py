@@ -99,8 +99,14 @@ class FsBlobStore:
             return f.read(length)
 
     async def delete(self, keys: list[str]) -> None:
+        """Delete objects and the folders they leave empty: an object store has no folders."""
         for key in keys:
-            self.path_of(key).unlink(missing_ok=True)
+            path = self.path_of(key)
+            path.unlink(missing_ok=True)
+            for parent in path.parents:
+                if parent == self.root or not parent.is_dir() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
 
     async def list_keys(self, prefix: str) -> list[str]:
         """Keys under `prefix`; temp files of uploads in flight are not objects yet."""

@@ -317,3 +317,17 @@ def test_list_keys_by_prefix(tmp_path: Path) -> None:
         "videos/ab/1.mp4",
     ]
     assert asyncio.run(store.list_keys("nothing/here/")) == []
+
+
+def test_delete_removes_folders_left_empty(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path / "b", "http://x", "s" * 20, 100)
+    for key in ("inputs/j/image.png", "inputs/j/audio.wav", "inputs/k/image.png"):
+        asyncio.run(store.put(key, io.BytesIO(b"x"), "image/png"))
+    asyncio.run(store.delete(["inputs/j/image.png"]))
+    assert (tmp_path / "b" / "inputs" / "j").is_dir()
+    asyncio.run(store.delete(["inputs/j/audio.wav", "inputs/missing/x.png"]))
+    assert not (tmp_path / "b" / "inputs" / "j").exists()
+    assert (tmp_path / "b" / "inputs" / "k").is_dir()
+    asyncio.run(store.delete(["inputs/k/image.png"]))
+    assert (tmp_path / "b").is_dir()
+    assert not (tmp_path / "b" / "inputs").exists()

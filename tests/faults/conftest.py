@@ -1,0 +1,62 @@
+"""Fault injection over real processes: short timeouts so failures are noticed in seconds."""
+
+import importlib.util
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack
+from tests.e2e.conftest import stack_factory as stack_factory  # the same fixture
+
+FAST_RECOVERY = {
+    "HEARTBEAT_TIMEOUT_SECONDS": "3",
+    "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+    "MAINTENANCE_INTERVAL_SECONDS": "0.5",
+    "RETRY_BACKOFF_SECONDS": "0",
+}
+
+
+def load_examples() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "make_examples", ROOT / "examples/make_examples.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[[float], Path]:
+    """`speech(seconds)`: a speech-like WAV of that length, made once per length."""
+    examples = load_examples()
+    directory = tmp_path_factory.mktemp("speech")
+
+    def make(seconds: float) -> Path:
+        path = directory / f"speech-{seconds:g}s.wav"
+        if not path.exists():
+            examples.make_speech_wav(path, seconds=seconds)
+        return path
+
+    return make
+
+
+def job_rows(stack: Stack) -> dict[str, sqlite3.Row]:
+    """The edge's own record of every job (read-only), for facts the API does not expose."""
+    conn = sqlite3.connect(f"file:{stack.data_dir / 'jobs.sqlite3'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return {row["id"]: row for row in conn.execute("SELECT * FROM jobs")}
+    finally:
+        conn.close()
+
+
+def uploads(stack: Stack, job_id: str) -> list[Path]:
+    return sorted((stack.data_dir / "blobs" / "videos" / job_id).glob("*.mp4"))
+
+
+def agent_index(agent_id: str) -> int:
+    return int(agent_id.rsplit("-", 1)[1])
