@@ -8,8 +8,9 @@ agents against the same queue.
 
 Modules, one job each: `settings` (environment -> `AgentSettings`), `queue_client`
 (Cloudflare pull/ack), `edge_client` (the edge's /agent API), `transfers` (streaming
-signed-URL GET/PUT), `progress` (progress mapping and the heartbeat thread), `probes`
-(media checks), `runner` (one message end to end), `agent` (the pull loop), `cli`
-(`avatar-agent`, the only place that reads the process environment). Logs are
+signed-URL GET/PUT), `retry` (the one backoff-and-jitter policy every call above uses),
+`progress` (progress mapping and the heartbeat thread), `probes` (media checks),
+`runner` (one message end to end), `agent` (the pull loop and the shutdown grace),
+`cli` (`avatar-agent`, the only place that reads the process environment). Logs are
 `contracts.logs`, shared with the edge.
 """

@@ -1,47 +1,72 @@
-"""The pull loop: one message at a time, backing off while the queue is idle or failing."""
+"""The pull loop: one message at a time, backing off while the queue is idle or failing.
+
+A stop request (SIGTERM/SIGINT, turned into `stop` by the CLI) ends the pulling at
+once; the job in progress gets `shutdown_grace_seconds` to finish on its own, after
+which the runner is interrupted and hands the job back to the edge.
+"""
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
+from types import TracebackType
 
 from gpu_agent.queue_client import CloudflareQueueClient, QueueError
+from gpu_agent.retry import RetryPolicy
 from gpu_agent.runner import JobRunner, Outcome
+from gpu_agent.settings import DEFAULT_SHUTDOWN_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
 
+# Only the delays are used; the loop itself retries forever, waiting on the stop event.
+# Quick to notice new work, cheap while idle:
+IDLE_BACKOFF = RetryPolicy(base_delay=0.25, max_delay=3.0, jitter=0.25)
+# A queue (or local edge) that is down or restarting: 1, 2, 4 ... up to 30 s.
+PULL_ERROR_BACKOFF = RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.25)
 
-class Backoff:
-    """Exponential delays with jitter: quick to notice new work, cheap while idle.
 
-    Jitter only shortens a delay, so `maximum` is a real ceiling, and agents started
-    together drift apart instead of polling in lockstep.
+class ShutdownGrace:
+    """Turns a stop request into a deadline for the job in progress.
+
+    A watcher thread blocks on `stop`; from then on the loop has `grace_seconds` to
+    finish (the current job runs on), after which `expire` is called once. Nothing
+    polls or sleeps: the watcher waits on events and the deadline is an event wait.
     """
 
     def __init__(
-        self,
-        initial: float = 0.25,
-        maximum: float = 3.0,
-        factor: float = 2.0,
-        jitter: float = 0.25,
-        rand: Callable[[], float] = random.random,
+        self, stop: threading.Event, grace_seconds: float, expire: Callable[[], None]
     ) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._factor = factor
-        self._jitter = jitter
-        self._rand = rand
-        self._current = initial
+        self._stop = stop
+        self._grace = grace_seconds
+        self._expire = expire
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="shutdown-grace", daemon=True)
 
-    def next(self) -> float:
-        base = min(self._current, self._maximum)
-        self._current = min(self._current * self._factor, self._maximum)
-        return base * (1.0 - self._jitter * self._rand())
+    def __enter__(self) -> ShutdownGrace:
+        self._thread.start()
+        return self
 
-    def reset(self) -> None:
-        self._current = self._initial
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finished.set()
+        if self._stop.is_set():  # else the watcher still waits on `stop`; it is a daemon
+            self._thread.join()
+
+    def _watch(self) -> None:
+        self._stop.wait()
+        log.info(
+            "shutdown requested: no more pulls; a job in progress may still finish",
+            extra={"grace_seconds": self._grace},
+        )
+        if self._finished.wait(self._grace):
+            return
+        log.warning("shutdown grace period over, interrupting the job in progress")
+        self._expire()
 
 
 class Agent:
@@ -53,57 +78,69 @@ class Agent:
         runner: JobRunner,
         *,
         visibility_timeout_ms: int = 60_000,
-        idle_backoff: Backoff | None = None,
-        error_backoff: Backoff | None = None,
+        shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        idle_backoff: RetryPolicy = IDLE_BACKOFF,
+        error_backoff: RetryPolicy = PULL_ERROR_BACKOFF,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
         self._queue = queue
         self._runner = runner
         self._visibility_timeout_ms = visibility_timeout_ms
-        self._idle = idle_backoff or Backoff()
-        self._errors = error_backoff or Backoff(initial=1.0, maximum=30.0)
+        self._grace = shutdown_grace_seconds
+        self._idle = idle_backoff
+        self._errors = error_backoff
         self._sleep = sleep
 
-    def run_once(self) -> Outcome | None:
-        """Pull once and run what came; None when the queue was empty.
+    def run_once(self, stop: threading.Event | None = None) -> Outcome | None:
+        """Pull once and run what came; None when the queue was empty or `stop` is set.
 
+        A message that arrives after `stop` was set is handed back unclaimed at once.
         Raises `QueueError` when the pull itself fails.
         """
         messages = self._queue.pull(batch_size=1, visibility_timeout_ms=self._visibility_timeout_ms)
-        if not messages:
-            return None
-        first, *extra = messages
-        for message in extra:  # a queue that ignores batch_size: give the rest back now
+        stopping = stop is not None and stop.is_set()
+        keep = [] if stopping else messages[:1]
+        for message in messages[len(keep) :]:  # stopping, or a queue that ignores batch_size
             try:
                 self._queue.retry(message.lease_id, 0)
             except QueueError as exc:
-                log.warning("could not release an extra message", extra={"error": str(exc)})
-        return self._runner.run(first)
+                log.warning("could not release a message", extra={"error": str(exc)})
+        if not keep:
+            return None
+        return self._runner.run(keep[0])
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Loop until `stop` is set; a job in progress always runs to its end first."""
+        """Loop until `stop` is set; the job in progress gets the grace period to end.
+
+        Nothing but `stop` ends the loop: queue errors (retries exhausted included) and
+        unexpected errors back off and pull again.
+        """
         wait = self._sleep or stop.wait
+        idle_polls = pull_errors = 0
         log.info("agent started")
-        while not stop.is_set():
-            try:
-                outcome = self.run_once()
-            except QueueError as exc:
-                delay = self._errors.next()
-                log.warning(
-                    "queue pull failed",
-                    extra={"error": str(exc), "retry_in_seconds": round(delay, 2)},
-                )
-                wait(delay)
-                continue
-            except Exception:
-                delay = self._errors.next()
-                log.exception("unexpected error in the pull loop")
-                wait(delay)
-                continue
-            self._errors.reset()
-            if outcome is None:
-                wait(self._idle.next())
-            else:
-                self._idle.reset()
-                log.info("message handled", extra={"outcome": outcome.value})
+        with ShutdownGrace(stop, self._grace, self._runner.interrupt):
+            while not stop.is_set():
+                try:
+                    outcome = self.run_once(stop)
+                except QueueError as exc:
+                    pull_errors += 1
+                    delay = self._errors.delay(pull_errors)
+                    log.warning(
+                        "queue pull failed",
+                        extra={"error": str(exc), "retry_in_seconds": round(delay, 2)},
+                    )
+                    wait(delay)
+                    continue
+                except Exception:
+                    pull_errors += 1
+                    log.exception("unexpected error in the pull loop")
+                    wait(self._errors.delay(pull_errors))
+                    continue
+                pull_errors = 0
+                if outcome is None:
+                    idle_polls += 1
+                    wait(self._idle.delay(idle_polls))
+                else:
+                    idle_polls = 0
+                    log.info("message handled", extra={"outcome": outcome.value})
         log.info("agent stopped")

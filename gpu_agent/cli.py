@@ -150,7 +150,12 @@ def build_agent(
             claim_retry_delay_seconds=settings.claim_retry_delay_seconds,
         ),
     )
-    return Agent(queue, runner, visibility_timeout_ms=settings.visibility_timeout_seconds * 1000)
+    return Agent(
+        queue,
+        runner,
+        visibility_timeout_ms=settings.visibility_timeout_seconds * 1000,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 def load_engine(name: str) -> Engine:
@@ -161,7 +166,10 @@ def load_engine(name: str) -> Engine:
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT/SIGTERM set `stop` (the current job finishes); a second one aborts the job.
+    """SIGINT/SIGTERM set `stop`; a second one aborts at once (`main` exits 130).
+
+    Pulling stops at once; the job in progress gets SHUTDOWN_GRACE_SECONDS to finish
+    before the agent hands it back to the edge (`Agent.run_forever`).
 
     Returns a function that restores the previous handlers.
     """
@@ -171,7 +179,7 @@ def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
         if stop.is_set():
             raise KeyboardInterrupt
         log.info(
-            "stopping after the current job; signal again to abort it",
+            "stopping: no more jobs, the current one gets its grace period; signal again to abort",
             extra={"signal": signal.Signals(signum).name},
         )
         stop.set()

@@ -1,4 +1,9 @@
-"""The edge's /agent API: claim, progress (heartbeat), complete, fail (DESIGN.md section 4)."""
+"""The edge's /agent API: claim, progress (heartbeat), complete, fail (DESIGN.md section 4).
+
+Claim, complete and fail retry transient failures with the client's `RetryPolicy`, so
+an edge restart of a few seconds costs nothing. Progress is a single try: the heartbeat
+thread paces its own retries and must never block on one report.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,17 @@ from contracts import (
     ProgressReply,
     ProgressRequest,
 )
+from gpu_agent.retry import (
+    API_RETRY,
+    CallError,
+    RetryPolicy,
+    is_transient_status,
+    is_transient_transport,
+)
 
 
-class EdgeError(Exception):
-    """The edge refused or could not be reached; usually worth retrying later."""
+class EdgeError(CallError):
+    """The edge refused or could not be reached (`transient` when retrying may help)."""
 
     def __init__(
         self,
@@ -29,9 +41,9 @@ class EdgeError(Exception):
         status_code: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
+        transient: bool = False,
     ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+        super().__init__(message, status_code=status_code, transient=transient)
         self.code = code
         self.request_id = request_id
 
@@ -51,10 +63,18 @@ class EdgeClient:
     client can never leak it to a signed storage URL.
     """
 
-    def __init__(self, client: httpx.Client, *, base_url: str, token: str) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        base_url: str,
+        token: str,
+        retry: RetryPolicy = API_RETRY,
+    ) -> None:
         self._client = client
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._retry = retry
 
     def resolve(self, url: str) -> str:
         """Signed URLs may come back relative to the edge (local runtime); make them absolute."""
@@ -62,7 +82,9 @@ class EdgeClient:
 
     def claim(self, job_id: str, *, agent_id: str, lease_id: str | None) -> ClaimResponse:
         body = ClaimRequest(agent_id=agent_id, lease_id=lease_id)
-        claim = self._call(job_id, "claim", body, ClaimResponse)
+        claim = self._retry.call(
+            lambda: self._call(job_id, "claim", body, ClaimResponse), what="edge claim"
+        )
         if claim.job_id != job_id:
             raise EdgeError(f"claim for job {job_id} answered for job {claim.job_id}")
         return claim
@@ -71,10 +93,10 @@ class EdgeClient:
         return self._call(job_id, "progress", body, ProgressReply)
 
     def complete(self, job_id: str, body: CompleteRequest) -> None:
-        self._call(job_id, "complete", body, None)
+        self._retry.call(lambda: self._call(job_id, "complete", body, None), what="edge complete")
 
     def fail(self, job_id: str, body: AgentFailRequest) -> None:
-        self._call(job_id, "fail", body, None)
+        self._retry.call(lambda: self._call(job_id, "fail", body, None), what="edge fail")
 
     def _call(
         self, job_id: str, action: str, body: BaseModel, reply: type[BaseModel] | None
@@ -85,7 +107,10 @@ class EdgeClient:
                 url, content=body.model_dump_json(), headers=self._json_headers()
             )
         except httpx.HTTPError as exc:
-            raise EdgeError(f"{action} failed: {type(exc).__name__}: {exc}") from exc
+            raise EdgeError(
+                f"{action} failed: {type(exc).__name__}: {exc}",
+                transient=is_transient_transport(exc),
+            ) from exc
         if not response.is_success:
             raise _error_for(action, response)
         if reply is None:
@@ -107,7 +132,8 @@ def _error_for(action: str, response: httpx.Response) -> EdgeError:
     """Map a non-2xx reply; only a 404 that names the job means the job is gone.
 
     A bare 404 (a wrong EDGE_URL, a missing route) must not make the agent ack and drop
-    every job, so it stays a retryable `EdgeError`.
+    every job, so it stays a plain `EdgeError`: the message is handed back, not acked.
+    Only 429 and 5xx gateway/overload answers are `transient` (retried in place).
     """
     code: str | None = None
     message = ""
@@ -123,6 +149,7 @@ def _error_for(action: str, response: httpx.Response) -> EdgeError:
         "status_code": response.status_code,
         "code": code,
         "request_id": response.headers.get("x-request-id"),
+        "transient": is_transient_status(response.status_code),
     }
     if response.status_code == 409:
         return ClaimConflict(text, **kwargs)

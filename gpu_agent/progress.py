@@ -5,6 +5,9 @@ a single sender thread posts it to the edge. That keeps the GPU loop free of HTT
 latency, and because one thread sends snapshots of a monotonic state, the edge sees a
 monotonic series. The same thread is the heartbeat: it re-sends the state whenever
 `heartbeat_interval` passes without a report, so a silent engine never looks dead.
+Failed reports are retried with backoff while the engine keeps running; only an edge
+that stays unreachable past `lost_after` (by then it has given the job to another
+agent) stops the job.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from types import TracebackType
 
 from contracts import ProgressReply, Stage
 from gpu_agent.edge_client import ClaimConflict, EdgeError, JobGone
+from gpu_agent.retry import HEARTBEAT_RETRY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ class CancelSignal:
     CANCEL_REQUESTED = "cancel_requested"
     STALE_CLAIM = "stale_claim"
     JOB_GONE = "job_gone"
+    EDGE_LOST = "edge_lost"
+    SHUTDOWN = "shutdown"
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -116,9 +122,11 @@ class ProgressReporter:
 
     Due: immediately for the first report and on a stage change; on a progress change
     once `min_interval` has passed since the last report; otherwise every
-    `heartbeat_interval`. After a failed send it waits `retry_delay` before trying
-    again. A cancel request or a stale claim (409) or a vanished job (404) in the reply
-    sets `cancel`, after which nothing more is sent.
+    `heartbeat_interval`. After failed sends it waits `retry.delay(failures)` (never
+    longer than `heartbeat_interval`) before trying again, and gives up with
+    `EDGE_LOST` once nothing has got through for `lost_after` seconds. A cancel request
+    or a stale claim (409) or a vanished job (404) in the reply sets `cancel`, after
+    which nothing more is sent.
     """
 
     def __init__(
@@ -127,8 +135,9 @@ class ProgressReporter:
         cancel: CancelSignal,
         *,
         heartbeat_interval: float,
+        lost_after: float,
         min_interval: float = 1.0,
-        retry_delay: float | None = None,
+        retry: RetryPolicy = HEARTBEAT_RETRY,
         clock: Callable[[], float] = time.monotonic,
         initial: Snapshot | None = None,
     ) -> None:
@@ -136,15 +145,15 @@ class ProgressReporter:
         self._cancel = cancel
         self._heartbeat_interval = max(heartbeat_interval, 0.01)
         self._min_interval = min(max(min_interval, 0.0), self._heartbeat_interval)
-        self._retry_delay = (
-            retry_delay if retry_delay is not None else min(self._heartbeat_interval, 5.0)
-        )
+        self._lost_after = lost_after
+        self._retry = retry
         self._clock = clock
         self._changed = threading.Condition()
         self._current = initial or Snapshot(0.0, Stage.DOWNLOADING, None)
         self._last_sent: Snapshot | None = None
-        self._last_sent_at = 0.0
-        self._failed_at: float | None = None
+        self._last_sent_at = clock()  # the claim that just succeeded counts as contact
+        self._failures = 0
+        self._retry_at: float | None = None
 
     @property
     def current(self) -> Snapshot:
@@ -198,8 +207,8 @@ class ProgressReporter:
             due = self._last_sent_at + self._min_interval
         else:
             due = self._last_sent_at + self._heartbeat_interval
-        if self._failed_at is not None:
-            due = max(due, self._failed_at + self._retry_delay)
+        if self._retry_at is not None:
+            due = max(due, self._retry_at)
         return max(due - now, 0.0)
 
     def _deliver(self, snapshot: Snapshot, now: float) -> None:
@@ -214,24 +223,44 @@ class ProgressReporter:
             self._cancel.set(CancelSignal.JOB_GONE)
             return
         except EdgeError as exc:
-            log.warning("progress report failed, will retry", extra={"error": str(exc)})
-            self._mark_failed(now)
+            self._failed(str(exc))
             return
         except Exception:
-            log.exception("progress report failed unexpectedly, will retry")
-            self._mark_failed(now)
+            log.exception("progress report failed unexpectedly")
+            self._failed("unexpected error")
             return
         with self._changed:
             self._last_sent = snapshot
             self._last_sent_at = now
-            self._failed_at = None
+            self._failures = 0
+            self._retry_at = None
         if reply.cancel_requested:
             log.info("edge requested cancellation")
             self._cancel.set(CancelSignal.CANCEL_REQUESTED)
 
-    def _mark_failed(self, now: float) -> None:
+    def _failed(self, error: str) -> None:
+        """Schedule the next try, or give up once the edge has surely declared us lost."""
+        now = self._clock()
         with self._changed:
-            self._failed_at = now
+            self._failures += 1
+            silent_for = now - self._last_sent_at
+            delay = min(self._retry.delay(self._failures), self._heartbeat_interval)
+            self._retry_at = now + delay
+        if silent_for >= self._lost_after:
+            log.error(
+                "edge unreachable for too long, stopping the job",
+                extra={"error": error, "silent_seconds": round(silent_for, 1)},
+            )
+            self._cancel.set(CancelSignal.EDGE_LOST)
+            return
+        log.warning(
+            "progress report failed, will retry",
+            extra={
+                "error": error,
+                "retry_in_seconds": round(delay, 2),
+                "silent_seconds": round(silent_for, 1),
+            },
+        )
 
 
 class Heartbeat:
@@ -255,13 +284,15 @@ class Heartbeat:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        # An abort (a second Ctrl-C) must not wait for a report in flight; the thread
+        # is a daemon and dies with the process.
+        self.stop(wait=exc is None or isinstance(exc, Exception))
 
-    def stop(self) -> None:
-        """Stop sending; waits for an in-flight report to finish (bounded by HTTP timeouts)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop sending; by default waits for an in-flight report (bounded by HTTP timeouts)."""
         self._stop.set()
         self._reporter.wake()
-        if self._thread.is_alive():
+        if wait and self._thread.is_alive():
             self._thread.join()
 
     def _run(self) -> None:

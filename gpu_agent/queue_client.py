@@ -1,7 +1,9 @@
 """Cloudflare Queues HTTP pull consumer (DESIGN.md section 4).
 
 The local edge serves the same pull/ack API, so this one client is what runs in both
-places and what the end-to-end tests exercise.
+places and what the end-to-end tests exercise. Ack and retry calls retry transient
+failures with the client's `RetryPolicy`; a pull is a single try because the pull loop
+is its retry (it backs off on the stop event, so a shutdown is never held up).
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from pydantic import ValidationError
 
 from contracts import AckRequest, AckResult, LeaseRef, PulledMessage, PullRequest, PullResult
 from contracts.queue import RetryRef
+from gpu_agent.retry import (
+    API_RETRY,
+    CallError,
+    RetryPolicy,
+    is_transient_status,
+    is_transient_transport,
+)
 
 
-class QueueError(Exception):
-    """The queue API refused or could not be reached; the caller backs off and retries."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+class QueueError(CallError):
+    """The queue API refused or could not be reached (`transient` when retrying may help)."""
 
 
 class CloudflareQueueClient:
@@ -36,8 +41,10 @@ class CloudflareQueueClient:
         account_id: str,
         queue_id: str,
         api_token: str,
+        retry: RetryPolicy = API_RETRY,
     ) -> None:
         self._client = client
+        self._retry = retry
         self._base = (
             f"{api_base.rstrip('/')}/accounts/{quote(account_id, safe='')}"
             f"/queues/{quote(queue_id, safe='')}/messages"
@@ -64,7 +71,8 @@ class CloudflareQueueClient:
         return self._ack_request(body)
 
     def _ack_request(self, body: AckRequest) -> AckResult:
-        result = self._post("ack", body.model_dump(exclude_none=True))
+        payload = body.model_dump(exclude_none=True)
+        result = self._retry.call(lambda: self._post("ack", payload), what="queue ack")
         try:
             return AckResult.model_validate(result)
         except ValidationError as exc:
@@ -77,7 +85,10 @@ class CloudflareQueueClient:
                 f"{self._base}/{action}", json=payload, headers=self._headers
             )
         except httpx.HTTPError as exc:
-            raise QueueError(f"queue {action} failed: {type(exc).__name__}: {exc}") from exc
+            raise QueueError(
+                f"queue {action} failed: {type(exc).__name__}: {exc}",
+                transient=is_transient_transport(exc),
+            ) from exc
         try:
             data = response.json()
         except ValueError:
@@ -86,12 +97,14 @@ class CloudflareQueueClient:
             raise QueueError(
                 f"queue {action} returned HTTP {response.status_code} without a JSON object",
                 status_code=response.status_code,
+                transient=is_transient_status(response.status_code),
             )
         if not response.is_success or data.get("success") is not True:
             raise QueueError(
                 f"queue {action} failed with HTTP {response.status_code}: "
                 f"{_describe_errors(data.get('errors'))}",
                 status_code=response.status_code,
+                transient=is_transient_status(response.status_code),
             )
         result = data.get("result")
         return result if isinstance(result, dict) else {}

@@ -3,6 +3,9 @@
 `JobRunner.run` never raises for a job-level problem: every path ends in an `Outcome`
 and, after a successful claim, in exactly one of complete, fail, or silence (the job
 was cancelled or taken over by a newer attempt, which the edge already knows).
+Edge and queue calls retry inside their clients; downloads and uploads retry here, each
+try starting over. `interrupt` (the agent's shutdown grace ran out) stops the job in
+progress and hands it back to the edge with a retryable `/fail`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 from gpu_agent.probes import MediaProbes, sniff_suffix
 from gpu_agent.progress import CancelSignal, Heartbeat, ProgressMapper, ProgressReporter, Snapshot
 from gpu_agent.queue_client import CloudflareQueueClient, QueueError
+from gpu_agent.retry import HEARTBEAT_RETRY, TRANSFER_RETRY, RetryPolicy
 from gpu_agent.transfers import (
     PayloadTooLarge,
     TransferCancelled,
@@ -53,8 +58,8 @@ from infinitetalk.engine import (
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_MESSAGE = "internal error in the GPU agent"
+SHUTDOWN_MESSAGE = "agent shutting down"
 MAX_FAIL_MESSAGE = 2000
-REPORT_ATTEMPTS = 3
 IMAGE_SHARE = 0.2  # of the download phase; the audio is usually the bigger file
 
 
@@ -65,18 +70,26 @@ class Outcome(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # acked without work: poison, not claimable, unknown job
     CANCELLED = "cancelled"  # cancel requested, stale claim or job gone: no upload/complete
-    REQUEUED = "requeued"  # claim failed transiently: handed back to the queue
+    REQUEUED = "requeued"  # not claimed (claim failed, or shutting down): handed back to the queue
+    INTERRUPTED = "interrupted"  # shutdown grace ran out: handed back to the edge with /fail
 
 
 @dataclass(frozen=True)
 class RunnerLimits:
-    """Caps and pacing; defaults follow DESIGN.md sections 3 and 4."""
+    """Caps and pacing; defaults follow DESIGN.md sections 3, 4 and 7.
+
+    `edge_lost_after_seconds` is the edge's HEARTBEAT_TIMEOUT_SECONDS (120) plus one
+    maintenance interval (60): by then the edge has re-enqueued the job, so running on
+    would only duplicate the work of the agent that now owns it.
+    """
 
     max_image_bytes: int = 10 * 1024 * 1024
     max_audio_bytes: int = 50 * 1024 * 1024
     claim_retry_delay_seconds: int = 10
     progress_min_interval: float = 1.0
-    report_retry_delay: float = 1.0
+    edge_lost_after_seconds: float = 180.0
+    transfer_retry: RetryPolicy = TRANSFER_RETRY
+    heartbeat_retry: RetryPolicy = HEARTBEAT_RETRY
 
 
 class _Delivery(StrEnum):
@@ -118,7 +131,6 @@ class JobRunner:
         probes: MediaProbes | None = None,
         limits: RunnerLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._queue = queue
         self._edge = edge
@@ -129,7 +141,21 @@ class JobRunner:
         self._probes = probes
         self._limits = limits or RunnerLimits()
         self._clock = clock
-        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._interrupted = False
+        self._current: CancelSignal | None = None
+
+    def interrupt(self) -> None:
+        """Stop the job in progress, and any later one, for a shutdown (any thread may call).
+
+        The job is handed back to the edge with a retryable `/fail`, so it is requeued
+        at once instead of after the heartbeat timeout; a finished upload still completes.
+        """
+        with self._lock:
+            self._interrupted = True
+            current = self._current
+        if current is not None:
+            current.set(CancelSignal.SHUTDOWN)
 
     def run(self, message: PulledMessage) -> Outcome:
         """Handle one message; returns how it ended and never raises for job problems."""
@@ -144,6 +170,12 @@ class JobRunner:
             return Outcome.SKIPPED
 
         jlog = _JobLog(log, {**(mlog.extra or {}), "job_id": queued.job_id})
+        with self._lock:
+            interrupted = self._interrupted
+        if interrupted:
+            jlog.info("shutting down, message handed back unclaimed")
+            self._requeue(message, jlog, delay_seconds=0)
+            return Outcome.REQUEUED
         try:
             claim = self._edge.claim(
                 queued.job_id, agent_id=self._agent_id, lease_id=message.lease_id
@@ -165,12 +197,18 @@ class JobRunner:
     def _run_claimed(self, claim: ClaimResponse, jlog: _JobLog) -> Outcome:
         started = self._clock()
         cancel = CancelSignal()
+        with self._lock:
+            self._current = cancel
+            if self._interrupted:
+                cancel.set(CancelSignal.SHUTDOWN)
         mapper = ProgressMapper()
         reporter = ProgressReporter(
             lambda snapshot: self._send_progress(claim, snapshot),
             cancel,
             heartbeat_interval=min(claim.settings.heartbeat_interval_seconds, 30.0),
+            lost_after=self._limits.edge_lost_after_seconds,
             min_interval=self._limits.progress_min_interval,
+            retry=self._limits.heartbeat_retry,
             clock=self._clock,
             initial=mapper.downloading(0.0),
         )
@@ -183,7 +221,7 @@ class JobRunner:
                     result = self._produce(claim, workdir, cancel, mapper, reporter, jlog)
             except _JobFailed as failure:
                 if cancel.is_set():
-                    return self._dropped(cancel, jlog)
+                    return self._stopped(claim, cancel, jlog)
                 if workdir is not None:  # the client sees this message: no agent paths
                     failure.message = failure.message.replace(f"{workdir}{os.sep}", "")
                 jlog.warning(
@@ -198,17 +236,20 @@ class JobRunner:
                 return Outcome.FAILED
             except Exception:
                 if cancel.is_set():
-                    return self._dropped(cancel, jlog)
+                    return self._stopped(claim, cancel, jlog)
                 jlog.exception("job crashed")
                 failure = _JobFailed(
                     FailureCode.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, retryable=True
                 )
                 self._report_failure(claim, failure, jlog)
                 return Outcome.FAILED
-            if result is None or cancel.is_set():
-                return self._dropped(cancel, jlog)
+            # A shutdown that lands after the upload still completes: the work is done.
+            if result is None or cancel.reason not in (None, CancelSignal.SHUTDOWN):
+                return self._stopped(claim, cancel, jlog)
             return self._report_complete(claim, result, started, jlog)
         finally:
+            with self._lock:
+                self._current = None
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
 
@@ -280,16 +321,21 @@ class JobRunner:
 
         metadata = self._verify(video.path, video.engine, probes)
         reporter.update(mapper.uploading(0.0))
+        url = self._edge.resolve(claim.output.upload_url)
         try:
-            upload(
-                self._transfers,
-                self._edge.resolve(claim.output.upload_url),
-                video.path,
-                "video/mp4",
-                on_progress=lambda sent, total: reporter.update(
-                    mapper.uploading(sent / total if total else 1.0)
+            self._transfer(
+                lambda: upload(
+                    self._transfers,
+                    url,
+                    video.path,
+                    "video/mp4",
+                    on_progress=lambda sent, total: reporter.update(
+                        mapper.uploading(sent / total if total else 1.0)
+                    ),
+                    cancelled=cancel.is_set,
                 ),
-                cancelled=cancel.is_set,
+                cancel,
+                "upload video",
             )
         except TransferCancelled:
             return None
@@ -310,16 +356,19 @@ class JobRunner:
         what: str,
     ) -> Path:
         """Download one input and give it a suffix that matches its bytes."""
-        if cancel.is_set():
-            raise TransferCancelled("cancelled before the download")
+        resolved = self._edge.resolve(url)
         try:
-            download(
-                self._transfers,
-                self._edge.resolve(url),
-                dest,
-                max_bytes,
-                on_progress=lambda done, total: on_fraction(done / total if total else 0.0),
-                cancelled=cancel.is_set,
+            self._transfer(
+                lambda: download(
+                    self._transfers,
+                    resolved,
+                    dest,
+                    max_bytes,
+                    on_progress=lambda done, total: on_fraction(done / total if total else 0.0),
+                    cancelled=cancel.is_set,
+                ),
+                cancel,
+                f"download {what}",
             )
         except PayloadTooLarge as exc:
             raise _JobFailed(
@@ -337,6 +386,16 @@ class JobRunner:
         if not suffix:
             return dest
         return dest.rename(dest.with_suffix(suffix))
+
+    def _transfer(self, once: Callable[[], int], cancel: CancelSignal, what: str) -> int:
+        """Retry a transfer from its start; a cancel between tries ends it at the next try."""
+
+        def attempt() -> int:
+            if cancel.is_set():
+                raise TransferCancelled(f"{what} cancelled")
+            return once()
+
+        return self._limits.transfer_retry.call(attempt, what=what)
 
     def _verify(self, path: Path, engine_name: str, probes: MediaProbes) -> ResultMetadata:
         """The engine checks its output too; this guards against uploading a broken file."""
@@ -396,25 +455,34 @@ class JobRunner:
         self._report(lambda: self._edge.fail(claim.job_id, body), "fail", jlog)
 
     def _report(self, call: Callable[[], None], what: str, jlog: _JobLog) -> _Delivery:
-        """Deliver a final report, retrying transient errors a few times.
+        """Deliver a final report (the edge client retries transient errors).
 
-        If every attempt fails, the edge's heartbeat timeout re-enqueues the job.
+        If it never gets through, the edge's heartbeat timeout re-enqueues the job.
         """
-        for attempt in range(1, REPORT_ATTEMPTS + 1):
-            try:
-                call()
-                return _Delivery.DELIVERED
-            except (ClaimConflict, JobGone) as exc:
-                jlog.warning(f"{what} refused: claim is stale", extra={"error": str(exc)})
-                return _Delivery.STALE
-            except EdgeError as exc:
-                jlog.warning(f"{what} failed", extra={"error": str(exc), "report_attempt": attempt})
-                if attempt < REPORT_ATTEMPTS:
-                    self._sleep(self._limits.report_retry_delay * attempt)
-        jlog.error(f"{what} could not be delivered; the edge will time the job out")
-        return _Delivery.UNDELIVERED
+        try:
+            call()
+            return _Delivery.DELIVERED
+        except (ClaimConflict, JobGone) as exc:
+            jlog.warning(f"{what} refused: claim is stale", extra={"error": str(exc)})
+            return _Delivery.STALE
+        except EdgeError as exc:
+            jlog.error(
+                f"{what} could not be delivered; the edge will time the job out",
+                extra={"error": str(exc)},
+            )
+            return _Delivery.UNDELIVERED
 
-    def _dropped(self, cancel: CancelSignal, jlog: _JobLog) -> Outcome:
+    def _stopped(self, claim: ClaimResponse, cancel: CancelSignal, jlog: _JobLog) -> Outcome:
+        """The job was stopped before its end: hand it back on shutdown, else stay silent.
+
+        Silent because the edge already knows (cancel requested, stale claim, job gone)
+        or is unreachable and requeues the job itself once the heartbeat times out.
+        """
+        if cancel.reason == CancelSignal.SHUTDOWN:
+            jlog.warning("job interrupted by shutdown, handing it back")
+            failure = _JobFailed(FailureCode.INTERNAL_ERROR, SHUTDOWN_MESSAGE, retryable=True)
+            self._report_failure(claim, failure, jlog)
+            return Outcome.INTERRUPTED
         jlog.info("job dropped", extra={"reason": cancel.reason})
         return Outcome.CANCELLED
 
@@ -425,9 +493,12 @@ class JobRunner:
             # Redelivery after the visibility timeout is harmless: the claim is the lease.
             mlog.warning("ack failed", extra={"error": str(exc)})
 
-    def _requeue(self, message: PulledMessage, mlog: _JobLog) -> None:
+    def _requeue(
+        self, message: PulledMessage, mlog: _JobLog, *, delay_seconds: int | None = None
+    ) -> None:
+        delay = self._limits.claim_retry_delay_seconds if delay_seconds is None else delay_seconds
         try:
-            self._queue.retry(message.lease_id, self._limits.claim_retry_delay_seconds)
+            self._queue.retry(message.lease_id, delay)
         except QueueError as exc:
             mlog.warning(
                 "retry failed; the visibility timeout will redeliver", extra={"error": str(exc)}

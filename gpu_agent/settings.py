@@ -19,6 +19,8 @@ DEFAULT_QUEUE_ID = "avatar-jobs"
 ENGINES = ("preview", "infinitetalk")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600  # Cloudflare's ceiling
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 60.0
+MAX_SHUTDOWN_GRACE_SECONDS = 3600  # a pod asked to stop is not kept an hour
 MIB = 1024 * 1024
 
 
@@ -50,6 +52,9 @@ class AgentSettings(BaseModel):
     engine: str = "preview"
     agent_id: str = Field(default_factory=default_agent_id, min_length=1, max_length=200)
     visibility_timeout_seconds: int = Field(default=60, ge=1, le=MAX_VISIBILITY_TIMEOUT_SECONDS)
+    shutdown_grace_seconds: float = Field(
+        default=DEFAULT_SHUTDOWN_GRACE_SECONDS, ge=0, le=MAX_SHUTDOWN_GRACE_SECONDS
+    )
     work_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
     log_level: str = "INFO"
     # Not environment settings: the public limits of DESIGN.md section 3, kept here so
@@ -124,6 +129,19 @@ class AgentSettings(BaseModel):
                 )
             else:
                 values["visibility_timeout_seconds"] = seconds
+
+        grace = get("SHUTDOWN_GRACE_SECONDS")
+        if grace is not None:
+            try:
+                grace_seconds = float(grace)
+            except ValueError:
+                grace_seconds = -1.0
+            if not 0 <= grace_seconds <= MAX_SHUTDOWN_GRACE_SECONDS:  # NaN fails this too
+                problems["SHUTDOWN_GRACE_SECONDS"] = (
+                    f"must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE_SECONDS}"
+                )
+            else:
+                values["shutdown_grace_seconds"] = grace_seconds
 
         level = get("LOG_LEVEL")
         if level is not None:

@@ -3,6 +3,8 @@
 Inputs can be 50 MiB and outputs much more, so bytes go chunk by chunk between the
 socket and a file; nothing here holds a whole file in memory. Signed URLs carry their
 credentials in the query string, so logs get `redact_url` of them, never the URL.
+Each call is one try that starts from scratch (a new file, or the file re-read from its
+first byte), so a caller can repeat it with a `RetryPolicy` when the error is `transient`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import BinaryIO
 
 import httpx
 
+from gpu_agent.retry import CallError, is_transient_status, is_transient_transport
+
 CHUNK_SIZE = 256 * 1024
 
 TransferProgress = Callable[[int, int | None], None]
@@ -21,12 +25,8 @@ TransferProgress = Callable[[int, int | None], None]
 StopCheck = Callable[[], bool]
 
 
-class TransferError(Exception):
-    """A download or upload failed (network, HTTP status); usually transient."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+class TransferError(CallError):
+    """A download or upload failed (network, HTTP status); `transient` when a retry may help."""
 
 
 class PayloadTooLarge(TransferError):
@@ -63,6 +63,7 @@ def download(
                 raise TransferError(
                     f"download from {redact_url(url)} failed with HTTP {response.status_code}",
                     status_code=response.status_code,
+                    transient=is_transient_status(response.status_code),
                 )
             total = _content_length(response)
             if total is not None and total > max_bytes:
@@ -80,7 +81,8 @@ def download(
     except httpx.HTTPError as exc:
         dest.unlink(missing_ok=True)
         raise TransferError(
-            f"download from {redact_url(url)} failed: {type(exc).__name__}"
+            f"download from {redact_url(url)} failed: {type(exc).__name__}",
+            transient=is_transient_transport(exc),
         ) from exc
     except BaseException:
         dest.unlink(missing_ok=True)
@@ -110,12 +112,14 @@ def upload(
             response = client.put(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise TransferError(
-                f"upload to {redact_url(url)} failed: {type(exc).__name__}"
+                f"upload to {redact_url(url)} failed: {type(exc).__name__}",
+                transient=is_transient_transport(exc),
             ) from exc
     if not response.is_success:
         raise TransferError(
             f"upload to {redact_url(url)} failed with HTTP {response.status_code}",
             status_code=response.status_code,
+            transient=is_transient_status(response.status_code),
         )
     return size
 

@@ -1,7 +1,9 @@
 """Fakes for the agent's collaborators: the Cloudflare queue, the edge, signed URLs, an engine.
 
 Everything goes through one `httpx.MockTransport`, so the real clients are the code
-under test and every request is recorded in order.
+under test and every request is recorded in order. Failures are injected per call kind
+(`FakeCloud.script`) or for everything behind the edge (`FakeCloud.down_for`, an edge
+restart); retry policies record their delays in `sleeps` instead of sleeping.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +25,7 @@ from contracts import PulledMessage, QueueMessage, Stage
 from gpu_agent.edge_client import EdgeClient
 from gpu_agent.probes import MediaProbes
 from gpu_agent.queue_client import CloudflareQueueClient
+from gpu_agent.retry import API_RETRY, TRANSFER_RETRY, RetryPolicy
 from gpu_agent.runner import JobRunner, RunnerLimits
 from infinitetalk.engine import VideoRequest, VideoResult
 
@@ -38,6 +41,15 @@ WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 300_000  # spans several upload chunks
 
 Reply = Callable[[httpx.Request, dict[str, Any]], httpx.Response]
+# What a scripted call does: answer with this status or response, or raise this error.
+Scripted = int | httpx.Response | type[httpx.TransportError]
+# The heartbeat thread waits for real: keep its retry delays at milliseconds.
+FAST_HEARTBEAT_RETRY = RetryPolicy(base_delay=0.001, max_delay=0.005, jitter=0.0)
+
+
+def recorded(policy: RetryPolicy, sleeps: list[float]) -> RetryPolicy:
+    """`policy` with its nominal delays (no jitter) appended to `sleeps` instead of slept."""
+    return replace(policy, sleep=sleeps.append, rand=lambda: 0.0)
 
 
 def envelope(status: int, code: str, message: str = "nope") -> httpx.Response:
@@ -79,8 +91,15 @@ class FakeCloud:
     uploads: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     replies: dict[str, Reply] = field(default_factory=dict)
+    scripts: dict[str, list[Scripted]] = field(default_factory=dict)
+    down_for: int = 0  # the next N calls to the edge or the queue find nobody listening
     on_call: Callable[[Call], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, kind: str, *answers: Scripted) -> None:
+        """The next calls of `kind` get these answers, in order, before the normal reply."""
+        with self.lock:
+            self.scripts.setdefault(kind, []).extend(answers)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -126,8 +145,21 @@ class FakeCloud:
         call = Call(kind, request.method, str(request.url), request.headers, body)
         with self.lock:
             self.calls.append(call)
+            restarting = self.down_for > 0 and request.url.host in ("edge.test", "cf.test")
+            if restarting:
+                self.down_for -= 1
+            scripted = self.scripts.get(kind, [])
+            answer = scripted.pop(0) if scripted and not restarting else None
         if self.on_call is not None:
             self.on_call(call)
+        if restarting:
+            raise httpx.ConnectError("connection refused (edge restarting)", request=request)
+        if isinstance(answer, int):
+            return httpx.Response(answer, json={"success": False, "errors": []})
+        if isinstance(answer, httpx.Response):
+            return answer
+        if answer is not None:
+            raise answer("injected failure", request=request)
         if kind in self.replies:
             return self.replies[kind](request, body)
         return self._default(kind, request, body)
@@ -196,6 +228,7 @@ class FakeEngine:
         self.requests: list[VideoRequest] = []
         self.workdirs: list[Path] = []
         self.saw_cancel = False
+        self.stopped_at: float | None = None  # time.monotonic() when it noticed the cancel
 
     def generate(
         self,
@@ -215,6 +248,7 @@ class FakeEngine:
             while not cancelled() and time.monotonic() < deadline:
                 time.sleep(0.005)
             self.saw_cancel = cancelled()
+            self.stopped_at = time.monotonic()
         if self.error is not None:
             raise self.error
         out = workdir / "out.mp4"
@@ -268,15 +302,25 @@ def http(cloud: FakeCloud) -> httpx.Client:
 
 
 @pytest.fixture
-def queue(http: httpx.Client) -> CloudflareQueueClient:
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def queue(http: httpx.Client, sleeps: list[float]) -> CloudflareQueueClient:
     return CloudflareQueueClient(
-        http, api_base=CF_BASE, account_id=ACCOUNT, queue_id=QUEUE, api_token=CF_TOKEN
+        http,
+        api_base=CF_BASE,
+        account_id=ACCOUNT,
+        queue_id=QUEUE,
+        api_token=CF_TOKEN,
+        retry=recorded(API_RETRY, sleeps),
     )
 
 
 @pytest.fixture
-def edge(http: httpx.Client) -> EdgeClient:
-    return EdgeClient(http, base_url=EDGE_URL, token=AGENT_TOKEN)
+def edge(http: httpx.Client, sleeps: list[float]) -> EdgeClient:
+    return EdgeClient(http, base_url=EDGE_URL, token=AGENT_TOKEN, retry=recorded(API_RETRY, sleeps))
 
 
 @pytest.fixture
@@ -290,11 +334,6 @@ def work_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
 def make_runner(
     queue: CloudflareQueueClient,
     edge: EdgeClient,
@@ -303,7 +342,11 @@ def make_runner(
     work_dir: Path,
     sleeps: list[float],
 ) -> Callable[..., JobRunner]:
-    def make(engine: Any | None = None, **limits: Any) -> JobRunner:
+    def make(
+        engine: Any | None = None, *, clock: Callable[[], float] = time.monotonic, **limits: Any
+    ) -> JobRunner:
+        limits.setdefault("transfer_retry", recorded(TRANSFER_RETRY, sleeps))
+        limits.setdefault("heartbeat_retry", FAST_HEARTBEAT_RETRY)
         return JobRunner(
             queue=queue,
             edge=edge,
@@ -313,7 +356,7 @@ def make_runner(
             work_dir=work_dir,
             probes=fake_probes.probes(),
             limits=RunnerLimits(**limits),
-            sleep=sleeps.append,
+            clock=clock,
         )
 
     return make

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from contracts import Stage
 from gpu_agent import cli
 from gpu_agent.settings import AgentSettings
+from infinitetalk.engine import CancelledError
 
 from .conftest import (
     ACCOUNT,
@@ -38,6 +40,7 @@ ENV_NAMES = (
     "ENGINE",
     "AGENT_ID",
     "VISIBILITY_TIMEOUT_SECONDS",
+    "SHUTDOWN_GRACE_SECONDS",
     "WORK_DIR",
     "LOG_LEVEL",
 )
@@ -62,7 +65,7 @@ def restore_logging() -> object:
     root.setLevel(level)
 
 
-def _settings(tmp_path: Path) -> AgentSettings:
+def _settings(tmp_path: Path, **extra: str) -> AgentSettings:
     return AgentSettings.from_env(
         {
             "EDGE_URL": EDGE_URL,
@@ -73,6 +76,7 @@ def _settings(tmp_path: Path) -> AgentSettings:
             "CF_API_TOKEN": CF_TOKEN,
             "AGENT_ID": "cli-agent",
             "WORK_DIR": str(tmp_path / "work"),
+            **extra,
         }
     )
 
@@ -139,9 +143,8 @@ def test_second_signal_aborts_with_130(
     assert cli.main(["run"]) == 130
 
 
-def test_run_agent_wires_everything_and_stops_after_the_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fake_media(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
     media = types.ModuleType("infinitetalk.media")
@@ -153,6 +156,10 @@ def test_run_agent_wires_everything_and_stops_after_the_job(
 
     monkeypatch.setattr(infinitetalk, "media", media, raising=False)
 
+
+def test_run_agent_wires_everything_and_stops_after_the_job(
+    tmp_path: Path, fake_media: None
+) -> None:
     stop = threading.Event()
     cloud = FakeCloud(messages=[pulled()])
     cloud.on_call = lambda call: stop.set() if call.kind == "complete" else None
@@ -167,6 +174,30 @@ def test_run_agent_wires_everything_and_stops_after_the_job(
     assert pull.headers["authorization"] == f"Bearer {CF_TOKEN}"
     assert "authorization" not in next(c for c in cloud.calls if c.kind == "put").headers
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_shutdown_grace_from_the_environment_reaches_the_agent(
+    tmp_path: Path, fake_media: None
+) -> None:
+    stop = threading.Event()
+    cloud = FakeCloud(messages=[pulled()])
+    cloud.on_call = lambda call: (
+        stop.set() if call.kind == "progress" and call.body["stage"] == "generating" else None
+    )
+    engine = FakeEngine(
+        steps=[(10.0, Stage.GENERATING, None)], wait_for_cancel=5.0, error=CancelledError()
+    )
+    settings = _settings(tmp_path, SHUTDOWN_GRACE_SECONDS="0")
+    assert cli.run_agent(settings, stop, engine=engine, transport=cloud.transport()) == 0
+    assert engine.saw_cancel  # no grace: stopped at once, not after the engine's 5 s
+    assert cloud.bodies("fail") == [
+        {
+            "claim_token": "claim-tok",
+            "code": "INTERNAL_ERROR",
+            "message": "agent shutting down",
+            "retryable": True,
+        }
+    ]
 
 
 def test_run_agent_loads_the_engine_from_the_factory(

@@ -121,3 +121,72 @@ def test_job_id_is_quoted_into_the_path() -> None:
 def test_resolve_signed_urls(base: str, url: str, expected: str) -> None:
     with httpx.Client() as client:
         assert EdgeClient(client, base_url=base, token="t").resolve(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "transient"),
+    [
+        (envelope(429, "RATE_LIMITED"), True),
+        (envelope(500, "INTERNAL_ERROR"), True),
+        (httpx.Response(502, text="bad gateway"), True),
+        (envelope(503, "STORAGE_ERROR"), True),
+        (httpx.Response(504), True),
+        (envelope(400, "INVALID_INPUT"), False),
+        (envelope(401, "UNAUTHORIZED"), False),
+        (envelope(404, "JOB_NOT_FOUND"), False),
+        (envelope(409, "CONFLICT"), False),
+        (envelope(413, "PAYLOAD_TOO_LARGE"), False),
+        (httpx.Response(422), False),
+        (httpx.Response(200, text="not json"), False),
+    ],
+)
+def test_errors_say_whether_a_retry_may_help(
+    cloud: FakeCloud, edge: EdgeClient, response: httpx.Response, transient: bool
+) -> None:
+    cloud.replies["progress"] = lambda r, b: response
+    with pytest.raises(EdgeError) as caught:
+        edge.progress(JOB_ID, ProgressRequest(claim_token="t", progress=1, stage=Stage.GENERATING))
+    assert caught.value.transient is transient
+
+
+def test_claim_complete_and_fail_ride_out_an_edge_restart(
+    cloud: FakeCloud, edge: EdgeClient, sleeps: list[float]
+) -> None:
+    cloud.script("claim", httpx.ConnectError, 503, httpx.ReadTimeout)
+    assert edge.claim(JOB_ID, agent_id="a", lease_id=None).claim_token == "claim-tok"
+    result = ResultMetadata(size_bytes=1, duration_seconds=1, width=2, height=2, engine="preview")
+    cloud.script("complete", httpx.RemoteProtocolError)
+    edge.complete(JOB_ID, CompleteRequest(claim_token="t", result=result))
+    cloud.script("fail", 502)
+    edge.fail(JOB_ID, AgentFailRequest(claim_token="t", code="TIMEOUT", message="m"))
+    assert cloud.kinds() == ["claim"] * 4 + ["complete"] * 2 + ["fail"] * 2
+    assert sleeps == [1.0, 2.0, 4.0, 1.0, 1.0]
+
+
+def test_final_answers_are_not_retried(cloud: FakeCloud, edge: EdgeClient) -> None:
+    cloud.script("claim", envelope(409, "CONFLICT"))
+    with pytest.raises(ClaimConflict):
+        edge.claim(JOB_ID, agent_id="a", lease_id=None)
+    body = {**cloud.claim_body(), "job_id": "other"}
+    cloud.replies["claim"] = lambda r, b: httpx.Response(200, json=body)
+    with pytest.raises(EdgeError, match="answered for job other") as caught:
+        edge.claim(JOB_ID, agent_id="a", lease_id=None)
+    assert caught.value.transient is False
+    assert cloud.kinds() == ["claim", "claim"]
+
+
+def test_retries_run_out_with_the_last_error(cloud: FakeCloud, edge: EdgeClient) -> None:
+    cloud.replies["complete"] = lambda r, b: envelope(503, "STORAGE_ERROR")
+    result = ResultMetadata(size_bytes=1, duration_seconds=1, width=2, height=2, engine="preview")
+    with pytest.raises(EdgeError, match="HTTP 503") as caught:
+        edge.complete(JOB_ID, CompleteRequest(claim_token="t", result=result))
+    assert caught.value.transient is True
+    assert cloud.kinds() == ["complete"] * 6
+
+
+def test_progress_is_a_single_try(cloud: FakeCloud, edge: EdgeClient, sleeps: list[float]) -> None:
+    cloud.script("progress", httpx.ConnectError)
+    with pytest.raises(EdgeError) as caught:
+        edge.progress(JOB_ID, ProgressRequest(claim_token="t", progress=1, stage=Stage.GENERATING))
+    assert caught.value.transient is True  # the heartbeat thread schedules the next try
+    assert cloud.kinds() == ["progress"] and sleeps == []

@@ -10,6 +10,7 @@ import pytest
 from contracts import ProgressReply, Stage
 from gpu_agent.edge_client import ClaimConflict, EdgeError, JobGone
 from gpu_agent.progress import CancelSignal, Heartbeat, ProgressMapper, ProgressReporter, Snapshot
+from gpu_agent.retry import RetryPolicy
 
 
 class Clock:
@@ -74,9 +75,21 @@ def _reporter(
         edge,
         cancel or CancelSignal(),
         heartbeat_interval=kw.get("heartbeat", 10.0),
+        lost_after=kw.get("lost_after", 180.0),
         min_interval=1.0,
+        retry=RetryPolicy(base_delay=kw.get("retry", 1.0), max_delay=5.0, jitter=0.0),
         clock=clock,
-        retry_delay=kw.get("retry"),
+    )
+
+
+def _threaded(edge: Edge, cancel: CancelSignal | None = None, **kw: float) -> ProgressReporter:
+    """A reporter on the real clock, for the heartbeat thread's own tests."""
+    return ProgressReporter(
+        edge,
+        cancel or CancelSignal(),
+        heartbeat_interval=kw.get("heartbeat", 60.0),
+        lost_after=180.0,
+        min_interval=kw.get("min_interval", 1.0),
     )
 
 
@@ -107,19 +120,58 @@ def test_schedule_first_then_throttled_then_heartbeat() -> None:
     assert reporter.current == Snapshot(5.0, Stage.GENERATING)
 
 
-def test_failed_send_waits_for_the_retry_delay() -> None:
-    edge, clock = Edge(EdgeError("down"), RuntimeError("bug")), Clock()
-    reporter = _reporter(edge, clock, retry=3.0)
+def test_failed_sends_back_off_exponentially_then_recover() -> None:
+    edge, clock = Edge(EdgeError("down"), RuntimeError("bug"), EdgeError("down")), Clock()
+    reporter = _reporter(edge, clock, retry=1.5)
     assert reporter.send_if_due() is True
-    assert reporter.seconds_until_due() == 3.0
+    assert reporter.seconds_until_due() == 1.5
     reporter.update(Snapshot(5.0, Stage.GENERATING))  # even a stage change waits
+    assert reporter.seconds_until_due() == 1.5
+    clock.now += 1.5
+    assert reporter.send_if_due() is True  # fails again (unexpected error): still survives
     assert reporter.seconds_until_due() == 3.0
     clock.now += 3.0
-    assert reporter.send_if_due() is True  # fails again (unexpected error): still survives
-    clock.now += 3.0
+    assert reporter.send_if_due() is True
+    assert reporter.seconds_until_due() == 5.0  # the policy's ceiling
+    clock.now += 5.0
     assert reporter.send_if_due() is True
     assert reporter.last_sent == Snapshot(5.0, Stage.GENERATING)
     assert reporter.seconds_until_due() == 10.0
+    assert edge.sent == [Snapshot(0.0, Stage.DOWNLOADING)] + [Snapshot(5.0, Stage.GENERATING)] * 3
+
+
+def test_retry_delay_never_exceeds_the_heartbeat_interval() -> None:
+    edge, clock = Edge(EdgeError("down")), Clock()
+    reporter = _reporter(edge, clock, heartbeat=0.5, retry=4.0)
+    reporter.send_if_due()
+    assert reporter.seconds_until_due() == 0.5
+
+
+def test_failing_heartbeats_keep_the_job_until_the_edge_must_have_given_up() -> None:
+    edge, clock, cancel = Edge(*[EdgeError("down")] * 100), Clock(), CancelSignal()
+    reporter = _reporter(edge, clock, cancel, lost_after=120.0)
+    while not cancel.is_set():
+        clock.now += reporter.seconds_until_due()
+        reporter.send_if_due()
+        # Until 120 s without contact: the engine keeps running and the reports go on.
+        assert cancel.is_set() is (clock.now >= 100.0 + 120.0)
+    assert cancel.reason == CancelSignal.EDGE_LOST
+    assert clock.now <= 100.0 + 125.0  # given up at the first try after that
+    assert len(edge.sent) > 20
+
+
+def test_a_report_that_gets_through_restarts_the_edge_lost_clock() -> None:
+    edge, clock = Edge(EdgeError("down"), ProgressReply(), EdgeError("down")), Clock()
+    cancel = CancelSignal()
+    reporter = _reporter(edge, clock, cancel, lost_after=120.0)
+    clock.now += 100.0
+    reporter.send_if_due()  # fails 100 s after the claim
+    clock.now += 5.0
+    reporter.send_if_due()  # gets through
+    clock.now += 100.0
+    reporter.update(Snapshot(1.0, Stage.DOWNLOADING))
+    reporter.send_if_due()  # fails, but only 100 s after the last contact
+    assert not cancel.is_set()
 
 
 @pytest.mark.parametrize(
@@ -150,7 +202,7 @@ def test_cancel_signal_keeps_the_first_reason() -> None:
 
 def test_heartbeat_thread_resends_while_silent_and_stops_on_exit() -> None:
     edge = Edge()
-    reporter = ProgressReporter(edge, CancelSignal(), heartbeat_interval=0.01, min_interval=0.0)
+    reporter = _threaded(edge, heartbeat=0.01, min_interval=0.0)
     with Heartbeat(reporter):
         assert len(edge.sent) >= 1  # the first report is synchronous
         deadline = threading.Event()
@@ -163,7 +215,7 @@ def test_heartbeat_thread_resends_while_silent_and_stops_on_exit() -> None:
 
 def test_heartbeat_thread_sends_updates_promptly() -> None:
     edge = Edge()
-    reporter = ProgressReporter(edge, CancelSignal(), heartbeat_interval=60.0)
+    reporter = _threaded(edge)
     with Heartbeat(reporter) as heartbeat:
         reporter.update(Snapshot(5.0, Stage.GENERATING))
         waited = threading.Event()
@@ -178,8 +230,27 @@ def test_heartbeat_thread_sends_updates_promptly() -> None:
 def test_heartbeat_after_cancel_idles_until_stopped() -> None:
     edge = Edge(ProgressReply(cancel_requested=True))
     cancel = CancelSignal()
-    reporter = ProgressReporter(edge, cancel, heartbeat_interval=0.01)
+    reporter = _threaded(edge, cancel, heartbeat=0.01)
     with Heartbeat(reporter):
         assert cancel.is_set()
         threading.Event().wait(0.05)
     assert len(edge.sent) == 1
+
+
+def test_an_abort_does_not_wait_for_a_report_in_flight() -> None:
+    release, sending = threading.Event(), threading.Event()
+
+    def slow(snapshot: Snapshot) -> ProgressReply:
+        if snapshot.stage is Stage.GENERATING:
+            sending.set()
+            release.wait(5)
+        return ProgressReply()
+
+    reporter = _threaded(slow)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KeyboardInterrupt), Heartbeat(reporter):
+            reporter.update(Snapshot(5.0, Stage.GENERATING))
+            assert sending.wait(5)
+            raise KeyboardInterrupt  # a second Ctrl-C: out at once, not after the report
+    finally:
+        release.set()

@@ -106,3 +106,61 @@ def test_ids_are_quoted_into_the_path() -> None:
             client, api_base=CF_BASE + "/", account_id="a/b", queue_id="q 1", api_token="t"
         ).pull()
     assert seen == ["/client/v4/accounts/a%2Fb/queues/q%201/messages/pull"]
+
+
+@pytest.mark.parametrize(
+    ("response", "transient"),
+    [
+        (httpx.Response(429, json={"success": False, "errors": []}), True),
+        (httpx.Response(500, json={"success": False, "errors": []}), True),
+        (httpx.Response(502, text="<html>bad gateway</html>"), True),
+        (httpx.Response(503, text=""), True),
+        (httpx.Response(504, json={"success": False}), True),
+        (httpx.Response(400, json={"success": False, "errors": []}), False),
+        (httpx.Response(401, json={"success": False, "errors": []}), False),
+        (httpx.Response(404, text="no such queue"), False),
+        (httpx.Response(200, json={"success": False, "errors": []}), False),
+        (httpx.Response(200, json={"success": True, "result": {"messages": [{}]}}), False),
+    ],
+)
+def test_errors_say_whether_a_retry_may_help(
+    cloud: FakeCloud, queue: CloudflareQueueClient, response: httpx.Response, transient: bool
+) -> None:
+    cloud.replies["pull"] = lambda r, b: response
+    with pytest.raises(QueueError) as caught:
+        queue.pull()
+    assert caught.value.transient is transient
+
+
+def test_pull_is_a_single_try(
+    cloud: FakeCloud, queue: CloudflareQueueClient, sleeps: list[float]
+) -> None:
+    cloud.script("pull", httpx.ConnectError)
+    with pytest.raises(QueueError) as caught:
+        queue.pull()
+    assert caught.value.transient is True  # the pull loop backs off and pulls again
+    assert cloud.kinds() == ["pull"] and sleeps == []
+
+
+def test_ack_and_retry_ride_out_transient_failures(
+    cloud: FakeCloud, queue: CloudflareQueueClient, sleeps: list[float]
+) -> None:
+    cloud.script("ack", httpx.ConnectError, 503, httpx.ReadTimeout, 429)
+    assert queue.ack(["a"]).ackCount == 1
+    cloud.script("ack", 502)
+    assert queue.retry("b", 0).retryCount == 1
+    assert cloud.kinds() == ["ack"] * 7
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 1.0]
+
+
+def test_ack_gives_up_after_six_tries_and_never_retries_final_answers(
+    cloud: FakeCloud, queue: CloudflareQueueClient
+) -> None:
+    cloud.script("ack", *[503] * 6)
+    with pytest.raises(QueueError, match="HTTP 503"):
+        queue.ack(["a"])
+    assert cloud.kinds() == ["ack"] * 6
+    cloud.script("ack", 401)
+    with pytest.raises(QueueError, match="HTTP 401"):
+        queue.ack(["a"])
+    assert cloud.kinds() == ["ack"] * 7

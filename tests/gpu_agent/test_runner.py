@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import httpx
 import pytest
 
 from contracts import Resolution, Stage
-from gpu_agent.runner import INTERNAL_ERROR_MESSAGE, Outcome
+from gpu_agent.runner import INTERNAL_ERROR_MESSAGE, SHUTDOWN_MESSAGE, Outcome
 from infinitetalk.engine import CancelledError, EngineError, InvalidInputError
 
 from .conftest import (
@@ -142,21 +145,22 @@ def test_unclaimable_job_is_acked_without_work(
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "tries"),
     [
-        lambda r, b: envelope(500, "INTERNAL_ERROR"),
-        lambda r, b: envelope(404, "NOT_FOUND"),  # a missing route must not drop jobs
-        lambda r, b: (_ for _ in ()).throw(httpx.ConnectError("refused", request=r)),
+        (lambda r, b: envelope(500, "INTERNAL_ERROR"), 6),
+        (lambda r, b: envelope(404, "NOT_FOUND"), 1),  # a missing route must not drop jobs
+        (lambda r, b: envelope(401, "UNAUTHORIZED"), 1),  # final: asking again cannot help
+        (lambda r, b: (_ for _ in ()).throw(httpx.ConnectError("refused", request=r)), 6),
     ],
-    ids=["500", "route-404", "network"],
+    ids=["500", "route-404", "401", "network"],
 )
 def test_claim_error_hands_the_message_back_without_ack(
-    cloud: FakeCloud, make_runner: Any, reply: Any
+    cloud: FakeCloud, make_runner: Any, reply: Any, tries: int
 ) -> None:
     cloud.replies["claim"] = reply
     runner = make_runner(claim_retry_delay_seconds=12)
     assert runner.run(pulled()) is Outcome.REQUEUED
-    assert cloud.kinds() == ["claim", "ack"]
+    assert cloud.kinds() == ["claim"] * tries + ["ack"]
     assert cloud.bodies("ack") == [
         {"acks": [], "retries": [{"lease_id": "lease-1", "delay_seconds": 12}]}
     ]
@@ -389,6 +393,7 @@ def test_download_http_error_is_a_retryable_storage_error(
     body = _fail_body(cloud)
     assert (body["code"], body["retryable"]) == ("STORAGE_ERROR", True)
     assert "sig" not in body["message"] and "404" in body["message"]
+    assert cloud.kinds().count("get") == 1  # a 404 is final: not retried
 
 
 def test_upload_error_is_a_retryable_storage_error(cloud: FakeCloud, make_runner: Any) -> None:
@@ -397,6 +402,7 @@ def test_upload_error_is_a_retryable_storage_error(cloud: FakeCloud, make_runner
     body = cloud.bodies("fail")[0]
     assert (body["code"], body["retryable"]) == ("STORAGE_ERROR", True)
     assert "complete" not in cloud.kinds()
+    assert cloud.kinds().count("put") == 1  # an expired signature is final: not retried
 
 
 @pytest.mark.parametrize(
@@ -445,8 +451,8 @@ def test_complete_that_never_gets_through_is_reported_as_failed(
 ) -> None:
     cloud.replies["complete"] = lambda r, b: envelope(500, "INTERNAL_ERROR")
     assert make_runner().run(pulled()) is Outcome.FAILED
-    assert cloud.kinds().count("complete") == 3
-    assert sleeps == [1.0, 2.0]
+    assert cloud.kinds().count("complete") == 6
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 10.0]
     assert "fail" not in cloud.kinds()
 
 
@@ -481,3 +487,302 @@ def test_unusable_work_dir_is_reported_as_internal_error(
     work_dir.write_text("a file where the work dir should be")
     assert make_runner().run(pulled()) is Outcome.FAILED
     assert _fail_body(cloud)["code"] == "INTERNAL_ERROR"
+
+
+# --- retries of transfers and reports -------------------------------------------------
+
+
+def test_downloads_retry_transient_errors_from_scratch(
+    cloud: FakeCloud, make_runner: Any, sleeps: list[float]
+) -> None:
+    cloud.script("get", httpx.ConnectError, 503, httpx.ReadTimeout)
+    engine = FakeEngine()
+    assert make_runner(engine).run(pulled()) is Outcome.COMPLETED
+    gets = [call.url for call in cloud.calls if call.kind == "get"]
+    assert gets == [gets[0]] * 4 + [gets[-1]]  # the image four times, then the audio
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert len(engine.requests) == 1
+
+
+def test_a_download_that_keeps_failing_is_a_retryable_storage_error(
+    cloud: FakeCloud, make_runner: Any, sleeps: list[float]
+) -> None:
+    cloud.script("get", 502, 502, 502, 502)
+    assert make_runner().run(pulled()) is Outcome.FAILED
+    assert cloud.kinds().count("get") == 4
+    body = _fail_body(cloud)
+    assert (body["code"], body["retryable"]) == ("STORAGE_ERROR", True)
+    assert "502" in body["message"]
+
+
+def test_upload_restarts_the_whole_streaming_put_on_each_try(
+    cloud: FakeCloud, make_runner: Any, sleeps: list[float]
+) -> None:
+    cloud.script("put", httpx.WriteError, 503, httpx.RemoteProtocolError)
+    assert make_runner().run(pulled()) is Outcome.COMPLETED
+    puts = [call for call in cloud.calls if call.kind == "put"]
+    assert len(puts) == 4
+    for put in puts:  # every try sent the whole file from its first byte
+        assert put.body == VIDEO
+        assert put.headers["content-length"] == str(len(VIDEO))
+    assert cloud.uploads["/videos/out.mp4"] == VIDEO
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert cloud.kinds()[-1] == "complete"
+
+
+def test_an_upload_that_keeps_failing_is_a_retryable_storage_error(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    cloud.script("put", *[503] * 4)
+    assert make_runner().run(pulled()) is Outcome.FAILED
+    assert cloud.kinds().count("put") == 4
+    assert "complete" not in cloud.kinds()
+    (body,) = cloud.bodies("fail")
+    assert (body["code"], body["retryable"]) == ("STORAGE_ERROR", True)
+
+
+def test_ack_after_claim_is_retried(cloud: FakeCloud, make_runner: Any) -> None:
+    cloud.script("ack", httpx.ConnectError, 429)
+    assert make_runner().run(pulled()) is Outcome.COMPLETED
+    assert cloud.kinds()[:4] == ["claim", "ack", "ack", "ack"]
+
+
+def test_fail_is_retried_on_transient_errors(
+    cloud: FakeCloud, make_runner: Any, sleeps: list[float]
+) -> None:
+    cloud.script("fail", httpx.ConnectError, 502)
+    engine = FakeEngine(error=EngineError("TIMEOUT", "slow"))
+    assert make_runner(engine).run(pulled()) is Outcome.FAILED
+    assert cloud.kinds().count("fail") == 3
+    assert sleeps == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("status", [400, 401, 413, 422])
+def test_final_answers_to_reports_are_not_retried(
+    cloud: FakeCloud, make_runner: Any, status: int
+) -> None:
+    cloud.script("complete", envelope(status, "INVALID_INPUT"))
+    assert make_runner().run(pulled()) is Outcome.FAILED  # undelivered: the edge times it out
+    assert cloud.kinds().count("complete") == 1
+    assert "fail" not in cloud.kinds()
+
+
+def test_a_409_after_a_retried_complete_drops_the_job(cloud: FakeCloud, make_runner: Any) -> None:
+    cloud.script("complete", 503, envelope(409, "CONFLICT", "stale claim token"))
+    assert make_runner().run(pulled()) is Outcome.CANCELLED
+    assert cloud.kinds().count("complete") == 2
+    assert "fail" not in cloud.kinds()
+
+
+# --- heartbeats -----------------------------------------------------------------------
+
+
+def test_failing_heartbeats_do_not_stop_the_engine(cloud: FakeCloud, make_runner: Any) -> None:
+    cloud.heartbeat_interval = 0.01
+    cloud.replies["progress"] = lambda r, b: envelope(503, "STORAGE_ERROR")
+    engine = FakeEngine(steps=[(50.0, Stage.GENERATING, None)], silent_for=0.1)
+    assert make_runner(engine).run(pulled()) is Outcome.COMPLETED
+    assert cloud.kinds().count("progress") > 3  # kept trying meanwhile
+    assert cloud.kinds()[-1] == "complete"
+
+
+def test_an_edge_unreachable_for_too_long_stops_the_job_silently(
+    cloud: FakeCloud, make_runner: Any, work_dir: Path
+) -> None:
+    def refuse(request: httpx.Request, body: Any) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    cloud.replies["progress"] = refuse
+    engine = FakeEngine(
+        steps=[(10.0, Stage.GENERATING, None)], wait_for_cancel=5.0, error=CancelledError()
+    )
+    runner = make_runner(engine, edge_lost_after_seconds=0.05)
+    assert runner.run(pulled()) is Outcome.CANCELLED
+    assert engine.saw_cancel
+    assert not {"put", "complete", "fail"} & set(cloud.kinds())
+    assert list(work_dir.iterdir()) == []
+
+
+def test_cancel_request_stops_the_engine_within_5_seconds(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    asked_at: list[float] = []
+
+    def progress(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        cancel = body["stage"] == "generating"
+        if cancel:
+            asked_at.append(time.monotonic())
+        return httpx.Response(200, json={"cancel_requested": cancel})
+
+    cloud.replies["progress"] = progress
+    engine = FakeEngine(steps=[(1.0, Stage.GENERATING, None)], wait_for_cancel=10.0)
+    assert make_runner(engine).run(pulled()) is Outcome.CANCELLED
+    assert engine.stopped_at is not None and engine.stopped_at - asked_at[0] < 5.0
+    assert not {"put", "complete", "fail"} & set(cloud.kinds())
+
+
+def test_progress_changes_reach_the_edge_at_least_every_second(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    """Every step of an engine that moves each (fake) second reaches the edge.
+
+    So while the engine makes progress, a cancel is seen within about a second.
+    """
+    now = [1000.0]
+    received = threading.Condition()
+    cloud.on_call = lambda call: _notify(received) if call.kind == "progress" else None
+
+    class Stepper(FakeEngine):
+        def generate(
+            self, request: Any, workdir: Path, on_progress: Callable[..., None], cancelled: Any
+        ) -> Any:
+            for step in range(1, 11):
+                now[0] += 1.0
+                on_progress(step * 10.0, Stage.GENERATING, None)
+                with received:
+                    assert received.wait_for(partial(_reported, cloud, 5.0 + 9.0 * step), 5)
+            return super().generate(request, workdir, on_progress, cancelled)
+
+    engine = Stepper(steps=[])
+    assert make_runner(engine, clock=lambda: now[0]).run(pulled()) is Outcome.COMPLETED
+    generating = [b["progress"] for b in cloud.bodies("progress") if b["stage"] == "generating"]
+    assert generating[:10] == [5.0 + 9.0 * step for step in range(1, 11)]
+
+
+def _reported(cloud: FakeCloud, progress: float) -> bool:
+    return any(body["progress"] == progress for body in cloud.bodies("progress"))
+
+
+def _notify(condition: threading.Condition) -> None:
+    with condition:
+        condition.notify_all()
+
+
+# --- shutdown -------------------------------------------------------------------------
+
+
+def _shutdown_fail_only(cloud: FakeCloud) -> None:
+    assert cloud.bodies("fail") == [
+        {
+            "claim_token": "claim-tok",
+            "code": "INTERNAL_ERROR",
+            "message": SHUTDOWN_MESSAGE,
+            "retryable": True,
+        }
+    ]
+    assert "complete" not in cloud.kinds()
+
+
+def _interrupt_on(cloud: FakeCloud, runner: Any, when: Callable[[Any], bool]) -> None:
+    def on_call(call: Any) -> None:
+        if when(call):
+            runner.interrupt()
+
+    cloud.on_call = on_call
+
+
+def test_interrupt_while_the_engine_runs_hands_the_job_back(
+    cloud: FakeCloud, make_runner: Any, work_dir: Path
+) -> None:
+    engine = FakeEngine(
+        steps=[(10.0, Stage.GENERATING, None)], wait_for_cancel=5.0, error=CancelledError()
+    )
+    runner = make_runner(engine)
+    _interrupt_on(cloud, runner, lambda c: c.kind == "progress" and c.body["stage"] == "generating")
+    assert runner.run(pulled()) is Outcome.INTERRUPTED
+    assert engine.saw_cancel
+    _shutdown_fail_only(cloud)
+    assert "put" not in cloud.kinds()
+    assert list(work_dir.iterdir()) == []
+
+
+def test_interrupt_is_reported_even_when_the_engine_fails_on_it(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    engine = FakeEngine(
+        steps=[(10.0, Stage.GENERATING, None)],
+        wait_for_cancel=5.0,
+        error=EngineError("GENERATION_FAILED", "killed"),
+    )
+    runner = make_runner(engine)
+    _interrupt_on(cloud, runner, lambda c: c.kind == "progress" and c.body["stage"] == "generating")
+    assert runner.run(pulled()) is Outcome.INTERRUPTED
+    _shutdown_fail_only(cloud)
+
+
+def test_interrupt_during_a_download_skips_the_engine(cloud: FakeCloud, make_runner: Any) -> None:
+    engine = FakeEngine()
+    runner = make_runner(engine)
+    _interrupt_on(cloud, runner, lambda c: c.kind == "get")
+    assert runner.run(pulled()) is Outcome.INTERRUPTED
+    assert engine.requests == []
+    _shutdown_fail_only(cloud)
+
+
+def test_interrupt_between_upload_tries_stops_the_upload(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    runner = make_runner()
+    cloud.script("put", 503)
+    _interrupt_on(cloud, runner, lambda c: c.kind == "put")
+    assert runner.run(pulled()) is Outcome.INTERRUPTED
+    assert cloud.kinds().count("put") == 1
+    _shutdown_fail_only(cloud)
+
+
+def test_interrupt_after_the_upload_still_completes(cloud: FakeCloud, make_runner: Any) -> None:
+    runner = make_runner()
+    _interrupt_on(cloud, runner, lambda c: c.kind == "put")  # the body is already sent
+    assert runner.run(pulled()) is Outcome.COMPLETED
+    assert cloud.kinds()[-1] == "complete" and "fail" not in cloud.kinds()
+
+
+def test_interrupt_during_the_claim_hands_the_job_back_at_once(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    engine = FakeEngine()
+    runner = make_runner(engine)
+    _interrupt_on(cloud, runner, lambda c: c.kind == "claim")
+    assert runner.run(pulled()) is Outcome.INTERRUPTED
+    assert cloud.kinds() == ["claim", "ack", "fail"]
+    assert engine.requests == []
+    _shutdown_fail_only(cloud)
+
+
+def test_an_interrupted_runner_hands_messages_back_unclaimed(
+    cloud: FakeCloud, make_runner: Any
+) -> None:
+    runner = make_runner()
+    runner.interrupt()  # no job in progress: nothing to stop now
+    assert runner.run(pulled()) is Outcome.REQUEUED
+    assert cloud.kinds() == ["ack"]
+    assert cloud.bodies("ack") == [
+        {"acks": [], "retries": [{"lease_id": "lease-1", "delay_seconds": 0}]}
+    ]
+
+
+def test_a_client_cancel_wins_over_a_later_shutdown(cloud: FakeCloud, make_runner: Any) -> None:
+    cloud.replies["progress"] = lambda r, b: httpx.Response(
+        200, json={"cancel_requested": b["stage"] == "generating"}
+    )
+    engine = FakeEngine(
+        steps=[(1.0, Stage.GENERATING, None)], wait_for_cancel=5.0, error=CancelledError()
+    )
+    runner = make_runner(engine)
+    cloud.on_call = lambda c: runner.interrupt() if c.kind == "progress" else None
+    # The first report (downloading) interrupts; the cancel reply comes later but the
+    # job is already stopped for the shutdown: it is handed back, not silently dropped.
+    assert runner.run(pulled()) is Outcome.INTERRUPTED
+    _shutdown_fail_only(cloud)
+
+
+def test_interrupt_while_probing_the_inputs_skips_the_engine(
+    cloud: FakeCloud, make_runner: Any, fake_probes: FakeProbes
+) -> None:
+    engine = FakeEngine()
+    runners: list[Any] = []
+    fake_probes._audio = lambda path: runners[0].interrupt()  # type: ignore[method-assign]
+    runners.append(make_runner(engine))
+    assert runners[0].run(pulled()) is Outcome.INTERRUPTED
+    assert engine.requests == []
+    _shutdown_fail_only(cloud)

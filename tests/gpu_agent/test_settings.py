@@ -26,6 +26,7 @@ def test_required_values_and_defaults() -> None:
     assert settings.cf_queue_id == "avatar-jobs"
     assert settings.engine == "preview"
     assert settings.visibility_timeout_seconds == 60
+    assert settings.shutdown_grace_seconds == 60.0
     assert settings.work_dir == Path(tempfile.gettempdir())
     assert settings.log_level == "INFO"
     assert settings.agent_id  # hostname-pid
@@ -39,6 +40,7 @@ def test_every_variable_is_read() -> None:
         "ENGINE": "InfiniteTalk",
         "AGENT_ID": "pod-7",
         "VISIBILITY_TIMEOUT_SECONDS": " 120 ",
+        "SHUTDOWN_GRACE_SECONDS": "7.5",
         "WORK_DIR": "/scratch",
         "LOG_LEVEL": "debug",
     }
@@ -48,6 +50,7 @@ def test_every_variable_is_read() -> None:
     assert settings.engine == "infinitetalk"
     assert settings.agent_id == "pod-7"
     assert settings.visibility_timeout_seconds == 120
+    assert settings.shutdown_grace_seconds == 7.5
     assert settings.work_dir == Path("/scratch")
     assert settings.log_level == "DEBUG"
 
@@ -72,6 +75,7 @@ def test_malformed_variables_are_all_named() -> None:
         "CF_API_BASE": "ftp://x",
         "ENGINE": "sora",
         "VISIBILITY_TIMEOUT_SECONDS": "soon",
+        "SHUTDOWN_GRACE_SECONDS": "a minute",
         "LOG_LEVEL": "loud",
         "AGENT_ID": "a" * 201,
     }
@@ -82,6 +86,7 @@ def test_malformed_variables_are_all_named() -> None:
         "CF_API_BASE",
         "ENGINE",
         "VISIBILITY_TIMEOUT_SECONDS",
+        "SHUTDOWN_GRACE_SECONDS",
         "LOG_LEVEL",
         "AGENT_ID",
     }
@@ -91,6 +96,17 @@ def test_malformed_variables_are_all_named() -> None:
 def test_visibility_timeout_range(value: str) -> None:
     with pytest.raises(SettingsError, match="VISIBILITY_TIMEOUT_SECONDS"):
         AgentSettings.from_env({**REQUIRED, "VISIBILITY_TIMEOUT_SECONDS": value})
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "nan", "inf"])
+def test_shutdown_grace_range(value: str) -> None:
+    with pytest.raises(SettingsError, match="SHUTDOWN_GRACE_SECONDS"):
+        AgentSettings.from_env({**REQUIRED, "SHUTDOWN_GRACE_SECONDS": value})
+
+
+def test_shutdown_grace_may_be_zero() -> None:
+    settings = AgentSettings.from_env({**REQUIRED, "SHUTDOWN_GRACE_SECONDS": "0"})
+    assert settings.shutdown_grace_seconds == 0.0  # hand the job back at once
 
 
 def test_tokens_never_show_in_repr_or_errors() -> None:

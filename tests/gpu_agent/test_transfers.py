@@ -189,3 +189,36 @@ def test_redact_url_drops_query_and_fragment() -> None:
         redact_url("https://a.r2.dev/videos/x.mp4?X-Amz-Signature=s#f")
         == "https://a.r2.dev/videos/x.mp4"
     )
+
+
+@pytest.mark.parametrize(("status", "transient"), [(503, True), (429, True), (403, False)])
+def test_http_errors_say_whether_a_retry_may_help(
+    tmp_path: Path, status: int, transient: bool
+) -> None:
+    path = tmp_path / "v.mp4"
+    path.write_bytes(b"v")
+    with _client(lambda r: httpx.Response(status)) as client:
+        with pytest.raises(TransferError) as down:
+            download(client, "http://s/x", tmp_path / "f", 100)
+        with pytest.raises(TransferError) as up:
+            upload(client, "http://s/v", path, "video/mp4")
+    assert down.value.transient is transient and up.value.transient is transient
+
+
+def test_a_reset_is_transient_and_an_oversized_input_is_not(tmp_path: Path) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"partial"
+        raise httpx.ReadError("reset")
+
+    with (
+        _client(lambda r: httpx.Response(200, content=body())) as client,
+        pytest.raises(TransferError) as reset,
+    ):
+        download(client, "http://s/x", tmp_path / "f", 1000)
+    assert reset.value.transient is True
+    with (
+        _client(lambda r: httpx.Response(200, content=b"x" * 101)) as client,
+        pytest.raises(PayloadTooLarge) as big,
+    ):
+        download(client, "http://s/x", tmp_path / "f", 100)
+    assert big.value.transient is False
