@@ -176,6 +176,9 @@ def child_environments(
         "EDGE_URL": options.edge_url,
         "CF_API_BASE": f"{options.edge_url}/client/v4",
         "ENGINE": options.agent_engine,
+        # Below the supervisor's 5 s stop timeout, so a job cut short by Ctrl-C is handed
+        # back to the queue instead of waiting for the heartbeat timeout.
+        "SHUTDOWN_GRACE_SECONDS": env.get("SHUTDOWN_GRACE_SECONDS") or "3",
     }
     return edge, agent
 
@@ -259,15 +262,14 @@ class ProcessGroup:
         return None
 
     def stop(self) -> None:
-        """SIGTERM every live child (newest first), then SIGKILL any still up after `grace`."""
+        """Stop children newest first (the agent before the edge it reports to): SIGTERM,
+        then SIGKILL any still up after `grace`."""
         running = [proc for _, proc in reversed(self._running)]
         self._running = []
         for proc in running:
             proc.terminate()
-        deadline = time.monotonic() + self._grace
-        for proc in running:
             try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                proc.wait(timeout=self._grace)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

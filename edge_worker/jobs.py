@@ -98,7 +98,7 @@ def _next(job: Job, now: datetime, **changes: object) -> Job:
     return replace(job, updated_at=now, version=job.version + 1, **changes)
 
 
-def _require_claim(job: Job, claim_token: str) -> None:
+def require_claim(job: Job, claim_token: str) -> None:
     if job.status is not JobStatus.PROCESSING or job.claim_token != claim_token:
         raise StaleClaim(f"claim token is not current for job {job.id}")
 
@@ -132,7 +132,7 @@ def report_progress(
     now: datetime,
 ) -> Job:
     """A heartbeat; progress never goes down within an attempt."""
-    _require_claim(job, claim_token)
+    require_claim(job, claim_token)
     return _next(
         job,
         now,
@@ -152,7 +152,7 @@ def complete(
     now: datetime,
     retention: timedelta,
 ) -> Job:
-    _require_claim(job, claim_token)
+    require_claim(job, claim_token)
     return _next(
         job,
         now,
@@ -165,7 +165,6 @@ def complete(
         heartbeat_at=now,
         result_key=result_key,
         result=result,
-        claim_token=None,
     )
 
 
@@ -180,7 +179,7 @@ def fail(
     now: datetime,
 ) -> Job:
     """Retryable failures go back to pending while attempts remain; the rest are final."""
-    _require_claim(job, claim_token)
+    require_claim(job, claim_token)
     if retryable and job.attempts < max_attempts:
         return _back_to_queue(job, now, code, message)
     if retryable:
@@ -211,7 +210,6 @@ def _failed(job: Job, now: datetime, code: FailureCode, message: str) -> Job:
         status=JobStatus.FAILED,
         eta_seconds=None,
         completed_at=now,
-        claim_token=None,
         error_code=code,
         error_message=message,
     )
@@ -243,6 +241,16 @@ def cancel(job: Job, *, now: datetime) -> Job:
     if job.status not in (JobStatus.PENDING, JobStatus.PROCESSING):
         raise JobStateError(f"job {job.id} is already {job.status}")
     return _next(job, now, status=JobStatus.CANCELLED, eta_seconds=None, completed_at=now)
+
+
+def is_reclaim(job: Job, agent_id: str) -> bool:
+    """The agent that holds the job claims it again: its first reply was lost in transit."""
+    return job.status is JobStatus.PROCESSING and job.agent_id == agent_id
+
+
+def finished_by(job: Job, claim_token: str) -> bool:
+    """The holder of this claim already completed or failed the job: a repeat is a no-op."""
+    return job.status in (JobStatus.COMPLETED, JobStatus.FAILED) and job.claim_token == claim_token
 
 
 def cancel_requested(job: Job, claim_token: str) -> bool:

@@ -291,19 +291,25 @@ class JobService:
         return int(min(base * 2 ** max(job.attempts - 1, 0), MAX_RETRY_DELAY_SECONDS))
 
     async def claim(self, job_id: str, request: ClaimRequest) -> ClaimResponse:
-        token = secrets.token_urlsafe(24)
         now = self.s.clock.now()
-        job = await self.transition(
-            job_id, lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now)
-        )
+        current = await self.s.store.get(job_id)
+        if current is not None and jobs.is_reclaim(current, request.agent_id):
+            job = current
+        else:
+            token = secrets.token_urlsafe(24)
+            job = await self.transition(
+                job_id,
+                lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now),
+            )
         log.info(
             "job claimed",
             extra={"job_id": job_id, "agent_id": request.agent_id, "attempt": job.attempts},
         )
+        assert job.claim_token is not None
         inputs_expire = now + INPUT_URL_TTL
         return ClaimResponse(
             job_id=job.id,
-            claim_token=token,
+            claim_token=job.claim_token,
             attempt=job.attempts,
             inputs=ClaimInputs(
                 image_url=self.s.blobs.presign_get(job.image_key, inputs_expire),
@@ -345,11 +351,17 @@ class JobService:
         current = await self.s.store.get(job_id)
         if current is None:
             raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+        if jobs.finished_by(current, request.claim_token):
+            return await self.view(current)
+        try:
+            jobs.require_claim(current, request.claim_token)
+        except jobs.StaleClaim as exc:
+            raise ApiError(ErrorCode.CONFLICT, str(exc), {"status": current.status.value}) from None
         key = video_key(job_id, current.attempts)
         stored = await self.s.blobs.head(key)
         if stored is None or stored.size_bytes != request.result.size_bytes:
             raise ApiError(
-                ErrorCode.CONFLICT,
+                ErrorCode.STORAGE_ERROR,
                 "the result is not in storage with the reported size; upload it first",
                 {"key": key, "stored_bytes": stored.size_bytes if stored else None},
             )
@@ -371,7 +383,10 @@ class JobService:
 
     async def fail(self, job_id: str, request: AgentFailRequest) -> JobView:
         current = await self.s.store.get(job_id)
-        if current is not None and jobs.cancel_requested(current, request.claim_token):
+        if current is not None and (
+            jobs.cancel_requested(current, request.claim_token)
+            or jobs.finished_by(current, request.claim_token)
+        ):
             return await self.view(current)
         now = self.s.clock.now()
         job = await self.transition(

@@ -153,7 +153,7 @@ def test_complete_needs_the_uploaded_object(client: TestClient) -> None:
     grant = claim(client, job["job_id"])
     body = {"claim_token": grant["claim_token"], "result": {**RESULT, "size_bytes": len(VIDEO)}}
     missing = post(client, job["job_id"], "complete", body)
-    assert missing.status_code == 409
+    assert missing.status_code == 503
     upload(client, grant, VIDEO[:-1])
     wrong_size = post(client, job["job_id"], "complete", body)
     assert wrong_size.json()["error"]["details"]["stored_bytes"] == len(VIDEO) - 1
@@ -219,3 +219,25 @@ def test_malformed_agent_bodies_are_invalid_input(client: TestClient, body: dict
     response = post(client, job["job_id"], "progress", body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "INVALID_INPUT"
+
+
+def test_lost_replies_are_safe_to_retry(client: TestClient) -> None:
+    job = submit(client)
+    grant = claim(client, job["job_id"], agent="agent-r")
+    again = claim(client, job["job_id"], agent="agent-r")
+    assert again["claim_token"] == grant["claim_token"]
+    assert again["attempt"] == 1
+    upload(client, grant)
+    body = {"claim_token": grant["claim_token"], "result": {**RESULT, "size_bytes": len(VIDEO)}}
+    assert post(client, job["job_id"], "complete", body).status_code == 200
+    assert post(client, job["job_id"], "complete", body).status_code == 200
+    fail = {"claim_token": grant["claim_token"], "code": "GENERATION_FAILED", "message": "x"}
+    assert post(client, job["job_id"], "fail", fail).json()["status"] == "completed"
+
+
+def test_missing_upload_is_a_retryable_storage_error(client: TestClient) -> None:
+    job = submit(client)
+    grant = claim(client, job["job_id"])
+    body = {"claim_token": grant["claim_token"], "result": {**RESULT, "size_bytes": len(VIDEO)}}
+    response = post(client, job["job_id"], "complete", body)
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "STORAGE_ERROR")

@@ -123,7 +123,7 @@ def test_complete_sets_result_and_expiry() -> None:
     assert done.progress == 100
     assert done.expires_at == T0 + timedelta(hours=6)
     assert done.result == RESULT
-    assert done.claim_token is None
+    assert done.claim_token == "tok"
 
 
 def test_non_retryable_failure_is_final() -> None:
@@ -256,3 +256,21 @@ def test_enqueue_and_input_cleanup_bookkeeping() -> None:
     cleaned = jobs.mark_inputs_deleted(jobs.cancel(job, now=T0), now=T0)
     assert cleaned.inputs_deleted
     assert cleaned.input_keys == ["inputs/j1/image.png", "inputs/j1/audio.wav"]
+
+
+def test_repeats_by_the_claim_holder_are_recognised() -> None:
+    job = claimed("tok")
+    assert jobs.is_reclaim(job, "a1")
+    assert not jobs.is_reclaim(job, "someone-else")
+    assert not jobs.is_reclaim(pending(), "a1")
+    assert not jobs.finished_by(job, "tok")
+    done = jobs.complete(
+        job,
+        claim_token="tok",
+        result=RESULT,
+        result_key="videos/j1/1.mp4",
+        now=T0,
+        retention=timedelta(hours=6),
+    )
+    assert jobs.finished_by(done, "tok")
+    assert not jobs.finished_by(done, "other")
