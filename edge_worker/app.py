@@ -18,6 +18,7 @@ from edge_worker.routes.agent import agent_router
 from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
 from edge_worker.routes.jobs import jobs_router
+from edge_worker.routes.uploads import create_uploads
 from edge_worker.services import JobService, Services
 
 JSON_BODY_LIMIT = 1024 * 1024
@@ -32,7 +33,7 @@ def create_app(
     """Build the app; runtimes add their own routes (local blobs, queue) and lifespans."""
     app = Litestar(
         lifespan=list(lifespan),
-        route_handlers=[generate, jobs_router, health, agent_router, *extra_routes],
+        route_handlers=[generate, create_uploads, jobs_router, health, agent_router, *extra_routes],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "job_service": Provide(provide_job_service, sync_to_thread=False),

@@ -29,8 +29,18 @@ class FileRule:
 class FormRules:
     files: dict[str, FileRule]
     text_max_bytes: dict[str, int]
+    max_total_bytes: int
+    too_large_hint: str = ""
     spool_bytes: int = 1024 * 1024
     discard_limit: int = 256 * 1024 * 1024
+
+    def too_large(self) -> ApiError:
+        return ApiError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"request body is larger than {self.max_total_bytes / (1024 * 1024):g} MiB"
+            + self.too_large_hint,
+            {"limit_bytes": self.max_total_bytes},
+        )
 
 
 @dataclass
@@ -138,9 +148,16 @@ async def read_form(
     writer: _PartWriter | None = None
     error: ApiError | None = None
     discarded = 0
+    received = 0
     try:
         with PushMultipartParser(boundary, max_segment_count=16, strict=True) as parser:
             async for chunk in chunks:
+                received += len(chunk)
+                if error is None and received > rules.max_total_bytes:
+                    error = rules.too_large()
+                    if writer is not None:
+                        writer.buffer.close()
+                        writer = None
                 if error is not None:
                     discarded += len(chunk)
                     if discarded > rules.discard_limit:

@@ -29,18 +29,22 @@ from contracts import (
     Resolution,
     ResultView,
 )
-from edge_worker import idempotency, jobs
+from edge_worker import idempotency, jobs, uploads
 from edge_worker.errors import ApiError
 from edge_worker.jobs import Job
 from edge_worker.multipart_form import Form, UploadedFile
 from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore
 from edge_worker.settings import EdgeSettings
 from edge_worker.validation import (
+    SNIFF_BYTES,
     WAV,
+    MediaKind,
+    check_size,
     check_wav_complete,
     parse_prompt,
     parse_resolution,
     parse_seed,
+    require_format,
 )
 
 log = logging.getLogger("edge_worker.jobs")
@@ -119,6 +123,20 @@ class JobService:
         audio_key = input_key(job_id, "audio", audio.format.extension)
         await self.s.blobs.put(image_key, image.file, image.format.content_type)
         await self.s.blobs.put(audio_key, audio.file, audio.format.content_type)
+        return await self._insert_job(job_id, owner, prompt, resolution, seed, image_key, audio_key)
+
+    async def _insert_job(
+        self,
+        job_id: str,
+        owner: str,
+        prompt: str,
+        resolution: Resolution,
+        seed: int | None,
+        image_key: str,
+        audio_key: str,
+    ) -> Job:
+        """Record the job, then enqueue it: a job whose message is lost is re-sent by the
+        sweep, while a message without a job would be refused at claim."""
         now = self.s.clock.now()
         job = jobs.new_job(
             job_id=job_id,
@@ -134,6 +152,111 @@ class JobService:
         await self.s.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
         log.info("job created", extra={"job_id": job_id, "owner": owner})
         return job
+
+    # -- direct uploads ------------------------------------------------------------------
+
+    def _limit(self, kind: MediaKind) -> int:
+        settings = self.s.settings
+        return settings.max_image_bytes if kind is MediaKind.IMAGE else settings.max_audio_bytes
+
+    async def grant_uploads(
+        self, owner: str, request: uploads.UploadsRequest
+    ) -> uploads.UploadsResponse:
+        wanted = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
+        if not any(wanted.values()):
+            raise ApiError(ErrorCode.INVALID_INPUT, "declare an image, an audio file or both")
+        now = self.s.clock.now()
+        grants: dict[str, uploads.UploadGrant] = {}
+        for kind, declared in wanted.items():
+            if declared is None:
+                continue
+            limit = self._limit(kind)
+            uploads.check_declared(kind, declared, limit)
+            key = uploads.new_key(kind, declared.content_type)
+            ticket = uploads.UploadTicket(
+                owner, kind, key, declared.size_bytes, now + uploads.UPLOAD_ID_TTL
+            )
+            url_expires = now + uploads.UPLOAD_URL_TTL
+            grants[kind.value] = uploads.UploadGrant(
+                upload_id=uploads.issue(ticket, self.s.settings.signing_secret),
+                url=self.s.blobs.presign_put(key, url_expires, declared.content_type),
+                headers={"Content-Type": declared.content_type},
+                expires_at=url_expires,
+                max_bytes=limit,
+                accepted_content_types=list(uploads.ACCEPTED_TYPES[kind]),
+            )
+        return uploads.UploadsResponse.model_validate(grants)
+
+    async def _uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> uploads.UploadTicket:
+        """Check an uploaded object like a multipart part: it exists, fits, and its bytes
+        are the kind of media it claims to be."""
+        ticket = uploads.redeem(
+            upload_id, self.s.settings.signing_secret, owner, kind, self.s.clock.now()
+        )
+        field = f"{kind.value}_upload_id"
+        stored = await self.s.blobs.head(ticket.key)
+        if stored is None:
+            raise ApiError(
+                ErrorCode.INVALID_INPUT,
+                f"nothing was uploaded for {field}; PUT the file to its URL first",
+                {"field": field},
+            )
+        check_size(kind.value, stored.size_bytes, self._limit(kind))
+        head = await self.s.blobs.read_range(ticket.key, SNIFF_BYTES)
+        media = require_format(kind.value, kind, head)
+        if media is WAV:
+            check_wav_complete(head, stored.size_bytes)
+        return ticket
+
+    async def create_from_uploads(
+        self, owner: str, body: uploads.GenerateFromUploads, idempotency_key: str | None = None
+    ) -> JobView:
+        prompt = parse_prompt(body.prompt)
+        image = await self._uploaded(owner, body.image_upload_id, MediaKind.IMAGE)
+        audio = await self._uploaded(owner, body.audio_upload_id, MediaKind.AUDIO)
+
+        async def create() -> Job:
+            used = await self._take_uploads(owner, [image, audio])
+            try:
+                return await self._insert_job(
+                    str(uuid.uuid4()),
+                    owner,
+                    prompt,
+                    body.resolution,
+                    body.seed,
+                    image.key,
+                    audio.key,
+                )
+            except BaseException:
+                for record in used:
+                    await self.s.store.delete_idempotency(record)
+                raise
+
+        if idempotency_key is None:
+            return await self.view(await create())
+        request_print = idempotency.fingerprint(
+            ["uploads", prompt, body.resolution.value, str(body.seed), image.key, audio.key]
+        )
+        return await self._create_once(owner, idempotency_key, request_print, create)
+
+    async def _take_uploads(
+        self, owner: str, tickets: list[uploads.UploadTicket]
+    ) -> list[idempotency.IdempotencyRecord]:
+        """Each upload feeds one job: its inputs are deleted when that job ends."""
+        now = self.s.clock.now()
+        taken: list[idempotency.IdempotencyRecord] = []
+        for ticket in tickets:
+            record = idempotency.new_record(owner, f"upload:{ticket.key}", ticket.key, now)
+            if not await self.s.store.insert_idempotency(record):
+                for done in taken:
+                    await self.s.store.delete_idempotency(done)
+                raise ApiError(
+                    ErrorCode.CONFLICT,
+                    f"{ticket.kind.value} upload was already used for another job",
+                    {"field": f"{ticket.kind.value}_upload_id"},
+                )
+            taken.append(record)
+        return taken
 
     async def _create_once(
         self,

@@ -32,6 +32,12 @@ class EdgeSettings(BaseModel):
     max_image_bytes: int = Field(default=10 * MiB, gt=0)
     max_audio_bytes: int = Field(default=50 * MiB, gt=0)
     max_video_bytes: int = Field(default=4096 * MiB, gt=0)
+    max_inline_request_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="cap on a multipart /generate body; the Worker's ASGI bridge buffers "
+        "whole bodies in a 128 MB isolate, so it sets this and points larger files to /uploads",
+    )
     signing_secret: str = Field(default="", description="HMAC key of local signed URLs")
     log_level: str = "INFO"
 
@@ -45,8 +51,10 @@ class EdgeSettings(BaseModel):
 
     @property
     def max_request_bytes(self) -> int:
-        """Whole multipart body: both files plus room for the prompt and part headers."""
-        return self.max_image_bytes + self.max_audio_bytes + MiB
+        """Whole multipart body: both files plus room for the prompt and part headers,
+        or the inline cap where the runtime has one."""
+        full = self.max_image_bytes + self.max_audio_bytes + MiB
+        return min(full, self.max_inline_request_bytes or full)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> "EdgeSettings":

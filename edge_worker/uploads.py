@@ -1,0 +1,155 @@
+"""Direct-to-storage uploads: grants, and upload ids that need no database.
+
+An upload id is a signed token naming the owner, the kind (image or audio), the storage
+key and the declared size, so `POST /generate` can check that the caller owns the object and
+where it is without a table. Whether the object arrived, its real size and its first bytes
+are checked against storage when the job is created.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from contracts import ErrorCode, Resolution
+from edge_worker.errors import ApiError
+from edge_worker.validation import PROMPT_MAX_CHARS, MediaKind
+
+UPLOAD_URL_TTL = timedelta(hours=1)
+UPLOAD_ID_TTL = timedelta(hours=24)
+UPLOAD_PREFIX = "inputs/uploads/"
+
+ACCEPTED_TYPES: dict[MediaKind, dict[str, str]] = {
+    MediaKind.IMAGE: {"image/png": "png", "image/jpeg": "jpg"},
+    MediaKind.AUDIO: {
+        "audio/wav": "wav",
+        "audio/x-wav": "wav",
+        "audio/wave": "wav",
+        "audio/mpeg": "mp3",
+        "audio/mp3": "mp3",
+    },
+}
+
+
+class DeclaredFile(BaseModel):
+    content_type: str = Field(description="image/png, image/jpeg, audio/wav or audio/mpeg")
+    size_bytes: int = Field(gt=0, description="exact size of the file you will PUT")
+
+
+class UploadsRequest(BaseModel):
+    image: DeclaredFile | None = None
+    audio: DeclaredFile | None = None
+
+
+class UploadGrant(BaseModel):
+    upload_id: str
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+    max_bytes: int
+    accepted_content_types: list[str]
+
+
+class UploadsResponse(BaseModel):
+    image: UploadGrant | None = None
+    audio: UploadGrant | None = None
+
+
+class GenerateFromUploads(BaseModel):
+    """`POST /generate` with JSON: a job from objects already PUT through `/uploads`."""
+
+    image_upload_id: str = Field(min_length=1, max_length=2048)
+    audio_upload_id: str = Field(min_length=1, max_length=2048)
+    prompt: str = Field(max_length=PROMPT_MAX_CHARS * 4)
+    resolution: Resolution = Resolution.P720
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    owner: str
+    kind: MediaKind
+    key: str
+    declared_bytes: int
+    expires_at: datetime
+
+
+def new_key(kind: MediaKind, content_type: str) -> str:
+    extension = ACCEPTED_TYPES[kind][content_type]
+    return f"{UPLOAD_PREFIX}{uuid.uuid4()}/{kind.value}.{extension}"
+
+
+def check_declared(kind: MediaKind, declared: DeclaredFile, limit: int) -> None:
+    accepted = ACCEPTED_TYPES[kind]
+    if declared.content_type not in accepted:
+        raise ApiError(
+            ErrorCode.UNSUPPORTED_MEDIA,
+            f"{kind.value} content_type must be one of {', '.join(accepted)}",
+            {"field": f"{kind.value}.content_type"},
+        )
+    if declared.size_bytes > limit:
+        raise ApiError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"{kind.value} is larger than the limit of {limit / (1024 * 1024):g} MiB",
+            {"field": f"{kind.value}.size_bytes", "limit_bytes": limit},
+        )
+
+
+def _sign(secret: str, payload: bytes) -> str:
+    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()[:32]
+
+
+def issue(ticket: UploadTicket, secret: str) -> str:
+    payload = json.dumps(
+        {
+            "o": ticket.owner,
+            "k": ticket.kind.value,
+            "key": ticket.key,
+            "n": ticket.declared_bytes,
+            "exp": int(ticket.expires_at.timestamp()),
+        },
+        separators=(",", ":"),
+    ).encode()
+    body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    return f"up_{body}.{_sign(secret, payload)}"
+
+
+def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: datetime) -> UploadTicket:
+    """The ticket behind an id, or INVALID_INPUT for anything forged, foreign or stale."""
+    field = f"{kind.value}_upload_id"
+    unknown = ApiError(
+        ErrorCode.INVALID_INPUT, f"{field} is not an upload of yours", {"field": field}
+    )
+    if not upload_id.startswith("up_") or "." not in upload_id:
+        raise unknown
+    body, _, signature = upload_id[3:].partition(".")
+    try:
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        data = json.loads(payload)
+        ticket = UploadTicket(
+            owner=data["o"],
+            kind=MediaKind(data["k"]),
+            key=data["key"],
+            declared_bytes=int(data["n"]),
+            expires_at=datetime.fromtimestamp(int(data["exp"]), UTC),
+        )
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise unknown from None
+    if not hmac.compare_digest(_sign(secret, payload), signature):
+        raise unknown
+    if ticket.owner != owner or ticket.kind is not kind:
+        raise unknown
+    if ticket.expires_at <= now:
+        raise ApiError(
+            ErrorCode.INVALID_INPUT,
+            f"{field} has expired; upload the file again",
+            {"field": field},
+        )
+    return ticket

@@ -1,0 +1,261 @@
+"""Direct-to-storage uploads: /uploads grants, PUT through the signed URL, JSON /generate."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from edge_worker import uploads
+from edge_worker.local import build_local, local_settings
+from edge_worker.validation import MediaKind
+from tests.edge_worker.conftest import (
+    AGENT_AUTH,
+    AUTH,
+    ENV,
+    OTHER_AUTH,
+    FakeClock,
+    png_bytes,
+    wav_bytes,
+)
+
+MiB = 1024 * 1024
+
+
+def grant(client: TestClient, auth: dict[str, str] = AUTH, **files: Any) -> dict[str, Any]:
+    body = files or {
+        "image": {"content_type": "image/png", "size_bytes": 1000},
+        "audio": {"content_type": "audio/wav", "size_bytes": 1000},
+    }
+    response = client.post("/uploads", json=body, headers=auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def put(client: TestClient, upload: dict[str, Any], body: bytes) -> None:
+    response = client.put(upload["url"], content=body, headers=upload["headers"])
+    assert response.status_code == 200, response.text
+
+
+def generate(client: TestClient, grants: dict[str, Any], **extra: Any) -> Any:
+    body = {
+        "image_upload_id": grants["image"]["upload_id"],
+        "audio_upload_id": grants["audio"]["upload_id"],
+        "prompt": "talk",
+        "resolution": "480p",
+        **extra,
+    }
+    return client.post("/generate", json=body, headers=AUTH)
+
+
+def uploaded(client: TestClient, image: bytes | None = None, audio: bytes | None = None) -> dict:
+    grants = grant(client)
+    put(client, grants["image"], png_bytes() if image is None else image)
+    put(client, grants["audio"], wav_bytes() if audio is None else audio)
+    return grants
+
+
+def test_grant_describes_the_upload(client: TestClient) -> None:
+    grants = grant(client)
+    image = grants["image"]
+    assert image["method"] == "PUT"
+    assert image["headers"] == {"Content-Type": "image/png"}
+    assert image["max_bytes"] == 10 * MiB
+    assert "image/jpeg" in image["accepted_content_types"]
+    assert grants["audio"]["max_bytes"] == 50 * MiB
+    only_audio = grant(client, audio={"content_type": "audio/mpeg", "size_bytes": 5})
+    assert only_audio["image"] is None
+
+
+def test_uploaded_files_become_a_job_the_agent_can_read(client: TestClient) -> None:
+    grants = uploaded(client)
+    created = generate(client, grants)
+    assert created.status_code == 200, created.text
+    job = created.json()
+    assert (job["status"], job["resolution"]) == ("pending", "480p")
+    claim = client.post(
+        f"/agent/jobs/{job['job_id']}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
+    ).json()
+    assert client.get(claim["inputs"]["image_url"]).content == png_bytes()
+    assert client.get(claim["inputs"]["audio_url"]).content == wav_bytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({}, 400, "INVALID_INPUT"),
+        ({"image": {"content_type": "image/gif", "size_bytes": 10}}, 400, "UNSUPPORTED_MEDIA"),
+        (
+            {"audio": {"content_type": "audio/wav", "size_bytes": 51 * MiB}},
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        ({"image": {"content_type": "image/png", "size_bytes": 0}}, 400, "INVALID_INPUT"),
+    ],
+)
+def test_bad_declarations_are_refused(
+    client: TestClient, body: dict, status: int, code: str
+) -> None:
+    response = client.post("/uploads", json=body, headers=AUTH)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+
+
+def test_uploads_need_a_key(client: TestClient) -> None:
+    assert client.post("/uploads", json={}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("image", "audio", "status", "code"),
+    [
+        (b"text pretending to be an image" * 3, None, 400, "UNSUPPORTED_MEDIA"),
+        (None, wav_bytes()[:-50], 400, "INVALID_INPUT"),
+        (None, png_bytes(), 400, "UNSUPPORTED_MEDIA"),
+    ],
+)
+def test_uploaded_objects_are_judged_by_their_bytes(
+    client: TestClient, image: bytes | None, audio: bytes | None, status: int, code: str
+) -> None:
+    response = generate(client, uploaded(client, image, audio))
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+
+
+def test_missing_upload_is_invalid_input(client: TestClient) -> None:
+    grants = grant(client)
+    put(client, grants["audio"], wav_bytes())
+    response = generate(client, grants)
+    assert response.status_code == 400
+    assert "PUT the file" in response.json()["error"]["message"]
+
+
+def test_an_object_over_the_limit_is_refused_at_generate(tmp_path: Path) -> None:
+    env = {**ENV, "MAX_IMAGE_BYTES": str(2000)}
+    runtime = build_local(local_settings(env, "testserver.local", 80), tmp_path / "d")
+    with TestClient(runtime.app, base_url="http://testserver.local:80") as client:
+        grants = grant(client)
+        put(client, grants["image"], png_bytes() + bytes(3000))
+        put(client, grants["audio"], wav_bytes())
+        response = generate(client, grants)
+    runtime.close()
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_foreign_forged_and_stale_upload_ids(client: TestClient, clock: FakeClock) -> None:
+    theirs = grant(client, auth=OTHER_AUTH)
+    put(client, theirs["image"], png_bytes())
+    put(client, theirs["audio"], wav_bytes())
+    assert generate(client, theirs).status_code == 400
+    mine = uploaded(client)
+    forged = dict(mine, image={"upload_id": mine["image"]["upload_id"][:-2] + "00"})
+    assert generate(client, forged).json()["error"]["details"] == {"field": "image_upload_id"}
+    swapped = {"image": mine["audio"], "audio": mine["image"]}
+    assert generate(client, swapped).status_code == 400
+    clock.advance(hours=25)
+    stale = generate(client, mine)
+    assert stale.status_code == 400
+    assert "expired" in stale.json()["error"]["message"]
+
+
+def test_an_upload_feeds_one_job_only(client: TestClient) -> None:
+    grants = uploaded(client)
+    assert generate(client, grants).status_code == 200
+    again = generate(client, grants, prompt="another")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "CONFLICT")
+
+
+def test_json_generate_honours_idempotency_keys(client: TestClient) -> None:
+    grants = uploaded(client)
+    body = {
+        "image_upload_id": grants["image"]["upload_id"],
+        "audio_upload_id": grants["audio"]["upload_id"],
+        "prompt": "talk",
+    }
+    headers = {**AUTH, "Idempotency-Key": "json-1"}
+    first = client.post("/generate", json=body, headers=headers).json()
+    second = client.post("/generate", json=body, headers=headers).json()
+    assert first["job_id"] == second["job_id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b'{"prompt": "x"}', b'{"image_upload_id":"a","audio_upload_id":"b","prompt":""}'],
+)
+def test_malformed_json_generate(client: TestClient, body: bytes) -> None:
+    response = client.post(
+        "/generate", content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_INPUT"
+
+
+def test_oversized_json_generate(client: TestClient) -> None:
+    response = client.post(
+        "/generate",
+        content=b"{" + b" " * 70_000 + b"}",
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+@pytest.fixture
+def capped(tmp_path: Path) -> Iterator[TestClient]:
+    env = {**ENV, "MAX_INLINE_REQUEST_BYTES": str(MiB)}
+    runtime = build_local(local_settings(env, "testserver.local", 80), tmp_path / "capped")
+    with TestClient(runtime.app, base_url="http://testserver.local:80") as client:
+        yield client
+    runtime.close()
+
+
+def test_inline_cap_points_large_requests_to_uploads(capped: TestClient) -> None:
+    response = capped.post(
+        "/generate",
+        headers=AUTH,
+        files={"image": ("i.png", png_bytes()), "audio": ("a.wav", wav_bytes(seconds=40))},
+        data={"prompt": "x"},
+    )
+    assert response.status_code == 413
+    assert "/uploads" in response.json()["error"]["message"]
+    small = capped.post(
+        "/generate",
+        headers=AUTH,
+        files={"image": ("i.png", png_bytes()), "audio": ("a.wav", wav_bytes())},
+        data={"prompt": "x"},
+    )
+    assert small.status_code == 200
+
+
+def test_upload_tickets_round_trip_and_refuse_garbage() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ticket = uploads.UploadTicket(
+        "o", MediaKind.AUDIO, "inputs/uploads/x/audio.wav", 9, now + timedelta(hours=1)
+    )
+    token = uploads.issue(ticket, "secret")
+    assert uploads.redeem(token, "secret", "o", MediaKind.AUDIO, now) == ticket
+    for bad in ("nope", "up_!!!.sig", "up_e30.sig", token.replace("up_", "up_x")):
+        with pytest.raises(Exception, match="not an upload of yours"):
+            uploads.redeem(bad, "secret", "o", MediaKind.AUDIO, now)
+    with pytest.raises(Exception, match="not an upload of yours"):
+        uploads.redeem(token, "other-secret", "o", MediaKind.AUDIO, now)
+
+
+def test_inline_cap_is_enforced_while_streaming_without_length(capped: TestClient) -> None:
+    boundary = "streamed"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
+
+    def body() -> Iterator[bytes]:
+        yield head + wav_bytes(seconds=1)
+        for _ in range(40):
+            yield bytes(64 * 1024)
+
+    response = capped.post(
+        "/generate",
+        content=body(),
+        headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 413
+    assert "/uploads" in response.json()["error"]["message"]
