@@ -1,0 +1,68 @@
+"""Large files skip the edge: /uploads -> PUT to storage -> JSON /generate -> completed."""
+
+import wave
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import EXAMPLES, Stack, terminal, wait_for
+
+MiB = 1024 * 1024
+
+
+def long_wav(path: Path, size: int) -> Path:
+    """48 kHz stereo 16-bit: 40 MiB is about 3.6 minutes, written in 1 MiB pieces."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        pattern = (b"\x00\x08\x00\xf8" * 64 + b"\x00\x00\x00\x00" * 64) * 512
+        remaining = size - 44
+        while remaining > 0:
+            piece = pattern[: min(len(pattern), remaining)]
+            w.writeframes(piece)
+            remaining -= len(piece)
+    return path
+
+
+def put_file(url: str, headers: dict[str, str], path: Path) -> None:
+    with path.open("rb") as f:
+        response = httpx.put(
+            url,
+            content=f,
+            headers={**headers, "Content-Length": str(path.stat().st_size)},
+            timeout=120,
+        )
+    assert response.status_code == 200, response.text
+
+
+def test_a_40_mib_wav_through_uploads_becomes_a_completed_job(stack: Stack, tmp_path: Path) -> None:
+    audio = long_wav(tmp_path / "long.wav", 40 * MiB)
+    image = EXAMPLES / "portrait.png"
+    stack.start_agent()
+    with stack.client() as client:
+        grants = client.post(
+            "/uploads",
+            json={
+                "image": {"content_type": "image/png", "size_bytes": image.stat().st_size},
+                "audio": {"content_type": "audio/wav", "size_bytes": audio.stat().st_size},
+            },
+        ).json()
+        put_file(grants["image"]["url"], grants["image"]["headers"], image)
+        put_file(grants["audio"]["url"], grants["audio"]["headers"], audio)
+        created = client.post(
+            "/generate",
+            json={
+                "image_upload_id": grants["image"]["upload_id"],
+                "audio_upload_id": grants["audio"]["upload_id"],
+                "prompt": "A long talk",
+                "resolution": "480p",
+            },
+        )
+        assert created.status_code == 200, created.text
+        final = wait_for(client, created.json()["job_id"], terminal, timeout=300)
+    assert final["status"] == "completed", f"{final}\n{stack.logs()}"
+    result_seconds = 40 * MiB / (48000 * 4)
+    with stack.client() as client:
+        result = client.get(f"/result/{final['job_id']}").json()
+    assert abs(result["duration_seconds"] - result_seconds) < 0.1
