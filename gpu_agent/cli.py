@@ -1,5 +1,7 @@
 """`avatar-agent run [--engine preview|infinitetalk]`: one agent configured by DESIGN.md section 7.
 
+`avatar-agent probe [--json]` reports what an InfiniteTalk agent on this machine would use.
+
 This is the only module that reads `os.environ` and installs signal handlers; the
 rest of the package receives settings and a stop event, so `avatar dev` can run an
 agent in a thread with the same wiring (`run_agent`).
@@ -24,7 +26,8 @@ from gpu_agent.edge_client import EdgeClient
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.runner import JobRunner, RunnerLimits
 from gpu_agent.settings import ENGINES, AgentSettings, SettingsError
-from infinitetalk.engine import Engine
+from infinitetalk.engine import ClosableEngine, Engine
+from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings
 
 log = logging.getLogger("gpu_agent.cli")  # not __main__ under `python -m`
 
@@ -40,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="pull and run jobs until SIGINT/SIGTERM")
     run.add_argument("--engine", choices=ENGINES, help="overrides ENGINE")
+    probe = commands.add_parser(
+        "probe", help="report GPU, RAM, weights and the InfiniteTalk memory profile"
+    )
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -47,16 +54,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `avatar-agent` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "probe":
+        from infinitetalk.gpu_probe import probe_main  # may import torch
+
+        return probe_main(os.environ, as_json=args.json, out=sys.stdout)
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
     try:
         settings = AgentSettings.from_env(os.environ)
-    except SettingsError as exc:
+        if args.engine:
+            settings = settings.model_copy(update={"engine": args.engine})
+        if settings.engine == "infinitetalk":
+            engine_settings = InfiniteTalkSettings.from_env(os.environ)
+            settings = settings.model_copy(update={"infinitetalk": engine_settings})
+    except (SettingsError, EngineSettingsError) as exc:
         print(f"avatar-agent: {exc}", file=sys.stderr)
         return 2
-    if args.engine:
-        settings = settings.model_copy(update={"engine": args.engine})
     configure_logging(settings.log_level, secrets=settings.secrets())
     stop = threading.Event()
     restore = install_signal_handlers(stop)
@@ -77,9 +91,10 @@ def run_agent(
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """Build the engine and the clients, then pull until `stop`; returns the exit status."""
+    own_engine = engine is None
     if engine is None:
         try:
-            engine = load_engine(settings.engine)
+            engine = load_engine(settings)
         except Exception as exc:
             log.exception("engine could not be started", extra={"engine": settings.engine})
             print(
@@ -110,7 +125,11 @@ def run_agent(
                 "queue": settings.cf_queue_id,
             },
         )
-        agent.run_forever(stop)
+        try:
+            agent.run_forever(stop)
+        finally:
+            if own_engine and isinstance(engine, ClosableEngine):
+                engine.close()  # a resident model worker gives its GPU memory back
     return 0
 
 
@@ -158,11 +177,12 @@ def build_agent(
     )
 
 
-def load_engine(name: str) -> Engine:
+def load_engine(settings: AgentSettings) -> Engine:
     """Import the engine factory only when an agent actually starts (it may load torch)."""
     from infinitetalk.factory import create_engine
 
-    return create_engine(name)
+    options = {"infinitetalk": settings.infinitetalk} if settings.infinitetalk else {}
+    return create_engine(settings.engine, **options)
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

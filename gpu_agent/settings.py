@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from infinitetalk.settings import InfiniteTalkSettings
+
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4"
 DEFAULT_QUEUE_ID = "avatar-jobs"
 ENGINES = ("preview", "infinitetalk")
@@ -57,6 +59,8 @@ class AgentSettings(BaseModel):
     )
     work_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
     log_level: str = "INFO"
+    infinitetalk: InfiniteTalkSettings | None = None
+    """The InfiniteTalk engine's settings; the CLI reads them when that engine is chosen."""
     # Not environment settings: the public limits of DESIGN.md section 3, kept here so
     # the agent never fills its disk with an input the edge should have refused.
     max_image_bytes: int = 10 * MIB

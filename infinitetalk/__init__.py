@@ -1,6 +1,7 @@
 """Video engines behind the GPU agent: the Engine protocol, media checks and the engines.
 
-Only the CPU `preview` engine exists in this build; `create_engine` picks one by name.
+`infinitetalk` runs upstream InfiniteTalk (resident or subprocess mode, see `factory`);
+`preview` animates the portrait on the CPU. `create_engine` picks one by name.
 """
 
 from infinitetalk.engine import (
@@ -24,7 +25,9 @@ from infinitetalk.media import (
     probe_video,
     verify_output,
 )
+from infinitetalk.preflight import EngineStartError
 from infinitetalk.preview import PreviewEngine
+from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings
 
 __all__ = [
     "AudioInfo",
@@ -32,7 +35,10 @@ __all__ = [
     "CancelledError",
     "Engine",
     "EngineError",
+    "EngineSettingsError",
+    "EngineStartError",
     "ImageInfo",
+    "InfiniteTalkSettings",
     "InvalidInputError",
     "PreviewEngine",
     "ProgressCallback",

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from contracts import Resolution, Stage
 
@@ -64,3 +64,10 @@ class Engine(Protocol):
         on_progress: ProgressCallback,
         cancelled: CancelCheck,
     ) -> VideoResult: ...
+
+
+@runtime_checkable
+class ClosableEngine(Protocol):
+    """An engine holding a resource (a model worker) that must be released at shutdown."""
+
+    def close(self) -> None: ...

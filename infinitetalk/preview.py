@@ -8,9 +8,7 @@ InfiniteTalk output. The prompt is ignored; the seed only shifts the head-bob ph
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from itertools import chain
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from infinitetalk.media import (
     probe_video,
     verify_output,
 )
+from infinitetalk.mux import MP4_OPTIONS, AudioFeed, AudioTrack, add_h264_stream
 
 OUTPUT_NAME = "preview.mp4"
 LABEL = "PREVIEW"
@@ -46,11 +45,7 @@ PROGRESS_INTERVAL_S = 0.25
 CANCEL_POLL_FRAMES = 5
 ANALYSIS_RATE = 8000
 """Loudness only needs the speech band, so it is measured on a cheap 8 kHz mono copy."""
-AAC_FRAME_SAMPLES = 1024
-AAC_FALLBACK_RATE = 48000
 X264_OPTIONS = {"preset": "veryfast", "crf": "23"}
-_BT709 = 1
-"""FFmpeg's code for BT.709 primaries, transfer and matrix alike: HD players assume it."""
 
 # Where a centred head-and-shoulders portrait has its face: the centre's height as a
 # fraction of the frame, half-sizes as fractions of the short side, and the mouth line in
@@ -97,9 +92,7 @@ class PreviewEngine:
 
         workdir.mkdir(parents=True, exist_ok=True)
         output = workdir / OUTPUT_NAME
-        rate = audio.sample_rate if audio.sample_rate in _aac_rates() else AAC_FALLBACK_RATE
-        layout = "mono" if audio.channels == 1 else "stereo"
-        track = _AudioTrack(request.audio_path, rate, layout)
+        track = AudioTrack.for_source(request.audio_path, audio)
         try:
             _write_mp4(output, rig, motion, track, progress, cancelled)
             info = probe_video(output)
@@ -122,37 +115,20 @@ class PreviewEngine:
         )
 
 
-@dataclass(frozen=True)
-class _AudioTrack:
-    """The original audio and the AAC form it is re-encoded to."""
-
-    path: Path
-    rate: int
-    layout: str
-
-
 def _write_mp4(
     output: Path,
     rig: "_FaceRig",
     motion: "_Motion",
-    track: _AudioTrack,
+    track: AudioTrack,
     progress: "_Progress",
     cancelled: CancelCheck,
 ) -> None:
     """Write video frames and the re-encoded original audio, interleaved, as a faststart MP4."""
-    width, height = rig.size
     total = motion.frame_count
-    with av.open(str(output), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+    with av.open(str(output), "w", format="mp4", options=MP4_OPTIONS) as container:
         container.metadata["comment"] = "avatar preview engine: not InfiniteTalk output"
-        video = container.add_stream("libx264", rate=OUTPUT_FPS, options=X264_OPTIONS)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        context = video.codec_context
-        context.time_base = Fraction(1, OUTPUT_FPS)
-        context.colorspace = context.color_primaries = context.color_trc = _BT709
-        context.color_range = ColorRange.MPEG.value
-        audio = container.add_stream("aac", rate=track.rate, layout=track.layout)
-        audio.bit_rate = min(64000 if track.layout == "mono" else 128000, 3 * track.rate)
-        feed = _AudioFeed(container, audio, _aac_frames(track))
+        video = add_h264_stream(container, rig.size, X264_OPTIONS)
+        feed = AudioFeed(container, track)
         try:
             started = time.monotonic()
             for index in range(total):
@@ -163,57 +139,13 @@ def _write_mp4(
                 )
                 frame.pts = index
                 container.mux(video.encode(frame))
-                feed.mux_until((index + 1) * track.rate / OUTPUT_FPS)
+                feed.mux_until((index + 1) / OUTPUT_FPS)
                 progress.frames(index + 1, total, time.monotonic() - started)
             progress.report(GENERATING_SHARE, Stage.ENCODING, progress.tail_eta)
-            feed.mux_until(math.inf)
+            feed.finish()
         finally:
             feed.close()
         container.mux(video.encode(None))
-        container.mux(audio.encode(None))
-
-
-class _AudioFeed:
-    """Muxes the re-encoded audio in step with the video, so players find both interleaved."""
-
-    def __init__(
-        self,
-        container: av.container.OutputContainer,
-        stream: av.audio.stream.AudioStream,
-        frames: Iterator[av.AudioFrame],
-    ) -> None:
-        self.container = container
-        self.stream = stream
-        self.frames = frames
-        self.pending = next(frames, None)
-
-    def mux_until(self, sample: float) -> None:
-        """Mux every audio frame that starts before `sample` (in output samples)."""
-        while self.pending is not None and self.pending.pts < sample:
-            self.container.mux(self.stream.encode(self.pending))
-            self.pending = next(self.frames, None)
-
-    def close(self) -> None:
-        self.frames.close()
-
-
-def _aac_rates() -> frozenset[int]:
-    return frozenset(av.codec.Codec("aac", "w").audio_rates or ())
-
-
-def _aac_frames(track: _AudioTrack) -> Iterator[av.AudioFrame]:
-    """Decode the original audio again and cut it into AAC-sized planar float frames."""
-    resampler = av.AudioResampler(
-        format="fltp", layout=track.layout, rate=track.rate, frame_size=AAC_FRAME_SAMPLES
-    )
-    samples = 0
-    with av.open(str(track.path)) as container:
-        for decoded in chain(container.decode(audio=0), [None]):
-            for frame in resampler.resample(decoded):
-                frame.pts = samples
-                frame.time_base = Fraction(1, track.rate)
-                samples += frame.samples
-                yield frame
 
 
 def _loudness(path: Path, frame_count: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Fixtures for the engine tests: media made on the fly by examples/make_examples.py."""
 
 import importlib.util
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -63,3 +64,35 @@ def write_bytes(tmp_path: Path) -> Callable[[str, bytes], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def speech_7s(examples: ModuleType, media_dir: Path) -> Path:
+    """Seven seconds: two chunks of upstream's streaming loop (175 frames)."""
+    return examples.make_speech_wav(media_dir / "speech-7s.wav", seconds=7.0)
+
+
+@pytest.fixture(scope="session")
+def standin_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MODEL_STORAGE_PATH with every weight file (empty) the stand-in checks for."""
+    from infinitetalk.settings import Quantization
+    from tests.fixtures.standin import make_weights
+
+    return make_weights(tmp_path_factory.mktemp("models"), Quantization.FP8)
+
+
+@pytest.fixture
+def standin_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Let this process import the stand-in checkout (torch, wan, generate_infinitetalk)
+    the way the model worker does, and forget those modules afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("torch", "wan", "generate_infinitetalk"):
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def speech_4s(examples: ModuleType, media_dir: Path) -> Path:
+    """Four seconds: just over one chunk (100 frames), the cheapest two-chunk run."""
+    return examples.make_speech_wav(media_dir / "speech-4s.wav", seconds=4.0)

@@ -13,7 +13,7 @@ from PIL import Image
 
 import infinitetalk
 from contracts import Resolution, Stage
-from infinitetalk import preview
+from infinitetalk import mux, preview
 from infinitetalk.engine import CancelledError, EngineError, InvalidInputError, VideoRequest
 from infinitetalk.factory import create_engine
 from infinitetalk.media import FRAME_SECONDS, probe_audio, probe_video
@@ -340,7 +340,7 @@ def test_output_breaking_the_contract_is_refused_and_removed(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(preview, "OUTPUT_FPS", 24)
+    monkeypatch.setattr(mux, "OUTPUT_FPS", 24)
     with pytest.raises(EngineError, match="frame rate is 24") as caught:
         render(portrait_png, speech_wav)
     assert caught.value.code == "GENERATION_FAILED"
@@ -354,8 +354,8 @@ def test_create_engine() -> None:
 
 
 def test_unknown_engine_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"'infinitetalk'.*valid engines: preview"):
-        create_engine("infinitetalk")
+    with pytest.raises(ValueError, match=r"'sadtalker'.*valid engines: infinitetalk, preview"):
+        create_engine("sadtalker")
 
 
 def test_package_exports_the_public_api() -> None:

@@ -1,0 +1,49 @@
+"""Refuse to start an InfiniteTalk agent that could not run a job, saying exactly why.
+
+A missing checkout or weight file would otherwise surface minutes later, deep in a model
+load or as the first job's failure; here it stops the agent before it pulls anything.
+"""
+
+import os
+
+from infinitetalk import upstream
+from infinitetalk.profiles import ResolvedProfile
+from infinitetalk.settings import InfiniteTalkSettings, Mode
+from infinitetalk.weights import check_weights, required_weights
+
+DOWNLOAD_HINT = "fetch them with scripts/download_weights.sh (see docs/DEPLOY-RUNPOD.md)"
+
+
+class EngineStartError(RuntimeError):
+    """The engine cannot run jobs; every reason is listed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("InfiniteTalk cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def startup_problems(settings: InfiniteTalkSettings, profile: ResolvedProfile) -> list[str]:
+    """Everything missing for this configuration; empty when a job can run."""
+    problems = []
+    checkout = settings.upstream_dir
+    if not (checkout / upstream.SCRIPT).is_file():
+        problems.append(
+            f"INFINITETALK_DIR={checkout} has no {upstream.SCRIPT}: clone "
+            f"{upstream.UPSTREAM_REPOSITORY} at {upstream.UPSTREAM_COMMIT} there "
+            "(the Docker image has it at /opt/InfiniteTalk)"
+        )
+    elif settings.mode is Mode.RESIDENT and not (checkout / "wan" / "__init__.py").is_file():
+        problems.append(f"INFINITETALK_DIR={checkout} has no wan package (resident mode needs it)")
+    if settings.mode is Mode.SUBPROCESS and not (
+        settings.python.is_file() and os.access(settings.python, os.X_OK)
+    ):
+        problems.append(f"INFINITETALK_PYTHON={settings.python} is not an executable file")
+    missing = [
+        status.file
+        for status in check_weights(required_weights(settings, profile.quantization))
+        if not status.present
+    ]
+    problems += [f"missing {file.what}: {file.path}" for file in missing]
+    if missing:
+        problems.append(f"MODEL_STORAGE_PATH={settings.model_storage_path}: {DOWNLOAD_HINT}")
+    return problems

@@ -1,0 +1,107 @@
+"""The typed messages between the agent and its model worker process (cog-style).
+
+The agent sends a `WorkerConfig` once (as the process's argument), then `RunJob` per job
+and `Shutdown` at the end; the worker answers `Ready` or `LoadFailed` once, and per job a
+stream of `Step` and `Encoding` events ending in exactly one of `Done`, `Failed` or
+`Cancelled`. Plain frozen dataclasses: they cross the pipe pickled.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything the worker needs to load upstream once and run every job the same way."""
+
+    upstream_dir: Path
+    ckpt_dir: Path
+    infinitetalk_weights: Path
+    wav2vec_dir: Path
+    quantization: str | None
+    quant_dir: Path | None
+    lora: tuple[Path, ...]
+    lora_scales: tuple[float, ...]
+    num_persistent_param_in_dit: int | None
+    offload_model: bool
+    sample_steps: int
+    text_guide_scale: float
+    audio_guide_scale: float
+    color_correction_strength: float
+    teacache: bool
+    teacache_threshold: float
+    log_level: str = "INFO"
+    child_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunJob:
+    image_path: Path
+    audio_path: Path
+    prompt: str
+    size: str
+    """Upstream's size bucket name, `infinitetalk-480` or `infinitetalk-720`."""
+    sample_shift: float
+    seed: int
+    max_frame_num: int
+    workdir: Path
+    output_path: Path
+    number: int = 0
+    """Set by the agent's worker handle; a cancel names the job number it is meant for."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+@dataclass(frozen=True)
+class Ready:
+    load_seconds: float
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    message: str
+    log_tail: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    chunk: int
+    """0-based chunk (tqdm bar) of this job."""
+    done: int
+    """Sampling steps of that chunk finished."""
+
+
+@dataclass(frozen=True)
+class Encoding:
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Done:
+    path: Path
+    frames: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    code: str
+    """A `contracts.FailureCode` value."""
+    message: str
+    """Safe for clients: no paths, no upstream internals."""
+    log_tail: tuple[str, ...]
+    """Upstream's last lines and the traceback, for the agent's log only."""
+    fatal: bool
+    """The CUDA context is broken: the worker exits and the agent starts a new one."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    pass
+
+
+JobEvent = Step | Encoding
+JobEnd = Done | Failed | Cancelled

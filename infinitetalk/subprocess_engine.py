@@ -1,0 +1,306 @@
+"""Subprocess mode: each job runs upstream's `generate_infinitetalk.py` as its own process.
+
+Simple and isolated, but every job pays the model load (minutes); resident mode does not.
+The command is upstream's README run with what a service needs on top:
+`--mode streaming` (the default `clip` makes one 3.24 s chunk), `--max_frame_num` from the
+audio (the default 1000 frames cuts anything over 40 s), `--save_file` as a stem (upstream
+appends `.mp4`), and a fresh working directory as the process's cwd (upstream writes
+`save_audio/<stem>/` and temporary files by relative name). The process leads its own
+process group, so cancelling or timing out kills upstream and every ffmpeg it started.
+"""
+
+import codecs
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from infinitetalk import failures, upstream
+from infinitetalk.engine import (
+    CancelCheck,
+    CancelledError,
+    ProgressCallback,
+    VideoRequest,
+    VideoResult,
+)
+from infinitetalk.logtail import LogTail
+from infinitetalk.postprocess import finalize
+from infinitetalk.prepare import JobPlan, plan_job
+from infinitetalk.profiles import ResolvedProfile
+from infinitetalk.progress import JobProgress, TqdmParser
+from infinitetalk.settings import InfiniteTalkSettings
+
+log = logging.getLogger(__name__)
+upstream_log = logging.getLogger("infinitetalk.upstream")
+
+RUN_DIR = "upstream"
+SAVE_STEM = "infinitetalk"
+OUTPUT_NAME = "infinitetalk.mp4"
+POLL_SECONDS = 0.2
+TERM_GRACE_SECONDS = 3.0
+"""After SIGTERM, how long the process group gets before SIGKILL."""
+
+
+def input_json(plan: JobPlan) -> dict[str, object]:
+    """Upstream's `--input_json` for one person talking (examples/single_example_image.json)."""
+    return {
+        "prompt": plan.prompt,
+        "cond_video": str(plan.image_path),
+        "cond_audio": {"person1": str(plan.audio_path)},
+    }
+
+
+def build_command(
+    settings: InfiniteTalkSettings,
+    profile: ResolvedProfile,
+    plan: JobPlan,
+    run_dir: Path,
+) -> list[str]:
+    """The exact argv, flag names and spellings as `_parse_args` at the pinned commit."""
+    argv = [
+        str(settings.python),
+        str(settings.upstream_dir / upstream.SCRIPT),
+        "--task",
+        upstream.TASK,
+        "--size",
+        upstream.SIZE_ARGUMENT[plan.resolution],
+        "--ckpt_dir",
+        str(settings.wan_dir),
+        "--infinitetalk_dir",
+        str(settings.infinitetalk_weights),
+        "--wav2vec_dir",
+        str(settings.wav2vec_dir),
+        "--input_json",
+        str(run_dir / "input.json"),
+        "--save_file",
+        str(run_dir / SAVE_STEM),
+        "--mode",
+        "streaming",
+        "--frame_num",
+        str(upstream.CLIP_FRAMES),
+        "--max_frame_num",
+        str(plan.max_frame_num),
+        "--motion_frame",
+        str(upstream.MOTION_FRAMES),
+        "--sample_steps",
+        str(settings.sample_steps),
+        "--sample_text_guide_scale",
+        f"{settings.text_guide_scale:g}",
+        "--sample_audio_guide_scale",
+        f"{settings.audio_guide_scale:g}",
+        "--color_correction_strength",
+        f"{settings.color_correction_strength:g}",
+        "--base_seed",
+        str(plan.seed),
+        "--offload_model",
+        str(profile.offload_model),
+    ]
+    if settings.sample_shift is not None:
+        argv += ["--sample_shift", f"{settings.sample_shift:g}"]
+    if profile.num_persistent_param_in_dit is not None:
+        argv += ["--num_persistent_param_in_dit", str(profile.num_persistent_param_in_dit)]
+    if profile.quantized:
+        quant_dir = settings.quant_weights(profile.quantization)
+        argv += ["--quant", profile.quantization.value, "--quant_dir", str(quant_dir)]
+    if settings.lora:
+        argv += ["--lora_dir", *map(str, settings.lora_paths())]
+        argv += ["--lora_scale", *(f"{scale:g}" for scale in settings.lora_scales)]
+    if settings.teacache:
+        argv += ["--use_teacache", "--teacache_thresh", f"{settings.teacache_threshold:g}"]
+    return argv
+
+
+class Ending(StrEnum):
+    EXITED = "exited"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    ending: Ending
+    returncode: int | None
+    tail: list[str]
+
+
+class UpstreamProcess:
+    """Runs one command in its own process group, streaming its output as it comes."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str] | None,
+        on_stderr: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._argv = argv
+        self._cwd = cwd
+        self._env = env
+        self._on_stderr = on_stderr
+        self._clock = clock
+        self._tail = LogTail(upstream_log, logging.INFO)
+        self._tail_lock = threading.Lock()
+
+    def run(self, deadline: float, cancelled: CancelCheck) -> ProcessOutcome:
+        process = subprocess.Popen(
+            self._argv,
+            cwd=self._cwd,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        readers = [
+            threading.Thread(target=self._read, args=(process.stdout, None), daemon=True),
+            threading.Thread(
+                target=self._read, args=(process.stderr, self._on_stderr), daemon=True
+            ),
+        ]
+        for reader in readers:
+            reader.start()
+        ending = Ending.EXITED
+        while True:
+            try:
+                process.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if cancelled():
+                ending = Ending.CANCELLED
+            elif self._clock() > deadline:
+                ending = Ending.TIMED_OUT
+            else:
+                continue
+            self._kill_group(process)
+            break
+        for reader in readers:
+            reader.join(timeout=5)
+        with self._tail_lock:
+            tail = self._tail.lines()
+        return ProcessOutcome(ending, process.returncode, tail)
+
+    def _read(self, stream: IO[bytes], on_text: Callable[[str], None] | None) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with stream:
+            while chunk := os.read(stream.fileno(), 65536):
+                text = decoder.decode(chunk)
+                with self._tail_lock:
+                    self._tail.feed(text)
+                if on_text is not None:
+                    on_text(text)
+
+    def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left after the grace period."""
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=TERM_GRACE_SECONDS)
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+class SubprocessEngine:
+    """The `infinitetalk` engine in subprocess mode."""
+
+    name = "infinitetalk"
+
+    def __init__(
+        self,
+        settings: InfiniteTalkSettings,
+        profile: ResolvedProfile,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._profile = profile
+        self._clock = clock
+
+    def generate(
+        self,
+        request: VideoRequest,
+        workdir: Path,
+        on_progress: ProgressCallback,
+        cancelled: CancelCheck,
+    ) -> VideoResult:
+        workdir = workdir.resolve()
+        plan = plan_job(request, workdir / "inputs", self._settings)
+        steps = self._settings.sample_steps
+        progress = JobProgress(on_progress, chunks=plan.chunks, steps=steps, frames=plan.frames)
+        progress.preparing()
+        run_dir = workdir / RUN_DIR
+        run_dir.mkdir(parents=True)
+        (run_dir / "input.json").write_text(json.dumps(input_json(plan)))
+        argv = build_command(self._settings, self._profile, plan, run_dir)
+        child_env = self._settings.child_env
+        env = {**child_env, "PYTHONUNBUFFERED": "1"} if child_env else None
+        log.info(
+            "upstream started",
+            extra={
+                "seed": plan.seed,
+                "chunks": plan.chunks,
+                "frames": plan.frames,
+                "timeout_seconds": round(plan.timeout_seconds),
+                "argv": argv,
+            },
+        )
+        process = UpstreamProcess(
+            argv, cwd=run_dir, env=env, on_stderr=TqdmParser(progress, steps).feed
+        )
+        outcome = process.run(self._clock() + plan.timeout_seconds, cancelled)
+        if outcome.ending is Ending.CANCELLED:
+            raise CancelledError()
+        if outcome.ending is Ending.TIMED_OUT:
+            _log_tail("upstream timed out", outcome)
+            raise failures.timed_out(plan.timeout_seconds, plan.audio_seconds)
+        raw = run_dir / f"{SAVE_STEM}.mp4"
+        if outcome.returncode != 0:
+            _log_tail("upstream failed", outcome)
+            raise _exit_failure(outcome)
+        if not raw.is_file():
+            _log_tail("upstream wrote no video", outcome)
+            raise failures.generation_failed("InfiniteTalk exited without writing a video")
+        info = finalize(raw, plan, workdir / OUTPUT_NAME)
+        progress.finished()
+        return VideoResult(
+            path=workdir / OUTPUT_NAME,
+            duration_seconds=info.duration_seconds,
+            width=info.width,
+            height=info.height,
+            engine=self.name,
+        )
+
+
+def _exit_failure(outcome: ProcessOutcome) -> Exception:
+    code = outcome.returncode or 0
+    if failures.mentions_oom(outcome.tail):
+        return failures.out_of_memory()
+    if code < 0:
+        name = signal.Signals(-code).name
+        return failures.generation_failed(
+            f"InfiniteTalk was killed by {name} (the pod may have run out of host memory)"
+        )
+    return failures.generation_failed(f"InfiniteTalk failed (exit status {code})")
+
+
+def _log_tail(message: str, outcome: ProcessOutcome) -> None:
+    log.warning(
+        message,
+        extra={"returncode": outcome.returncode, "log_tail": "\n".join(outcome.tail)},
+    )

@@ -1,0 +1,270 @@
+"""The model worker's side, run in this process against the stand-in checkout.
+
+`UpstreamRuntime` imports the stand-in `torch`, `wan` and `generate_infinitetalk` exactly as
+it imports upstream's in the worker; `serve` and `run_job` talk over a real pipe.
+"""
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from multiprocessing import Pipe
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from infinitetalk.media import probe_video
+from infinitetalk.profiles import ResolvedProfile
+from infinitetalk.resident import worker_config
+from infinitetalk.resident_child import (
+    CANCEL_SIGNAL,
+    Interrupts,
+    JobCancelled,
+    StdoutToLog,
+    TailHandler,
+    run_job,
+    serve,
+)
+from infinitetalk.resident_protocol import (
+    Cancelled,
+    Done,
+    Encoding,
+    Failed,
+    LoadFailed,
+    Ready,
+    RunJob,
+    Shutdown,
+    Step,
+    WorkerConfig,
+)
+from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
+from infinitetalk.upstream_runtime import UpstreamRuntime
+from tests.fixtures.standin import STANDIN_DIR
+
+STEPS = 3
+
+
+@pytest.fixture
+def config(standin_models: Path, monkeypatch: pytest.MonkeyPatch) -> WorkerConfig:
+    monkeypatch.setenv("STANDIN_STEP_SECONDS", "0")
+    settings = InfiniteTalkSettings(
+        upstream_dir=STANDIN_DIR, model_storage_path=standin_models, sample_steps=STEPS
+    )
+    profile = ResolvedProfile(
+        name=MemoryProfile.LOWVRAM,
+        num_persistent_param_in_dit=0,
+        offload_model=True,
+        quantization=Quantization.NONE,
+        reasons=(),
+    )
+    return worker_config(settings, profile)
+
+
+@pytest.fixture
+def runtime(config: WorkerConfig, standin_imports: None) -> UpstreamRuntime:
+    loaded = UpstreamRuntime(config)
+    loaded.load()
+    return loaded
+
+
+def a_job(
+    portrait: Path, audio: Path, workdir: Path, prompt: str = "hi", number: int = 1
+) -> RunJob:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return RunJob(
+        image_path=portrait,
+        audio_path=audio,
+        prompt=prompt,
+        size="infinitetalk-480",
+        sample_shift=7.0,
+        seed=1,
+        max_frame_num=176,
+        workdir=workdir,
+        output_path=workdir / "frames.mp4",
+        number=number,
+    )
+
+
+def test_one_load_serves_jobs_with_a_step_per_sampling_step(
+    runtime: UpstreamRuntime, portrait_png: Path, speech_7s: Path, tmp_path: Path
+) -> None:
+    for index in range(2):  # the same pipeline, job after job
+        events: list[object] = []
+        job = a_job(portrait_png, speech_7s, tmp_path / f"job{index}")
+        done = runtime.generate(job, events.append)
+        assert done == Done(path=job.output_path, frames=175)
+        steps = [(e.chunk, e.done) for e in events if isinstance(e, Step)]
+        assert steps == [(chunk, step) for chunk in range(3) for step in range(1, STEPS + 1)]
+        encodes = [e for e in events if isinstance(e, Encoding)]
+        assert encodes[-1] == Encoding(175, 175)
+        info = probe_video(job.output_path)
+        assert (info.width, info.height, info.frame_count) == (576, 704, 175)
+        assert (job.workdir / "audio_embedding.pt").is_file()
+    assert runtime.cuda_healthy()
+
+
+def test_a_missing_weight_fails_the_load(
+    config: WorkerConfig, standin_imports: None, tmp_path: Path
+) -> None:
+    broken = UpstreamRuntime(
+        WorkerConfig(**{**vars(config), "infinitetalk_weights": tmp_path / "x"})
+    )
+    with pytest.raises(FileNotFoundError):
+        broken.load()
+
+
+def test_a_broken_cuda_context_is_noticed(
+    runtime: UpstreamRuntime, portrait_png: Path, speech_7s: Path, tmp_path: Path
+) -> None:
+    job = a_job(portrait_png, speech_7s, tmp_path, "x [standin:cuda-broken]")
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        runtime.generate(job, lambda event: None)
+    runtime.recover()  # empty_cache fails too; recover swallows it
+    assert not runtime.cuda_healthy()
+
+
+class FakeTarget:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def test_interrupts_cancel_only_the_named_job_and_never_mid_message() -> None:
+    target = FakeTarget()
+    interrupts = Interrupts(target)
+    interrupts.handle(CANCEL_SIGNAL, None)  # idle: nothing happens
+    with interrupts.job(1):
+        target.value = 7  # a late cancel of an older job
+        interrupts.handle(CANCEL_SIGNAL, None)
+        with pytest.raises(JobCancelled), interrupts.paused():
+            target.value = 1
+            interrupts.handle(CANCEL_SIGNAL, None)  # deferred while sending...
+        # ...and raised as soon as the message is out
+    target.value = 2
+    with pytest.raises(JobCancelled), interrupts.job(2):
+        pass  # a cancel that arrived before the job started
+
+
+class Worker:
+    """`serve` on a thread with the agent's end of a real pipe."""
+
+    def __init__(self, runtime: object, interrupts: Interrupts) -> None:
+        self.conn, child = Pipe(duplex=True)
+        self.tail = TailHandler()
+        self.status: list[int] = []
+        self.thread = threading.Thread(
+            target=lambda: self.status.append(serve(child, runtime, interrupts, self.tail)),  # type: ignore[arg-type]
+            daemon=True,
+        )
+        self.thread.start()
+
+    def until_end(self) -> tuple[list[object], object]:
+        events = []
+        while True:
+            message = self.conn.recv()
+            if isinstance(message, Step | Encoding):
+                events.append(message)
+            else:
+                return events, message
+
+    def exit_status(self) -> int:
+        self.thread.join(10)
+        return self.status[0]
+
+
+@pytest.fixture
+def worker(runtime: UpstreamRuntime) -> Iterator[Worker]:
+    running = Worker(runtime, Interrupts(FakeTarget()))
+    assert isinstance(running.conn.recv(), Ready)
+    yield running
+    running.conn.close()
+
+
+def test_serve_runs_jobs_until_shutdown(
+    worker: Worker, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    worker.conn.send(a_job(portrait_png, speech_4s, tmp_path))
+    events, end = worker.until_end()
+    assert isinstance(end, Done) and len(events) > 2 * STEPS
+    worker.conn.send(Shutdown())
+    assert worker.exit_status() == 0
+
+
+def test_out_of_memory_leaves_the_model_usable(
+    worker: Worker, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    worker.conn.send(a_job(portrait_png, speech_4s, tmp_path / "a", "x [standin:oom]"))
+    events, end = worker.until_end()
+    assert isinstance(end, Failed)
+    assert (end.code, end.fatal) == ("GPU_OUT_OF_MEMORY", False)
+    assert end.message == "the GPU ran out of memory for this video; 480p needs less"
+    assert any("CUDA out of memory" in line for line in end.log_tail)
+    assert [(e.chunk, e.done) for e in events] == [(0, 1), (0, 2)]
+    worker.conn.send(a_job(portrait_png, speech_4s, tmp_path / "b"))
+    assert isinstance(worker.until_end()[1], Done)
+
+
+def test_a_crash_is_a_generation_failure_and_broken_cuda_ends_the_worker(
+    worker: Worker, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    worker.conn.send(a_job(portrait_png, speech_4s, tmp_path / "a", "x [standin:crash]"))
+    crash = worker.until_end()[1]
+    assert isinstance(crash, Failed) and (crash.code, crash.fatal) == ("GENERATION_FAILED", False)
+    assert crash.message == "InfiniteTalk failed"
+    assert any("stand-in failure inside the sampler" in line for line in crash.log_tail)
+    worker.conn.send(a_job(portrait_png, speech_4s, tmp_path / "b", "x [standin:cuda-broken]"))
+    broken = worker.until_end()[1]
+    assert isinstance(broken, Failed) and broken.fatal
+    assert worker.exit_status() == 1
+
+
+def test_the_worker_exits_when_the_agent_goes_away(worker: Worker) -> None:
+    worker.conn.close()
+    assert worker.exit_status() == 0
+
+
+def test_a_failed_load_is_reported_once(tmp_path: Path) -> None:
+    class Broken:
+        def load(self) -> None:
+            raise ImportError("flash_attn is not installed")
+
+    running = Worker(Broken(), Interrupts(FakeTarget()))
+    message = running.conn.recv()
+    assert isinstance(message, LoadFailed)
+    assert message.message == "ImportError: flash_attn is not installed"
+    assert running.exit_status() == 1
+
+
+def test_the_cancel_signal_stops_upstream_where_it_is(
+    runtime: UpstreamRuntime, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    target = FakeTarget()
+    interrupts = Interrupts(target)
+    previous = signal.signal(CANCEL_SIGNAL, interrupts.handle)
+
+    def cancel_soon() -> None:
+        time.sleep(0.3)
+        target.value = 5
+        os.kill(os.getpid(), CANCEL_SIGNAL)
+
+    threading.Thread(target=cancel_soon, daemon=True).start()
+    sent: list[object] = []
+    started = time.monotonic()
+    try:
+        job = a_job(portrait_png, speech_4s, tmp_path, "x [standin:hang]", number=5)
+        end = run_job(job, sent.append, runtime, interrupts, TailHandler())
+    finally:
+        signal.signal(CANCEL_SIGNAL, previous)
+    assert isinstance(end, Cancelled)
+    assert time.monotonic() - started < 3
+    assert [type(e) for e in sent] == [Step, Step]
+
+
+def test_upstreams_prints_become_log_lines() -> None:
+    tail = TailHandler()
+    logger = SimpleNamespace(log=lambda level, line: tail.lines.append(line))
+    out = StdoutToLog(logger)  # type: ignore[arg-type]
+    assert out.write("No conversion needed.\nteacache") == 30
+    out.write("_init done\n")
+    assert list(tail.lines) == ["No conversion needed.", "teacache_init done"]

@@ -1,0 +1,306 @@
+"""Subprocess mode against the stand-in `generate_infinitetalk.py` (upstream's CLI contract)."""
+
+import importlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from contracts import Resolution, Stage
+from infinitetalk import subprocess_engine
+from infinitetalk.engine import CancelledError, EngineError, VideoRequest
+from infinitetalk.factory import start_infinitetalk
+from infinitetalk.media import probe_video
+from infinitetalk.prepare import JobPlan
+from infinitetalk.profiles import ResolvedProfile
+from infinitetalk.progress import SAMPLING_END, SAMPLING_START
+from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
+from infinitetalk.subprocess_engine import SubprocessEngine, build_command
+from tests.fixtures.standin import STANDIN_DIR, agent_env
+
+Report = tuple[float, Stage, float | None]
+
+
+def settings_for(models: Path, **extra: str) -> InfiniteTalkSettings:
+    return InfiniteTalkSettings.from_env({**agent_env(models, **extra), "PATH": os.environ["PATH"]})
+
+
+def engine_for(models: Path, **extra: str) -> SubprocessEngine:
+    engine = start_infinitetalk(settings_for(models, **extra))
+    assert isinstance(engine, SubprocessEngine)
+    return engine
+
+
+def profile(name: MemoryProfile, quantization: Quantization = Quantization.NONE) -> ResolvedProfile:
+    persistent, offload = {
+        MemoryProfile.FULL: (None, False),
+        MemoryProfile.LOWVRAM: (0, True),
+    }[name]
+    return ResolvedProfile(
+        name=name,
+        num_persistent_param_in_dit=persistent,
+        offload_model=offload,
+        quantization=quantization,
+        reasons=(),
+    )
+
+
+def a_plan(tmp_path: Path) -> JobPlan:
+    return JobPlan(
+        image_path=tmp_path / "in" / "portrait.png",
+        audio_path=tmp_path / "in" / "audio.wav",
+        source_audio=tmp_path / "in" / "audio.wav",
+        audio_seconds=60.0,
+        prompt="A presenter",
+        resolution=Resolution.P720,
+        size=(832, 1088),
+        seed=1234,
+        frames=1500,
+        chunks=21,
+        max_frame_num=1501,
+        target_frames=1500,
+        timeout_seconds=600,
+    )
+
+
+def test_command_is_the_readme_run_with_what_a_service_needs(tmp_path: Path) -> None:
+    settings = InfiniteTalkSettings(
+        upstream_dir=Path("/opt/InfiniteTalk"),
+        python=Path("/usr/bin/python3"),
+        model_storage_path=Path("/runpod-volume/models"),
+    )
+    run = tmp_path / "upstream"
+    argv = build_command(settings, profile(MemoryProfile.LOWVRAM), a_plan(tmp_path), run)
+    models = "/runpod-volume/models"
+    assert argv == [
+        "/usr/bin/python3",
+        "/opt/InfiniteTalk/generate_infinitetalk.py",
+        "--task", "infinitetalk-14B",
+        "--size", "infinitetalk-720",
+        "--ckpt_dir", f"{models}/Wan2.1-I2V-14B-480P",
+        "--infinitetalk_dir", f"{models}/InfiniteTalk/single/infinitetalk.safetensors",
+        "--wav2vec_dir", f"{models}/chinese-wav2vec2-base",
+        "--input_json", f"{run}/input.json",
+        "--save_file", f"{run}/infinitetalk",
+        "--mode", "streaming",
+        "--frame_num", "81",
+        "--max_frame_num", "1501",
+        "--motion_frame", "9",
+        "--sample_steps", "40",
+        "--sample_text_guide_scale", "5",
+        "--sample_audio_guide_scale", "4",
+        "--color_correction_strength", "1",
+        "--base_seed", "1234",
+        "--offload_model", "True",
+        "--num_persistent_param_in_dit", "0",
+    ]  # fmt: skip
+
+
+def test_optional_flags_follow_settings_and_profile(tmp_path: Path) -> None:
+    settings = InfiniteTalkSettings(
+        model_storage_path=Path("/m"),
+        sample_shift=2.0,
+        lora=(Path("a.safetensors"), Path("/abs/b.safetensors")),
+        lora_scales=(1.0, 0.5),
+        teacache=True,
+        teacache_threshold=0.3,
+    )
+    argv = build_command(settings, profile(MemoryProfile.FULL), a_plan(tmp_path), tmp_path)
+    tail = argv[argv.index("--offload_model") :]
+    assert tail == [
+        "--offload_model", "False",
+        "--sample_shift", "2",
+        "--lora_dir", "/m/a.safetensors", "/abs/b.safetensors",
+        "--lora_scale", "1", "0.5",
+        "--use_teacache", "--teacache_thresh", "0.3",
+    ]  # fmt: skip
+    quantised = build_command(
+        InfiniteTalkSettings(model_storage_path=Path("/m")),
+        profile(MemoryProfile.LOWVRAM, Quantization.FP8),
+        a_plan(tmp_path),
+        tmp_path,
+    )
+    assert quantised[-4:] == [
+        "--quant", "fp8",
+        "--quant_dir", "/m/InfiniteTalk/quant_models/infinitetalk_single_fp8.safetensors",
+    ]  # fmt: skip
+
+
+def test_every_flag_is_one_upstreams_parser_accepts(tmp_path: Path, standin_imports: None) -> None:
+    sys.path.insert(0, str(STANDIN_DIR))
+    script = importlib.import_module("generate_infinitetalk")
+    settings = InfiniteTalkSettings(
+        lora=(Path("a.safetensors"),), lora_scales=(1.0,), teacache=True, sample_shift=3.0
+    )
+    argv = build_command(settings, profile(MemoryProfile.LOWVRAM), a_plan(tmp_path), tmp_path)
+    args = script._parse_args(argv[2:])
+    assert (args.mode, args.size, args.max_frame_num, args.motion_frame) == (
+        "streaming",
+        "infinitetalk-720",
+        1501,
+        9,
+    )
+    assert (args.offload_model, args.num_persistent_param_in_dit, args.sample_shift) == (
+        True,
+        0,
+        3.0,
+    )
+    assert args.lora_scale == [1.0] and args.use_teacache
+
+
+@pytest.mark.parametrize(
+    ("flags", "status", "error"),
+    [
+        (["--ckpt_dir", "x", "--bogus", "1"], 2, "unrecognized arguments: --bogus"),
+        (["--ckpt_dir", "x", "--size", "infinitetalk-1080"], 2, "invalid choice"),
+        (["--ckpt_dir", "x", "--sample_steps"], 2, "expected one argument"),
+        (["--size", "infinitetalk-480"], 1, "Please specify the checkpoint directory"),
+    ],
+)
+def test_the_stand_in_refuses_what_upstream_refuses(
+    flags: list[str], status: int, error: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(STANDIN_DIR / "generate_infinitetalk.py"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == status
+    assert error in done.stderr
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.reports: list[Report] = []
+
+    def __call__(self, percent: float, stage: Stage, eta: float | None) -> None:
+        self.reports.append((percent, stage, eta))
+
+
+def test_a_job_runs_in_its_own_directory_and_reports_each_chunk(
+    standin_models: Path, portrait_png: Path, speech_7s: Path, tmp_path: Path
+) -> None:
+    engine = engine_for(standin_models, STANDIN_STEP_SECONDS="0.1")
+    progress = Progress()
+    request = VideoRequest(portrait_png, speech_7s, "A presenter", Resolution.P480, seed=3)
+    result = engine.generate(request, tmp_path, progress, lambda: False)
+
+    assert result.engine == "infinitetalk" and result.path == tmp_path / "infinitetalk.mp4"
+    assert (result.width, result.height) == (576, 704)
+    info = probe_video(result.path)
+    assert info.frame_count == 175 and info.faststart
+    assert info.audio_sample_rate == 16000 and info.audio_codec == "aac"
+    run = tmp_path / "upstream"
+    assert json.loads((run / "input.json").read_text()) == {
+        "prompt": "A presenter",
+        "cond_video": str(tmp_path / "inputs" / "portrait.png"),
+        "cond_audio": {"person1": str(speech_7s)},
+    }
+    assert (run / "save_audio" / "portrait" / "sum_all.wav").is_file()  # upstream's cwd files
+    assert (run / "infinitetalk.mp4").is_file()  # --save_file stem + ".mp4"
+
+    percents = [p for p, _, _ in progress.reports]
+    assert percents == sorted(percents)
+    sampling = sorted({round(p, 3) for p, s, _ in progress.reports if s is Stage.GENERATING})
+    span = SAMPLING_END - SAMPLING_START
+    chunk_ends = [round(SAMPLING_START + span * k / 3, 3) for k in (1, 2, 3)]
+    assert set(chunk_ends) <= set(sampling)  # 3 chunks of 4 steps, each bar seen to its end
+    assert len(sampling) >= 6
+    assert any(s is Stage.ENCODING for _, s, _ in progress.reports)
+    assert any(
+        eta is not None and eta > 0 for _, s, eta in progress.reports if s is Stage.GENERATING
+    )
+    assert progress.reports[-1] == (100.0, Stage.ENCODING, 0.0)
+
+
+def test_clients_never_see_upstreams_log_but_the_agent_log_does(
+    standin_models: Path,
+    portrait_png: Path,
+    speech_7s: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = engine_for(standin_models)
+    request = VideoRequest(portrait_png, speech_7s, "talk [standin:oom]")
+    with caplog.at_level(logging.WARNING), pytest.raises(EngineError) as caught:
+        engine.generate(request, tmp_path, Progress(), lambda: False)
+    assert caught.value.code == "GPU_OUT_OF_MEMORY" and not caught.value.retryable
+    assert "/" not in caught.value.message
+    (record,) = [r for r in caplog.records if r.getMessage() == "upstream failed"]
+    assert "CUDA out of memory" in record.log_tail  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("crash", "InfiniteTalk failed (exit status 1)"),
+        ("die", "InfiniteTalk was killed by SIGKILL"),
+        ("no-video", "InfiniteTalk exited without writing a video"),
+    ],
+)
+def test_upstream_failures_are_retryable_generation_failures(
+    standin_models: Path,
+    portrait_png: Path,
+    speech_7s: Path,
+    tmp_path: Path,
+    marker: str,
+    message: str,
+) -> None:
+    request = VideoRequest(portrait_png, speech_7s, f"talk [standin:{marker}]")
+    with pytest.raises(EngineError, match=re.escape(message)) as caught:
+        engine_for(standin_models).generate(request, tmp_path, Progress(), lambda: False)
+    assert caught.value.code == "GENERATION_FAILED" and caught.value.retryable
+
+
+def grandchild_alive(run_dir: Path) -> bool:
+    """Whether upstream's child still runs (a killed one may linger as a zombie until reaped)."""
+    pid = int((run_dir / "grandchild.pid").read_text())
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_cancel_kills_the_whole_process_group_within_seconds(
+    standin_models: Path, portrait_png: Path, speech_7s: Path, tmp_path: Path
+) -> None:
+    request = VideoRequest(portrait_png, speech_7s, "talk [standin:hang]")
+    started = time.monotonic()
+    with pytest.raises(CancelledError):
+        engine_for(standin_models).generate(
+            request, tmp_path, Progress(), lambda: time.monotonic() - started > 1.5
+        )
+    assert time.monotonic() - started < 1.5 + 3
+    assert not grandchild_alive(tmp_path / "upstream")
+
+
+def test_a_process_ignoring_sigterm_is_killed_at_its_time_limit(
+    standin_models: Path,
+    portrait_png: Path,
+    speech_7s: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(subprocess_engine, "TERM_GRACE_SECONDS", 0.5)
+    engine = engine_for(
+        standin_models,
+        INFINITETALK_TIMEOUT_BASE_SECONDS="1",
+        INFINITETALK_TIMEOUT_PER_AUDIO_SECOND="0.1",
+    )
+    request = VideoRequest(portrait_png, speech_7s, "talk [standin:stuck]")
+    started = time.monotonic()
+    with pytest.raises(
+        EngineError, match=r"longer than 2 s, the limit for 7.0 s of audio"
+    ) as caught:
+        engine.generate(request, tmp_path, Progress(), lambda: False)
+    assert caught.value.code == "TIMEOUT" and not caught.value.retryable
+    assert time.monotonic() - started < 6
+    assert not grandchild_alive(tmp_path / "upstream")
