@@ -14,12 +14,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# wrangler, pinned by package-lock.json: the Worker's dry-run deploy and the bridge that the
+# Cloudflare adapters' contract tests run against (tests/cf_bridge).
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 dev: $(STAMP)
 	$(BIN)/avatar dev
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 	$(BIN)/python scripts/check_coverage.py
 

@@ -146,7 +146,9 @@ def test_foreign_forged_and_stale_upload_ids(client: TestClient, clock: FakeCloc
     put(client, theirs["audio"], wav_bytes())
     assert generate(client, theirs).status_code == 400
     mine = uploaded(client)
-    forged = dict(mine, image={"upload_id": mine["image"]["upload_id"][:-2] + "00"})
+    upload_id = mine["image"]["upload_id"]
+    flipped = "0" if upload_id[-1] != "0" else "1"
+    forged = dict(mine, image={"upload_id": upload_id[:-1] + flipped})
     assert generate(client, forged).json()["error"]["details"] == {"field": "image_upload_id"}
     swapped = {"image": mine["audio"], "audio": mine["image"]}
     assert generate(client, swapped).status_code == 400

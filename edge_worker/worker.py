@@ -1,0 +1,167 @@
+"""The Cloudflare Worker: the same Litestar app as the local runtime, on D1, R2 and Queues.
+
+`fetch` serves HTTP through the runtime's ASGI bridge; `scheduled` (the cron trigger in
+wrangler.toml) runs the maintenance sweep. The Worker's main module, `worker_entry.py`, is
+written by scripts/stage_worker.py and only re-exports `Default` from here.
+"""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar
+
+from contracts import ErrorBody, ErrorCode, ErrorEnvelope
+from contracts.logs import configure_logging
+from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
+from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
+from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
+from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
+from edge_worker.app import create_app
+from edge_worker.clock import SystemClock
+from edge_worker.errors import ApiError
+from edge_worker.maintenance import run_maintenance
+from edge_worker.routes.generate import form_rules
+from edge_worker.services import JobService, Services
+from edge_worker.settings import EdgeSettings, MiB
+
+try:
+    from workers import WorkerEntrypoint
+except ImportError:  # CPython: `workers` is the vendored workers-runtime-sdk, Pyodide only
+
+    class WorkerEntrypoint:  # type: ignore[no-redef]
+        """What tests get instead: the runtime's base class also just keeps ctx and env."""
+
+        def __init__(self, ctx: Any, env: Any) -> None:
+            self.ctx = ctx
+            self.env = env
+
+
+# The bridge buffers a whole request body before the app sees it, in an isolate of 128 MB:
+# multipart bodies stay well below that, and larger files go through POST /uploads.
+WORKER_DEFAULTS = {"MAX_INLINE_REQUEST_BYTES": str(24 * MiB)}
+ENV_NAMES = ("API_KEY", *(name.upper() for name in EdgeSettings.model_fields), *R2_ENV_NAMES)
+
+
+def env_values(env: Any) -> dict[str, str]:
+    """The vars and secrets the edge reads, as the mapping `EdgeSettings.from_env` takes.
+
+    Bindings expose them as attributes; a var written as a number in wrangler.toml arrives
+    as a number, and a name that is not set is simply absent.
+    """
+    values: dict[str, str] = {}
+    for name in ENV_NAMES:
+        value = getattr(env, name, None)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            values[name] = str(value)
+    return values
+
+
+@dataclass(frozen=True)
+class WorkerRuntime:
+    values: dict[str, str]
+    settings: EdgeSettings
+    app: Litestar
+    service: JobService
+
+
+def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
+    """Validate settings and wire the Cloudflare adapters around `env`'s bindings.
+
+    `cf_api_token` only guards the local queue emulator; the Worker serves no queue API, so
+    rather than holding a Cloudflare API token it would never use, it gets a random one.
+    """
+    settings = EdgeSettings.from_env(
+        {**WORKER_DEFAULTS, **values}, cf_api_token=secrets.token_urlsafe(32)
+    )
+    r2 = R2Settings.from_env(values)
+    configure_logging(
+        settings.log_level,
+        secrets=[*settings.api_keys, settings.agent_token, r2.secret_access_key],
+    )
+    clock = SystemClock()
+    services = Services(
+        settings=settings,
+        store=D1JobStore(env.DB),
+        blobs=R2BlobStore(env.BUCKET, R2Presigner(r2, clock)),
+        queue=QueueProducer(env.JOBS),
+        clock=clock,
+    )
+    app = create_app(services)
+    return WorkerRuntime(values, settings, app, app.state.job_service)
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def runtime_for(env: Any) -> WorkerRuntime:
+    """The isolate's runtime: built on its first event, then reused by every later one.
+
+    This one slot is the module's only mutable state. It is keyed by the env's vars and
+    secrets, not by the env object: the runtime hands each entrypoint instance a fresh env
+    wrapper, so object identity would rebuild on every request. Bindings, vars and secrets
+    change only with a new deployment, which starts new isolates, so in production the
+    runtime is built once per isolate; an env with other vars or secrets (tests) gets its own.
+    """
+    global _runtime
+    values = env_values(env)
+    if _runtime is None or _runtime.values != values:
+        _runtime = build_runtime(env, values)
+    return _runtime
+
+
+def body_refusal(
+    content_length: str | None, has_body: bool, runtime: WorkerRuntime
+) -> ApiError | None:
+    """Why a request must be refused before the bridge buffers its body, if it must.
+
+    The bridge reads the whole body into memory first, so the app's streaming limits come
+    too late here: a body must announce its length, and no more than the largest one any
+    route accepts (the inline multipart cap).
+    """
+    if content_length is None:
+        if not has_body:
+            return None
+        return ApiError(
+            ErrorCode.INVALID_INPUT,
+            "a request with a body needs a Content-Length header",
+            {"header": "Content-Length"},
+        )
+    if not (content_length.isascii() and content_length.isdigit()):
+        return ApiError(
+            ErrorCode.INVALID_INPUT, "malformed Content-Length", {"header": "Content-Length"}
+        )
+    if int(content_length) > runtime.settings.max_request_bytes:
+        return form_rules(runtime.service).too_large()
+    return None
+
+
+def error_reply(error: ApiError) -> Any:
+    """The API's error envelope as a Worker response (the app never saw this request)."""
+    from workers import Response
+
+    envelope = ErrorEnvelope(
+        error=ErrorBody(code=error.code, message=error.message, details=error.details)
+    )
+    return Response(
+        envelope.model_dump_json(),
+        status=error.code.http_status,
+        headers={"content-type": "application/json", "x-request-id": uuid.uuid4().hex},
+    )
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request: Any) -> Any:
+        runtime = runtime_for(self.env)
+        refusal = body_refusal(request.headers.get("content-length"), bool(request.body), runtime)
+        if refusal is not None:
+            return error_reply(refusal)
+        from workers import asgi
+
+        return await asgi.fetch(runtime.app, request, self.env)
+
+    async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
+        """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs)."""
+        await run_maintenance(runtime_for(self.env).service)

@@ -1,0 +1,60 @@
+"""Stage the Worker's Python sources in build/worker/ (wrangler.toml's `[build]` command).
+
+wrangler bundles every `*.py` under the main module's folder and a config cannot narrow
+that rule, so the Worker gets a folder of its own holding only what it imports: the
+`contracts` and `edge_worker` packages (without the local runtime) and the main module.
+workerd imports the main module by its bare name, so it sits at the top of that folder.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "build" / "worker"
+PACKAGES = ("contracts", "edge_worker")
+LOCAL_ONLY = ("edge_worker/local.py", "edge_worker/adapters/local")
+ENTRY = '''"""The Worker's main module, written by scripts/stage_worker.py."""
+
+from edge_worker.worker import Default
+
+__all__ = ["Default"]
+'''
+
+
+def worker_sources(root: Path = ROOT) -> list[Path]:
+    """The package files the Worker needs, relative to `root`."""
+    return sorted(
+        path.relative_to(root)
+        for package in PACKAGES
+        for path in (root / package).rglob("*.py")
+        if not any(path.relative_to(root).as_posix().startswith(skip) for skip in LOCAL_ONLY)
+    )
+
+
+def stage(root: Path = ROOT, target: Path = TARGET) -> list[Path]:
+    """Replace `target` with a fresh copy of the Worker's sources; returns what it wrote.
+
+    The copy is built beside `target` and swapped in, so a concurrent dry run in the same
+    tree never reads a half-written folder.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    fresh.chmod(0o755)
+    written = []
+    for source in worker_sources(root):
+        (fresh / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / source, fresh / source)
+        written.append(source)
+    (fresh / "worker_entry.py").write_text(ENTRY)
+    old = fresh.with_name(f"{fresh.name}-old")
+    if target.exists():
+        target.rename(old)
+    fresh.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return [*written, Path("worker_entry.py")]
+
+
+if __name__ == "__main__":
+    files = stage()
+    print(f"staged {len(files)} files in {TARGET.relative_to(ROOT)}")

@@ -1,0 +1,73 @@
+"""The repository's wrangler.toml, checked by the pinned wrangler itself, offline:
+its D1 migrations apply, and a dry-run deploy bundles the Worker with its bindings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cf_bridge.bridge import ROOT, run_wrangler
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    outdir = tmp_path_factory.mktemp("worker-bundle")
+    return run_wrangler("deploy", "--dry-run", "--outdir", str(outdir)), outdir
+
+
+def test_d1_migrations_apply_to_a_fresh_local_database(tmp_path: Path) -> None:
+    output = run_wrangler(
+        "d1", "migrations", "apply", "DB", "--local", "--persist-to", str(tmp_path)
+    )
+    migrations = sorted(path.name for path in (ROOT / "migrations").glob("*.sql"))
+    assert migrations and all(name in output for name in migrations)
+    again = run_wrangler(
+        "d1", "migrations", "apply", "DB", "--local", "--persist-to", str(tmp_path)
+    )
+    assert "No migrations to apply" in again
+
+
+def test_dry_run_deploy_lists_the_d1_r2_and_queue_bindings(dry_run: tuple[str, Path]) -> None:
+    output, _ = dry_run
+    assert "env.DB (avatar-jobs)" in output and "D1 Database" in output
+    assert "env.BUCKET (avatar-media)" in output and "R2 Bucket" in output
+    assert "env.JOBS (avatar-jobs)" in output and "Queue" in output
+    assert "--dry-run: exiting now." in output
+
+
+def test_the_bundle_holds_the_worker_packages_and_nothing_else(dry_run: tuple[str, Path]) -> None:
+    _, outdir = dry_run
+    modules = {path.relative_to(outdir).as_posix() for path in outdir.rglob("*.py")}
+    assert {"worker_entry.py", "edge_worker/worker.py", "contracts/queue.py"} <= modules
+    assert "edge_worker/adapters/cloudflare/d1_store.py" in modules
+    assert {module.split("/")[0] for module in modules} == {
+        "worker_entry.py",
+        "edge_worker",
+        "contracts",
+    }
+    assert not any(module.startswith("edge_worker/adapters/local/") for module in modules)
+    assert "edge_worker/local.py" not in modules
+
+
+def test_the_bundle_imports_on_its_own(dry_run: tuple[str, Path]) -> None:
+    """The entry module imports from the bundle alone: nothing it needs was left out."""
+    _, outdir = dry_run
+    probe = (
+        "import sys, worker_entry, edge_worker\n"
+        f"assert edge_worker.__file__.startswith({str(outdir)!r}), edge_worker.__file__\n"
+        "left = [m for m in sys.modules if m.startswith(('gpu_agent', 'infinitetalk', "
+        "'edge_worker.local', 'edge_worker.adapters.local', 'uvicorn'))]\n"
+        "assert not left, left\n"
+        "print(worker_entry.Default.__module__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=outdir,
+        env={"PYTHONPATH": str(outdir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "edge_worker.worker"

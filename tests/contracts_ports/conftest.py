@@ -1,0 +1,93 @@
+"""Each port's adapters side by side: every contract test runs once per adapter.
+
+`local` is the embedded stand-in (SQLite, a directory, the SQLite queue); `cloudflare` is
+the Cloudflare adapter on real local D1, R2 and Queues behind the bridge Worker, which
+starts on first use (and fails the run if wrangler cannot start).
+"""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts import QueueMessage
+from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
+from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
+from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
+from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.sqlite_queue import SqliteQueue
+from edge_worker.adapters.local.sqlite_store import SqliteJobStore
+from edge_worker.clock import SystemClock
+from edge_worker.ports import BlobStore, JobStore
+from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
+from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
+from tests.contracts_ports.queue_under_test import QueueUnderTest
+
+ADAPTERS = ["local", "cloudflare"]
+R2 = R2Settings(
+    account_id="contract-account",
+    access_key_id="contract-access-key",
+    secret_access_key="contract-secret-key",
+    bucket_name="contract-bucket",
+)
+
+
+@pytest.fixture(scope="session")
+def bridge() -> RunningBridge:
+    return shared_bridge()
+
+
+@pytest.fixture(params=ADAPTERS)
+def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "local":
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+        yield store
+        store.close()
+        return
+    url = request.getfixturevalue("bridge").url
+    reset_d1(url)
+    yield D1JobStore(D1Database(url))
+
+
+@pytest.fixture(params=ADAPTERS)
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "local":
+        return FsBlobStore(tmp_path / "blobs", "http://edge.test", "contract-secret", 1024)
+    url = request.getfixturevalue("bridge").url
+    return R2BlobStore(R2Bucket(url), R2Presigner(R2, SystemClock()))
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A fresh key prefix per test: the bridge's bucket is shared by the whole session."""
+    return f"contract-{uuid.uuid4().hex}/"
+
+
+@pytest.fixture(params=ADAPTERS)
+def queue_under_test(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueUnderTest]:
+    if request.param == "local":
+        local = SqliteQueue(tmp_path / "queue.sqlite3")
+        pulled: list[QueueMessage] = []
+
+        def pull() -> list[QueueMessage]:
+            pulled.extend(
+                QueueMessage.decode_pulled(message) for message in local.pull(100).messages
+            )
+            return list(pulled)
+
+        yield QueueUnderTest(local, pull)
+        local.close()
+        return
+    url = request.getfixturevalue("bridge").url
+    already = {message["id"] for message in received_messages(url)}
+
+    def consumed() -> list[QueueMessage]:
+        return [
+            QueueMessage.model_validate(message["body"])
+            for message in received_messages(url)
+            if message["id"] not in already
+        ]
+
+    yield QueueUnderTest(QueueProducer(Queue(url)), consumed)

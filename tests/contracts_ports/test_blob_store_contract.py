@@ -1,0 +1,107 @@
+"""The BlobStore contract: FsBlobStore and R2BlobStore (on real local R2) behave alike."""
+
+import asyncio
+import io
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from edge_worker.ports import BlobInfo, BlobStore
+
+T = TypeVar("T")
+DATA = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def put(store: BlobStore, key: str, data: bytes, content_type: str = "image/png") -> int:
+    return run(store.put(key, io.BytesIO(data), content_type))
+
+
+def test_put_returns_the_size_and_head_reports_it(blob_store: BlobStore, prefix: str) -> None:
+    key = f"{prefix}inputs/image.png"
+    assert put(blob_store, key, DATA) == len(DATA)
+    assert run(blob_store.head(key)) == BlobInfo(key, len(DATA))
+
+
+def test_put_reads_the_body_from_where_it_stands(blob_store: BlobStore, prefix: str) -> None:
+    body = io.BytesIO(b"header" + DATA)
+    body.seek(6)
+    assert run(blob_store.put(f"{prefix}a.png", body, "image/png")) == len(DATA)
+    assert run(blob_store.read_range(f"{prefix}a.png", len(DATA))) == DATA
+
+
+def test_put_overwrites(blob_store: BlobStore, prefix: str) -> None:
+    key = f"{prefix}video.mp4"
+    put(blob_store, key, b"first version, longer", "video/mp4")
+    assert put(blob_store, key, b"second", "video/mp4") == 6
+    assert run(blob_store.read_range(key, 100)) == b"second"
+
+
+def test_head_of_a_missing_object_is_none(blob_store: BlobStore, prefix: str) -> None:
+    assert run(blob_store.head(f"{prefix}missing.png")) is None
+
+
+def test_read_range_returns_the_first_bytes(blob_store: BlobStore, prefix: str) -> None:
+    key = f"{prefix}audio.wav"
+    put(blob_store, key, DATA, "audio/wav")
+    assert run(blob_store.read_range(key, 12)) == DATA[:12]
+    assert run(blob_store.read_range(key, 10 * len(DATA))) == DATA
+    assert run(blob_store.read_range(key, 0)) == b""
+
+
+def test_read_range_of_an_empty_object_is_empty(blob_store: BlobStore, prefix: str) -> None:
+    key = f"{prefix}empty.wav"
+    assert put(blob_store, key, b"", "audio/wav") == 0
+    assert run(blob_store.head(key)) == BlobInfo(key, 0)
+    assert run(blob_store.read_range(key, 16)) == b""
+
+
+def test_read_range_of_a_missing_object_raises(blob_store: BlobStore, prefix: str) -> None:
+    with pytest.raises(FileNotFoundError):
+        run(blob_store.read_range(f"{prefix}missing.wav", 16))
+
+
+def test_list_keys_is_sorted_and_limited_to_the_prefix(blob_store: BlobStore, prefix: str) -> None:
+    for key in ("videos/j1/2.mp4", "videos/j1/1.mp4", "videos/j10/1.mp4", "inputs/j1/image.png"):
+        put(blob_store, f"{prefix}{key}", b"x")
+    assert run(blob_store.list_keys(f"{prefix}videos/j1/")) == [
+        f"{prefix}videos/j1/1.mp4",
+        f"{prefix}videos/j1/2.mp4",
+    ]
+    assert run(blob_store.list_keys(f"{prefix}videos/j1")) == [
+        f"{prefix}videos/j1/1.mp4",
+        f"{prefix}videos/j1/2.mp4",
+        f"{prefix}videos/j10/1.mp4",
+    ]
+    assert run(blob_store.list_keys(f"{prefix}nothing/")) == []
+
+
+def test_delete_removes_the_keys_and_ignores_missing_ones(
+    blob_store: BlobStore, prefix: str
+) -> None:
+    keys = [f"{prefix}inputs/image.png", f"{prefix}inputs/audio.wav", f"{prefix}videos/1.mp4"]
+    for key in keys:
+        put(blob_store, key, b"x")
+    run(blob_store.delete([*keys[:2], f"{prefix}never-stored.png"]))
+    assert run(blob_store.list_keys(prefix)) == [keys[2]]
+    assert run(blob_store.head(keys[0])) is None
+    run(blob_store.delete([]))
+    assert run(blob_store.list_keys(prefix)) == [keys[2]]
+
+
+def test_presigned_urls_name_the_object(blob_store: BlobStore, prefix: str) -> None:
+    key = f"{prefix}videos/1.mp4"
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    get_url = blob_store.presign_get(key, expires)
+    put_url = blob_store.presign_put(key, expires, "video/mp4")
+    for url in (get_url, put_url):
+        parts = urlsplit(url)
+        assert parts.scheme in ("http", "https") and parts.netloc
+        assert unquote(parts.path).endswith(f"/{key}")
+    assert get_url != put_url

@@ -1,0 +1,299 @@
+"""The JobStore contract: SqliteJobStore and D1JobStore (on real local D1) behave alike."""
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+
+from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from edge_worker import jobs
+from edge_worker.idempotency import IdempotencyRecord, new_record
+from edge_worker.job_rows import SweepKind
+from edge_worker.jobs import Job
+from edge_worker.ports import JobStore
+
+T = TypeVar("T")
+T0 = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+RESULT = ResultMetadata(
+    size_bytes=1_234_567, duration_seconds=61.04, width=1280, height=720, engine="preview"
+)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def make_job(job_id: str, *, owner: str = "owner-a", created: datetime = T0) -> Job:
+    return jobs.new_job(
+        job_id=job_id,
+        owner=owner,
+        prompt="a person talking, soft light",
+        resolution=Resolution.P480,
+        seed=7,
+        image_key=f"inputs/{job_id}/image.png",
+        audio_key=f"inputs/{job_id}/audio.wav",
+        now=created,
+    )
+
+
+def every_field_set(job_id: str) -> Job:
+    """A job whose every field differs from its default, so no dropped column can hide."""
+    job = Job(
+        id=job_id,
+        owner="owner-x",
+        status=JobStatus.PROCESSING,
+        stage=Stage.ENCODING,
+        progress=73.125,
+        prompt="unicode ✓ prompt with 'quotes' and \"double\" and ; -- sql-ish",
+        resolution=Resolution.P720,
+        seed=2**40 + 3,
+        image_key=f"inputs/{job_id}/image.jpg",
+        audio_key=f"inputs/{job_id}/audio.mp3",
+        created_at=T0,
+        updated_at=T0 + timedelta(microseconds=1),
+        started_at=T0 + timedelta(microseconds=2),
+        completed_at=T0 + timedelta(microseconds=3),
+        expires_at=T0 + timedelta(hours=6, microseconds=4),
+        heartbeat_at=T0 + timedelta(microseconds=5),
+        attempts=2,
+        error_code=FailureCode.TIMEOUT,
+        error_message="previous attempt timed out",
+        claim_token="claim-xyz",
+        agent_id="agent-7",
+        eta_seconds=4.5,
+        result_key=f"videos/{job_id}/2.mp4",
+        result=RESULT,
+        enqueued_at=T0 + timedelta(microseconds=6),
+        inputs_deleted=True,
+        version=9,
+    )
+    for field in dataclasses.fields(Job):
+        if field.default is not dataclasses.MISSING:
+            assert getattr(job, field.name) != field.default, field.name
+    return job
+
+
+def claimed(job: Job, now: datetime) -> Job:
+    return jobs.claim(job, agent_id="agent-1", claim_token=f"tok-{job.id}", now=now)
+
+
+def completed(job: Job, now: datetime) -> Job:
+    job = claimed(job, now)
+    return jobs.complete(
+        job,
+        claim_token=f"tok-{job.id}",
+        result=RESULT,
+        result_key=f"videos/{job.id}/1.mp4",
+        now=now,
+        retention=timedelta(hours=6),
+    )
+
+
+def insert(store: JobStore, *items: Job) -> None:
+    for job in items:
+        run(store.insert(job))
+
+
+# --- insert / get / replace ---------------------------------------------------------------
+
+
+def test_every_field_round_trips(job_store: JobStore) -> None:
+    job = every_field_set("job-all")
+    insert(job_store, job)
+    assert run(job_store.get("job-all")) == job
+
+
+def test_new_job_round_trips_with_its_empty_fields(job_store: JobStore) -> None:
+    job = make_job("job-new")
+    insert(job_store, job)
+    got = run(job_store.get("job-new"))
+    assert got == job
+    assert got is not None and got.result is None and got.started_at is None
+
+
+def test_unknown_job_is_none(job_store: JobStore) -> None:
+    assert run(job_store.get("no-such-job")) is None
+
+
+def test_duplicate_insert_is_refused_and_keeps_the_original(job_store: JobStore) -> None:
+    original = make_job("job-dup")
+    insert(job_store, original)
+    with pytest.raises(Exception):
+        run(job_store.insert(dataclasses.replace(original, prompt="impostor")))
+    assert run(job_store.get("job-dup")) == original
+
+
+def test_replace_is_a_compare_and_swap_on_the_version(job_store: JobStore) -> None:
+    job = make_job("job-cas")
+    insert(job_store, job)
+    first = claimed(job, T0 + timedelta(seconds=1))
+    assert run(job_store.replace(first, expected_version=job.version))
+    # A second writer that read the same version loses and changes nothing.
+    rival = jobs.cancel(job, now=T0 + timedelta(seconds=2))
+    assert not run(job_store.replace(rival, expected_version=job.version))
+    assert run(job_store.get("job-cas")) == first
+
+
+def test_replace_of_an_unknown_job_fails(job_store: JobStore) -> None:
+    assert not run(job_store.replace(make_job("ghost"), expected_version=0))
+    assert run(job_store.get("ghost")) is None
+
+
+def test_replace_touches_only_its_own_row(job_store: JobStore) -> None:
+    one, two = make_job("job-1"), make_job("job-2")
+    insert(job_store, one, two)
+    assert run(job_store.replace(claimed(one, T0), expected_version=0))
+    assert run(job_store.get("job-2")) == two
+
+
+# --- queue position ------------------------------------------------------------------------
+
+
+def test_count_pending_before_is_fifo_by_creation_then_id(job_store: JobStore) -> None:
+    tie = T0 + timedelta(seconds=5)
+    order = [
+        make_job("z-first", created=T0),
+        make_job("a-second", created=T0 + timedelta(microseconds=1)),
+        make_job("m-tie-1", created=tie),
+        make_job("m-tie-2", created=tie, owner="owner-b"),
+        make_job("b-last", created=T0 + timedelta(minutes=1)),
+    ]
+    insert(job_store, *reversed(order))
+    assert [run(job_store.count_pending_before(job)) for job in order] == [0, 1, 2, 3, 4]
+
+
+def test_count_pending_before_skips_jobs_that_are_not_waiting(job_store: JobStore) -> None:
+    early, me = make_job("early", created=T0), make_job("me", created=T0 + timedelta(seconds=1))
+    insert(job_store, early, me)
+    assert run(job_store.count_pending_before(me)) == 1
+    assert run(job_store.replace(claimed(early, T0), expected_version=0))
+    assert run(job_store.count_pending_before(me)) == 0
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+def test_list_for_owner_pages_newest_first_and_hides_other_owners(job_store: JobStore) -> None:
+    mine = [make_job(f"a-{n}", created=T0 + timedelta(seconds=n)) for n in range(5)]
+    tie = T0 + timedelta(minutes=1)
+    mine += [make_job("a-tie-x", created=tie), make_job("a-tie-y", created=tie)]
+    insert(job_store, *mine, make_job("b-0", owner="owner-b", created=tie))
+    expected = [j.id for j in sorted(mine, key=lambda j: (j.created_at, j.id), reverse=True)]
+
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = run(job_store.list_for_owner("owner-a", 3, cursor))
+        assert len(page.jobs) <= 3
+        seen += [job.id for job in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected
+    assert run(job_store.list_for_owner("owner-a", 7, None)).next_cursor is None
+    assert run(job_store.list_for_owner("nobody", 3, None)).jobs == []
+
+
+def test_listed_jobs_are_whole_jobs(job_store: JobStore) -> None:
+    job = every_field_set("job-listed")
+    insert(job_store, job)
+    assert run(job_store.list_for_owner("owner-x", 10, None)).jobs == [job]
+
+
+@pytest.mark.parametrize("cursor", ["not-base64!", "bm90IGEgY3Vyc29y"])
+def test_malformed_cursor_raises_value_error(job_store: JobStore, cursor: str) -> None:
+    with pytest.raises(ValueError):
+        run(job_store.list_for_owner("owner-a", 3, cursor))
+
+
+# --- the maintenance sweep -------------------------------------------------------------------
+
+
+def test_sweep_finds_lost_jobs_by_heartbeat_oldest_first(job_store: JobStore) -> None:
+    late = claimed(make_job("late"), T0 + timedelta(minutes=2))
+    old = claimed(make_job("old"), T0)
+    fresh = claimed(make_job("fresh"), T0 + timedelta(minutes=10))
+    insert(job_store, late, old, fresh, make_job("waiting"))
+    cutoff = T0 + timedelta(minutes=5)
+    found = run(job_store.find_for_sweep(SweepKind.LOST, cutoff, 10))
+    assert [job.id for job in found] == ["old", "late"]
+    assert [job.id for job in run(job_store.find_for_sweep(SweepKind.LOST, cutoff, 1))] == ["old"]
+
+
+def test_sweep_finds_completed_jobs_expired_at_or_before_the_cutoff(job_store: JobStore) -> None:
+    done = completed(make_job("done"), T0)
+    later = completed(make_job("later"), T0 + timedelta(hours=1))
+    insert(job_store, later, done)
+    assert done.expires_at is not None
+    found = run(job_store.find_for_sweep(SweepKind.EXPIRED, done.expires_at, 10))
+    assert [job.id for job in found] == ["done"]
+
+
+def test_sweep_finds_finished_jobs_whose_inputs_are_still_stored(job_store: JobStore) -> None:
+    done = completed(make_job("done"), T0)
+    cancelled = jobs.cancel(make_job("cancelled"), now=T0 + timedelta(seconds=1))
+    cleaned = dataclasses.replace(completed(make_job("cleaned"), T0), inputs_deleted=True)
+    insert(job_store, done, cancelled, cleaned, make_job("waiting"))
+    found = run(job_store.find_for_sweep(SweepKind.INPUTS_LEFT, T0 + timedelta(minutes=1), 10))
+    assert [job.id for job in found] == ["done", "cancelled"]
+
+
+def test_sweep_finds_pending_jobs_enqueued_before_the_cutoff(job_store: JobStore) -> None:
+    stranded = make_job("stranded", created=T0)
+    recent = make_job("recent", created=T0 + timedelta(hours=1))
+    insert(job_store, recent, stranded, claimed(make_job("busy"), T0))
+    found = run(job_store.find_for_sweep(SweepKind.STRANDED, T0 + timedelta(minutes=15), 10))
+    assert [job.id for job in found] == ["stranded"]
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+def record(
+    key: str = "order-42", *, at: datetime = T0, owner: str = "owner-a"
+) -> IdempotencyRecord:
+    return new_record(owner, key, f"print-of-{key}", at)
+
+
+def test_idempotency_record_is_inserted_once_per_owner_and_key(job_store: JobStore) -> None:
+    first = record()
+    assert run(job_store.insert_idempotency(first))
+    assert not run(job_store.insert_idempotency(record(at=T0 + timedelta(seconds=1))))
+    assert run(job_store.insert_idempotency(record(owner="owner-b")))
+    assert run(job_store.get_idempotency("owner-a", "order-42")) == first
+    assert run(job_store.get_idempotency("owner-a", "other-key")) is None
+
+
+def test_finish_idempotency_sets_the_job_once(job_store: JobStore) -> None:
+    mine = record()
+    run(job_store.insert_idempotency(mine))
+    foreign = dataclasses.replace(mine, fingerprint="another-request")
+    assert not run(job_store.finish_idempotency(foreign, "job-x"))
+    assert run(job_store.finish_idempotency(mine, "job-1"))
+    assert not run(job_store.finish_idempotency(mine, "job-2"))
+    assert run(job_store.get_idempotency("owner-a", "order-42")) == dataclasses.replace(
+        mine, job_id="job-1"
+    )
+
+
+def test_delete_idempotency_removes_exactly_that_record(job_store: JobStore) -> None:
+    old = record()
+    run(job_store.insert_idempotency(old))
+    run(
+        job_store.delete_idempotency(dataclasses.replace(old, created_at=T0 + timedelta(seconds=1)))
+    )
+    assert run(job_store.get_idempotency("owner-a", "order-42")) == old
+    run(job_store.delete_idempotency(old))
+    assert run(job_store.get_idempotency("owner-a", "order-42")) is None
+
+
+def test_purge_idempotency_drops_expired_records_and_counts_them(job_store: JobStore) -> None:
+    for n in range(3):
+        run(job_store.insert_idempotency(record(f"key-{n}", at=T0 + timedelta(hours=n))))
+    purge_at = record(at=T0 + timedelta(hours=1)).expires_at
+    assert run(job_store.purge_idempotency(purge_at)) == 2
+    assert run(job_store.purge_idempotency(purge_at)) == 0
+    assert run(job_store.get_idempotency("owner-a", "key-2")) is not None
