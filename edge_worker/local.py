@@ -72,6 +72,7 @@ def maintenance_timer(
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteJobStore(data_dir / "jobs.sqlite3")
+    assert settings.cf_api_token is not None, "local_settings checks it"
     queue = SqliteQueue(
         data_dir / "queue.sqlite3",
         max_retries=settings.queue_max_retries,
@@ -95,7 +96,13 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
 
 def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings:
     public_url = env.get("PUBLIC_URL") or f"http://{host}:{port}"
-    return EdgeSettings.from_env(env, public_url=public_url)
+    settings = EdgeSettings.from_env(env, public_url=public_url)
+    if settings.cf_api_token is None:
+        raise SettingsError(
+            "invalid edge settings: CF_API_TOKEN: required by the local queue emulator "
+            "(the token agents use to pull jobs)"
+        )
+    return settings
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -115,7 +122,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 2
     configure_logging(
         settings.log_level,
-        secrets=[*settings.api_keys, settings.agent_token, settings.cf_api_token],
+        secrets=[*settings.api_keys, settings.agent_token, settings.cf_api_token or ""],
     )
     runtime = build_local(settings, args.data_dir)
     import uvicorn

@@ -14,7 +14,11 @@ class SettingsError(ValueError):
 class EdgeSettings(BaseModel):
     api_keys: tuple[str, ...] = Field(min_length=1)
     agent_token: str = Field(min_length=16)
-    cf_api_token: str = Field(min_length=16)
+    cf_api_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="guards the local queue emulator only; on Cloudflare the queue API is theirs",
+    )
     cf_account_id: str = "local"
     cf_queue_id: str = "avatar-jobs"
     public_url: str = "http://127.0.0.1:8787"

@@ -5,7 +5,6 @@ wrangler.toml) runs the maintenance sweep. The Worker's main module, `worker_ent
 written by scripts/stage_worker.py and only re-exports `Default` from here.
 """
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -68,14 +67,8 @@ class WorkerRuntime:
 
 
 def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
-    """Validate settings and wire the Cloudflare adapters around `env`'s bindings.
-
-    `cf_api_token` only guards the local queue emulator; the Worker serves no queue API, so
-    rather than holding a Cloudflare API token it would never use, it gets a random one.
-    """
-    settings = EdgeSettings.from_env(
-        {**WORKER_DEFAULTS, **values}, cf_api_token=secrets.token_urlsafe(32)
-    )
+    """Validate settings and wire the Cloudflare adapters around `env`'s bindings."""
+    settings = EdgeSettings.from_env({**WORKER_DEFAULTS, **values})
     r2 = R2Settings.from_env(values)
     configure_logging(
         settings.log_level,

@@ -31,8 +31,15 @@ def test_settings_error_names_every_problem() -> None:
     with pytest.raises(SettingsError) as err:
         EdgeSettings.from_env({"MAX_ATTEMPTS": "zero", "API_KEYS": "short"})
     message = str(err.value)
-    for name in ("API_KEYS", "AGENT_TOKEN", "CF_API_TOKEN", "MAX_ATTEMPTS"):
+    for name in ("API_KEYS", "AGENT_TOKEN", "MAX_ATTEMPTS"):
         assert name in message
+
+
+def test_the_local_runtime_needs_a_queue_token() -> None:
+    env = {k: v for k, v in ENV.items() if k != "CF_API_TOKEN"}
+    assert EdgeSettings.from_env(env).cf_api_token is None
+    with pytest.raises(SettingsError, match="CF_API_TOKEN"):
+        local.local_settings(env, "127.0.0.1", 8787)
 
 
 def test_local_settings_public_url() -> None:
