@@ -9,7 +9,6 @@ time per second of audio).
 """
 
 import argparse
-import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -18,18 +17,9 @@ import httpx
 
 from bench.stack import API_KEY, ROOT, start_agent, start_edge, stop
 from contracts import Resolution
+from examples.make_examples import make_speech_wav
 from infinitetalk import PreviewEngine, VideoRequest
 from infinitetalk.media import probe_audio
-
-
-def load_examples():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "make_examples", ROOT / "examples/make_examples.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def engine_only(image: Path, audio: Path, resolution: Resolution, workdir: Path) -> float:
@@ -69,12 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--resolution", default="720p", choices=["480p", "720p"])
     resolution = Resolution(parser.parse_args().resolution)
-    examples = load_examples()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         image = ROOT / "examples" / "portrait.png"
         long_audio = tmp_path / "speech60.wav"
-        examples.make_speech_wav(long_audio, seconds=60.0)
+        make_speech_wav(long_audio, seconds=60.0)
         cases = [("example", ROOT / "examples" / "speech.wav"), ("60 s audio", long_audio)]
         edge, url, env = start_edge(tmp_path / "data")
         agent = start_agent(env)

@@ -4,13 +4,13 @@ The agent is configured exactly as on a pod (INFINITETALK_DIR, MODEL_STORAGE_PAT
 only the checkout is `tests/fixtures/infinitetalk_standin` and the weights are empty files.
 """
 
-import importlib.util
 from pathlib import Path
 
 import av
 import httpx
 import pytest
 
+from examples.make_examples import make_speech_wav
 from infinitetalk.settings import Quantization
 from tests.e2e.conftest import EXAMPLES, Stack, terminal, wait_for
 from tests.fixtures.standin import agent_env, make_weights
@@ -18,12 +18,8 @@ from tests.fixtures.standin import agent_env, make_weights
 
 @pytest.fixture(scope="module")
 def speech_7s(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
-    assert spec is not None and spec.loader is not None
-    examples = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(examples)
     path = tmp_path_factory.mktemp("audio") / "speech-7s.wav"
-    return examples.make_speech_wav(path, seconds=7.0)
+    return make_speech_wav(path, seconds=7.0)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,13 @@
 """Fault injection over real processes: short timeouts so failures are noticed in seconds."""
 
-import importlib.util
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack
+from examples.make_examples import make_speech_wav
+from tests.e2e.conftest import Stack
 from tests.e2e.conftest import stack_factory as stack_factory  # the same fixture
 
 FAST_RECOVERY = {
@@ -19,26 +18,15 @@ FAST_RECOVERY = {
 }
 
 
-def load_examples() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_examples", ROOT / "examples/make_examples.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[[float], Path]:
     """`speech(seconds)`: a speech-like WAV of that length, made once per length."""
-    examples = load_examples()
     directory = tmp_path_factory.mktemp("speech")
 
     def make(seconds: float) -> Path:
         path = directory / f"speech-{seconds:g}s.wav"
         if not path.exists():
-            examples.make_speech_wav(path, seconds=seconds)
+            make_speech_wav(path, seconds=seconds)
         return path
 
     return make

@@ -1,6 +1,5 @@
 """Fixtures for the engine tests: media made on the fly by examples/make_examples.py."""
 
-import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,22 +8,14 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
+from examples import make_examples
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_examples() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_examples", REPO_ROOT / "examples" / "make_examples.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
 def examples() -> ModuleType:
-    return _load_examples()
+    return make_examples
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Example media made by the project itself (`python examples/make_examples.py`)."""
