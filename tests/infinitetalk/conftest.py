@@ -10,8 +10,6 @@ from PIL import Image
 
 from examples import make_examples
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def examples() -> ModuleType:
