@@ -56,6 +56,7 @@ class FailureCode(StrEnum):
     TIMEOUT = "TIMEOUT"
     STORAGE_ERROR = "STORAGE_ERROR"
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
+    AGENT_SHUTDOWN = "AGENT_SHUTDOWN"  # a stopping agent hands the job back: not its fault
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 

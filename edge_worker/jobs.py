@@ -178,9 +178,14 @@ def fail(
     max_attempts: int,
     now: datetime,
 ) -> Job:
-    """Retryable failures go back to pending while attempts remain; the rest are final."""
+    """Retryable failures go back to pending while attempts remain; the rest are final.
+
+    A job handed back by an agent that is shutting down always goes back: the pod was
+    stopped, the job did nothing wrong, so it is not held against `max_attempts`.
+    """
     require_claim(job, claim_token)
-    if retryable and job.attempts < max_attempts:
+    released = code is FailureCode.AGENT_SHUTDOWN
+    if released or (retryable and job.attempts < max_attempts):
         return _back_to_queue(job, now, code, message)
     if retryable:
         message = f"{message} (gave up after {job.attempts} attempts)"

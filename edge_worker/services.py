@@ -18,6 +18,7 @@ from contracts import (
     ClaimResponse,
     CompleteRequest,
     ErrorCode,
+    FailureCode,
     JobError,
     JobList,
     JobSettings,
@@ -525,8 +526,9 @@ class JobService:
             ),
         )
         if job.status is JobStatus.PENDING:
+            delay = 0 if request.code is FailureCode.AGENT_SHUTDOWN else self.retry_delay(job)
             await self.s.queue.send(
-                QueueMessage(job_id=job.id, enqueued_at=now), delay_seconds=self.retry_delay(job)
+                QueueMessage(job_id=job.id, enqueued_at=now), delay_seconds=delay
             )
         log.info(
             "job failed" if job.status is JobStatus.FAILED else "job requeued",

@@ -480,7 +480,7 @@ class JobRunner:
         """
         if cancel.reason == CancelSignal.SHUTDOWN:
             jlog.warning("job interrupted by shutdown, handing it back")
-            failure = _JobFailed(FailureCode.INTERNAL_ERROR, SHUTDOWN_MESSAGE, retryable=True)
+            failure = _JobFailed(FailureCode.AGENT_SHUTDOWN, SHUTDOWN_MESSAGE, retryable=True)
             self._report_failure(claim, failure, jlog)
             return Outcome.INTERRUPTED
         jlog.info("job dropped", extra={"reason": cancel.reason})

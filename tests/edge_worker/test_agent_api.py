@@ -241,3 +241,19 @@ def test_missing_upload_is_a_retryable_storage_error(client: TestClient) -> None
     body = {"claim_token": grant["claim_token"], "result": {**RESULT, "size_bytes": len(VIDEO)}}
     response = post(client, job["job_id"], "complete", body)
     assert (response.status_code, response.json()["error"]["code"]) == (503, "STORAGE_ERROR")
+
+
+def test_a_handed_back_job_is_offered_again_at_once(client: TestClient) -> None:
+    from tests.edge_worker.test_cancel_and_maintenance import drain_queue
+
+    job = submit(client)
+    drain_queue(client)
+    grant = claim(client, job["job_id"])
+    body = {
+        "claim_token": grant["claim_token"],
+        "code": "AGENT_SHUTDOWN",
+        "message": "agent shutting down",
+        "retryable": True,
+    }
+    assert post(client, job["job_id"], "fail", body).json()["status"] == "pending"
+    assert len(drain_queue(client)) == 1

@@ -274,3 +274,20 @@ def test_repeats_by_the_claim_holder_are_recognised() -> None:
     )
     assert jobs.finished_by(done, "tok")
     assert not jobs.finished_by(done, "other")
+
+
+def test_a_job_handed_back_by_a_stopping_agent_always_returns_to_the_queue() -> None:
+    job = jobs.claim(pending(), agent_id="a", claim_token="t", now=T0)
+    for attempt in range(5):
+        job = jobs.fail(
+            job,
+            claim_token=f"t{attempt}" if attempt else "t",
+            code=FailureCode.AGENT_SHUTDOWN,
+            message="agent shutting down",
+            retryable=True,
+            max_attempts=1,
+            now=T0,
+        )
+        assert job.status is JobStatus.PENDING
+        job = jobs.claim(job, agent_id="a", claim_token=f"t{attempt + 1}", now=T0)
+    assert job.attempts == 6

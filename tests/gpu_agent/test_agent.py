@@ -22,7 +22,7 @@ IDLE = RetryPolicy(base_delay=0.25, max_delay=3.0, jitter=0.0)
 ERRORS = RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.0)
 SHUTDOWN_FAIL = {
     "claim_token": "claim-tok",
-    "code": "INTERNAL_ERROR",
+    "code": "AGENT_SHUTDOWN",
     "message": "agent shutting down",
     "retryable": True,
 }

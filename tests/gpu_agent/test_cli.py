@@ -193,7 +193,7 @@ def test_shutdown_grace_from_the_environment_reaches_the_agent(
     assert cloud.bodies("fail") == [
         {
             "claim_token": "claim-tok",
-            "code": "INTERNAL_ERROR",
+            "code": "AGENT_SHUTDOWN",
             "message": "agent shutting down",
             "retryable": True,
         }

@@ -665,7 +665,7 @@ def _shutdown_fail_only(cloud: FakeCloud) -> None:
     assert cloud.bodies("fail") == [
         {
             "claim_token": "claim-tok",
-            "code": "INTERNAL_ERROR",
+            "code": "AGENT_SHUTDOWN",
             "message": SHUTDOWN_MESSAGE,
             "retryable": True,
         }
