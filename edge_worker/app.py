@@ -11,7 +11,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from edge_worker import __version__
-from edge_worker.dependencies import provide_job_service, provide_services
+from edge_worker.agent_service import AgentService
+from edge_worker.dependencies import (
+    provide_agent_service,
+    provide_job_service,
+    provide_services,
+)
 from edge_worker.errors import exception_handlers
 from edge_worker.observability import mark_request, stamp_response
 from edge_worker.routes.agent import agent_router
@@ -37,6 +42,7 @@ def create_app(
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "job_service": Provide(provide_job_service, sync_to_thread=False),
+            "agent_service": Provide(provide_agent_service, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         before_request=mark_request,
@@ -59,4 +65,5 @@ def create_app(
     )
     app.state.services = services
     app.state.job_service = JobService(services)
+    app.state.agent_service = AgentService(app.state.job_service)
     return app

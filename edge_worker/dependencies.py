@@ -7,6 +7,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 
+from edge_worker.agent_service import AgentService
 from edge_worker.auth import authenticate_client, authenticate_token
 from edge_worker.services import JobService, Services
 
@@ -17,6 +18,10 @@ def provide_services(state: State) -> Services:
 
 def provide_job_service(state: State) -> JobService:
     return state.job_service
+
+
+def provide_agent_service(state: State) -> AgentService:
+    return state.agent_service
 
 
 def provide_owner(request: Request[Any, Any, Any], state: State) -> str:

@@ -16,6 +16,7 @@ FULL_COVERAGE = (
     "edge_worker/jobs.py",
     "edge_worker/auth.py",
     "edge_worker/routes/agent.py",
+    "edge_worker/agent_service.py",
     "contracts/agent.py",
     "gpu_agent/edge_client.py",
     "gpu_agent/queue_client.py",

@@ -13,38 +13,44 @@ from contracts import (
     ProgressReply,
     ProgressRequest,
 )
+from edge_worker.agent_service import AgentService
 from edge_worker.dependencies import agent_guard
-from edge_worker.services import JobService
 
 
 @post("/{job_id:str}/claim", status_code=200)
 async def claim_job(
-    job_id: FromPath[str], data: JSONBody[ClaimRequest], job_service: NamedDependency[JobService]
+    job_id: FromPath[str],
+    data: JSONBody[ClaimRequest],
+    agent_service: NamedDependency[AgentService],
 ) -> ClaimResponse:
-    return await job_service.claim(job_id, data)
+    return await agent_service.claim(job_id, data)
 
 
 @post("/{job_id:str}/progress", status_code=200)
 async def report_progress(
-    job_id: FromPath[str], data: JSONBody[ProgressRequest], job_service: NamedDependency[JobService]
+    job_id: FromPath[str],
+    data: JSONBody[ProgressRequest],
+    agent_service: NamedDependency[AgentService],
 ) -> ProgressReply:
-    return await job_service.progress(job_id, data)
+    return await agent_service.progress(job_id, data)
 
 
 @post("/{job_id:str}/complete", status_code=200)
 async def complete_job(
-    job_id: FromPath[str], data: JSONBody[CompleteRequest], job_service: NamedDependency[JobService]
+    job_id: FromPath[str],
+    data: JSONBody[CompleteRequest],
+    agent_service: NamedDependency[AgentService],
 ) -> JobView:
-    return await job_service.complete(job_id, data)
+    return await agent_service.complete(job_id, data)
 
 
 @post("/{job_id:str}/fail", status_code=200)
 async def fail_job(
     job_id: FromPath[str],
     data: JSONBody[AgentFailRequest],
-    job_service: NamedDependency[JobService],
+    agent_service: NamedDependency[AgentService],
 ) -> JobView:
-    return await job_service.fail(job_id, data)
+    return await agent_service.fail(job_id, data)
 
 
 agent_router = Router(

@@ -257,3 +257,14 @@ def test_a_handed_back_job_is_offered_again_at_once(client: TestClient) -> None:
     }
     assert post(client, job["job_id"], "fail", body).json()["status"] == "pending"
     assert len(drain_queue(client)) == 1
+
+
+def test_protocol_calls_for_unknown_jobs_are_404(client: TestClient) -> None:
+    bodies = {
+        "progress": {"claim_token": "t", "progress": 1, "stage": "generating"},
+        "complete": {"claim_token": "t", "result": {**RESULT, "size_bytes": 1}},
+        "fail": {"claim_token": "t", "code": "GENERATION_FAILED", "message": "x"},
+    }
+    for action, body in bodies.items():
+        response = post(client, "no-such-job", action, body)
+        assert (response.status_code, response.json()["error"]["code"]) == (404, "JOB_NOT_FOUND")

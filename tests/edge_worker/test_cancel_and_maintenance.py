@@ -229,16 +229,12 @@ def test_retry_delay_backs_off_exponentially(runtime: LocalRuntime) -> None:
     from dataclasses import replace
 
     from edge_worker import jobs
+    from edge_worker.agent_service import AgentService
     from edge_worker.services import JobService
 
-    service = JobService(
-        replace(
-            runtime.app.state.services,
-            settings=runtime.app.state.services.settings.model_copy(
-                update={"retry_backoff_seconds": 5}
-            ),
-        )
-    )
+    services = runtime.app.state.services
+    settings = services.settings.model_copy(update={"retry_backoff_seconds": 5})
+    service = AgentService(JobService(replace(services, settings=settings)))
     job = jobs.new_job(
         job_id="x",
         owner="o",

@@ -69,6 +69,7 @@ def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime) -> None:
     from contracts import ClaimRequest
+    from edge_worker.agent_service import AgentService
     from edge_worker.errors import ApiError
     from edge_worker.services import JobService
     from tests.edge_worker.conftest import png_bytes  # noqa: F401 - fixture module import
@@ -97,7 +98,7 @@ def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime
 
         store.replace = never  # type: ignore[method-assign]
         with pytest.raises(ApiError) as err:
-            await service.claim("race", ClaimRequest(agent_id="a"))
+            await AgentService(service).claim("race", ClaimRequest(agent_id="a"))
         assert err.value.code.value == "CONFLICT"
 
     asyncio.run(scenario())

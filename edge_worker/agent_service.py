@@ -1,0 +1,167 @@
+"""The agent protocol's use cases (DESIGN.md section 4): claim, heartbeat, complete, fail.
+
+Every change goes through the job state machine as a compare-and-swap, fenced by the
+claim token; repeats of a call whose reply was lost are answered, not refused.
+"""
+
+import logging
+import secrets
+from datetime import timedelta
+
+from contracts import (
+    AgentFailRequest,
+    ClaimInputs,
+    ClaimOutput,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    ErrorCode,
+    FailureCode,
+    JobSettings,
+    JobStatus,
+    JobView,
+    ProgressReply,
+    ProgressRequest,
+    QueueMessage,
+)
+from edge_worker import jobs
+from edge_worker.errors import ApiError
+from edge_worker.jobs import Job
+from edge_worker.services import INPUT_URL_TTL, RESULT_URL_TTL, JobService, video_key
+
+log = logging.getLogger("edge_worker.jobs")
+
+MAX_RETRY_DELAY_SECONDS = 300
+
+
+class AgentService:
+    def __init__(self, job_service: JobService) -> None:
+        self.jobs = job_service
+        self.s = job_service.s
+
+    def retry_delay(self, job: Job) -> int:
+        """Exponential backoff between attempts: base, 2x base, 4x base ... capped at 5 min."""
+        base = self.s.settings.retry_backoff_seconds
+        return int(min(base * 2 ** max(job.attempts - 1, 0), MAX_RETRY_DELAY_SECONDS))
+
+    async def claim(self, job_id: str, request: ClaimRequest) -> ClaimResponse:
+        now = self.s.clock.now()
+        current = await self.s.store.get(job_id)
+        if current is not None and jobs.is_reclaim(current, request.agent_id):
+            job = current
+        else:
+            token = secrets.token_urlsafe(24)
+            job = await self.jobs.transition(
+                job_id,
+                lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now),
+            )
+        log.info(
+            "job claimed",
+            extra={"job_id": job_id, "agent_id": request.agent_id, "attempt": job.attempts},
+        )
+        assert job.claim_token is not None
+        inputs_expire = now + INPUT_URL_TTL
+        return ClaimResponse(
+            job_id=job.id,
+            claim_token=job.claim_token,
+            attempt=job.attempts,
+            inputs=ClaimInputs(
+                image_url=self.s.blobs.presign_get(job.image_key, inputs_expire),
+                audio_url=self.s.blobs.presign_get(job.audio_key, inputs_expire),
+            ),
+            output=ClaimOutput(
+                upload_url=self.s.blobs.presign_put(
+                    video_key(job.id, job.attempts), now + RESULT_URL_TTL, "video/mp4"
+                ),
+                key=video_key(job.id, job.attempts),
+            ),
+            prompt=job.prompt,
+            settings=JobSettings(
+                resolution=job.resolution,
+                seed=job.seed,
+                heartbeat_interval_seconds=self.s.settings.heartbeat_interval_seconds,
+            ),
+        )
+
+    async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
+        current = await self.s.store.get(job_id)
+        if current is not None and jobs.cancel_requested(current, request.claim_token):
+            return ProgressReply(cancel_requested=True)
+        now = self.s.clock.now()
+        await self.jobs.transition(
+            job_id,
+            lambda j: jobs.report_progress(
+                j,
+                claim_token=request.claim_token,
+                progress=request.progress,
+                stage=request.stage,
+                eta_seconds=request.eta_seconds,
+                now=now,
+            ),
+        )
+        return ProgressReply(cancel_requested=False)
+
+    async def complete(self, job_id: str, request: CompleteRequest) -> JobView:
+        current = await self.s.store.get(job_id)
+        if current is None:
+            raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+        if jobs.finished_by(current, request.claim_token):
+            return await self.jobs.view(current)
+        try:
+            jobs.require_claim(current, request.claim_token)
+        except jobs.StaleClaim as exc:
+            raise ApiError(ErrorCode.CONFLICT, str(exc), {"status": current.status.value}) from None
+        key = video_key(job_id, current.attempts)
+        stored = await self.s.blobs.head(key)
+        if stored is None or stored.size_bytes != request.result.size_bytes:
+            raise ApiError(
+                ErrorCode.STORAGE_ERROR,
+                "the result is not in storage with the reported size; upload it first",
+                {"key": key, "stored_bytes": stored.size_bytes if stored else None},
+            )
+        now = self.s.clock.now()
+        retention = timedelta(hours=self.s.settings.video_retention_hours)
+        job = await self.jobs.transition(
+            job_id,
+            lambda j: jobs.complete(
+                j,
+                claim_token=request.claim_token,
+                result=request.result,
+                result_key=key,
+                now=now,
+                retention=retention,
+            ),
+        )
+        log.info("job completed", extra={"job_id": job_id, "engine": request.result.engine})
+        return await self.jobs.view(job)
+
+    async def fail(self, job_id: str, request: AgentFailRequest) -> JobView:
+        current = await self.s.store.get(job_id)
+        if current is not None and (
+            jobs.cancel_requested(current, request.claim_token)
+            or jobs.finished_by(current, request.claim_token)
+        ):
+            return await self.jobs.view(current)
+        now = self.s.clock.now()
+        job = await self.jobs.transition(
+            job_id,
+            lambda j: jobs.fail(
+                j,
+                claim_token=request.claim_token,
+                code=request.code,
+                message=request.message,
+                retryable=request.retryable,
+                max_attempts=self.s.settings.max_attempts,
+                now=now,
+            ),
+        )
+        if job.status is JobStatus.PENDING:
+            delay = 0 if request.code is FailureCode.AGENT_SHUTDOWN else self.retry_delay(job)
+            await self.s.queue.send(
+                QueueMessage(job_id=job.id, enqueued_at=now), delay_seconds=delay
+            )
+        log.info(
+            "job failed" if job.status is JobStatus.FAILED else "job requeued",
+            extra={"job_id": job_id, "code": request.code.value, "attempt": job.attempts},
+        )
+        return await self.jobs.view(job)
