@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from contracts import (
     ErrorCode,
@@ -331,10 +331,10 @@ class JobService:
                 f"job is {job.status}; the result exists once it is completed",
                 {"status": job.status.value},
             )
-        expires_at = min(self.s.clock.now() + RESULT_URL_TTL, job.expires_at)
+        url, expires_at = self._result_link(job.result_key, job.expires_at)
         return ResultView(
             job_id=job.id,
-            url=self.s.blobs.presign_get(job.result_key, expires_at),
+            url=url,
             expires_at=expires_at,
             size_bytes=job.result.size_bytes,
             duration_seconds=job.result.duration_seconds,
@@ -342,11 +342,15 @@ class JobService:
             height=job.result.height,
         )
 
+    def _result_link(self, key: str, result_expires_at: datetime) -> tuple[str, datetime]:
+        """A download URL valid for at most `RESULT_URL_TTL`, never past the result itself."""
+        expires_at = min(self.s.clock.now() + RESULT_URL_TTL, result_expires_at)
+        return self.s.blobs.presign_get(key, expires_at), expires_at
+
     async def view(self, job: Job) -> JobView:
         result_url = None
         if job.status is JobStatus.COMPLETED and job.expires_at and job.result_key:
-            expires_at = min(self.s.clock.now() + RESULT_URL_TTL, job.expires_at)
-            result_url = self.s.blobs.presign_get(job.result_key, expires_at)
+            result_url, _ = self._result_link(job.result_key, job.expires_at)
         queue_position = None
         if job.status is JobStatus.PENDING:
             queue_position = await self.s.store.count_pending_before(job)

@@ -32,14 +32,20 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[[float], Path]:
     return make
 
 
-def job_rows(stack: Stack) -> dict[str, sqlite3.Row]:
-    """The edge's own record of every job (read-only), for facts the API does not expose."""
-    conn = sqlite3.connect(f"file:{stack.data_dir / 'jobs.sqlite3'}?mode=ro", uri=True)
+def read_only(path: Path, sql: str) -> list[sqlite3.Row]:
+    """Rows from one of the edge's SQLite files, opened read-only beside the running edge."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
-        return {row["id"]: row for row in conn.execute("SELECT * FROM jobs")}
+        return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def job_rows(stack: Stack) -> dict[str, sqlite3.Row]:
+    """The edge's own record of every job, for facts the API does not expose."""
+    rows = read_only(stack.data_dir / "jobs.sqlite3", "SELECT * FROM jobs")
+    return {row["id"]: row for row in rows}
 
 
 def uploads(stack: Stack, job_id: str) -> list[Path]:

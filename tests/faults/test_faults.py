@@ -3,7 +3,6 @@
 import itertools
 import re
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import httpx
 from contracts import QueueMessage
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from tests.e2e.conftest import Stack, submit, terminal, wait_for
-from tests.faults.conftest import FAST_RECOVERY, agent_index, job_rows, uploads
+from tests.faults.conftest import FAST_RECOVERY, agent_index, job_rows, read_only, uploads
 
 StackFactory = Callable[..., Stack]
 
@@ -69,11 +68,7 @@ def test_same_message_delivered_twice_gives_one_result(
 
 
 def queued_messages(stack: Stack) -> int:
-    conn = sqlite3.connect(f"file:{stack.data_dir / 'queue.sqlite3'}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-    finally:
-        conn.close()
+    return int(read_only(stack.data_dir / "queue.sqlite3", "SELECT COUNT(*) FROM messages")[0][0])
 
 
 def test_edge_restart_mid_job_loses_nothing(
