@@ -6,11 +6,26 @@
 # /runpod-volume, and are fetched once with scripts/download_weights.sh. See
 # docs/DEPLOY-RUNPOD.md for the template, the volume layout and the environment.
 #
-# Versions: upstream documents Python 3.10, torch 2.4.1 (cu121), xformers and flash-attn
-# 2.7.4.post1. This project needs Python >= 3.11 and resident mode imports upstream into the
-# agent's interpreter, so both share Python 3.11 with torch 2.4.1 (the PyPI wheel is the
-# CUDA 12.1 build), xformers 0.0.28.post1 (built for torch 2.4.1) and flash-attn's prebuilt
-# cp311/torch2.4 wheel; the rest is pinned in pyproject.toml's [gpu] extra.
+# Python 3.11, not upstream's 3.10: this project needs >= 3.11, and resident mode imports
+# upstream into the agent's own interpreter. Upstream imports on 3.11 except for one line,
+# `from inspect import ArgSpec` in wan/multitalk.py (an unused name that 3.11 removed):
+# infinitetalk/upstream_compat.py puts it back before upstream is imported (the resident
+# worker calls it; subprocess mode gets it through infinitetalk/upstream_site/).
+#
+# Versions: upstream documents torch 2.4.1 (cu121), xformers and flash-attn 2.7.4.post1. The
+# image has torch 2.4.1 (the PyPI wheel is the CUDA 12.1 build), xformers 0.0.28.post1 (built
+# for torch 2.4.1), flash-attn's prebuilt cp311/torch2.4 wheel, and everything else upstream
+# imports pinned in pyproject.toml's [gpu] extra (diffusers 0.33.1, moviepy 1.0.3, ...).
+#
+# Self-check: upstream cannot be imported without a CUDA device, and `docker build` has
+# none. wan/modules/t5.py evaluates `torch.cuda.current_device()` as a default argument, and
+# wan/modules/attention.py imports xfuser.core.distributed, whose xfuser/envs.py (0.4.1)
+# calls `torch.cuda.get_device_name()` at import; with no driver both raise "RuntimeError:
+# Found no NVIDIA driver". So the build imports what does not need the GPU (the CUDA
+# extensions and upstream's riskiest third-party modules), and the container runs the full
+# check, `python -m infinitetalk.upstream_check` (wan, wan.multitalk and generate_infinitetalk
+# from INFINITETALK_DIR, as the model worker imports them), before the agent starts: a
+# broken import stops the pod at once, with the traceback, instead of failing the model load.
 
 FROM nvidia/cuda:12.1.1-runtime-ubuntu22.04
 
@@ -25,10 +40,12 @@ ENV DEBIAN_FRONTEND=noninteractive \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# ffmpeg: upstream calls ffmpeg/ffprobe; git: the upstream checkout below.
+# ffmpeg: upstream calls ffmpeg/ffprobe; git: the upstream checkout below; libgl1 and
+# libglib2.0-0: cv2 (xfuser pulls in opencv-python, which needs libGL.so.1, beside the
+# headless build; whichever pip unpacks last provides cv2).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        ca-certificates ffmpeg git libglib2.0-0 python3.11 python3.11-venv \
+        ca-certificates ffmpeg git libgl1 libglib2.0-0 python3.11 python3.11-venv \
     && rm -rf /var/lib/apt/lists/* \
     && python3.11 -m venv /opt/venv \
     && pip install --no-cache-dir pip==24.3.1
@@ -57,8 +74,15 @@ COPY infinitetalk /src/infinitetalk
 COPY avatar_client /src/avatar_client
 COPY migrations /src/migrations
 COPY scripts/download_weights.sh /usr/local/bin/download_weights.sh
+# The GPU-free part of the self-check (see the header): the CUDA extensions load, and so do
+# upstream's third-party modules that need native libraries or a pinned API (cv2's libGL,
+# decord, soundfile, espeak; moviepy 1.x's moviepy.editor, diffusers >= 0.33's
+# no_init_weights). The container's start checks the rest.
 RUN pip install --no-cache-dir --no-deps --force-reinstall /src \
-    && python -c "import flash_attn, infinitetalk, torch, xformers"
+    && python -c "import flash_attn, infinitetalk, torch, xformers.ops" \
+    && python -c "import cv2, decord, librosa, moviepy.editor, pyloudnorm, scenedetect, \
+soundfile; from misaki import en, espeak; \
+from diffusers.models.modeling_utils import ContextManagers, no_init_weights"
 
 ENV ENGINE=infinitetalk \
     INFINITETALK_MODE=resident \
@@ -68,4 +92,5 @@ ENV ENGINE=infinitetalk \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
 
-CMD ["avatar-agent", "run"]
+# The upstream self-check needs the GPU, so it runs here, then the agent replaces the shell.
+CMD ["sh", "-c", "python -m infinitetalk.upstream_check && exec avatar-agent run"]

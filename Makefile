@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: dev test lint format clean examples bench
+.PHONY: dev test lint format clean examples bench smoke-upstream
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 	$(BIN)/python scripts/check_coverage.py
+	scripts/upstream_smoke.sh
+
+# The real upstream InfiniteTalk, through the project's engine, in both modes, on CPU with
+# tiny random weights (tests/upstream_smoke). Its own environment is cached under .cache/.
+smoke-upstream:
+	scripts/upstream_smoke.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

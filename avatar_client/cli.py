@@ -13,7 +13,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from avatar_client.client import ApiError, AvatarClient, ConnectionFailed
-from contracts import JobStatus, JobView, ResultView
+from contracts import JobStatus, JobView, Quality, ResultView
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 EXIT_OK = 0
@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--output", type=Path, required=True, help="where to write the MP4")
     gen.add_argument("--resolution", choices=["480p", "720p"], default="720p")
     gen.add_argument("--seed", type=int)
+    gen.add_argument(
+        "--quality",
+        choices=[quality.value for quality in Quality],
+        default=Quality.STANDARD.value,
+        help="standard: upstream's 40 sampling steps; fast: a distilled LoRA at 4 steps, "
+        "several times quicker, lower quality (default: %(default)s)",
+    )
     gen.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
 
     status = sub.add_parser("status", parents=[conn], help="print a job's status as JSON")
@@ -158,7 +165,12 @@ def _generate(
     except OSError as exc:
         raise UsageError(f"cannot create the output directory: {exc}") from exc
     job = client.generate(
-        args.image, args.audio, args.prompt, resolution=args.resolution, seed=args.seed
+        args.image,
+        args.audio,
+        args.prompt,
+        resolution=args.resolution,
+        seed=args.seed,
+        quality=args.quality,
     )
     print(f"job {job.job_id} submitted", file=stderr)
     try:

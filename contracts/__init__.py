@@ -13,7 +13,7 @@ from contracts.agent import (
     ResultMetadata,
 )
 from contracts.errors import ErrorBody, ErrorCode, ErrorEnvelope, FailureCode, JobError
-from contracts.jobs import JobList, JobStatus, JobView, Resolution, ResultView, Stage
+from contracts.jobs import JobList, JobStatus, JobView, Quality, Resolution, ResultView, Stage
 from contracts.queue import (
     AckRequest,
     AckResult,
@@ -49,6 +49,7 @@ __all__ = [
     "PullRequest",
     "PullResult",
     "PulledMessage",
+    "Quality",
     "QueueMessage",
     "Resolution",
     "ResultMetadata",

@@ -3,7 +3,7 @@
 from pydantic import BaseModel, Field
 
 from contracts.errors import FailureCode
-from contracts.jobs import Resolution, Stage
+from contracts.jobs import Quality, Resolution, Stage
 
 
 class ClaimRequest(BaseModel):
@@ -26,6 +26,7 @@ class JobSettings(BaseModel):
 
     resolution: Resolution = Resolution.P720
     seed: int | None = None
+    quality: Quality = Quality.STANDARD
     heartbeat_interval_seconds: float = 15.0
 
 

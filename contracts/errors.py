@@ -57,6 +57,7 @@ class FailureCode(StrEnum):
     STORAGE_ERROR = "STORAGE_ERROR"
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
     AGENT_SHUTDOWN = "AGENT_SHUTDOWN"  # a stopping agent hands the job back: not its fault
+    QUALITY_UNAVAILABLE = "QUALITY_UNAVAILABLE"  # the agent cannot make this quality
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 

@@ -39,6 +39,13 @@ class Resolution(StrEnum):
         return 480 if self is Resolution.P480 else 720
 
 
+class Quality(StrEnum):
+    """Speed profile: upstream's full sampling, or a distilled LoRA at a few steps."""
+
+    STANDARD = "standard"
+    FAST = "fast"
+
+
 class JobView(BaseModel):
     """What `POST /generate` and `GET /status/{id}` return."""
 
@@ -59,6 +66,7 @@ class JobView(BaseModel):
     )
     eta_seconds: float | None = Field(default=None, description="Estimated seconds to completion")
     resolution: Resolution = Resolution.P720
+    quality: Quality = Quality.STANDARD
     engine: str | None = Field(
         default=None, description="Engine that produced the video; `preview` is not InfiniteTalk"
     )

@@ -79,6 +79,7 @@ class AgentService:
             settings=JobSettings(
                 resolution=job.resolution,
                 seed=job.seed,
+                quality=job.quality,
                 heartbeat_interval_seconds=self.s.settings.heartbeat_interval_seconds,
             ),
         )

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from contracts import Quality
+
 KEY_TTL = timedelta(hours=24)
 CREATION_TIMEOUT = timedelta(minutes=5)
 MAX_KEY_LENGTH = 255
@@ -46,6 +48,13 @@ def fingerprint(parts: Iterable[str]) -> str:
         digest.update(part.encode())
         digest.update(b"\x00")
     return digest.hexdigest()
+
+
+def request_fingerprint(kind: str, *parts: str, quality: Quality) -> str:
+    """The fingerprint of a `POST /generate`. A standard job adds nothing for its quality, so
+    keys recorded before `quality` existed still match their retries."""
+    extra = [] if quality is Quality.STANDARD else [quality.value]
+    return fingerprint([kind, *parts, *extra])
 
 
 def new_record(owner: str, key: str, print_: str, now: datetime) -> IdempotencyRecord:

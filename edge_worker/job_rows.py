@@ -2,11 +2,12 @@
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from edge_worker.idempotency import IdempotencyRecord
 from edge_worker.jobs import Job
 
@@ -37,6 +38,7 @@ COLUMNS = (
     "result_json",
     "enqueued_at",
     "inputs_deleted",
+    "quality",
     "version",
 )
 _TIMES = (
@@ -66,8 +68,15 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_TIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
 def parse_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """`format_time`'s text back, and nothing else (cursors carry it too). Checked, then read
+    by `fromisoformat`: `strptime` would import `_strptime` during the Worker's requests."""
+    if not _TIME_TEXT.fullmatch(value):
+        raise ValueError(f"not a stored time: {value!r}")
+    return datetime.fromisoformat(value)
 
 
 def to_row(job: Job) -> tuple[Any, ...]:
@@ -91,6 +100,7 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "result_key": job.result_key,
         "result_json": job.result.model_dump_json() if job.result else None,
         "inputs_deleted": int(job.inputs_deleted),
+        "quality": job.quality.value,
         "version": job.version,
     }
     for name in _TIMES:
@@ -135,6 +145,7 @@ def from_row(row: dict[str, Any]) -> Job:
         else None,
         enqueued_at=times["enqueued_at"],
         inputs_deleted=bool(row["inputs_deleted"]),
+        quality=Quality(row["quality"]),
         version=int(row["version"]),
     )
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 
 Transition = Callable[["Job"], "Job"]
 
@@ -45,6 +45,7 @@ class Job:
     audio_key: str
     created_at: datetime
     updated_at: datetime
+    quality: Quality = Quality.STANDARD
     started_at: datetime | None = None
     completed_at: datetime | None = None
     expires_at: datetime | None = None
@@ -76,6 +77,7 @@ def new_job(
     image_key: str,
     audio_key: str,
     now: datetime,
+    quality: Quality = Quality.STANDARD,
 ) -> Job:
     return Job(
         id=job_id,
@@ -90,6 +92,7 @@ def new_job(
         audio_key=audio_key,
         created_at=now,
         updated_at=now,
+        quality=quality,
         enqueued_at=now,
     )
 

@@ -16,6 +16,7 @@ from contracts import (
     JobList,
     JobStatus,
     JobView,
+    Quality,
     QueueMessage,
     Resolution,
     ResultView,
@@ -33,6 +34,7 @@ from edge_worker.validation import (
     check_size,
     check_wav_complete,
     parse_prompt,
+    parse_quality,
     parse_resolution,
     parse_seed,
     require_format,
@@ -82,6 +84,7 @@ class JobService:
         prompt = parse_prompt(form.text.get("prompt"))
         resolution = parse_resolution(form.text.get("resolution"))
         seed = parse_seed(form.text.get("seed"))
+        quality = parse_quality(form.text.get("quality"))
         for name in ("image", "audio"):
             if name not in form.files:
                 raise ApiError(ErrorCode.INVALID_INPUT, f"{name} is required", {"field": name})
@@ -90,12 +93,18 @@ class JobService:
             check_wav_complete(audio.head, audio.size_bytes)
 
         async def create() -> Job:
-            return await self._create(owner, prompt, resolution, seed, image, audio)
+            return await self._create(owner, prompt, resolution, seed, quality, image, audio)
 
         if idempotency_key is None:
             return await self.view(await create())
-        request_print = idempotency.fingerprint(
-            ["multipart", prompt, resolution.value, str(seed), image.sha256, audio.sha256]
+        request_print = idempotency.request_fingerprint(
+            "multipart",
+            prompt,
+            resolution.value,
+            str(seed),
+            image.sha256,
+            audio.sha256,
+            quality=quality,
         )
         return await self._create_once(owner, idempotency_key, request_print, create)
 
@@ -105,6 +114,7 @@ class JobService:
         prompt: str,
         resolution: Resolution,
         seed: int | None,
+        quality: Quality,
         image: UploadedFile,
         audio: UploadedFile,
     ) -> Job:
@@ -113,7 +123,9 @@ class JobService:
         audio_key = input_key(job_id, "audio", audio.format.extension)
         await self.s.blobs.put(image_key, image.file, image.format.content_type)
         await self.s.blobs.put(audio_key, audio.file, audio.format.content_type)
-        return await self._insert_job(job_id, owner, prompt, resolution, seed, image_key, audio_key)
+        return await self._insert_job(
+            job_id, owner, prompt, resolution, seed, quality, image_key, audio_key
+        )
 
     async def _insert_job(
         self,
@@ -122,6 +134,7 @@ class JobService:
         prompt: str,
         resolution: Resolution,
         seed: int | None,
+        quality: Quality,
         image_key: str,
         audio_key: str,
     ) -> Job:
@@ -134,6 +147,7 @@ class JobService:
             prompt=prompt,
             resolution=resolution,
             seed=seed,
+            quality=quality,
             image_key=image_key,
             audio_key=audio_key,
             now=now,
@@ -214,6 +228,7 @@ class JobService:
                     prompt,
                     body.resolution,
                     body.seed,
+                    body.quality,
                     image.key,
                     audio.key,
                 )
@@ -224,8 +239,14 @@ class JobService:
 
         if idempotency_key is None:
             return await self.view(await create())
-        request_print = idempotency.fingerprint(
-            ["uploads", prompt, body.resolution.value, str(body.seed), image.key, audio.key]
+        request_print = idempotency.request_fingerprint(
+            "uploads",
+            prompt,
+            body.resolution.value,
+            str(body.seed),
+            image.key,
+            audio.key,
+            quality=body.quality,
         )
         return await self._create_once(owner, idempotency_key, request_print, create)
 
@@ -373,6 +394,7 @@ class JobService:
             queue_position=queue_position,
             eta_seconds=job.eta_seconds if job.status is JobStatus.PROCESSING else None,
             resolution=job.resolution,
+            quality=job.quality,
             engine=job.result.engine if job.result else None,
         )
 

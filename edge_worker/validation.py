@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts import ErrorCode, Resolution
+from contracts import ErrorCode, Quality, Resolution
 from edge_worker.errors import ApiError
 
 PROMPT_MAX_CHARS = 2000
@@ -118,6 +118,19 @@ def parse_resolution(value: str | None) -> Resolution:
             ErrorCode.INVALID_INPUT,
             "resolution must be one of 480p, 720p",
             {"field": "resolution"},
+        ) from None
+
+
+def parse_quality(value: str | None) -> Quality:
+    if value in (None, ""):
+        return Quality.STANDARD
+    try:
+        return Quality(value)
+    except ValueError:
+        raise ApiError(
+            ErrorCode.INVALID_INPUT,
+            f"quality must be one of {', '.join(q.value for q in Quality)}",
+            {"field": "quality"},
         ) from None
 
 

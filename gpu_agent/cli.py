@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="pull and run jobs until SIGINT/SIGTERM")
     run.add_argument("--engine", choices=ENGINES, help="overrides ENGINE")
     probe = commands.add_parser(
-        "probe", help="report GPU, RAM, weights and the InfiniteTalk memory profile"
+        "probe",
+        help="report GPU, RAM, weights, the InfiniteTalk memory profile and quality=fast",
     )
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser

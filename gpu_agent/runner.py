@@ -53,6 +53,7 @@ from infinitetalk.engine import (
     EngineError,
     InvalidInputError,
     VideoRequest,
+    require_quality,
 )
 
 log = logging.getLogger(__name__)
@@ -262,7 +263,12 @@ class JobRunner:
         reporter: ProgressReporter,
         jlog: _JobLog,
     ) -> ResultMetadata | None:
-        """Download, validate, generate, verify and upload; None when cancelled."""
+        """Check the engine serves the job's quality, then download, validate, generate,
+        verify and upload; None when cancelled."""
+        try:
+            require_quality(self._engine, claim.settings.quality)
+        except EngineError as exc:  # fails before any download, never falls back
+            raise _engine_failure(exc) from exc
         if self._probes is None:
             self._probes = MediaProbes.default()
         probes = self._probes
@@ -301,8 +307,12 @@ class JobRunner:
             prompt=claim.prompt,
             resolution=claim.settings.resolution,
             seed=claim.settings.seed,
+            quality=claim.settings.quality,
         )
-        jlog.info("engine started", extra={"engine": self._engine.name})
+        jlog.info(
+            "engine started",
+            extra={"engine": self._engine.name, "quality": request.quality.value},
+        )
         try:
             video = self._engine.generate(
                 request,
@@ -313,9 +323,7 @@ class JobRunner:
         except CancelledError:
             return None
         except EngineError as exc:
-            raise _JobFailed(
-                _failure_code(exc.code), exc.message or str(exc), retryable=exc.retryable
-            ) from exc
+            raise _engine_failure(exc) from exc
         if cancel.is_set():
             return None
 
@@ -503,6 +511,10 @@ class JobRunner:
             mlog.warning(
                 "retry failed; the visibility timeout will redeliver", extra={"error": str(exc)}
             )
+
+
+def _engine_failure(exc: EngineError) -> _JobFailed:
+    return _JobFailed(_failure_code(exc.code), exc.message or str(exc), retryable=exc.retryable)
 
 
 def _failure_code(code: str) -> FailureCode:

@@ -11,6 +11,7 @@ from infinitetalk.engine import (
     EngineError,
     InvalidInputError,
     ProgressCallback,
+    QualityUnavailableError,
     VideoRequest,
     VideoResult,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidInputError",
     "PreviewEngine",
     "ProgressCallback",
+    "QualityUnavailableError",
     "VideoInfo",
     "VideoRequest",
     "VideoResult",

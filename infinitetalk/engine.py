@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from contracts import Resolution, Stage
+from contracts import Quality, Resolution, Stage
 
 ProgressCallback = Callable[[float, Stage, float | None], None]
 """Called with (percent 0-100, stage, eta_seconds or None); percent never goes down."""
@@ -21,6 +21,7 @@ class VideoRequest:
     prompt: str
     resolution: Resolution = Resolution.P720
     seed: int | None = None
+    quality: Quality = Quality.STANDARD
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,18 @@ class InvalidInputError(EngineError):
         super().__init__("INVALID_INPUT", message, retryable=False)
 
 
+class QualityUnavailableError(EngineError):
+    """The engine cannot make this quality: retrying here would fail the same way."""
+
+    def __init__(self, quality: Quality, reason: str) -> None:
+        super().__init__(
+            "QUALITY_UNAVAILABLE",
+            f"quality={quality.value} is not available: {reason}; "
+            f"submit with quality={Quality.STANDARD.value}",
+            retryable=False,
+        )
+
+
 class CancelledError(EngineError):
     def __init__(self) -> None:
         super().__init__("CANCELLED", "job was cancelled", retryable=False)
@@ -57,6 +70,14 @@ class CancelledError(EngineError):
 class Engine(Protocol):
     name: str
 
+    def quality_unavailable(self, quality: Quality) -> str | None:
+        """Why this engine cannot make `quality` videos (naming the setting); None if it can.
+
+        The agent asks before it downloads anything, so a job it cannot serve as asked
+        fails at once instead of silently running another speed profile.
+        """
+        ...
+
     def generate(
         self,
         request: VideoRequest,
@@ -64,6 +85,13 @@ class Engine(Protocol):
         on_progress: ProgressCallback,
         cancelled: CancelCheck,
     ) -> VideoResult: ...
+
+
+def require_quality(engine: Engine, quality: Quality) -> None:
+    """Raise QualityUnavailableError unless `engine` serves `quality`: never another one."""
+    reason = engine.quality_unavailable(quality)
+    if reason is not None:
+        raise QualityUnavailableError(quality, reason)
 
 
 @runtime_checkable

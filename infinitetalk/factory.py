@@ -2,7 +2,9 @@
 
 `preview` needs nothing. `infinitetalk` resolves its memory profile (measuring the GPU in
 a short-lived child when a setting is `auto`), refuses to start when the upstream checkout
-or a weight file is missing, and in resident mode loads the model before returning.
+or a weight file is missing, decides once whether it serves `quality=fast` (the LoRA is
+there and the model is not quantised), and in resident mode loads the model before
+returning.
 """
 
 import logging
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from infinitetalk import upstream
 from infinitetalk.engine import Engine
 from infinitetalk.gpu_probe import measure_in_subprocess
-from infinitetalk.preflight import EngineStartError, startup_problems
+from infinitetalk.preflight import EngineStartError, fast_unavailable, startup_problems
 from infinitetalk.preview import PreviewEngine
 from infinitetalk.profiles import HostInfo, needs_measurement, resolve_profile
 from infinitetalk.resident import ModelWorker, ResidentEngine, WorkerLoadError, worker_config
@@ -60,19 +62,24 @@ def start_infinitetalk(
     )
     for warning in profile.warnings:
         log.warning(warning)
+    fast = fast_unavailable(settings, profile.quantization)
+    if fast is None:
+        log.info("quality=fast available", extra={"lora": str(settings.fast_lora_path)})
+    else:
+        log.warning("quality=fast unavailable: fast jobs will fail", extra={"why": fast})
     if checkout is not None and checkout != upstream.UPSTREAM_COMMIT:
         log.warning(
             "upstream checkout is not at the pinned commit",
             extra={"checkout": checkout, "pinned": upstream.UPSTREAM_COMMIT},
         )
     if settings.mode is Mode.SUBPROCESS:
-        return SubprocessEngine(settings, profile)
+        return SubprocessEngine(settings, profile, fast_unavailable=fast)
     worker = ModelWorker(
-        worker_config(settings, profile),
+        worker_config(settings, profile, fast=fast is None),
         load_timeout=settings.load_timeout_seconds,
         cancel_grace=settings.cancel_grace_seconds,
     )
-    engine = ResidentEngine(settings, worker)
+    engine = ResidentEngine(settings, worker, fast_unavailable=fast)
     try:
         engine.start()
     except WorkerLoadError as exc:

@@ -17,10 +17,16 @@ from typing import TextIO
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from infinitetalk import upstream
-from infinitetalk.preflight import startup_problems
+from infinitetalk.preflight import fast_unavailable, startup_problems
 from infinitetalk.profiles import GIB, HostInfo, ResolvedProfile, resolve_profile
 from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings, Mode
-from infinitetalk.weights import check_weights, quant_available, required_weights
+from infinitetalk.weights import (
+    WeightStatus,
+    check_weights,
+    fast_lora_file,
+    quant_available,
+    required_weights,
+)
 
 MEASURE_TIMEOUT_SECONDS = 120.0
 _CGROUP_LIMITS = (
@@ -50,6 +56,10 @@ class ProbeReport(BaseModel):
     profile: ResolvedProfile
     weights: list[WeightReport]
     problems: list[str]
+    fast_lora: WeightReport | None
+    """The distilled LoRA of `quality=fast`, optional; None when INFINITETALK_FAST_LORA is blank."""
+    fast_unavailable: str | None
+    """Why the agent would refuse `quality=fast` jobs; None when it serves them."""
 
 
 def host_ram_bytes(limits: Sequence[Path] = _CGROUP_LIMITS) -> int | None:
@@ -107,6 +117,7 @@ def measure_in_subprocess(
 def build_report(settings: InfiniteTalkSettings, host: HostInfo) -> ProbeReport:
     profile = resolve_profile(settings, host, lambda q: quant_available(settings, q))
     statuses = check_weights(required_weights(settings, profile.quantization))
+    lora = fast_lora_file(settings)
     return ProbeReport(
         mode=settings.mode,
         upstream_dir=str(settings.upstream_dir),
@@ -114,11 +125,16 @@ def build_report(settings: InfiniteTalkSettings, host: HostInfo) -> ProbeReport:
         upstream_commit_checkout=upstream.checkout_commit(settings.upstream_dir),
         host=host,
         profile=profile,
-        weights=[
-            WeightReport(what=s.file.what, path=str(s.file.path), size_bytes=s.size_bytes)
-            for s in statuses
-        ],
+        weights=[_weight(status) for status in statuses],
         problems=startup_problems(settings, profile),
+        fast_lora=_weight(check_weights([lora])[0]) if lora is not None else None,
+        fast_unavailable=fast_unavailable(settings, profile.quantization),
+    )
+
+
+def _weight(status: WeightStatus) -> WeightReport:
+    return WeightReport(
+        what=status.file.what, path=str(status.file.path), size_bytes=status.size_bytes
     )
 
 
@@ -150,11 +166,14 @@ def format_report(report: ProbeReport) -> str:
         *(f"  why: {reason}" for reason in profile.reasons),
         *(f"  warning: {warning}" for warning in profile.warnings),
         "weights:",
-        *(
-            f"  {'ok     ' if w.size_bytes is not None else 'MISSING'} "
-            f"{_size(w.size_bytes):>9}  {w.what}: {w.path}"
-            for w in report.weights
+        *(_weight_line(w) for w in report.weights),
+        "quality=fast:   "
+        + (
+            "available"
+            if report.fast_unavailable is None
+            else f"unavailable, {report.fast_unavailable}"
         ),
+        *([_weight_line(report.fast_lora)] if report.fast_lora is not None else []),
     ]
     if report.problems:
         lines += ["cannot start:", *(f"  - {problem}" for problem in report.problems)]
@@ -173,6 +192,11 @@ def probe_main(env: Mapping[str, str], *, as_json: bool, out: TextIO) -> int:
     report = build_report(settings, measure_host())
     print(report.model_dump_json(indent=2) if as_json else format_report(report), file=out)
     return 1 if report.problems else 0
+
+
+def _weight_line(weight: WeightReport) -> str:
+    found = "ok     " if weight.size_bytes is not None else "MISSING"
+    return f"  {found} {_size(weight.size_bytes):>9}  {weight.what}: {weight.path}"
 
 
 def _size(size: int | None) -> str:

@@ -8,8 +8,8 @@ import os
 
 from infinitetalk import upstream
 from infinitetalk.profiles import ResolvedProfile
-from infinitetalk.settings import InfiniteTalkSettings, Mode
-from infinitetalk.weights import check_weights, required_weights
+from infinitetalk.settings import InfiniteTalkSettings, Mode, Quantization
+from infinitetalk.weights import check_weights, fast_lora_file, required_weights
 
 DOWNLOAD_HINT = "fetch them with scripts/download_weights.sh (see docs/DEPLOY-RUNPOD.md)"
 
@@ -47,3 +47,24 @@ def startup_problems(settings: InfiniteTalkSettings, profile: ResolvedProfile) -
     if missing:
         problems.append(f"MODEL_STORAGE_PATH={settings.model_storage_path}: {DOWNLOAD_HINT}")
     return problems
+
+
+def fast_unavailable(settings: InfiniteTalkSettings, quantization: Quantization) -> str | None:
+    """Why this agent cannot serve `quality=fast`, naming the setting; None when it can.
+
+    Not a start-up problem: an agent without the fast LoRA still serves standard jobs.
+    """
+    lora = fast_lora_file(settings)
+    if lora is None:
+        return "this agent has no distilled LoRA (INFINITETALK_FAST_LORA is blank)"
+    if not check_weights([lora])[0].present:
+        return (
+            f"this agent has no distilled LoRA (INFINITETALK_FAST_LORA={settings.fast_lora} "
+            "is missing)"
+        )
+    if quantization in (Quantization.INT8, Quantization.FP8):
+        return (
+            f"this agent runs the {quantization.value} quantised model, on which upstream "
+            f"ignores LoRA (INFINITETALK_QUANT={settings.quantization.value})"
+        )
+    return None

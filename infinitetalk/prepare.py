@@ -4,7 +4,8 @@
 - Audio too short for one chunk (upstream asserts on an embedding of 81 frames or fewer,
   i.e. under 3.28 s) is padded with silence; the video is trimmed back afterwards.
 - The plan fixes the seed (random when the job has none, so logs can reproduce it), the
-  frames and chunks upstream will make, the output size, and the job's time limit.
+  frames and chunks upstream will make, the output size, the sampling of the job's
+  quality, and the job's time limit.
 """
 
 import math
@@ -22,7 +23,7 @@ from contracts import Resolution
 from infinitetalk import upstream
 from infinitetalk.engine import VideoRequest
 from infinitetalk.media import OUTPUT_FPS, probe_audio, probe_image
-from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.settings import InfiniteTalkSettings, Sampling
 
 PAD_MARGIN_FRAMES = 5
 """Resampling to 16 kHz may lose a frame; stay clear of upstream's assert."""
@@ -56,6 +57,8 @@ class JobPlan:
     target_frames: int
     """Frames of the finished video: the job's audio at 25 fps."""
     timeout_seconds: float
+    sampling: Sampling
+    """Steps, guidance and LoRA of the job's quality."""
 
     @property
     def padded(self) -> bool:
@@ -100,6 +103,7 @@ def plan_job(
         max_frame_num=math.ceil(model_seconds * OUTPUT_FPS) + 1,
         target_frames=max(1, round(audio.duration_seconds * OUTPUT_FPS)),
         timeout_seconds=settings.job_timeout(audio.duration_seconds),
+        sampling=settings.sampling(request.quality),
     )
 
 

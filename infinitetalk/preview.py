@@ -17,7 +17,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from contracts import FailureCode, Stage
+from contracts import FailureCode, Quality, Stage
 from infinitetalk.engine import (
     CancelCheck,
     CancelledError,
@@ -69,6 +69,10 @@ class PreviewEngine:
     """Animates the portrait on the CPU; fast enough for minutes of audio at 720p."""
 
     name = "preview"
+
+    def quality_unavailable(self, quality: Quality) -> None:
+        """Both: the preview renders the same way at any quality."""
+        return None
 
     def generate(
         self,

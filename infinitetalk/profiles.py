@@ -143,10 +143,6 @@ def _quantization(
         known = f"{ram:.0f} GiB host RAM" if ram is not None else "host RAM unknown"
         reasons.append(f"{known}: bf16 weights, no quantisation")
         return Quantization.NONE
-    if settings.lora:
-        reasons.append("LoRA configured, which upstream ignores on a quantised model: bf16")
-        warnings.append(_low_ram_warning(ram))
-        return Quantization.NONE
     if quant_available(Quantization.FP8):
         reasons.append(
             f"{ram:.0f} GiB host RAM < {BF16_MIN_HOST_RAM_GIB:g}: fp8 quantised DiT and T5"

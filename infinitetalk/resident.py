@@ -23,7 +23,7 @@ from enum import StrEnum
 from multiprocessing.context import SpawnContext
 from pathlib import Path
 
-from contracts import FailureCode
+from contracts import FailureCode, Quality
 from infinitetalk import failures, upstream
 from infinitetalk.engine import (
     CancelCheck,
@@ -32,6 +32,7 @@ from infinitetalk.engine import (
     ProgressCallback,
     VideoRequest,
     VideoResult,
+    require_quality,
 )
 from infinitetalk.postprocess import finalize
 from infinitetalk.prepare import plan_job
@@ -95,7 +96,11 @@ class JobOutcome:
     """Set when the agent stopped the job (cancel or time limit)."""
 
 
-def worker_config(settings: InfiniteTalkSettings, profile: ResolvedProfile) -> WorkerConfig:
+def worker_config(
+    settings: InfiniteTalkSettings, profile: ResolvedProfile, *, fast: bool
+) -> WorkerConfig:
+    """What the worker loads. With `fast` it also keeps the fast LoRA at hand: the pipeline
+    loads without it, and the LoRA is merged in only while fast jobs run."""
     quant = profile.quantization.value if profile.quantized else None
     return WorkerConfig(
         upstream_dir=settings.upstream_dir,
@@ -104,13 +109,10 @@ def worker_config(settings: InfiniteTalkSettings, profile: ResolvedProfile) -> W
         wav2vec_dir=settings.wav2vec_dir,
         quantization=quant,
         quant_dir=settings.quant_weights(profile.quantization) if profile.quantized else None,
-        lora=settings.lora_paths(),
-        lora_scales=settings.lora_scales,
+        fast_lora=settings.fast_lora_path if fast else None,
+        fast_lora_scale=settings.fast_lora_scale,
         num_persistent_param_in_dit=profile.num_persistent_param_in_dit,
         offload_model=profile.offload_model,
-        sample_steps=settings.sample_steps,
-        text_guide_scale=settings.text_guide_scale,
-        audio_guide_scale=settings.audio_guide_scale,
         color_correction_strength=settings.color_correction_strength,
         teacache=settings.teacache,
         teacache_threshold=settings.teacache_threshold,
@@ -296,10 +298,12 @@ class ResidentEngine:
         settings: InfiniteTalkSettings,
         worker: ModelWorker,
         *,
+        fast_unavailable: str | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._worker = worker
+        self._fast_unavailable = fast_unavailable
         self._clock = clock
 
     @property
@@ -319,6 +323,9 @@ class ResidentEngine:
     def close(self) -> None:
         self._worker.stop()
 
+    def quality_unavailable(self, quality: Quality) -> str | None:
+        return self._fast_unavailable if quality is Quality.FAST else None
+
     def generate(
         self,
         request: VideoRequest,
@@ -326,23 +333,29 @@ class ResidentEngine:
         on_progress: ProgressCallback,
         cancelled: CancelCheck,
     ) -> VideoResult:
+        require_quality(self, request.quality)
         settings = self._settings
         workdir = workdir.resolve()
         plan = plan_job(request, workdir / "inputs", settings)
+        sampling = plan.sampling
         progress = JobProgress(
-            on_progress, chunks=plan.chunks, steps=settings.sample_steps, frames=plan.frames
+            on_progress, chunks=plan.chunks, steps=sampling.steps, frames=plan.frames
         )
         progress.preparing()
         self._ensure_ready(cancelled)
         run_dir = workdir / "upstream"
         run_dir.mkdir(parents=True)
-        shift = settings.sample_shift or upstream.DEFAULT_SAMPLE_SHIFT[plan.resolution]
+        shift = sampling.shift or upstream.DEFAULT_SAMPLE_SHIFT[plan.resolution]
         job = RunJob(
             image_path=plan.image_path,
             audio_path=plan.audio_path,
             prompt=plan.prompt,
             size=upstream.SIZE_ARGUMENT[plan.resolution],
             sample_shift=shift,
+            sample_steps=sampling.steps,
+            text_guide_scale=sampling.text_guide_scale,
+            audio_guide_scale=sampling.audio_guide_scale,
+            fast_lora=bool(sampling.lora),
             seed=plan.seed,
             max_frame_num=plan.max_frame_num,
             workdir=run_dir,
@@ -350,7 +363,13 @@ class ResidentEngine:
         )
         log.info(
             "job sent to the model worker",
-            extra={"seed": plan.seed, "chunks": plan.chunks, "frames": plan.frames},
+            extra={
+                "seed": plan.seed,
+                "quality": request.quality.value,
+                "steps": sampling.steps,
+                "chunks": plan.chunks,
+                "frames": plan.frames,
+            },
         )
 
         def on_event(event: JobEvent) -> None:

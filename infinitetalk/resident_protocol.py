@@ -12,7 +12,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Everything the worker needs to load upstream once and run every job the same way."""
+    """Everything the worker needs to load upstream once; each `RunJob` says how it samples."""
 
     upstream_dir: Path
     ckpt_dir: Path
@@ -20,13 +20,11 @@ class WorkerConfig:
     wav2vec_dir: Path
     quantization: str | None
     quant_dir: Path | None
-    lora: tuple[Path, ...]
-    lora_scales: tuple[float, ...]
+    fast_lora: Path | None
+    """The distilled LoRA that fast jobs merge in; None when this agent serves no fast jobs."""
+    fast_lora_scale: float
     num_persistent_param_in_dit: int | None
     offload_model: bool
-    sample_steps: int
-    text_guide_scale: float
-    audio_guide_scale: float
     color_correction_strength: float
     teacache: bool
     teacache_threshold: float
@@ -42,6 +40,11 @@ class RunJob:
     size: str
     """Upstream's size bucket name, `infinitetalk-480` or `infinitetalk-720`."""
     sample_shift: float
+    sample_steps: int
+    text_guide_scale: float
+    audio_guide_scale: float
+    fast_lora: bool
+    """Sample with `WorkerConfig.fast_lora` merged into the DiT (a fast job)."""
     seed: int
     max_frame_num: int
     workdir: Path

@@ -18,8 +18,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import Quality
+
 DEFAULT_UPSTREAM_DIR = Path("/opt/InfiniteTalk")
 DEFAULT_MODEL_STORAGE_PATH = Path("/runpod-volume/models")
+DEFAULT_FAST_LORA = Path("lora/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors")
+"""lightx2v's step-distilled LoRA (Kijai/WanVideo_comfy), the 4-step one upstream's README names."""
 E = TypeVar("E", bound=StrEnum)
 N = TypeVar("N", int, float)
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
@@ -55,6 +59,20 @@ class EngineSettingsError(ValueError):
         super().__init__(f"invalid InfiniteTalk settings: {detail}")
 
 
+class Sampling(BaseModel):
+    """How one job samples: the one place where a quality becomes upstream's parameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int
+    text_guide_scale: float
+    audio_guide_scale: float
+    shift: float | None = None
+    """Upstream's `--sample_shift`; None leaves upstream's default for the resolution."""
+    lora: tuple[tuple[Path, float], ...] = ()
+    """LoRA files merged into the DiT for this job, with their scales."""
+
+
 def gpu_visible(device_glob: str = "/dev/nvidia[0-9]*") -> bool:
     """Whether an NVIDIA GPU is mapped into this container, without loading CUDA."""
     return bool(glob.glob(device_glob))
@@ -75,8 +93,13 @@ class InfiniteTalkSettings(BaseModel):
     audio_guide_scale: float = Field(default=4.0, ge=0)
     memory_profile: MemoryProfile = MemoryProfile.AUTO
     quantization: Quantization = Quantization.AUTO
-    lora: tuple[Path, ...] = ()
-    lora_scales: tuple[float, ...] = ()
+    fast_lora: Path | None = DEFAULT_FAST_LORA
+    """The distilled LoRA of `quality=fast`, relative to MODEL_STORAGE_PATH; None: no fast."""
+    fast_lora_scale: float = Field(default=1.0, gt=0)
+    fast_sample_steps: int = Field(default=4, ge=1, le=1000)
+    fast_text_guide_scale: float = Field(default=1.0, ge=0)
+    fast_audio_guide_scale: float = Field(default=2.0, ge=0)
+    fast_sample_shift: float = Field(default=2.0, gt=0)
     teacache: bool = False
     teacache_threshold: float = Field(default=0.2, gt=0)
     color_correction_strength: float = Field(default=1.0, ge=0, le=1)
@@ -104,9 +127,36 @@ class InfiniteTalkSettings(BaseModel):
         name = f"infinitetalk_single_{quantization.value}.safetensors"
         return self.model_storage_path / "InfiniteTalk" / "quant_models" / name
 
-    def lora_paths(self) -> tuple[Path, ...]:
-        """LoRA files, relative ones under MODEL_STORAGE_PATH."""
-        return tuple(p if p.is_absolute() else self.model_storage_path / p for p in self.lora)
+    @property
+    def fast_lora_path(self) -> Path | None:
+        """The fast LoRA file, a relative setting taken under MODEL_STORAGE_PATH."""
+        if self.fast_lora is None:
+            return None
+        return (
+            self.fast_lora
+            if self.fast_lora.is_absolute()
+            else self.model_storage_path / self.fast_lora
+        )
+
+    def sampling(self, quality: Quality) -> Sampling:
+        """Upstream's README run for `standard`; for `fast`, its README's LoRA run: text
+        guide 1, audio guide 2, shift 2, and the few steps the LoRA was distilled for."""
+        if quality is Quality.STANDARD:
+            return Sampling(
+                steps=self.sample_steps,
+                text_guide_scale=self.text_guide_scale,
+                audio_guide_scale=self.audio_guide_scale,
+                shift=self.sample_shift,
+            )
+        if self.fast_lora_path is None:
+            raise ValueError("quality=fast needs INFINITETALK_FAST_LORA")
+        return Sampling(
+            steps=self.fast_sample_steps,
+            text_guide_scale=self.fast_text_guide_scale,
+            audio_guide_scale=self.fast_audio_guide_scale,
+            shift=self.fast_sample_shift,
+            lora=((self.fast_lora_path, self.fast_lora_scale),),
+        )
 
     def job_timeout(self, audio_seconds: float) -> float:
         """Seconds one job may take: generation time grows with the audio's length."""
@@ -146,24 +196,25 @@ class InfiniteTalkSettings(BaseModel):
             "cancel_grace_seconds": reader.number(
                 "INFINITETALK_CANCEL_GRACE_SECONDS", float, 0.1, 600
             ),
+            "fast_lora_scale": reader.number("INFINITETALK_FAST_LORA_SCALE", float, 0.01, 10),
+            "fast_sample_steps": reader.number("INFINITETALK_FAST_SAMPLE_STEPS", int, 1, 1000),
+            "fast_text_guide_scale": reader.number(
+                "INFINITETALK_FAST_TEXT_GUIDE_SCALE", float, 0, 50
+            ),
+            "fast_audio_guide_scale": reader.number(
+                "INFINITETALK_FAST_AUDIO_GUIDE_SCALE", float, 0, 50
+            ),
+            "fast_sample_shift": reader.number("INFINITETALK_FAST_SAMPLE_SHIFT", float, 0.01, 100),
         }
-        lora = reader.get("INFINITETALK_LORA")
-        if lora is not None:
-            values["lora"] = tuple(Path(p.strip()) for p in lora.split(",") if p.strip())
-        values["lora_scales"] = reader.scales(
-            "INFINITETALK_LORA_SCALE", len(values.get("lora", ()))
-        )
         if values["mode"] is None:
             values["mode"] = Mode.RESIDENT if has_gpu() else Mode.SUBPROCESS
-        quant = values["quantization"]
-        if values.get("lora") and quant in (Quantization.INT8, Quantization.FP8):
-            reader.problems["INFINITETALK_QUANT"] = (
-                "upstream ignores LoRA on a quantised model; unset INFINITETALK_LORA or the quant"
-            )
         if reader.problems:
             raise EngineSettingsError(reader.problems)
         values["child_env"] = {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}
-        return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        settings = {k: v for k, v in values.items() if v is not None}
+        if "INFINITETALK_FAST_LORA" in env:  # set but blank turns fast off
+            settings["fast_lora"] = reader.path("INFINITETALK_FAST_LORA")
+        return cls.model_validate(settings)
 
 
 class _Reader:
@@ -217,17 +268,3 @@ class _Reader:
             return False
         self.problems[name] = "must be true or false (1/0, yes/no, on/off)"
         return None
-
-    def scales(self, name: str, count: int) -> tuple[float, ...] | None:
-        """One LoRA scale per LoRA file; upstream's default is 1.2 for each."""
-        value = self.get(name)
-        if value is None:
-            return (1.2,) * count
-        try:
-            scales = tuple(float(s) for s in value.split(","))
-        except ValueError:
-            scales = ()
-        if len(scales) != count or not all(math.isfinite(s) for s in scales):
-            self.problems[name] = f"must be {count} comma-separated numbers, one per LoRA file"
-            return None
-        return scales

@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
+from contracts import Quality
 from infinitetalk import failures, upstream
 from infinitetalk.engine import (
     CancelCheck,
@@ -31,6 +32,7 @@ from infinitetalk.engine import (
     ProgressCallback,
     VideoRequest,
     VideoResult,
+    require_quality,
 )
 from infinitetalk.logtail import LogTail
 from infinitetalk.postprocess import finalize
@@ -46,6 +48,8 @@ RUN_DIR = "upstream"
 SAVE_STEM = "infinitetalk"
 OUTPUT_NAME = "infinitetalk.mp4"
 POLL_SECONDS = 0.2
+SITE_DIR = Path(__file__).resolve().parent / "upstream_site"
+"""Holds the `sitecustomize` that lets upstream import on Python 3.11+ (`upstream_compat`)."""
 TERM_GRACE_SECONDS = 3.0
 """After SIGTERM, how long the process group gets before SIGKILL."""
 
@@ -65,7 +69,8 @@ def build_command(
     plan: JobPlan,
     run_dir: Path,
 ) -> list[str]:
-    """The exact argv, flag names and spellings as `_parse_args` at the pinned commit."""
+    """The exact argv, flag names and spellings as `_parse_args` at the pinned commit;
+    steps, guidance and LoRA follow the job's quality (`plan.sampling`)."""
     argv = [
         str(settings.python),
         str(settings.upstream_dir / upstream.SCRIPT),
@@ -92,11 +97,11 @@ def build_command(
         "--motion_frame",
         str(upstream.MOTION_FRAMES),
         "--sample_steps",
-        str(settings.sample_steps),
+        str(plan.sampling.steps),
         "--sample_text_guide_scale",
-        f"{settings.text_guide_scale:g}",
+        f"{plan.sampling.text_guide_scale:g}",
         "--sample_audio_guide_scale",
-        f"{settings.audio_guide_scale:g}",
+        f"{plan.sampling.audio_guide_scale:g}",
         "--color_correction_strength",
         f"{settings.color_correction_strength:g}",
         "--base_seed",
@@ -104,19 +109,25 @@ def build_command(
         "--offload_model",
         str(profile.offload_model),
     ]
-    if settings.sample_shift is not None:
-        argv += ["--sample_shift", f"{settings.sample_shift:g}"]
+    if plan.sampling.shift is not None:
+        argv += ["--sample_shift", f"{plan.sampling.shift:g}"]
     if profile.num_persistent_param_in_dit is not None:
         argv += ["--num_persistent_param_in_dit", str(profile.num_persistent_param_in_dit)]
     if profile.quantized:
         quant_dir = settings.quant_weights(profile.quantization)
         argv += ["--quant", profile.quantization.value, "--quant_dir", str(quant_dir)]
-    if settings.lora:
-        argv += ["--lora_dir", *map(str, settings.lora_paths())]
-        argv += ["--lora_scale", *(f"{scale:g}" for scale in settings.lora_scales)]
+    if plan.sampling.lora:
+        argv += ["--lora_dir", *(str(path) for path, _ in plan.sampling.lora)]
+        argv += ["--lora_scale", *(f"{scale:g}" for _, scale in plan.sampling.lora)]
     if settings.teacache:
         argv += ["--use_teacache", "--teacache_thresh", f"{settings.teacache_threshold:g}"]
     return argv
+
+
+def upstream_env(base: dict[str, str]) -> dict[str, str]:
+    """Upstream's environment: unbuffered output, and the 3.11 shim first on PYTHONPATH."""
+    path = os.pathsep.join(p for p in (str(SITE_DIR), base.get("PYTHONPATH")) if p)
+    return {**base, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 class Ending(StrEnum):
@@ -226,11 +237,16 @@ class SubprocessEngine:
         settings: InfiniteTalkSettings,
         profile: ResolvedProfile,
         *,
+        fast_unavailable: str | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._profile = profile
+        self._fast_unavailable = fast_unavailable
         self._clock = clock
+
+    def quality_unavailable(self, quality: Quality) -> str | None:
+        return self._fast_unavailable if quality is Quality.FAST else None
 
     def generate(
         self,
@@ -239,21 +255,22 @@ class SubprocessEngine:
         on_progress: ProgressCallback,
         cancelled: CancelCheck,
     ) -> VideoResult:
+        require_quality(self, request.quality)
         workdir = workdir.resolve()
         plan = plan_job(request, workdir / "inputs", self._settings)
-        steps = self._settings.sample_steps
+        steps = plan.sampling.steps
         progress = JobProgress(on_progress, chunks=plan.chunks, steps=steps, frames=plan.frames)
         progress.preparing()
         run_dir = workdir / RUN_DIR
         run_dir.mkdir(parents=True)
         (run_dir / "input.json").write_text(json.dumps(input_json(plan)))
         argv = build_command(self._settings, self._profile, plan, run_dir)
-        child_env = self._settings.child_env
-        env = {**child_env, "PYTHONUNBUFFERED": "1"} if child_env else None
+        env = upstream_env(self._settings.child_env or dict(os.environ))
         log.info(
             "upstream started",
             extra={
                 "seed": plan.seed,
+                "quality": request.quality.value,
                 "chunks": plan.chunks,
                 "frames": plan.frames,
                 "timeout_seconds": round(plan.timeout_seconds),

@@ -101,9 +101,16 @@ def chunk_count(frames: int) -> int:
     return 1 + math.ceil((frames - CLIP_FRAMES) / (CLIP_FRAMES - MOTION_FRAMES))
 
 
+COMMIT_STAMP = ".upstream-commit"
+"""Written by scripts/fetch_upstream.sh, also where it unpacked an archive (no `.git`)."""
+
+
 def checkout_commit(upstream_dir: Path) -> str | None:
     """The commit an upstream checkout is at, read from `.git` without a git binary."""
     git = upstream_dir / ".git"
+    if not git.exists():
+        stamp = upstream_dir / COMMIT_STAMP
+        return (stamp.read_text().strip() or None) if stamp.is_file() else None
     try:
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):

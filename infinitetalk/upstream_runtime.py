@@ -6,19 +6,24 @@ inside the model worker (`resident_child`). It does per job what upstream's
 audio (`audio_prepare_single`), the wav2vec embedding (`get_embedding`), then
 `InfiniteTalkPipeline.generate_infinitetalk` in streaming mode. Progress comes from a tqdm
 hook: the pipeline's `tqdm` is replaced by a wrapper that reports each finished step.
+Each job brings its own sampling; a fast job has the distilled LoRA merged into the DiT with
+upstream's `WanLoraWrapper`, and the next standard job has it taken out again.
 """
 
 import gc
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from infinitetalk import upstream
+from infinitetalk import upstream, upstream_compat
 from infinitetalk.postprocess import write_frames
 from infinitetalk.resident_protocol import Done, Encoding, JobEvent, RunJob, Step, WorkerConfig
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[JobEvent], None]
 APG_MOMENTUM = -0.75
@@ -37,10 +42,15 @@ class UpstreamRuntime:
         self._audio: tuple[Any, Any] | None = None
         self._emit: Emit = lambda event: None
         self._bars = 0
+        self._lora: Any = None
+        self._lora_name = ""
+        self._lora_on: bool | None = False
+        """Whether the fast LoRA is merged; None after a switch that stopped half-way."""
 
     def load(self) -> None:
         """Import upstream from its checkout and load every model (minutes, once)."""
         config = self._config
+        upstream_compat.install()
         sys.path.insert(0, str(config.upstream_dir))
         import torch
         import wan
@@ -58,8 +68,8 @@ class UpstreamRuntime:
             dit_fsdp=False,
             use_usp=False,
             t5_cpu=False,
-            lora_dir=[str(p) for p in config.lora] or None,
-            lora_scales=list(config.lora_scales) or None,
+            lora_dir=None,  # the fast LoRA is merged per job, see _use_lora
+            lora_scales=None,
             quant=config.quantization,
             dit_path=None,
             infinitetalk_dir=str(config.infinitetalk_weights),
@@ -72,6 +82,12 @@ class UpstreamRuntime:
         self._audio = script.custom_init("cpu", str(config.wav2vec_dir))
         wan.multitalk.tqdm = self._progress_bar
         self._torch, self._script, self._pipeline = torch, script, pipeline
+        if config.fast_lora is not None:
+            from wan.wan_lora import WanLoraWrapper
+
+            self._lora = WanLoraWrapper(pipeline.model)
+            self._lora.get_parameter_by_name = _parameter
+            self._lora_name = self._lora.load_lora(str(config.fast_lora))
 
     def generate(self, job: RunJob, emit: Emit) -> Done:
         """One video: embed the audio, sample every chunk, write the frames to `output_path`."""
@@ -82,6 +98,7 @@ class UpstreamRuntime:
         embedding = self._script.get_embedding(speech, *self._audio)
         embedding_path = job.workdir / "audio_embedding.pt"
         self._torch.save(embedding, str(embedding_path))
+        self._use_lora(job.fast_lora)
         self._emit, self._bars = emit, 0
         video = self._pipeline.generate_infinitetalk(
             {
@@ -93,9 +110,9 @@ class UpstreamRuntime:
             motion_frame=upstream.MOTION_FRAMES,
             frame_num=upstream.CLIP_FRAMES,
             shift=job.sample_shift,
-            sampling_steps=config.sample_steps,
-            text_guide_scale=config.text_guide_scale,
-            audio_guide_scale=config.audio_guide_scale,
+            sampling_steps=job.sample_steps,
+            text_guide_scale=job.text_guide_scale,
+            audio_guide_scale=job.audio_guide_scale,
             seed=job.seed,
             offload_model=config.offload_model,
             max_frames_num=job.max_frame_num,
@@ -114,6 +131,35 @@ class UpstreamRuntime:
         )
         return Done(path=job.output_path, frames=frames)
 
+    def _use_lora(self, on: bool) -> None:
+        """Merge the fast LoRA into the DiT for a fast job, or take it out for a standard one.
+
+        Upstream merges a LoRA into the weights (`param.add_(delta)`), so applying it again
+        with the opposite scale takes it out, up to bf16 rounding; it only happens when the
+        quality changes from one job to the next. A switch that stops half-way (an error, a
+        cancel) leaves the weights unknown: `cuda_healthy` then says no, so the worker exits
+        and the agent loads a fresh one.
+        """
+        if self._lora_on is None:
+            raise RuntimeError("a LoRA switch stopped half-way; the model must be reloaded")
+        if on is self._lora_on:
+            return
+        if self._lora is None:
+            raise RuntimeError("a fast job reached a worker loaded without the fast LoRA")
+        pipeline, scale = self._pipeline, self._config.fast_lora_scale
+        self._lora_on = None
+        self._lora.apply_lora(
+            self._lora_name,
+            scale if on else -scale,
+            param_dtype=pipeline.param_dtype,
+            device=pipeline.device,
+        )
+        self._lora_on = on
+        log.info(
+            "fast LoRA merged into the DiT" if on else "fast LoRA taken out of the DiT",
+            extra={"lora": self._lora_name, "scale": scale},
+        )
+
     def recover(self) -> None:
         """Give back what a failed or cancelled job held, so the next one has the memory."""
         gc.collect()
@@ -124,7 +170,10 @@ class UpstreamRuntime:
                 return
 
     def cuda_healthy(self) -> bool:
-        """False once the CUDA context is broken (sticky errors fail every later call)."""
+        """False once the CUDA context is broken (sticky errors fail every later call) or
+        the weights are unknown (a LoRA switch stopped half-way)."""
+        if self._lora_on is None:
+            return False
         if self._torch is None:
             return True
         try:
@@ -145,3 +194,21 @@ class UpstreamRuntime:
                 emit(Step(chunk=chunk, done=done))
 
         return steps()
+
+
+def _parameter(model: Any, name: str) -> Any:
+    """`WanLoraWrapper.get_parameter_by_name`, also through upstream's VRAM-management wrappers.
+
+    Upstream merges a LoRA before `enable_vram_management` wraps the DiT's norms and
+    convolutions in `AutoWrappedModule`; a switch per job comes after, when a name such as
+    `blocks.0.norm3.weight` sits one `.module` deeper.
+    """
+    current = model
+    for part in name.split("."):
+        if part.isdigit():
+            current = current[int(part)]
+            continue
+        if not hasattr(current, part) and hasattr(current, "module"):
+            current = current.module
+        current = getattr(current, part)
+    return current

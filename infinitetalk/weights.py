@@ -2,7 +2,8 @@
 
 The layout is upstream's README layout (DESIGN.md section 7); `scripts/download_weights.sh`
 fetches exactly these files. Which ones are needed depends on the quantisation: the
-quantised path loads its own DiT and T5 instead of the bf16 shards and checkpoint.
+quantised path loads its own DiT and T5 instead of the bf16 shards and checkpoint. The fast
+LoRA is not required: without it the agent serves standard jobs only.
 """
 
 from dataclasses import dataclass
@@ -61,8 +62,13 @@ def required_weights(
             WeightFile(wan / "models_t5_umt5-xxl-enc-bf16.pth", "T5 encoder (bf16)"),
             WeightFile(settings.infinitetalk_weights, "InfiniteTalk audio weights"),
         ]
-    files += [WeightFile(path, "LoRA") for path in settings.lora_paths()]
     return files
+
+
+def fast_lora_file(settings: InfiniteTalkSettings) -> WeightFile | None:
+    """The distilled LoRA of `quality=fast`: optional, an agent without it serves standard."""
+    path = settings.fast_lora_path
+    return WeightFile(path, "fast LoRA (quality=fast)") if path is not None else None
 
 
 def quant_files(settings: InfiniteTalkSettings, quantization: Quantization) -> list[WeightFile]:

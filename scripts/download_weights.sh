@@ -7,11 +7,12 @@
 #   $MODEL_STORAGE_PATH/InfiniteTalk/single/     audio weights (MeiGen-AI/InfiniteTalk)
 #   $MODEL_STORAGE_PATH/InfiniteTalk/quant_models/  with --quant: quantised DiT and T5
 #   $MODEL_STORAGE_PATH/chinese-wav2vec2-base/   audio encoder (TencentGameMate/...)
+#   $MODEL_STORAGE_PATH/lora/                    quality=fast: lightx2v's 4-step LoRA (Kijai/...)
 #
 # Usage: scripts/download_weights.sh [--quant fp8|int8] [--quant-only] [--dry-run] [DEST]
 #   DEST          defaults to $MODEL_STORAGE_PATH, else /runpod-volume/models
 #   --quant Q     also fetch the quantised model (for pods with < 100 GiB host RAM)
-#   --quant-only  skip the bf16 DiT, T5 and InfiniteTalk weights (needs --quant)
+#   --quant-only  skip the bf16 DiT, T5, InfiniteTalk weights and fast LoRA (needs --quant)
 #   --dry-run     print what would be fetched
 # Needs Python with huggingface_hub (the agent image has it). Set HF_TOKEN to avoid
 # anonymous rate limits. Files already present are skipped, so a broken run can resume.
@@ -23,7 +24,7 @@ dry_run=0
 dest="${MODEL_STORAGE_PATH:-/runpod-volume/models}"
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -82,6 +83,8 @@ plan() {
     if [ "$quant_only" = 0 ]; then
         echo "$wan diffusion_pytorch_model-0000?-of-00007.safetensors models_t5_umt5-xxl-enc-bf16.pth"
         echo "MeiGen-AI/InfiniteTalk main InfiniteTalk single/infinitetalk.safetensors"
+        # quality=fast (INFINITETALK_FAST_LORA); upstream ignores LoRA on a quantised model.
+        echo "Kijai/WanVideo_comfy main lora Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"
     fi
     if [ -n "$quant" ]; then
         echo "MeiGen-AI/InfiniteTalk main InfiniteTalk quant_models/infinitetalk_single_$quant.* quant_models/t5_$quant.safetensors quant_models/t5_map_$quant.json"

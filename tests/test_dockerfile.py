@@ -6,19 +6,21 @@ script fetches exactly what the engine opens.
 """
 
 import fnmatch
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from infinitetalk import upstream
 from infinitetalk.settings import DEFAULT_MODEL_STORAGE_PATH, InfiniteTalkSettings, Quantization
-from infinitetalk.weights import required_weights
+from infinitetalk.weights import fast_lora_file, required_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -59,14 +61,55 @@ def test_the_project_is_installed_with_gpu_and_runs_the_agent() -> None:
     runs = [argument for kind, argument in instructions() if kind == "RUN"]
     assert any(re.search(r'pip install --no-cache-dir "/src\[gpu\]"', run) for run in runs)
     cmds = [argument for kind, argument in instructions() if kind == "CMD"]
-    assert json.loads(cmds[-1]) == ["avatar-agent", "run"]
+    command = json.loads(cmds[-1])
+    assert command[:2] == ["sh", "-c"] and command[2].endswith("&& exec avatar-agent run")
+
+
+def test_the_image_checks_that_upstream_imports() -> None:
+    """The build has no GPU, which upstream's import needs: the build imports the CUDA
+    extensions, and the container runs the upstream self-check before the agent."""
+    runs = [argument for kind, argument in instructions() if kind == "RUN"]
+    assert 'python -c "import flash_attn, infinitetalk, torch, xformers.ops"' in runs[-1]
+    assert "moviepy.editor" in runs[-1] and "import ContextManagers, no_init_weights" in runs[-1]
+    envs = " ".join(argument for kind, argument in instructions() if kind == "ENV")
+    assert "INFINITETALK_DIR=/opt/InfiniteTalk" in envs
+    cmds = [argument for kind, argument in instructions() if kind == "CMD"]
+    assert json.loads(cmds[-1])[2].startswith("python -m infinitetalk.upstream_check && ")
+    assert importlib.util.find_spec("infinitetalk.upstream_check") is not None
+
+
+def pin(requirement: str) -> tuple[str, str]:
+    """`name[extras]==version` as (normalised name, version); fails on anything not pinned."""
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[a-z,]+\])?==(\S+)", requirement.strip())
+    assert match, f"{requirement!r} is not pinned with =="
+    return re.sub(r"[-_.]+", "-", match[1]).lower(), match[2]
+
+
+def gpu_pins() -> dict[str, str]:
+    """pyproject.toml's [gpu] extra as {normalised name: version}."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return dict(pin(requirement) for requirement in project["optional-dependencies"]["gpu"])
 
 
 def test_versions_agree_between_image_and_gpu_extra() -> None:
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"torch==2.4.1"' in pyproject and '"xformers==0.0.28.post1"' in pyproject
+    pins = gpu_pins()
+    assert pins["torch"] == "2.4.1" and pins["torchvision"] == "0.19.1"
+    assert pins["xformers"] == "0.0.28.post1" and pins["xfuser"] == "0.4.1"
+    assert pins["diffusers"] == "0.33.1"  # wan/multitalk.py: no_init_weights, ContextManagers
+    assert pins["moviepy"] == "1.0.3"  # wan/utils/segvideo.py: moviepy.editor
     assert "cu12torch2.4cxx11abiFALSE-cp311-cp311-linux_x86_64.whl" in DOCKERFILE
     assert "python3.11" in DOCKERFILE and "FROM nvidia/cuda:12.1" in DOCKERFILE
+
+
+def test_the_gpu_extra_pins_what_the_cpu_smoke_environment_runs() -> None:
+    """requirements/upstream-smoke.txt imports and runs upstream on the CPU: where a package
+    is in both, the image must get the same version."""
+    lines = (ROOT / "requirements" / "upstream-smoke.txt").read_text().splitlines()
+    smoke = dict(pin(line) for line in lines if line.strip() and not line.startswith("#"))
+    for cuda_only in ("torch", "torchvision", "xformers", "xfuser", "flash-attn"):
+        smoke.pop(cuda_only, None)  # the smoke environment has CPU builds or stand-ins
+    pins = gpu_pins()
+    assert {name: pins.get(name) for name in smoke} == smoke
 
 
 def test_weights_stay_on_the_volume() -> None:
@@ -131,6 +174,15 @@ def test_the_script_fetches_exactly_what_the_engine_opens(
     assert ("TencentGameMate/chinese-wav2vec2-base", "refs/pr/1") in {r[:2] for r in rows}
 
 
+def test_the_script_fetches_the_fast_lora_where_the_engine_looks_for_it() -> None:
+    lora = fast_lora_file(InfiniteTalkSettings(model_storage_path=Path("/models")))
+    assert lora is not None
+    relative = str(lora.path.relative_to("/models"))
+    assert fetched(plan(), relative)
+    assert ("Kijai/WanVideo_comfy", "main") in {row[:2] for row in plan()}
+    assert not fetched(plan("--quant", "fp8", "--quant-only"), relative)  # LoRA needs bf16
+
+
 def test_the_script_refuses_bad_options() -> None:
     for flags in (["--quant", "int4"], ["--quant-only"], ["--bogus"]):
         done = subprocess.run(["bash", str(SCRIPT), *flags], capture_output=True, text=True)
@@ -166,8 +218,13 @@ def test_the_script_calls_the_hub_per_repository(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert len(rows) == 6 and {row[4] for row in rows} == {"0"}
+    assert len(rows) == 7 and {row[4] for row in rows} == {"0"}
     assert rows[0][3][-2:] == ["google/umt5-xxl/*", "xlm-roberta-large/*"]
+    lora = next(row for row in rows if row[0] == "Kijai/WanVideo_comfy")
+    assert lora[2:4] == [
+        str(tmp_path / "models" / "lora"),
+        ["Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"],
+    ]
     assert rows[-1][3][0] == "quant_models/infinitetalk_single_int8.*"
 
 

@@ -65,7 +65,9 @@ def test_generate_success_downloads_and_prints_path_and_job(tmp_path: Path) -> N
             job(status="completed", progress=100, stage="done", engine="preview"),
         ]
     )
-    run = Run(api, generate_argv(tmp_path, "--resolution", "480p", "--seed", "3"))
+    run = Run(
+        api, generate_argv(tmp_path, "--resolution", "480p", "--seed", "3", "--quality", "fast")
+    )
     assert run.code == 0, run.stderr.getvalue()
     out = tmp_path / "out.mp4"
     assert out.read_bytes() == VIDEO
@@ -77,6 +79,7 @@ def test_generate_success_downloads_and_prints_path_and_job(tmp_path: Path) -> N
     assert "preview engine" in err
     assert api.paths()[0] == "/generate"
     assert b'name="seed"\r\n\r\n3' in api.requests[0].content
+    assert b'name="quality"\r\n\r\nfast' in api.requests[0].content
     assert api.paths()[-2:] == [f"/result/{JOB_ID}", "/videos/job.mp4"]
 
 
@@ -204,6 +207,20 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         cli.main(["generate", "a", "b", "--prompt", "p", "-o", "o", "--resolution", "1080p"])
     assert caught.value.code == 2
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["generate", "a", "b", "--prompt", "p", "-o", "o", "--quality", "turbo"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'turbo'" in capsys.readouterr().err
+
+
+def test_generate_help_shows_the_quality_and_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--quality {standard,fast}" in text
+    assert "fast: a distilled LoRA at 4 steps" in text and "(default: standard)" in text
 
 
 def test_main_uses_process_env(

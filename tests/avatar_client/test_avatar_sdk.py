@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from avatar_client import ApiError, AvatarClient, ConnectionFailed
-from contracts import JobStatus, Resolution, Stage
+from contracts import JobStatus, Quality, Resolution, Stage
 from tests.avatar_client.avatar_fakes import (
     API_KEY,
     BASE_URL,
@@ -27,7 +27,14 @@ def test_generate_posts_multipart_with_auth(tmp_path: Path) -> None:
     image, audio = write_media(tmp_path)
     api = FakeApi()
     with make_client(api) as client:
-        view = client.generate(image, audio, "a person talking", resolution=Resolution.P480, seed=7)
+        view = client.generate(
+            image,
+            audio,
+            "a person talking",
+            resolution=Resolution.P480,
+            seed=7,
+            quality=Quality.FAST,
+        )
     assert view.job_id == JOB_ID
     assert view.status is JobStatus.PENDING
     request = api.requests[0]
@@ -42,6 +49,7 @@ def test_generate_posts_multipart_with_auth(tmp_path: Path) -> None:
         b'name="prompt"\r\n\r\na person talking',
         b'name="resolution"\r\n\r\n480p',
         b'name="seed"\r\n\r\n7',
+        b'name="quality"\r\n\r\nfast',
     ):
         assert part in body
     assert image.read_bytes() in body
@@ -60,6 +68,7 @@ def test_generate_omits_seed_when_unset(tmp_path: Path) -> None:
     body = api.requests[0].content
     assert b'name="seed"' not in body
     assert b'name="resolution"\r\n\r\n720p' in body
+    assert b'name="quality"\r\n\r\nstandard' in body
     assert b"Content-Type: application/octet-stream" in body
 
 

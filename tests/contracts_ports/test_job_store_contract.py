@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from edge_worker import jobs
 from edge_worker.idempotency import IdempotencyRecord, new_record
 from edge_worker.job_rows import SweepKind
@@ -54,6 +54,7 @@ def every_field_set(job_id: str) -> Job:
         audio_key=f"inputs/{job_id}/audio.mp3",
         created_at=T0,
         updated_at=T0 + timedelta(microseconds=1),
+        quality=Quality.FAST,
         started_at=T0 + timedelta(microseconds=2),
         completed_at=T0 + timedelta(microseconds=3),
         expires_at=T0 + timedelta(hours=6, microseconds=4),

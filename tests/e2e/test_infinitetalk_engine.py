@@ -27,12 +27,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_weights(tmp_path_factory.mktemp("models"), Quantization.FP8)
 
 
-def submit(client: httpx.Client, audio: Path, prompt: str) -> str:
+def submit(client: httpx.Client, audio: Path, prompt: str, quality: str = "standard") -> str:
     with (EXAMPLES / "portrait.png").open("rb") as img, audio.open("rb") as wav:
         response = client.post(
             "/generate",
             files={"image": ("portrait.png", img), "audio": (audio.name, wav)},
-            data={"prompt": prompt, "resolution": "480p"},
+            data={"prompt": prompt, "resolution": "480p", "quality": quality},
         )
     assert response.status_code == 200, response.text
     return response.json()["job_id"]
@@ -82,3 +82,37 @@ def test_resident_agent_keeps_its_model_through_a_failed_job(
     log = (stack.log_dir / "agent-0.log").read_text()
     assert log.count('"msg": "model worker started"') == 1  # loaded once, never reloaded
     assert '"msg": "model loaded"' in log
+
+
+def test_a_resident_agent_switches_the_fast_lora_between_jobs(
+    stack: Stack, models: Path, speech_7s: Path
+) -> None:
+    stack.start_agent("infinitetalk", **agent_env(models, "resident"))
+    with stack.client() as client:
+        for quality in ("fast", "standard"):
+            job_id = submit(client, speech_7s, "A presenter talking", quality)
+            final = wait_for(client, job_id, terminal)
+            assert final["status"] == "completed", f"{final}\n{stack.logs()}"
+            assert final["quality"] == quality
+    log = (stack.log_dir / "agent-0.log").read_text()
+    assert log.count('"msg": "model worker started"') == 1
+    assert '"msg": "fast LoRA merged into the DiT"' in log
+    assert '"msg": "fast LoRA taken out of the DiT"' in log
+
+
+def test_an_agent_that_cannot_make_fast_fails_such_jobs_at_once(
+    stack: Stack, models: Path, speech_7s: Path
+) -> None:
+    stack.start_agent("infinitetalk", **agent_env(models, "subprocess", INFINITETALK_QUANT="fp8"))
+    with stack.client() as client:
+        fast = wait_for(client, submit(client, speech_7s, "A presenter", "fast"), terminal)
+        assert fast["status"] == "failed", f"{fast}\n{stack.logs()}"
+        assert fast["error"] == {
+            "code": "QUALITY_UNAVAILABLE",
+            "message": "quality=fast is not available: this agent runs the fp8 quantised "
+            "model, on which upstream ignores LoRA (INFINITETALK_QUANT=fp8); "
+            "submit with quality=standard",
+        }
+        assert fast["attempts"] == 1  # not retried: every attempt would fail the same way
+        standard = wait_for(client, submit(client, speech_7s, "A presenter"), terminal)
+        assert standard["status"] == "completed", f"{standard}\n{stack.logs()}"

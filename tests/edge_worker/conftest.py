@@ -83,7 +83,7 @@ def client(runtime: LocalRuntime) -> Iterator[TestClient]:
 def submit(client: TestClient, **overrides: object) -> dict:
     files = {"image": ("face.png", png_bytes()), "audio": ("speech.wav", wav_bytes())}
     data = {"prompt": "A person talking", "resolution": "480p"}
-    data.update({k: v for k, v in overrides.items() if k in data or k == "seed"})
+    data.update({k: v for k, v in overrides.items() if k in data or k in ("seed", "quality")})
     files.update({k: v for k, v in overrides.items() if k in files})  # type: ignore[misc]
     response = client.post("/generate", headers=AUTH, files=files, data=data)
     assert response.status_code == 200, response.text

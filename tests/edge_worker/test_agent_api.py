@@ -71,12 +71,17 @@ def test_the_queue_carries_only_the_job_id(client: TestClient) -> None:
     assert acked.json()["result"]["ackCount"] == 1
 
 
+def test_the_claim_hands_the_agent_the_jobs_quality(client: TestClient) -> None:
+    job = submit(client, quality="fast")
+    assert claim(client, job["job_id"])["settings"]["quality"] == "fast"
+
+
 def test_full_protocol_happy_path(client: TestClient) -> None:
     job = submit(client)
     grant = claim(client, job["job_id"])
     assert grant["attempt"] == 1
     assert grant["prompt"] == "A person talking"
-    assert grant["settings"]["resolution"] == "480p"
+    assert (grant["settings"]["resolution"], grant["settings"]["quality"]) == ("480p", "standard")
     assert grant["output"]["key"] == f"videos/{job['job_id']}/1.mp4"
     image = client.get(grant["inputs"]["image_url"])
     assert image.status_code == 200

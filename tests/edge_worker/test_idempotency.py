@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from litestar.testing import TestClient
 
+from contracts import Quality
 from edge_worker import idempotency
 from edge_worker.idempotency import Decision, IdempotencyRecord
 from tests.edge_worker.conftest import AUTH, OTHER_AUTH, FakeClock, png_bytes, wav_bytes
@@ -32,12 +33,26 @@ def test_key_rules_and_fingerprint() -> None:
     assert idempotency.fingerprint(["a", "b"]) != idempotency.fingerprint(["ab"])
 
 
-def post(client: TestClient, key: str, prompt: str = "hello", auth: dict | None = None):  # type: ignore[no-untyped-def]
+def test_a_standard_request_prints_as_it_did_before_quality_existed() -> None:
+    """Keys stored before the deploy that added `quality` still match their retries."""
+    parts = ["multipart", "hello", "720p", "None", "sha-image", "sha-audio"]
+    standard = idempotency.request_fingerprint(*parts, quality=Quality.STANDARD)
+    assert standard == idempotency.fingerprint(parts)
+    assert idempotency.request_fingerprint(*parts, quality=Quality.FAST) != standard
+
+
+def post(  # type: ignore[no-untyped-def]
+    client: TestClient,
+    key: str,
+    prompt: str = "hello",
+    auth: dict | None = None,
+    **fields: str,
+):
     return client.post(
         "/generate",
         headers={**(auth or AUTH), "Idempotency-Key": key},
         files={"image": ("i.png", png_bytes()), "audio": ("a.wav", wav_bytes())},
-        data={"prompt": prompt},
+        data={"prompt": prompt, **fields},
     )
 
 
@@ -52,6 +67,14 @@ def test_same_key_same_request_returns_the_same_job(client: TestClient) -> None:
 def test_same_key_different_request_is_422(client: TestClient) -> None:
     post(client, "order-2")
     response = post(client, "order-2", prompt="something else")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_quality_is_part_of_the_request(client: TestClient) -> None:
+    first = post(client, "order-q").json()
+    assert post(client, "order-q", quality="standard").json()["job_id"] == first["job_id"]
+    response = post(client, "order-q", quality="fast")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
 

@@ -69,6 +69,7 @@ def test_generate_accepts_jpeg_and_mp3_by_content(client: TestClient) -> None:
         ({}, {"prompt": ""}, "INVALID_INPUT", 400),
         ({}, {"prompt": "x" * 2001}, "INVALID_INPUT", 400),
         ({}, {"resolution": "1080p"}, "INVALID_INPUT", 400),
+        ({}, {"quality": "turbo"}, "INVALID_INPUT", 400),
         ({}, {"seed": "abc"}, "INVALID_INPUT", 400),
         ({}, {"seed": "-1"}, "INVALID_INPUT", 400),
         ({}, {"colour": "blue"}, "INVALID_INPUT", 400),
@@ -85,6 +86,31 @@ def test_bad_inputs_get_clear_codes(
     response = client.post("/generate", headers=AUTH, files=all_files, data=all_data)
     assert response.status_code == status, response.text
     assert error_of(response) == code
+
+
+def test_quality_is_standard_unless_fast_is_asked_for(client: TestClient) -> None:
+    standard = submit(client)
+    fast = submit(client, quality="fast")
+    assert (standard["quality"], fast["quality"]) == ("standard", "fast")
+    status = client.get(f"/status/{fast['job_id']}", headers=AUTH).json()
+    assert status["quality"] == "fast"
+    listed = client.get("/jobs", headers=AUTH).json()["jobs"]
+    assert [j["quality"] for j in listed] == ["fast", "standard"]
+
+
+def test_a_bad_quality_names_the_field_and_the_choices(client: TestClient) -> None:
+    response = client.post(
+        "/generate",
+        headers=AUTH,
+        files={"image": ("face.png", png_bytes()), "audio": ("speech.wav", wav_bytes())},
+        data={"prompt": "talk", "quality": "turbo"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "INVALID_INPUT",
+        "message": "quality must be one of standard, fast",
+        "details": {"field": "quality"},
+    }
 
 
 @pytest.mark.parametrize("missing", ["image", "audio"])
@@ -233,6 +259,14 @@ def test_health_and_openapi_need_no_key(client: TestClient) -> None:
     assert health["checks"] == {"job_store": "ok"}
     schema = client.get("/schema/openapi.json").json()
     assert {"/generate", "/status/{job_id}", "/result/{job_id}", "/health"} <= set(schema["paths"])
+    assert "`quality`" in schema["paths"]["/generate"]["post"]["description"]
+    components = schema["components"]["schemas"]
+    quality = components["JobView"]["properties"]["quality"]
+    assert quality == {"$ref": "#/components/schemas/Quality"}
+    assert (components["Quality"]["enum"], components["Quality"]["default"]) == (
+        ["standard", "fast"],
+        "standard",
+    )
 
 
 def test_health_reports_a_broken_store(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]

@@ -120,6 +120,16 @@ def test_uploaded_objects_are_judged_by_their_bytes(
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 
 
+def test_json_generate_takes_a_quality(client: TestClient) -> None:
+    fast = generate(client, uploaded(client), quality="fast")
+    assert fast.status_code == 200, fast.text
+    assert fast.json()["quality"] == "fast"
+    assert generate(client, uploaded(client)).json()["quality"] == "standard"
+    bad = generate(client, uploaded(client), quality="turbo")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "INVALID_INPUT")
+    assert [e["field"] for e in bad.json()["error"]["details"]["errors"]] == ["quality"]
+
+
 def test_missing_upload_is_invalid_input(client: TestClient) -> None:
     grants = grant(client)
     put(client, grants["audio"], wav_bytes())
@@ -176,6 +186,8 @@ def test_json_generate_honours_idempotency_keys(client: TestClient) -> None:
     first = client.post("/generate", json=body, headers=headers).json()
     second = client.post("/generate", json=body, headers=headers).json()
     assert first["job_id"] == second["job_id"]
+    faster = client.post("/generate", json={**body, "quality": "fast"}, headers=headers)
+    assert (faster.status_code, faster.json()["error"]["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import PulledMessage, QueueMessage, Stage
+from contracts import PulledMessage, Quality, QueueMessage, Stage
 from gpu_agent.edge_client import EdgeClient
 from gpu_agent.probes import MediaProbes
 from gpu_agent.queue_client import CloudflareQueueClient
@@ -84,6 +84,7 @@ class FakeCloud:
     """The queue API, the edge's /agent API and a blob store, recording every call."""
 
     heartbeat_interval: float = 15.0
+    quality: str = "standard"
     messages: list[PulledMessage] = field(default_factory=list)
     blobs: dict[str, bytes] = field(
         default_factory=lambda: {"/inputs/image.png": PNG, "/blobs/audio.wav": WAV}
@@ -132,6 +133,7 @@ class FakeCloud:
             "settings": {
                 "resolution": "480p",
                 "seed": 7,
+                "quality": self.quality,
                 "heartbeat_interval_seconds": self.heartbeat_interval,
             },
         }
@@ -211,6 +213,7 @@ class FakeEngine:
         wait_for_cancel: float = 0.0,
         silent_for: float = 0.0,
         output: bytes = VIDEO,
+        unavailable: dict[Quality, str] | None = None,
     ) -> None:
         self.steps = (
             steps
@@ -225,10 +228,14 @@ class FakeEngine:
         self.wait_for_cancel = wait_for_cancel
         self.silent_for = silent_for
         self.output = output
+        self.unavailable = unavailable or {}
         self.requests: list[VideoRequest] = []
         self.workdirs: list[Path] = []
         self.saw_cancel = False
         self.stopped_at: float | None = None  # time.monotonic() when it noticed the cancel
+
+    def quality_unavailable(self, quality: Quality) -> str | None:
+        return self.unavailable.get(quality)
 
     def generate(
         self,

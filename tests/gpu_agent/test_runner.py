@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import Resolution, Stage
+from contracts import Quality, Resolution, Stage
 from gpu_agent.runner import INTERNAL_ERROR_MESSAGE, SHUTDOWN_MESSAGE, Outcome
 from infinitetalk.engine import CancelledError, EngineError, InvalidInputError
 
@@ -61,6 +61,7 @@ def test_happy_path_claims_acks_downloads_uploads_and_completes(
     assert request.image_path.name == "image.png" and request.audio_path.name == "audio.wav"
     assert request.prompt == "a person talking"
     assert request.resolution is Resolution.P480 and request.seed == 7
+    assert request.quality is Quality.STANDARD
     assert [kind for kind, _ in fake_probes.seen] == ["image", "audio", "video"]
 
     put = next(call for call in cloud.calls if call.kind == "put")
@@ -255,6 +256,30 @@ def test_engine_error_is_reported_with_its_code_and_retryable_flag(
     assert make_runner(FakeEngine(error=error)).run(pulled()) is Outcome.FAILED
     body = _fail_body(cloud)
     assert (body["code"], body["retryable"], body["message"]) == (code, retryable, error.message)
+
+
+def test_a_quality_the_engine_cannot_make_fails_before_any_download(
+    cloud: FakeCloud, make_runner: Any, work_dir: Path
+) -> None:
+    cloud.quality = "fast"
+    why = "this agent has no distilled LoRA (INFINITETALK_FAST_LORA is blank)"
+    engine = FakeEngine(unavailable={Quality.FAST: why})
+    assert make_runner(engine).run(pulled()) is Outcome.FAILED
+    assert _fail_body(cloud) == {
+        "claim_token": "claim-tok",
+        "code": "QUALITY_UNAVAILABLE",
+        "message": f"quality=fast is not available: {why}; submit with quality=standard",
+        "retryable": False,
+    }
+    assert "get" not in cloud.kinds() and engine.requests == []
+    assert list(work_dir.iterdir()) == []
+
+
+def test_the_jobs_quality_reaches_the_engine(cloud: FakeCloud, make_runner: Any) -> None:
+    cloud.quality = "fast"
+    engine = FakeEngine(unavailable={Quality.STANDARD: "never asked"})
+    assert make_runner(engine).run(pulled()) is Outcome.COMPLETED
+    assert engine.requests[0].quality is Quality.FAST
 
 
 def test_failure_messages_do_not_show_agent_paths(

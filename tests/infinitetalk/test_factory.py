@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import Quality
 from infinitetalk.factory import create_engine, start_infinitetalk
 from infinitetalk.preflight import EngineStartError
 from infinitetalk.preview import PreviewEngine
@@ -36,11 +37,18 @@ def test_infinitetalk_measures_only_when_a_setting_is_auto(
     (configured,) = [r for r in caplog.records if r.getMessage() == "InfiniteTalk configured"]
     assert configured.profile == "balanced"  # type: ignore[attr-defined]
     assert configured.quantization == "fp8"  # type: ignore[attr-defined]  # 64 GiB host RAM
+    (no_fast,) = [r for r in caplog.records if r.getMessage().startswith("quality=fast")]
+    assert "fp8 quantised model" in no_fast.why  # type: ignore[attr-defined]
+    assert engine.quality_unavailable(Quality.FAST) == no_fast.why  # type: ignore[attr-defined]
     explicit = settings.model_copy(
         update={"memory_profile": MemoryProfile.FULL, "quantization": Quantization.NONE}
     )
-    start_infinitetalk(explicit, measure=measure)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        bf16 = start_infinitetalk(explicit, measure=measure)
     assert measured == [True]
+    assert "quality=fast available" in caplog.messages
+    assert bf16.quality_unavailable(Quality.FAST) is None
 
 
 def test_infinitetalk_refuses_to_start_naming_what_is_missing(tmp_path: Path) -> None:

@@ -108,6 +108,8 @@ def test_report_of_a_ready_machine(standin_models: Path) -> None:
     assert "--offload_model False" in text
     assert "why: 79 GiB VRAM >= 70" in text
     assert "checkout:     unknown (no .git)" in text
+    assert "quality=fast:   available\n  ok" in text
+    assert f"fast LoRA (quality=fast): {standin_models}/lora/Wan21_T2V_14B_lightx2v" in text
     assert text.endswith("ready: the agent can start with ENGINE=infinitetalk")
 
 
@@ -130,6 +132,9 @@ def test_report_of_a_machine_that_cannot_start(tmp_path: Path) -> None:
     assert "MISSING         -  Wan2.1 VAE" in text
     assert "ok        2.0 KiB  InfiniteTalk audio weights" in text
     assert "cannot start:" in text and "has no generate_infinitetalk.py" in text
+    assert "quality=fast:   unavailable, this agent has no distilled LoRA (INFINITETALK_" in text
+    assert "MISSING         -  fast LoRA (quality=fast)" in text
+    assert not any("fast LoRA" in p for p in text.split("cannot start:")[1].splitlines())
 
 
 def test_probe_main_prints_json_and_exits_by_readiness(
@@ -142,6 +147,14 @@ def test_probe_main_prints_json_and_exits_by_readiness(
     report = json.loads(out.getvalue())
     assert report["mode"] == "resident" and report["problems"] == []
     assert report["profile"]["num_persistent_param_in_dit"] == 0
+    assert report["fast_unavailable"] is None and report["fast_lora"]["size_bytes"] == 2
+    out = io.StringIO()
+    assert probe_main({**env, "INFINITETALK_QUANT": "fp8"}, as_json=True, out=out) == 0
+    assert "fp8 quantised model" in json.loads(out.getvalue())["fast_unavailable"]
+    out = io.StringIO()
+    assert probe_main({**env, "INFINITETALK_FAST_LORA": ""}, as_json=True, out=out) == 0
+    blank = json.loads(out.getvalue())
+    assert blank["fast_lora"] is None and "is blank" in blank["fast_unavailable"]
     missing = {**env, "MODEL_STORAGE_PATH": str(tmp_path)}
     assert probe_main(missing, as_json=False, out=io.StringIO()) == 1
     out = io.StringIO()

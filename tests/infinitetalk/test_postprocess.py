@@ -9,11 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from contracts import Resolution
+from contracts import Quality, Resolution
 from infinitetalk.engine import EngineError
 from infinitetalk.media import probe_video
 from infinitetalk.postprocess import finalize, write_frames
 from infinitetalk.prepare import JobPlan
+from infinitetalk.settings import InfiniteTalkSettings
 
 SIZE = (96, 128)
 
@@ -65,6 +66,7 @@ def plan(audio: Path, seconds: float, target: int, tmp_path: Path) -> JobPlan:
         max_frame_num=target + 1,
         target_frames=target,
         timeout_seconds=60,
+        sampling=InfiniteTalkSettings().sampling(Quality.STANDARD),
     )
 
 

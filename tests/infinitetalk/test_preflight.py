@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from infinitetalk.preflight import EngineStartError, startup_problems
+from infinitetalk.preflight import EngineStartError, fast_unavailable, startup_problems
 from infinitetalk.profiles import ResolvedProfile
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Mode, Quantization
 from infinitetalk.weights import check_weights, quant_available, required_weights
@@ -47,11 +47,27 @@ def test_quantised_runs_need_the_quantised_dit_and_t5_instead(tmp_path: Path) ->
     assert not any("diffusion_pytorch_model" in name or "bf16" in name for name in files)
 
 
-def test_lora_files_are_required_too(tmp_path: Path) -> None:
-    settings = InfiniteTalkSettings(
-        model_storage_path=tmp_path, lora=(Path("lora.safetensors"),), lora_scales=(1.0,)
+def test_the_fast_lora_is_optional(tmp_path: Path) -> None:
+    settings = InfiniteTalkSettings(model_storage_path=tmp_path)
+    assert not any(name.startswith("lora/") for name in names(settings, Quantization.NONE))
+
+
+def test_fast_needs_its_lora_and_an_unquantised_model(tmp_path: Path) -> None:
+    settings = InfiniteTalkSettings(model_storage_path=tmp_path)
+    assert fast_unavailable(settings, Quantization.NONE) == (
+        "this agent has no distilled LoRA (INFINITETALK_FAST_LORA="
+        "lora/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors is missing)"
     )
-    assert "lora.safetensors" in names(settings, Quantization.NONE)
+    make_weights(tmp_path)
+    assert fast_unavailable(settings, Quantization.NONE) is None
+    assert fast_unavailable(settings, Quantization.FP8) == (
+        "this agent runs the fp8 quantised model, on which upstream ignores LoRA "
+        "(INFINITETALK_QUANT=auto)"
+    )
+    blank = settings.model_copy(update={"fast_lora": None})
+    assert fast_unavailable(blank, Quantization.NONE) == (
+        "this agent has no distilled LoRA (INFINITETALK_FAST_LORA is blank)"
+    )
 
 
 def test_check_weights_measures_files_and_tokenizer_folders(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
-from contracts import Resolution
+from contracts import Quality, Resolution
 from infinitetalk.engine import InvalidInputError, VideoRequest
 from infinitetalk.media import probe_audio
 from infinitetalk.prepare import PADDED_AUDIO_SECONDS, plan_job, upright_png
@@ -31,6 +31,16 @@ def test_plan_for_seven_seconds_covers_every_frame(
     assert not plan.padded and plan.audio_path == speech_7s.resolve()
     assert plan.image_path == (tmp_path / "inputs" / "portrait.png").resolve()
     assert plan.image_path.is_absolute() and plan.source_audio.is_absolute()
+
+
+def test_the_plan_samples_as_the_jobs_quality_asks(
+    portrait_png: Path, speech_7s: Path, tmp_path: Path
+) -> None:
+    standard = plan_job(VideoRequest(portrait_png, speech_7s, "hi"), tmp_path / "s", SETTINGS)
+    assert standard.sampling == SETTINGS.sampling(Quality.STANDARD)
+    request = VideoRequest(portrait_png, speech_7s, "hi", quality=Quality.FAST)
+    fast = plan_job(request, tmp_path / "f", SETTINGS)
+    assert (fast.sampling.steps, len(fast.sampling.lora)) == (4, 1)
 
 
 def test_short_audio_is_padded_with_silence_for_upstream(

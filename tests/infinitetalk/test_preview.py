@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import infinitetalk
-from contracts import Resolution, Stage
+from contracts import Quality, Resolution, Stage
 from infinitetalk import mux, preview
 from infinitetalk.engine import CancelledError, EngineError, InvalidInputError, VideoRequest
 from infinitetalk.factory import create_engine
@@ -351,6 +351,8 @@ def test_create_engine() -> None:
     engine = create_engine("preview")
     assert isinstance(engine, PreviewEngine)
     assert engine.name == "preview"
+    assert engine.quality_unavailable(Quality.FAST) is None  # it serves both qualities
+    assert engine.quality_unavailable(Quality.STANDARD) is None
 
 
 def test_unknown_engine_names_the_valid_ones() -> None:

@@ -83,12 +83,13 @@ def test_low_host_ram_without_fp8_weights_warns_with_the_fix() -> None:
     assert "download_weights.sh --quant fp8" in profile.warnings[0]
 
 
-def test_low_host_ram_with_lora_stays_bf16() -> None:
-    settings = InfiniteTalkSettings(lora=("fusionx.safetensors",), lora_scales=(1.0,))
+def test_the_fast_lora_does_not_keep_low_host_ram_on_bf16() -> None:
+    """Standard jobs come first: fast is given up (see `fast_unavailable`), not the RAM."""
+    settings = InfiniteTalkSettings()
+    assert settings.fast_lora is not None
     profile = resolve_profile(settings, host(79.2, 62.0), lambda q: True)
-    assert profile.quantization is Quantization.NONE
-    assert "LoRA configured" in profile.reasons[1]
-    assert profile.warnings
+    assert profile.quantization is Quantization.FP8
+    assert not profile.warnings
 
 
 def test_explicit_bf16_on_low_host_ram_is_warned_about() -> None:

@@ -4,6 +4,7 @@ One worker serves the module's jobs, so each test also shows that the model stay
 (same worker pid, no reload) unless the failure demands a new one.
 """
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -11,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from contracts import Resolution, Stage
-from infinitetalk.engine import CancelledError, EngineError, VideoRequest
+from contracts import Quality, Resolution, Stage
+from infinitetalk.engine import (
+    CancelledError,
+    EngineError,
+    QualityUnavailableError,
+    VideoRequest,
+)
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.media import probe_video
 from infinitetalk.preflight import EngineStartError
@@ -33,7 +39,7 @@ def settings_for(models: Path, **extra: str) -> InfiniteTalkSettings:
 
 @pytest.fixture(scope="module")
 def engine(standin_models: Path) -> Iterator[ResidentEngine]:
-    started = start_infinitetalk(settings_for(standin_models))
+    started = start_infinitetalk(settings_for(standin_models, INFINITETALK_FAST_SAMPLE_STEPS="2"))
     assert isinstance(started, ResidentEngine)
     yield started
     started.close()
@@ -46,6 +52,7 @@ def generate(
     workdir: Path,
     prompt: str = "A presenter",
     cancel_after: float | None = None,
+    quality: Quality = Quality.STANDARD,
 ) -> tuple[Path, list[Report]]:
     reports: list[Report] = []
     started = time.monotonic()
@@ -54,7 +61,7 @@ def generate(
         return cancel_after is not None and time.monotonic() - started > cancel_after
 
     result = engine.generate(
-        VideoRequest(portrait, audio, prompt, Resolution.P480, seed=1),
+        VideoRequest(portrait, audio, prompt, Resolution.P480, seed=1, quality=quality),
         workdir,
         lambda p, s, e: reports.append((p, s, e)),
         cancelled,
@@ -76,6 +83,41 @@ def test_jobs_share_one_loaded_model(
     assert reports[-1] == (100.0, Stage.ENCODING, 0.0)
     generate(engine, portrait_png, speech_4s, tmp_path / "b")
     assert (engine.worker.pid, engine.worker.reloads) == (pid, reloads)
+
+
+def test_fast_and_standard_jobs_share_the_model_each_with_its_sampling(
+    engine: ResidentEngine, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    pid, reloads = engine.worker.pid, engine.worker.reloads
+    for name, quality, steps, alpha in [
+        ("fast", Quality.FAST, 2, 1.0),
+        ("standard", Quality.STANDARD, 4, 0.0),
+    ]:
+        _, reports = generate(engine, portrait_png, speech_4s, tmp_path / name, quality=quality)
+        sampled = json.loads((tmp_path / name / "upstream" / "standin_sampling.json").read_text())
+        assert (sampled["steps"], sampled["lora_alpha"]) == (steps, alpha)
+        generating = {round(p, 2) for p, s, _ in reports if s is Stage.GENERATING}
+        assert len(generating) >= 2 * steps  # the job's own step count drives the progress
+    assert (engine.worker.pid, engine.worker.reloads) == (pid, reloads)
+
+
+def test_fast_is_refused_before_the_worker_sees_the_job(
+    engine: ResidentEngine,
+    standin_models: Path,
+    portrait_png: Path,
+    speech_4s: Path,
+    tmp_path: Path,
+) -> None:
+    why = "this agent has no distilled LoRA (INFINITETALK_FAST_LORA is blank)"
+    standard_only = ResidentEngine(
+        settings_for(standin_models), engine.worker, fast_unavailable=why
+    )
+    assert standard_only.quality_unavailable(Quality.FAST) == why
+    assert standard_only.quality_unavailable(Quality.STANDARD) is None
+    with pytest.raises(QualityUnavailableError, match="submit with quality=standard"):
+        generate(standard_only, portrait_png, speech_4s, tmp_path, quality=Quality.FAST)
+    assert not (tmp_path / "upstream").exists()
+    assert engine.worker.state is WorkerState.READY
 
 
 def test_out_of_memory_fails_the_job_and_keeps_the_model(
@@ -146,7 +188,7 @@ def test_the_time_limit_follows_the_audio(
         INFINITETALK_TIMEOUT_BASE_SECONDS="1",
         INFINITETALK_TIMEOUT_PER_AUDIO_SECOND="0.1",
     )
-    impatient = ResidentEngine(short, engine.worker)
+    impatient = ResidentEngine(short, engine.worker, fast_unavailable=None)
     with pytest.raises(EngineError, match=r"longer than 1 s, the limit for 4.0 s") as caught:
         generate(impatient, portrait_png, speech_4s, tmp_path, "x [standin:hang]")
     assert caught.value.code == "TIMEOUT"

@@ -4,6 +4,8 @@
 it imports upstream's in the worker; `serve` and `run_job` talk over a real pipe.
 """
 
+import json
+import logging
 import os
 import signal
 import threading
@@ -40,7 +42,7 @@ from infinitetalk.resident_protocol import (
     WorkerConfig,
 )
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
-from infinitetalk.upstream_runtime import UpstreamRuntime
+from infinitetalk.upstream_runtime import UpstreamRuntime, _parameter
 from tests.fixtures.standin import STANDIN_DIR
 
 STEPS = 3
@@ -59,7 +61,7 @@ def config(standin_models: Path, monkeypatch: pytest.MonkeyPatch) -> WorkerConfi
         quantization=Quantization.NONE,
         reasons=(),
     )
-    return worker_config(settings, profile)
+    return worker_config(settings, profile, fast=True)
 
 
 @pytest.fixture
@@ -70,7 +72,13 @@ def runtime(config: WorkerConfig, standin_imports: None) -> UpstreamRuntime:
 
 
 def a_job(
-    portrait: Path, audio: Path, workdir: Path, prompt: str = "hi", number: int = 1
+    portrait: Path,
+    audio: Path,
+    workdir: Path,
+    prompt: str = "hi",
+    number: int = 1,
+    *,
+    fast: bool = False,
 ) -> RunJob:
     workdir.mkdir(parents=True, exist_ok=True)
     return RunJob(
@@ -79,6 +87,10 @@ def a_job(
         prompt=prompt,
         size="infinitetalk-480",
         sample_shift=7.0,
+        sample_steps=2 if fast else STEPS,
+        text_guide_scale=1.0 if fast else 5.0,
+        audio_guide_scale=2.0 if fast else 4.0,
+        fast_lora=fast,
         seed=1,
         max_frame_num=176,
         workdir=workdir,
@@ -103,6 +115,91 @@ def test_one_load_serves_jobs_with_a_step_per_sampling_step(
         assert (info.width, info.height, info.frame_count) == (576, 704, 175)
         assert (job.workdir / "audio_embedding.pt").is_file()
     assert runtime.cuda_healthy()
+
+
+def sampled(job: RunJob) -> dict[str, float]:
+    return json.loads((job.workdir / "standin_sampling.json").read_text())
+
+
+def test_the_fast_lora_is_merged_for_fast_jobs_only_and_switched_only_when_needed(
+    runtime: UpstreamRuntime,
+    portrait_png: Path,
+    speech_4s: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    alphas, steps = [], []
+    with caplog.at_level(logging.INFO, logger="infinitetalk.upstream_runtime"):
+        for index, fast in enumerate([False, True, True, False, False, True]):
+            events: list[object] = []
+            job = a_job(portrait_png, speech_4s, tmp_path / f"job{index}", fast=fast)
+            runtime.generate(job, events.append)
+            alphas.append(sampled(job)["lora_alpha"])
+            steps.append(max(e.done for e in events if isinstance(e, Step)))
+    assert alphas == [0, 1, 1, 0, 0, 1]  # merged, and taken out exactly
+    assert steps == [STEPS, 2, 2, STEPS, STEPS, 2]
+    assert sampled(job) == {
+        "steps": 2,
+        "text_guide_scale": 1.0,
+        "audio_guide_scale": 2.0,
+        "lora_alpha": 1.0,
+    }
+    switches = [r.getMessage() for r in caplog.records if "fast LoRA" in r.getMessage()]
+    assert switches == [
+        "fast LoRA merged into the DiT",
+        "fast LoRA taken out of the DiT",
+        "fast LoRA merged into the DiT",
+    ]
+    assert runtime.cuda_healthy()
+
+
+def test_a_switch_that_stops_half_way_gets_the_worker_reloaded(
+    config: WorkerConfig,
+    standin_imports: None,
+    portrait_png: Path,
+    speech_4s: Path,
+    tmp_path: Path,
+) -> None:
+    lora = tmp_path / "fast.safetensors"
+    lora.write_bytes(b"{}")
+    runtime = UpstreamRuntime(WorkerConfig(**{**vars(config), "fast_lora": lora}))
+    runtime.load()
+    lora.unlink()  # the volume lost it: the merge fails before it changed anything
+    job = a_job(portrait_png, speech_4s, tmp_path / "a", fast=True)
+    end = run_job(job, lambda event: None, runtime, Interrupts(FakeTarget()), TailHandler())
+    assert isinstance(end, Failed) and end.fatal  # the weights can no longer be trusted
+    with pytest.raises(RuntimeError, match="stopped half-way"):
+        runtime.generate(a_job(portrait_png, speech_4s, tmp_path / "b"), lambda event: None)
+
+
+def test_a_worker_without_the_fast_lora_refuses_a_fast_job(
+    config: WorkerConfig,
+    standin_imports: None,
+    portrait_png: Path,
+    speech_4s: Path,
+    tmp_path: Path,
+) -> None:
+    runtime = UpstreamRuntime(WorkerConfig(**{**vars(config), "fast_lora": None}))
+    runtime.load()
+    job = a_job(portrait_png, speech_4s, tmp_path / "a", fast=True)
+    with pytest.raises(RuntimeError, match="loaded without the fast LoRA"):
+        runtime.generate(job, lambda event: None)
+    assert runtime.cuda_healthy()
+    standard = a_job(portrait_png, speech_4s, tmp_path / "b")
+    runtime.generate(standard, lambda event: None)
+    assert sampled(standard)["lora_alpha"] == 0
+
+
+def test_lora_weights_are_found_inside_vram_management_wrappers() -> None:
+    norm = SimpleNamespace(weight="norm weight")
+    wrapped = SimpleNamespace(module=norm)  # upstream's AutoWrappedModule
+    linear = SimpleNamespace(weight="q weight")  # AutoWrappedLinear keeps its weight
+    block = SimpleNamespace(norm3=wrapped, self_attn=SimpleNamespace(q=linear))
+    model = SimpleNamespace(blocks=[block])
+    assert _parameter(model, "blocks.0.norm3.weight") == "norm weight"
+    assert _parameter(model, "blocks.0.self_attn.q.weight") == "q weight"
+    with pytest.raises(AttributeError):
+        _parameter(model, "blocks.0.norm3.bias")
 
 
 def test_a_missing_weight_fails_the_load(

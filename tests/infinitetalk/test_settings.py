@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import Quality
 from infinitetalk.settings import (
     DEFAULT_MODEL_STORAGE_PATH,
     DEFAULT_UPSTREAM_DIR,
@@ -13,6 +14,7 @@ from infinitetalk.settings import (
     MemoryProfile,
     Mode,
     Quantization,
+    Sampling,
     gpu_visible,
 )
 
@@ -67,8 +69,12 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "INFINITETALK_AUDIO_GUIDE_SCALE": "2",
         "INFINITETALK_MEMORY_PROFILE": "LOWVRAM",
         "INFINITETALK_QUANT": "none",
-        "INFINITETALK_LORA": "lora/fusionx.safetensors, /abs/other.safetensors",
-        "INFINITETALK_LORA_SCALE": "1.0,0.5",
+        "INFINITETALK_FAST_LORA": "lora/fusionx.safetensors",
+        "INFINITETALK_FAST_LORA_SCALE": "0.8",
+        "INFINITETALK_FAST_SAMPLE_STEPS": "8",
+        "INFINITETALK_FAST_TEXT_GUIDE_SCALE": "1.5",
+        "INFINITETALK_FAST_AUDIO_GUIDE_SCALE": "2.5",
+        "INFINITETALK_FAST_SAMPLE_SHIFT": "3",
         "INFINITETALK_TEACACHE": "yes",
         "INFINITETALK_TEACACHE_THRESH": "0.3",
         "INFINITETALK_COLOR_CORRECTION": "0.5",
@@ -85,20 +91,43 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (settings.text_guide_scale, settings.audio_guide_scale) == (1.0, 2.0)
     assert settings.memory_profile is MemoryProfile.LOWVRAM
     assert settings.quantization is Quantization.NONE
-    assert settings.lora_paths() == (
-        tmp_path / "models" / "lora" / "fusionx.safetensors",
-        Path("/abs/other.safetensors"),
+    assert settings.sampling(Quality.FAST) == Sampling(
+        steps=8,
+        text_guide_scale=1.5,
+        audio_guide_scale=2.5,
+        shift=3.0,
+        lora=((tmp_path / "models" / "lora" / "fusionx.safetensors", 0.8),),
     )
-    assert settings.lora_scales == (1.0, 0.5)
     assert settings.teacache and settings.teacache_threshold == 0.3
     assert settings.color_correction_strength == 0.5
     assert settings.job_timeout(10.0) == 120 + 30 * 10
     assert (settings.load_timeout_seconds, settings.cancel_grace_seconds) == (900, 5)
 
 
-def test_lora_scale_defaults_to_upstreams_per_file() -> None:
-    settings = InfiniteTalkSettings.from_env({"INFINITETALK_LORA": "a.safetensors"})
-    assert settings.lora_scales == (1.2,)
+def test_standard_is_upstreams_readme_run_and_fast_its_advice_after_a_lora() -> None:
+    settings = InfiniteTalkSettings.from_env({"MODEL_STORAGE_PATH": "/m"}, has_gpu=no_gpu)
+    assert settings.sampling(Quality.STANDARD) == Sampling(
+        steps=40, text_guide_scale=5.0, audio_guide_scale=4.0
+    )
+    assert settings.sampling(Quality.FAST) == Sampling(
+        steps=4,
+        text_guide_scale=1.0,
+        audio_guide_scale=2.0,
+        shift=2.0,
+        lora=(
+            (Path("/m/lora/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"), 1.0),
+        ),
+    )
+    absolute = InfiniteTalkSettings.from_env({"INFINITETALK_FAST_LORA": "/loras/x.safetensors"})
+    assert absolute.fast_lora_path == Path("/loras/x.safetensors")
+
+
+def test_a_blank_fast_lora_turns_fast_off() -> None:
+    settings = InfiniteTalkSettings.from_env({"INFINITETALK_FAST_LORA": " "}, has_gpu=no_gpu)
+    assert settings.fast_lora is None and settings.fast_lora_path is None
+    with pytest.raises(ValueError, match="quality=fast needs INFINITETALK_FAST_LORA"):
+        settings.sampling(Quality.FAST)
+    assert settings.sampling(Quality.STANDARD).steps == 40
 
 
 def test_every_problem_is_named_at_once() -> None:
@@ -109,8 +138,8 @@ def test_every_problem_is_named_at_once() -> None:
         "INFINITETALK_TEXT_GUIDE_SCALE": "nan",
         "INFINITETALK_TEACACHE": "maybe",
         "INFINITETALK_MEMORY_PROFILE": "huge",
-        "INFINITETALK_LORA": "a.safetensors,b.safetensors",
-        "INFINITETALK_LORA_SCALE": "1.0",
+        "INFINITETALK_FAST_LORA_SCALE": "0",
+        "INFINITETALK_FAST_SAMPLE_STEPS": "four",
     }
     with pytest.raises(EngineSettingsError) as caught:
         InfiniteTalkSettings.from_env(env)
@@ -121,16 +150,17 @@ def test_every_problem_is_named_at_once() -> None:
         "INFINITETALK_TEXT_GUIDE_SCALE",
         "INFINITETALK_TEACACHE",
         "INFINITETALK_MEMORY_PROFILE",
-        "INFINITETALK_LORA_SCALE",
+        "INFINITETALK_FAST_LORA_SCALE",
+        "INFINITETALK_FAST_SAMPLE_STEPS",
     }
     assert "one of resident, subprocess" in str(caught.value)
     assert "an integer from 1 to 1000" in caught.value.problems["INFINITETALK_SAMPLE_STEPS"]
 
 
-def test_lora_on_a_quantised_model_is_refused() -> None:
-    env = {"INFINITETALK_LORA": "a.safetensors", "INFINITETALK_QUANT": "fp8"}
-    with pytest.raises(EngineSettingsError, match="ignores LoRA on a quantised model"):
-        InfiniteTalkSettings.from_env(env)
+def test_a_quantised_model_keeps_its_fast_settings() -> None:
+    """Not an error: such an agent serves standard jobs and refuses fast ones."""
+    settings = InfiniteTalkSettings.from_env({"INFINITETALK_QUANT": "fp8"}, has_gpu=no_gpu)
+    assert settings.quantization is Quantization.FP8 and settings.fast_lora is not None
 
 
 def test_blank_values_count_as_unset() -> None:

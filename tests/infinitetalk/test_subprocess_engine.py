@@ -12,19 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from contracts import Resolution, Stage
+from contracts import Quality, Resolution, Stage
 from infinitetalk import subprocess_engine
-from infinitetalk.engine import CancelledError, EngineError, VideoRequest
+from infinitetalk.engine import (
+    CancelledError,
+    EngineError,
+    QualityUnavailableError,
+    VideoRequest,
+)
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.media import probe_video
 from infinitetalk.prepare import JobPlan
 from infinitetalk.profiles import ResolvedProfile
 from infinitetalk.progress import SAMPLING_END, SAMPLING_START
-from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
+from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization, Sampling
 from infinitetalk.subprocess_engine import SubprocessEngine, build_command
 from tests.fixtures.standin import STANDIN_DIR, agent_env
 
 Report = tuple[float, Stage, float | None]
+STANDARD = InfiniteTalkSettings().sampling(Quality.STANDARD)
+LIGHTX2V = "lora/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"
 
 
 def settings_for(models: Path, **extra: str) -> InfiniteTalkSettings:
@@ -51,7 +58,7 @@ def profile(name: MemoryProfile, quantization: Quantization = Quantization.NONE)
     )
 
 
-def a_plan(tmp_path: Path) -> JobPlan:
+def a_plan(tmp_path: Path, sampling: Sampling = STANDARD) -> JobPlan:
     return JobPlan(
         image_path=tmp_path / "in" / "portrait.png",
         audio_path=tmp_path / "in" / "audio.wav",
@@ -66,6 +73,7 @@ def a_plan(tmp_path: Path) -> JobPlan:
         max_frame_num=1501,
         target_frames=1500,
         timeout_seconds=600,
+        sampling=sampling,
     )
 
 
@@ -106,18 +114,15 @@ def test_optional_flags_follow_settings_and_profile(tmp_path: Path) -> None:
     settings = InfiniteTalkSettings(
         model_storage_path=Path("/m"),
         sample_shift=2.0,
-        lora=(Path("a.safetensors"), Path("/abs/b.safetensors")),
-        lora_scales=(1.0, 0.5),
         teacache=True,
         teacache_threshold=0.3,
     )
-    argv = build_command(settings, profile(MemoryProfile.FULL), a_plan(tmp_path), tmp_path)
+    plan = a_plan(tmp_path, settings.sampling(Quality.STANDARD))
+    argv = build_command(settings, profile(MemoryProfile.FULL), plan, tmp_path)
     tail = argv[argv.index("--offload_model") :]
     assert tail == [
         "--offload_model", "False",
         "--sample_shift", "2",
-        "--lora_dir", "/m/a.safetensors", "/abs/b.safetensors",
-        "--lora_scale", "1", "0.5",
         "--use_teacache", "--teacache_thresh", "0.3",
     ]  # fmt: skip
     quantised = build_command(
@@ -132,13 +137,30 @@ def test_optional_flags_follow_settings_and_profile(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_a_fast_job_samples_as_upstream_advises_with_the_lora_merged(tmp_path: Path) -> None:
+    settings = InfiniteTalkSettings(model_storage_path=Path("/m"))
+    plan = a_plan(tmp_path, settings.sampling(Quality.FAST))
+    argv = build_command(settings, profile(MemoryProfile.FULL), plan, tmp_path)
+    flags = dict(zip(argv[2::2], argv[3::2], strict=False))
+    assert (
+        flags["--sample_steps"],
+        flags["--sample_text_guide_scale"],
+        flags["--sample_audio_guide_scale"],
+    ) == ("4", "1", "2")
+    assert argv[argv.index("--offload_model") :] == [
+        "--offload_model", "False",
+        "--sample_shift", "2",
+        "--lora_dir", f"/m/{LIGHTX2V}",
+        "--lora_scale", "1",
+    ]  # fmt: skip
+
+
 def test_every_flag_is_one_upstreams_parser_accepts(tmp_path: Path, standin_imports: None) -> None:
     sys.path.insert(0, str(STANDIN_DIR))
     script = importlib.import_module("generate_infinitetalk")
-    settings = InfiniteTalkSettings(
-        lora=(Path("a.safetensors"),), lora_scales=(1.0,), teacache=True, sample_shift=3.0
-    )
-    argv = build_command(settings, profile(MemoryProfile.LOWVRAM), a_plan(tmp_path), tmp_path)
+    settings = InfiniteTalkSettings(teacache=True, fast_sample_shift=3.0)
+    plan = a_plan(tmp_path, settings.sampling(Quality.FAST))
+    argv = build_command(settings, profile(MemoryProfile.LOWVRAM), plan, tmp_path)
     args = script._parse_args(argv[2:])
     assert (args.mode, args.size, args.max_frame_num, args.motion_frame) == (
         "streaming",
@@ -151,7 +173,13 @@ def test_every_flag_is_one_upstreams_parser_accepts(tmp_path: Path, standin_impo
         0,
         3.0,
     )
-    assert args.lora_scale == [1.0] and args.use_teacache
+    assert args.lora_dir == [str(settings.fast_lora_path)] and args.lora_scale == [1.0]
+    assert (args.sample_steps, args.sample_text_guide_scale, args.sample_audio_guide_scale) == (
+        4,
+        1.0,
+        2.0,
+    )
+    assert args.use_teacache
 
 
 @pytest.mark.parametrize(
@@ -218,6 +246,44 @@ def test_a_job_runs_in_its_own_directory_and_reports_each_chunk(
         eta is not None and eta > 0 for _, s, eta in progress.reports if s is Stage.GENERATING
     )
     assert progress.reports[-1] == (100.0, Stage.ENCODING, 0.0)
+
+
+def sampled(workdir: Path) -> dict[str, float]:
+    """What the stand-in sampled with, as it wrote it in its working directory."""
+    return json.loads((workdir / "upstream" / "standin_sampling.json").read_text())
+
+
+def test_each_job_samples_with_its_quality(
+    standin_models: Path, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    engine = engine_for(standin_models, INFINITETALK_FAST_SAMPLE_STEPS="2")
+    assert engine.quality_unavailable(Quality.FAST) is None
+    keys = ("steps", "text_guide_scale", "audio_guide_scale", "lora_alpha")
+    for quality, values in [(Quality.FAST, (2, 1, 2, 1)), (Quality.STANDARD, (4, 5, 4, 0))]:
+        expected = dict(zip(keys, values, strict=True))
+        progress = Progress()
+        request = VideoRequest(portrait_png, speech_4s, "A presenter", quality=quality)
+        engine.generate(request, tmp_path / quality, progress, lambda: False)
+        assert sampled(tmp_path / quality) == expected
+        ends = [p for p, s, _ in progress.reports if s is Stage.GENERATING]
+        assert max(ends) == pytest.approx(SAMPLING_END)  # every step of both chunks seen
+
+
+def test_fast_is_refused_without_its_lora_before_upstream_starts(
+    standin_models: Path, portrait_png: Path, speech_4s: Path, tmp_path: Path
+) -> None:
+    engine = engine_for(standin_models, INFINITETALK_FAST_LORA="lora/missing.safetensors")
+    request = VideoRequest(portrait_png, speech_4s, "A presenter", quality=Quality.FAST)
+    with pytest.raises(QualityUnavailableError) as caught:
+        engine.generate(request, tmp_path, Progress(), lambda: False)
+    assert (caught.value.code, caught.value.retryable) == ("QUALITY_UNAVAILABLE", False)
+    assert caught.value.message == (
+        "quality=fast is not available: this agent has no distilled LoRA "
+        "(INFINITETALK_FAST_LORA=lora/missing.safetensors is missing); "
+        "submit with quality=standard"
+    )
+    assert not (tmp_path / "upstream").exists()
+    assert engine.quality_unavailable(Quality.STANDARD) is None
 
 
 def test_clients_never_see_upstreams_log_but_the_agent_log_does(

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
+from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from edge_worker import job_rows, jobs
 from edge_worker.adapters.local import sqlite_store
 from edge_worker.adapters.local.sqlite_store import (
@@ -152,6 +152,7 @@ def test_every_field_set_to_a_non_default_value_round_trips(store: SqliteJobStor
         audio_key="inputs/job-all/audio.mp3",
         created_at=T0,
         updated_at=T0 + timedelta(microseconds=1),
+        quality=Quality.FAST,
         started_at=T0 + timedelta(microseconds=2),
         completed_at=T0 + timedelta(microseconds=3),
         expires_at=T0 + timedelta(hours=6, microseconds=4),
@@ -663,3 +664,24 @@ def test_migration_names_with_quotes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="quotes"):
         apply_migrations(conn, mdir)
     conn.close()
+
+
+def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in ("0001_create_jobs.sql", "0002_reliability.sql"):
+        (older / name).write_text((migrations_dir() / name).read_text())
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(conn, older)
+    row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
+    del row["quality"]
+    conn.execute(
+        f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        tuple(row.values()),
+    )
+    conn.close()
+    store = SqliteJobStore(path)  # applies 0003 on top
+    got = run(store.get("old"))
+    store.close()
+    assert got is not None and got.quality is Quality.STANDARD

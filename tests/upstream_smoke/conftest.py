@@ -1,0 +1,117 @@
+"""The upstream smoke suite: run by `scripts/upstream_smoke.sh` (`make smoke-upstream`).
+
+It needs the CPU environment that script builds (torch, upstream's dependencies, the CPU
+harness switched on) and is kept out of the project's own test run (pyproject `addopts`).
+"""
+
+import json
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from examples.make_examples import make_speech_wav
+from infinitetalk import upstream
+from infinitetalk.settings import InfiniteTalkSettings
+from tests.upstream_smoke import cpu
+from tests.upstream_smoke.tiny_weights import make_models
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE_DIR = REPO / ".avatar" / "smoke"
+PORTRAIT = REPO / "examples" / "portrait.png"
+FPS = 25
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harness() -> None:
+    """Fail at once, and say why, outside the environment the script builds."""
+    if os.environ.get(cpu.ENV_FLAG) != "1" or not any(
+        isinstance(finder, cpu.AfterImport) for finder in sys.meta_path
+    ):
+        pytest.fail("run the upstream smoke suite with scripts/upstream_smoke.sh")
+    missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"upstream runs {' and '.join(missing)}: install ffmpeg")
+
+
+@pytest.fixture(scope="session")
+def upstream_dir() -> Path:
+    path = Path(os.environ.get("AVATAR_UPSTREAM_DIR", ""))
+    if not (path / upstream.SCRIPT).is_file():
+        pytest.fail("AVATAR_UPSTREAM_DIR must name the upstream checkout (fetch_upstream.sh)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory, upstream_dir: Path) -> Path:
+    return make_models(tmp_path_factory.mktemp("models"), upstream_dir)
+
+
+@pytest.fixture(scope="session")
+def summary(upstream_dir: Path) -> Iterator[dict[str, Any]]:
+    """Collects each mode's run; written to .avatar/smoke/summary.json at the end."""
+    SMOKE_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in ("resident.mp4", "subprocess.mp4", "summary.json"):
+        (SMOKE_DIR / stale).unlink(missing_ok=True)
+    modes: dict[str, Any] = {}
+    yield modes
+    document = {
+        "upstream_commit": upstream.checkout_commit(upstream_dir),
+        "python": platform.python_version(),
+        **{name: metadata.version(name) for name in ("torch", "diffusers", "transformers")},
+        "modes": modes,
+    }
+    (SMOKE_DIR / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Speech clips by length: 5 s is two chunks, 2 s is under one (padded), 12 s is three."""
+    folder = tmp_path_factory.mktemp("speech")
+    return {
+        name: make_speech_wav(folder / f"{name}.wav", seconds=seconds)
+        for name, seconds in (("two_chunks", 5.0), ("short", 2.0), ("long", 12.0))
+    }
+
+
+def engine_settings(
+    mode: str, upstream_dir: Path, models: Path, **env: str
+) -> InfiniteTalkSettings:
+    """Settings as an agent reads them from its environment on a pod.
+
+    Standard jobs sample 8 steps instead of 40 to keep the suite short: the path is the
+    same (three model calls per step: text, audio and unconditional guidance).
+    """
+    return InfiniteTalkSettings.from_env(
+        {
+            **os.environ,
+            "INFINITETALK_MODE": mode,
+            "INFINITETALK_DIR": str(upstream_dir),
+            "INFINITETALK_PYTHON": sys.executable,
+            "MODEL_STORAGE_PATH": str(models),
+            "INFINITETALK_MEMORY_PROFILE": "full",
+            "INFINITETALK_QUANT": "none",
+            "INFINITETALK_SAMPLE_STEPS": "8",
+            "INFINITETALK_FAST_LORA": "lora/fast_lora.safetensors",
+            **env,
+        }
+    )
+
+
+def verify_mp4(path: Path, audio_seconds: float) -> int:
+    """H.264 + AAC, and as long as the audio (to the frame); returns the frame count."""
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert (video.codec_context.name, audio.codec_context.name) == ("h264", "aac")
+        frames = sum(1 for _ in container.decode(video))
+        duration = float(container.duration) / av.time_base
+    assert frames == round(audio_seconds * FPS)
+    assert abs(duration - audio_seconds) <= 1.5 / FPS
+    return frames

@@ -1,0 +1,140 @@
+"""Resident mode: the agent's model worker loads upstream once and serves every job."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from contracts import Quality, Resolution, Stage
+from infinitetalk import upstream
+from infinitetalk.engine import CancelledError, EngineError, VideoRequest
+from infinitetalk.factory import start_infinitetalk
+from infinitetalk.resident import ResidentEngine
+from tests.upstream_smoke.conftest import PORTRAIT, SMOKE_DIR, engine_settings, verify_mp4
+from tests.upstream_smoke.cpu import OOM_MARKER
+
+PROMPT = "a presenter talking to the camera"
+
+
+@pytest.fixture(scope="module")
+def engine(upstream_dir: Path, models: Path) -> Iterator[ResidentEngine]:
+    engine = start_infinitetalk(engine_settings("resident", upstream_dir, models))
+    assert isinstance(engine, ResidentEngine)
+    yield engine
+    engine.close()
+
+
+def generate(
+    engine: Any,
+    audio: Path,
+    workdir: Path,
+    *,
+    prompt: str = PROMPT,
+    quality: Quality = Quality.STANDARD,
+    cancel_when: Any = None,
+) -> Any:
+    progress: list[tuple[float, Stage]] = []
+    request = VideoRequest(PORTRAIT, audio, prompt, Resolution.P480, seed=7, quality=quality)
+    return engine.generate(
+        request,
+        workdir,
+        lambda percent, stage, eta: progress.append((percent, stage)),
+        (lambda: cancel_when(progress)) if cancel_when else (lambda: False),
+    ), progress
+
+
+def frames(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_two_chunks_stream_into_one_video(
+    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path, summary: dict[str, Any]
+) -> None:
+    started = time.monotonic()
+    result, progress = generate(engine, speech["two_chunks"], tmp_path)
+    seconds = time.monotonic() - started
+    output = SMOKE_DIR / "resident.mp4"
+    output.write_bytes(result.path.read_bytes())
+    count = verify_mp4(output, 5.0)
+    percents = [p for p, _ in progress]
+    assert percents == sorted(percents) and percents[-1] == 100.0
+    assert {Stage.GENERATING, Stage.ENCODING} <= {stage for _, stage in progress}
+    summary["resident"] = {
+        "frames": count,
+        "chunks": upstream.chunk_count(upstream.embedding_frames(5.0)),
+        "seconds": round(seconds, 1),
+        "output": str(output.relative_to(SMOKE_DIR.parents[1])),
+    }
+    assert summary["resident"]["chunks"] == 2
+
+
+def test_short_audio_is_padded_for_upstream_then_trimmed_back(
+    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    result, _ = generate(engine, speech["short"], tmp_path)
+    verify_mp4(result.path, 2.0)
+
+
+def test_fast_profile_merges_the_lora_and_takes_it_out_again(
+    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    """Same seed and inputs: fast differs from standard, and standard after fast is as before."""
+    before, _ = generate(engine, speech["short"], tmp_path / "before")
+    fast, _ = generate(engine, speech["short"], tmp_path / "fast", quality=Quality.FAST)
+    after, _ = generate(engine, speech["short"], tmp_path / "after")
+    verify_mp4(fast.path, 2.0)
+    standard = frames(before.path).astype(np.int16)
+    assert np.abs(frames(fast.path) - standard).mean() > 1.0
+    assert np.abs(frames(after.path) - standard).mean() < 0.5
+    assert engine.worker.reloads == 0
+
+
+def test_cancel_stops_generation_and_the_worker_serves_the_next_job(
+    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    def once_generating(progress: list[tuple[float, Stage]]) -> bool:
+        return any(stage is Stage.GENERATING and percent > 0 for percent, stage in progress)
+
+    started = time.monotonic()
+    with pytest.raises(CancelledError):
+        generate(engine, speech["long"], tmp_path / "cancelled", cancel_when=once_generating)
+    assert time.monotonic() - started < 60
+    assert engine.worker.reloads == 0
+    result, _ = generate(engine, speech["short"], tmp_path / "next")
+    verify_mp4(result.path, 2.0)
+
+
+def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
+    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(EngineError) as failure:
+        generate(engine, speech["short"], tmp_path, prompt=f"a presenter {OOM_MARKER}")
+    assert failure.value.code == "GPU_OUT_OF_MEMORY"
+    assert not failure.value.retryable
+    assert "smoke" not in failure.value.message
+    assert engine.worker.reloads == 0
+
+
+def test_int8_quantised_model_with_teacache(
+    upstream_dir: Path, models: Path, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    """optimum-quanto's int8 DiT and T5, read back by upstream's `requantize`; TeaCache on."""
+    settings = engine_settings(
+        "resident",
+        upstream_dir,
+        models,
+        INFINITETALK_QUANT="int8",
+        INFINITETALK_TEACACHE="1",
+    )
+    engine = start_infinitetalk(settings)
+    try:
+        assert engine.quality_unavailable(Quality.FAST) is not None  # no LoRA on int8
+        result, _ = generate(engine, speech["short"], tmp_path)
+    finally:
+        engine.close()
+    verify_mp4(result.path, 2.0)

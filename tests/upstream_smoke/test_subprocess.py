@@ -1,0 +1,76 @@
+"""Subprocess mode: each job runs upstream's generate_infinitetalk.py as its own process."""
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from contracts import Quality, Stage
+from infinitetalk import upstream
+from infinitetalk.engine import CancelledError, EngineError
+from infinitetalk.factory import start_infinitetalk
+from infinitetalk.subprocess_engine import SubprocessEngine
+from tests.upstream_smoke.conftest import SMOKE_DIR, engine_settings, verify_mp4
+from tests.upstream_smoke.cpu import OOM_MARKER
+from tests.upstream_smoke.test_resident import generate
+
+
+@pytest.fixture(scope="module")
+def engine(upstream_dir: Path, models: Path) -> SubprocessEngine:
+    engine = start_infinitetalk(engine_settings("subprocess", upstream_dir, models))
+    assert isinstance(engine, SubprocessEngine)
+    return engine
+
+
+def test_two_chunks_stream_into_one_video(
+    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path, summary: dict[str, Any]
+) -> None:
+    started = time.monotonic()
+    result, progress = generate(engine, speech["two_chunks"], tmp_path)
+    seconds = time.monotonic() - started
+    output = SMOKE_DIR / "subprocess.mp4"
+    output.write_bytes(result.path.read_bytes())
+    count = verify_mp4(output, 5.0)
+    generating = [p for p, stage in progress if stage is Stage.GENERATING]
+    assert len(set(generating)) > 2  # upstream's tqdm bars, parsed from its stderr
+    summary["subprocess"] = {
+        "frames": count,
+        "chunks": upstream.chunk_count(upstream.embedding_frames(5.0)),
+        "seconds": round(seconds, 1),
+        "output": str(output.relative_to(SMOKE_DIR.parents[1])),
+    }
+
+
+def test_fast_profile_runs_upstream_with_the_lora(
+    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    result, _ = generate(engine, speech["short"], tmp_path, quality=Quality.FAST)
+    verify_mp4(result.path, 2.0)
+
+
+def test_cancel_kills_upstream_and_every_process_it_started(
+    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    def once_generating(progress: list[tuple[float, Stage]]) -> bool:
+        return any(stage is Stage.GENERATING and percent > 0 for percent, stage in progress)
+
+    with pytest.raises(CancelledError):
+        generate(engine, speech["long"], tmp_path, cancel_when=once_generating)
+    leftovers = [
+        process.info
+        for process in psutil.process_iter(["pid", "cwd", "cmdline"])
+        if str(tmp_path) in (process.info["cwd"] or "")
+        or any(str(tmp_path) in part for part in process.info["cmdline"] or ())
+    ]
+    assert leftovers == []
+
+
+def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
+    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(EngineError) as failure:
+        generate(engine, speech["short"], tmp_path, prompt=f"a presenter {OOM_MARKER}")
+    assert failure.value.code == "GPU_OUT_OF_MEMORY"
+    assert "smoke" not in failure.value.message
