@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: dev test lint format clean examples bench smoke-upstream
+.PHONY: dev test lint format clean examples bench smoke-upstream worker-bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 # wrangler, pinned by package-lock.json: the Worker's dry-run deploy and the bridge that the
-# Cloudflare adapters' contract tests run against (tests/cf_bridge).
+# Cloudflare adapters' contract tests run against (tests/cf_bridge); pyodide: the Worker's
+# runtime in tests/pyodide. npm's cache of their tarballs stays in .cache/npm.
 NODE_STAMP := node_modules/.package-lock.json
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund --prefer-offline --cache .cache/npm
+
+# The deployable Worker: sources staged in build/worker/, its Python packages for Pyodide 314
+# in python_modules/, from requirements/worker-pyodide.txt (wheels cached in .cache/).
+worker-bundle: $(STAMP)
+	$(BIN)/python -m scripts.vendor_worker
 
 dev: $(STAMP)
 	$(BIN)/avatar dev
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) worker-bundle
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/hadolint Dockerfile

@@ -30,12 +30,16 @@ JSON_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(
-    services: Services,
+    services: Services | None,
     extra_routes: Sequence[ControllerRouterHandler] = (),
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     debug: bool = False,
 ) -> Litestar:
-    """Build the app; runtimes add their own routes (local blobs, queue) and lifespans."""
+    """Build the app; runtimes add their own routes (local blobs, queue) and lifespans.
+
+    The Worker builds it before it has bindings (`services=None`, at import time) and
+    attaches its services on its first event with `attach_services`.
+    """
     app = Litestar(
         lifespan=list(lifespan),
         route_handlers=[generate, create_uploads, jobs_router, health, agent_router, *extra_routes],
@@ -63,7 +67,13 @@ def create_app(
             security=[{"bearer": []}],
         ),
     )
+    if services is not None:
+        attach_services(app, services)
+    return app
+
+
+def attach_services(app: Litestar, services: Services) -> None:
+    """Serve `app`'s requests with `services` (replacing any attached before)."""
     app.state.services = services
     app.state.job_service = JobService(services)
     app.state.agent_service = AgentService(app.state.job_service)
-    return app

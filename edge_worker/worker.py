@@ -3,13 +3,18 @@
 `fetch` serves HTTP through the runtime's ASGI bridge; `scheduled` (the cron trigger in
 wrangler.toml) runs the maintenance sweep. The Worker's main module, `worker_entry.py`, is
 written by scripts/stage_worker.py and only re-exports `Default` from here.
+
+workerd snapshots the isolate's memory after the top level has run and starts new isolates
+from it, so whatever the first request would import or build is done here instead: the app
+itself (Litestar imports its plugins and middleware as it builds one), the ASGI bridge, and
+anyio's asyncio backend (loaded on first use). Only the bindings wait for the first event.
 """
 
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Litestar
+import anyio._backends._asyncio  # noqa: F401  (see the module docstring)
 
 from contracts import ErrorBody, ErrorCode, ErrorEnvelope
 from contracts.logs import configure_logging
@@ -18,7 +23,7 @@ from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
 from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
-from edge_worker.app import create_app
+from edge_worker.app import attach_services, create_app
 from edge_worker.clock import SystemClock
 from edge_worker.errors import ApiError
 from edge_worker.maintenance import run_maintenance
@@ -27,6 +32,7 @@ from edge_worker.services import JobService, Services
 from edge_worker.settings import EdgeSettings, MiB
 
 try:
+    import workers.asgi  # noqa: F401  (see the module docstring)
     from workers import WorkerEntrypoint
 except ImportError:  # CPython: `workers` is the vendored workers-runtime-sdk, Pyodide only
 
@@ -58,16 +64,19 @@ def env_values(env: Any) -> dict[str, str]:
     return values
 
 
+APP = create_app(None)
+
+
 @dataclass(frozen=True)
 class WorkerRuntime:
     values: dict[str, str]
     settings: EdgeSettings
-    app: Litestar
     service: JobService
 
 
 def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
-    """Validate settings and wire the Cloudflare adapters around `env`'s bindings."""
+    """Validate settings, wire the Cloudflare adapters around `env`'s bindings and attach
+    them to the app."""
     settings = EdgeSettings.from_env({**WORKER_DEFAULTS, **values})
     r2 = R2Settings.from_env(values)
     configure_logging(
@@ -82,8 +91,8 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
         queue=QueueProducer(env.JOBS),
         clock=clock,
     )
-    app = create_app(services)
-    return WorkerRuntime(values, settings, app, app.state.job_service)
+    attach_services(APP, services)
+    return WorkerRuntime(values, settings, APP.state.job_service)
 
 
 _runtime: WorkerRuntime | None = None
@@ -92,11 +101,12 @@ _runtime: WorkerRuntime | None = None
 def runtime_for(env: Any) -> WorkerRuntime:
     """The isolate's runtime: built on its first event, then reused by every later one.
 
-    This one slot is the module's only mutable state. It is keyed by the env's vars and
-    secrets, not by the env object: the runtime hands each entrypoint instance a fresh env
-    wrapper, so object identity would rebuild on every request. Bindings, vars and secrets
-    change only with a new deployment, which starts new isolates, so in production the
-    runtime is built once per isolate; an env with other vars or secrets (tests) gets its own.
+    This slot, with the services it attaches to `APP`, is the module's only mutable state.
+    It is keyed by the env's vars and secrets, not by the env object: the runtime hands each
+    entrypoint instance a fresh env wrapper, so object identity would rebuild on every
+    request. Bindings, vars and secrets change only with a new deployment, which starts new
+    isolates, so in production the runtime is built once per isolate; an env with other vars
+    or secrets (tests) gets its own.
     """
     global _runtime
     values = env_values(env)
@@ -153,7 +163,7 @@ class Default(WorkerEntrypoint):
             return error_reply(refusal)
         from workers import asgi
 
-        return await asgi.fetch(runtime.app, request, self.env)
+        return await asgi.fetch(APP, request, self.env)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
         """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs)."""

@@ -4,14 +4,26 @@ wrangler bundles every `*.py` under the main module's folder and a config cannot
 that rule, so the Worker gets a folder of its own holding only what it imports: the
 `contracts` and `edge_worker` packages (without the local runtime) and the main module.
 workerd imports the main module by its bare name, so it sits at the top of that folder.
+
+Run as the deploy's build step, it also refuses to go on when python_modules/ (the Worker's
+packages, `make worker-bundle`) is missing or was built from another lock: a deploy would
+otherwise upload a Worker that cannot import, or not the packages the tests ran.
 """
 
+import hashlib
+import json
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "build" / "worker"
+LOCK = ROOT / "requirements" / "worker-pyodide.txt"
+VENDORED = ROOT / "python_modules"
+# What scripts/vendor_worker.py last put in python_modules/: the lock's digest, the packages.
+BUNDLE_STAMP = ROOT / "build" / "worker-bundle.json"
 PACKAGES = ("contracts", "edge_worker")
 LOCAL_ONLY = ("edge_worker/local.py", "edge_worker/adapters/local")
 ENTRY = '''"""The Worker's main module, written by scripts/stage_worker.py."""
@@ -55,6 +67,30 @@ def stage(root: Path = ROOT, target: Path = TARGET) -> list[Path]:
     return [*written, Path("worker_entry.py")]
 
 
+def lock_digest(lock: Path = LOCK) -> str:
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def vendored_problem(
+    lock: Path = LOCK, vendored: Path = VENDORED, stamp: Path = BUNDLE_STAMP
+) -> str | None:
+    """Why python_modules/ is not the bundle of `lock`, or None when it is."""
+    if not vendored.is_dir() or not stamp.is_file():
+        return f"{vendored.name}/ is missing"
+    if json.loads(stamp.read_text()).get("lock") != lock_digest(lock):
+        return f"{vendored.name}/ was built from another {lock.name}"
+    return None
+
+
+def main() -> int:
+    files = stage(ROOT, TARGET)
+    print(f"staged {len(files)} files in {os.path.relpath(TARGET, ROOT)}")
+    problem = vendored_problem(LOCK, VENDORED, BUNDLE_STAMP)
+    if problem is not None:
+        print(f"stage_worker: {problem}: run `make worker-bundle`", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    files = stage()
-    print(f"staged {len(files)} files in {TARGET.relative_to(ROOT)}")
+    raise SystemExit(main())

@@ -261,19 +261,20 @@ def test_a_job_created_on_the_worker_lands_in_d1_r2_and_the_queue(
         assert "X-Amz-Signature=" in url
 
 
-def test_the_cron_sweep_expires_a_result_past_retention(
-    env: types.SimpleNamespace, clean_bridge: RunningBridge
-) -> None:
-    store = D1JobStore(env.DB)
+EXPIRING = "job-expiring"
+
+
+def store_a_result_past_retention(db: Any, bucket: Any) -> None:
+    """A job completed 7 hours ago (retention is 6), with its inputs and video in R2."""
     done_at = datetime.now(UTC) - timedelta(hours=7)
     job = jobs.new_job(
-        job_id="job-expiring",
+        job_id=EXPIRING,
         owner="someone",
         prompt="p",
         resolution=Resolution.P480,
         seed=None,
-        image_key="inputs/job-expiring/image.png",
-        audio_key="inputs/job-expiring/audio.wav",
+        image_key=f"inputs/{EXPIRING}/image.png",
+        audio_key=f"inputs/{EXPIRING}/audio.wav",
         now=done_at,
     )
     job = jobs.claim(job, agent_id="gpu-1", claim_token="tok", now=done_at)
@@ -284,17 +285,25 @@ def test_the_cron_sweep_expires_a_result_past_retention(
         job,
         claim_token="tok",
         result=result,
-        result_key="videos/job-expiring/1.mp4",
+        result_key=f"videos/{EXPIRING}/1.mp4",
         now=done_at,
         retention=timedelta(hours=6),
     )
-    run(store.insert(job))
-    for key in [*job.input_keys, "videos/job-expiring/1.mp4"]:
-        run(env.BUCKET.put(key, b"abc"))
+    run(D1JobStore(db).insert(job))
+    for key in [*job.input_keys, f"videos/{EXPIRING}/1.mp4"]:
+        run(bucket.put(key, b"abc"))
 
-    run(worker.Default(None, env).scheduled("controller", env, "ctx"))
 
-    expired = run(store.get("job-expiring"))
+def assert_the_result_expired(db: Any, bucket: Any) -> None:
+    expired = run(D1JobStore(db).get(EXPIRING))
     assert expired is not None and expired.status is JobStatus.EXPIRED
-    assert run(env.BUCKET.list(prefix="inputs/job-expiring/"))["objects"] == []
-    assert run(env.BUCKET.list(prefix="videos/job-expiring/"))["objects"] == []
+    assert run(bucket.list(prefix=f"inputs/{EXPIRING}/"))["objects"] == []
+    assert run(bucket.list(prefix=f"videos/{EXPIRING}/"))["objects"] == []
+
+
+def test_the_cron_sweep_expires_a_result_past_retention(
+    env: types.SimpleNamespace, clean_bridge: RunningBridge
+) -> None:
+    store_a_result_past_retention(env.DB, env.BUCKET)
+    run(worker.Default(None, env).scheduled("controller", env, "ctx"))
+    assert_the_result_expired(env.DB, env.BUCKET)

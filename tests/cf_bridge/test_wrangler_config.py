@@ -1,12 +1,16 @@
 """The repository's wrangler.toml, checked by the pinned wrangler itself, offline:
-its D1 migrations apply, and a dry-run deploy bundles the Worker with its bindings."""
+its D1 migrations apply, and a dry-run deploy bundles the Worker (its staged sources and
+the python_modules/ of `make worker-bundle`) with its bindings, under the size cap."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from scripts import stage_worker, vendor_worker
 from tests.cf_bridge.bridge import ROOT, run_wrangler
 
 
@@ -39,15 +43,34 @@ def test_dry_run_deploy_lists_the_d1_r2_and_queue_bindings(dry_run: tuple[str, P
 def test_the_bundle_holds_the_worker_packages_and_nothing_else(dry_run: tuple[str, Path]) -> None:
     _, outdir = dry_run
     modules = {path.relative_to(outdir).as_posix() for path in outdir.rglob("*.py")}
-    assert {"worker_entry.py", "edge_worker/worker.py", "contracts/queue.py"} <= modules
-    assert "edge_worker/adapters/cloudflare/d1_store.py" in modules
-    assert {module.split("/")[0] for module in modules} == {
+    own = {module for module in modules if not module.startswith("python_modules/")}
+    assert {"worker_entry.py", "edge_worker/worker.py", "contracts/queue.py"} <= own
+    assert "edge_worker/adapters/cloudflare/d1_store.py" in own
+    assert {module.split("/")[0] for module in own} == {
         "worker_entry.py",
         "edge_worker",
         "contracts",
     }
-    assert not any(module.startswith("edge_worker/adapters/local/") for module in modules)
-    assert "edge_worker/local.py" not in modules
+    assert not any(module.startswith("edge_worker/adapters/local/") for module in own)
+    assert "edge_worker/local.py" not in own
+
+
+def test_the_bundle_uploads_the_vendored_packages(dry_run: tuple[str, Path]) -> None:
+    """python_modules/ (`make worker-bundle`) goes up with the sources, as built."""
+    _, outdir = dry_run
+    top_level = json.loads(stage_worker.BUNDLE_STAMP.read_text())["top_level"]
+    uploaded = {path.name for path in (outdir / "python_modules").iterdir()}
+    assert {name for name in uploaded if not name.endswith(".dist-info")} == {
+        name for names in top_level.values() for name in names
+    }
+
+
+def test_the_upload_stays_under_the_size_cap(dry_run: tuple[str, Path]) -> None:
+    """wrangler's own measure of the upload, compressed, against the hard cap."""
+    output, _ = dry_run
+    found = re.search(r"Total Upload: ([0-9.]+) KiB / gzip: ([0-9.]+) KiB", output)
+    assert found is not None, output
+    assert float(found.group(2)) * 1024 <= vendor_worker.CAP_BYTES
 
 
 def test_the_bundle_imports_on_its_own(dry_run: tuple[str, Path]) -> None:
