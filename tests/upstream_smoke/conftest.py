@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 import av
 import pytest
 
+from contracts import Quality, Resolution, Stage
 from examples.make_examples import make_speech_wav
 from infinitetalk import upstream
+from infinitetalk.engine import VideoRequest
 from infinitetalk.settings import InfiniteTalkSettings
 from tests.upstream_smoke import cpu
 from tests.upstream_smoke.tiny_weights import make_models
@@ -115,3 +118,46 @@ def verify_mp4(path: Path, audio_seconds: float) -> int:
     assert frames == round(audio_seconds * FPS)
     assert abs(duration - audio_seconds) <= 1.5 / FPS
     return frames
+
+
+PROMPT = "a presenter talking to the camera"
+Progress = list[tuple[float, Stage]]
+
+
+def generate(
+    engine: Any,
+    audio: Path,
+    workdir: Path,
+    *,
+    prompt: str = PROMPT,
+    quality: Quality = Quality.STANDARD,
+    cancel_when: Any = None,
+) -> Any:
+    progress: Progress = []
+    request = VideoRequest(PORTRAIT, audio, prompt, Resolution.P480, seed=7, quality=quality)
+    return engine.generate(
+        request,
+        workdir,
+        lambda percent, stage, eta: progress.append((percent, stage)),
+        (lambda: cancel_when(progress)) if cancel_when else (lambda: False),
+    ), progress
+
+
+def two_chunk_run(
+    mode: str, engine: Any, audio: Path, workdir: Path, summary: dict[str, Any]
+) -> Progress:
+    """The suite's main run of a mode: 5 s of speech, two chunks, kept as `<mode>.mp4`."""
+    started = time.monotonic()
+    result, progress = generate(engine, audio, workdir)
+    seconds = time.monotonic() - started
+    output = SMOKE_DIR / f"{mode}.mp4"
+    output.write_bytes(result.path.read_bytes())
+    frames = upstream.embedding_frames(5.0)
+    summary[mode] = {
+        "frames": verify_mp4(output, 5.0),
+        "chunks": upstream.chunk_count(frames),
+        "seconds": round(seconds, 1),
+        "output": str(output.relative_to(REPO)),
+    }
+    assert summary[mode]["chunks"] == 2
+    return progress

@@ -9,15 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from contracts import Quality, Resolution, Stage
-from infinitetalk import upstream
-from infinitetalk.engine import CancelledError, EngineError, VideoRequest
+from contracts import Quality, Stage
+from infinitetalk.engine import CancelledError, EngineError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.resident import ResidentEngine
-from tests.upstream_smoke.conftest import PORTRAIT, SMOKE_DIR, engine_settings, verify_mp4
+from tests.upstream_smoke.conftest import engine_settings, generate, two_chunk_run, verify_mp4
 from tests.upstream_smoke.cpu import OOM_MARKER
-
-PROMPT = "a presenter talking to the camera"
 
 
 @pytest.fixture(scope="module")
@@ -28,25 +25,6 @@ def engine(upstream_dir: Path, models: Path) -> Iterator[ResidentEngine]:
     engine.close()
 
 
-def generate(
-    engine: Any,
-    audio: Path,
-    workdir: Path,
-    *,
-    prompt: str = PROMPT,
-    quality: Quality = Quality.STANDARD,
-    cancel_when: Any = None,
-) -> Any:
-    progress: list[tuple[float, Stage]] = []
-    request = VideoRequest(PORTRAIT, audio, prompt, Resolution.P480, seed=7, quality=quality)
-    return engine.generate(
-        request,
-        workdir,
-        lambda percent, stage, eta: progress.append((percent, stage)),
-        (lambda: cancel_when(progress)) if cancel_when else (lambda: False),
-    ), progress
-
-
 def frames(path: Path) -> np.ndarray:
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
@@ -55,22 +33,10 @@ def frames(path: Path) -> np.ndarray:
 def test_two_chunks_stream_into_one_video(
     engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path, summary: dict[str, Any]
 ) -> None:
-    started = time.monotonic()
-    result, progress = generate(engine, speech["two_chunks"], tmp_path)
-    seconds = time.monotonic() - started
-    output = SMOKE_DIR / "resident.mp4"
-    output.write_bytes(result.path.read_bytes())
-    count = verify_mp4(output, 5.0)
+    progress = two_chunk_run("resident", engine, speech["two_chunks"], tmp_path, summary)
     percents = [p for p, _ in progress]
     assert percents == sorted(percents) and percents[-1] == 100.0
     assert {Stage.GENERATING, Stage.ENCODING} <= {stage for _, stage in progress}
-    summary["resident"] = {
-        "frames": count,
-        "chunks": upstream.chunk_count(upstream.embedding_frames(5.0)),
-        "seconds": round(seconds, 1),
-        "output": str(output.relative_to(SMOKE_DIR.parents[1])),
-    }
-    assert summary["resident"]["chunks"] == 2
 
 
 def test_short_audio_is_padded_for_upstream_then_trimmed_back(

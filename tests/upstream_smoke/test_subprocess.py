@@ -1,6 +1,5 @@
 """Subprocess mode: each job runs upstream's generate_infinitetalk.py as its own process."""
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -8,13 +7,11 @@ import psutil
 import pytest
 
 from contracts import Quality, Stage
-from infinitetalk import upstream
 from infinitetalk.engine import CancelledError, EngineError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.subprocess_engine import SubprocessEngine
-from tests.upstream_smoke.conftest import SMOKE_DIR, engine_settings, verify_mp4
+from tests.upstream_smoke.conftest import engine_settings, generate, two_chunk_run, verify_mp4
 from tests.upstream_smoke.cpu import OOM_MARKER
-from tests.upstream_smoke.test_resident import generate
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +24,9 @@ def engine(upstream_dir: Path, models: Path) -> SubprocessEngine:
 def test_two_chunks_stream_into_one_video(
     engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path, summary: dict[str, Any]
 ) -> None:
-    started = time.monotonic()
-    result, progress = generate(engine, speech["two_chunks"], tmp_path)
-    seconds = time.monotonic() - started
-    output = SMOKE_DIR / "subprocess.mp4"
-    output.write_bytes(result.path.read_bytes())
-    count = verify_mp4(output, 5.0)
+    progress = two_chunk_run("subprocess", engine, speech["two_chunks"], tmp_path, summary)
     generating = [p for p, stage in progress if stage is Stage.GENERATING]
     assert len(set(generating)) > 2  # upstream's tqdm bars, parsed from its stderr
-    summary["subprocess"] = {
-        "frames": count,
-        "chunks": upstream.chunk_count(upstream.embedding_frames(5.0)),
-        "seconds": round(seconds, 1),
-        "output": str(output.relative_to(SMOKE_DIR.parents[1])),
-    }
 
 
 def test_fast_profile_runs_upstream_with_the_lora(
