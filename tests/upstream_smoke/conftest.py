@@ -21,7 +21,7 @@ import pytest
 from contracts import Quality, Resolution, Stage
 from examples.make_examples import make_speech_wav
 from infinitetalk import upstream
-from infinitetalk.engine import VideoRequest
+from infinitetalk.engine import EngineError, VideoRequest
 from infinitetalk.settings import InfiniteTalkSettings
 from tests.upstream_smoke import cpu
 from tests.upstream_smoke.tiny_weights import make_models
@@ -161,3 +161,18 @@ def two_chunk_run(
     }
     assert summary[mode]["chunks"] == 2
     return progress
+
+
+def once_generating(progress: Progress) -> bool:
+    """A cancel condition: the first sampling step has been reported."""
+    return any(stage is Stage.GENERATING and percent > 0 for percent, stage in progress)
+
+
+def out_of_memory_failure(engine: Any, audio: Path, workdir: Path) -> EngineError:
+    """Upstream raises CUDA's out-of-memory error (the harness's marker); the client sees it
+    as GPU_OUT_OF_MEMORY, in words that name neither the harness nor upstream's internals."""
+    with pytest.raises(EngineError) as failure:
+        generate(engine, audio, workdir, prompt=f"a presenter {cpu.OOM_MARKER}")
+    assert failure.value.code == "GPU_OUT_OF_MEMORY"
+    assert "smoke" not in failure.value.message
+    return failure.value

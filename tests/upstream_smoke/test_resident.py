@@ -10,11 +10,17 @@ import numpy as np
 import pytest
 
 from contracts import Quality, Stage
-from infinitetalk.engine import CancelledError, EngineError
+from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.resident import ResidentEngine
-from tests.upstream_smoke.conftest import engine_settings, generate, two_chunk_run, verify_mp4
-from tests.upstream_smoke.cpu import OOM_MARKER
+from tests.upstream_smoke.conftest import (
+    engine_settings,
+    generate,
+    once_generating,
+    out_of_memory_failure,
+    two_chunk_run,
+    verify_mp4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +69,6 @@ def test_fast_profile_merges_the_lora_and_takes_it_out_again(
 def test_cancel_stops_generation_and_the_worker_serves_the_next_job(
     engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
 ) -> None:
-    def once_generating(progress: list[tuple[float, Stage]]) -> bool:
-        return any(stage is Stage.GENERATING and percent > 0 for percent, stage in progress)
-
     started = time.monotonic()
     with pytest.raises(CancelledError):
         generate(engine, speech["long"], tmp_path / "cancelled", cancel_when=once_generating)
@@ -78,11 +81,8 @@ def test_cancel_stops_generation_and_the_worker_serves_the_next_job(
 def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
     engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
 ) -> None:
-    with pytest.raises(EngineError) as failure:
-        generate(engine, speech["short"], tmp_path, prompt=f"a presenter {OOM_MARKER}")
-    assert failure.value.code == "GPU_OUT_OF_MEMORY"
-    assert not failure.value.retryable
-    assert "smoke" not in failure.value.message
+    failure = out_of_memory_failure(engine, speech["short"], tmp_path)
+    assert not failure.retryable
     assert engine.worker.reloads == 0
 
 

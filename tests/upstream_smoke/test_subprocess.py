@@ -7,11 +7,17 @@ import psutil
 import pytest
 
 from contracts import Quality, Stage
-from infinitetalk.engine import CancelledError, EngineError
+from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.subprocess_engine import SubprocessEngine
-from tests.upstream_smoke.conftest import engine_settings, generate, two_chunk_run, verify_mp4
-from tests.upstream_smoke.cpu import OOM_MARKER
+from tests.upstream_smoke.conftest import (
+    engine_settings,
+    generate,
+    once_generating,
+    out_of_memory_failure,
+    two_chunk_run,
+    verify_mp4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +45,6 @@ def test_fast_profile_runs_upstream_with_the_lora(
 def test_cancel_kills_upstream_and_every_process_it_started(
     engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
 ) -> None:
-    def once_generating(progress: list[tuple[float, Stage]]) -> bool:
-        return any(stage is Stage.GENERATING and percent > 0 for percent, stage in progress)
-
     with pytest.raises(CancelledError):
         generate(engine, speech["long"], tmp_path, cancel_when=once_generating)
     leftovers = [
@@ -56,7 +59,4 @@ def test_cancel_kills_upstream_and_every_process_it_started(
 def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
     engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
 ) -> None:
-    with pytest.raises(EngineError) as failure:
-        generate(engine, speech["short"], tmp_path, prompt=f"a presenter {OOM_MARKER}")
-    assert failure.value.code == "GPU_OUT_OF_MEMORY"
-    assert "smoke" not in failure.value.message
+    out_of_memory_failure(engine, speech["short"], tmp_path)
