@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from avatar_client.client import ApiError, AvatarClient, ConnectionFailed
 from contracts import JobStatus, JobView, Quality, ResultView
+from contracts.media import EngineName
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 EXIT_OK = 0
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir", type=Path, default=Path(".avatar"))
     dev.add_argument(
         "--engine",
-        choices=["preview", "infinitetalk"],
+        choices=list(EngineName),
         help="agent engine (env ENGINE, default preview)",
     )
     dev.add_argument("--reload", action="store_true", help="restart both when code changes")

@@ -15,8 +15,9 @@ from typing import IO
 from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_options_header
 
 from contracts import ErrorCode
+from contracts.media import SNIFF_BYTES, MediaFormat, MediaKind
 from edge_worker.errors import ApiError
-from edge_worker.validation import SNIFF_BYTES, MediaFormat, MediaKind, require_format
+from edge_worker.validation import require_format
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from contracts import (
     Resolution,
     ResultView,
 )
+from contracts.media import SNIFF_BYTES, WAV, MediaKind
 from edge_worker import idempotency, jobs, uploads
 from edge_worker.errors import ApiError
 from edge_worker.jobs import Job
@@ -28,9 +29,6 @@ from edge_worker.multipart_form import Form, UploadedFile
 from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore
 from edge_worker.settings import EdgeSettings
 from edge_worker.validation import (
-    SNIFF_BYTES,
-    WAV,
-    MediaKind,
     check_size,
     check_wav_complete,
     parse_prompt,

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-MiB = 1024 * 1024
+from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, MiB
 
 
 class SettingsError(ValueError):
@@ -33,8 +33,8 @@ class EdgeSettings(BaseModel):
     )
     queue_visibility_timeout_seconds: float = Field(default=60.0, gt=0)
     queue_max_retries: int = Field(default=3, ge=0)
-    max_image_bytes: int = Field(default=10 * MiB, gt=0)
-    max_audio_bytes: int = Field(default=50 * MiB, gt=0)
+    max_image_bytes: int = Field(default=MAX_IMAGE_BYTES, gt=0)
+    max_audio_bytes: int = Field(default=MAX_AUDIO_BYTES, gt=0)
     max_video_bytes: int = Field(default=4096 * MiB, gt=0)
     max_inline_request_bytes: int | None = Field(
         default=None,

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from contracts import ErrorCode, Quality, Resolution
+from contracts.media import MediaKind
 from edge_worker.errors import ApiError
-from edge_worker.validation import PROMPT_MAX_CHARS, MediaKind
+from edge_worker.validation import PROMPT_MAX_CHARS
 
 UPLOAD_URL_TTL = timedelta(hours=1)
 UPLOAD_ID_TTL = timedelta(hours=24)

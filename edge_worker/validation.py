@@ -3,53 +3,11 @@
 Filenames and declared content types are never trusted; only the bytes decide.
 """
 
-import struct
-from dataclasses import dataclass
-from enum import StrEnum
-
 from contracts import ErrorCode, Quality, Resolution
+from contracts.media import MediaFormat, MediaKind, sniff, wav_truncation
 from edge_worker.errors import ApiError
 
 PROMPT_MAX_CHARS = 2000
-SNIFF_BYTES = 64
-
-
-class MediaKind(StrEnum):
-    IMAGE = "image"
-    AUDIO = "audio"
-
-
-@dataclass(frozen=True)
-class MediaFormat:
-    kind: MediaKind
-    extension: str
-    content_type: str
-
-
-PNG = MediaFormat(MediaKind.IMAGE, "png", "image/png")
-JPEG = MediaFormat(MediaKind.IMAGE, "jpg", "image/jpeg")
-WAV = MediaFormat(MediaKind.AUDIO, "wav", "audio/wav")
-MP3 = MediaFormat(MediaKind.AUDIO, "mp3", "audio/mpeg")
-
-
-def _is_mp3_frame(head: bytes) -> bool:
-    if len(head) < 4 or head[0] != 0xFF or (head[1] & 0xE0) != 0xE0:
-        return False
-    version, layer = (head[1] >> 3) & 0x3, (head[1] >> 1) & 0x3
-    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
-    return version != 1 and layer != 0 and bitrate not in (0, 15) and rate != 3
-
-
-def sniff(head: bytes) -> MediaFormat | None:
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG
-    if head.startswith(b"\xff\xd8\xff"):
-        return JPEG
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return WAV
-    if head.startswith(b"ID3") or _is_mp3_frame(head):
-        return MP3
-    return None
 
 
 def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
@@ -65,23 +23,10 @@ def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
 
 
 def check_wav_complete(head: bytes, size_bytes: int) -> None:
-    """A WAV whose RIFF header promises more bytes than arrived is truncated.
-
-    Streaming writers put 0 or 0xFFFFFFFF in the size field; those are not judged here
-    (the agent decodes every input before using it).
-    """
-    if len(head) < 12:
-        raise ApiError(ErrorCode.INVALID_INPUT, "audio is truncated", {"field": "audio"})
-    (riff_size,) = struct.unpack_from("<I", head, 4)
-    if riff_size in (0, 0xFFFFFFFF):
-        return
-    if riff_size + 8 > size_bytes:
-        raise ApiError(
-            ErrorCode.INVALID_INPUT,
-            f"audio is truncated: its WAV header declares {riff_size + 8} bytes, "
-            f"but {size_bytes} arrived",
-            {"field": "audio"},
-        )
+    """Streaming writers' unknown sizes are not judged here (the agent decodes every input)."""
+    problem = wav_truncation(head, size_bytes)
+    if problem is not None:
+        raise ApiError(ErrorCode.INVALID_INPUT, problem, {"field": "audio"})
 
 
 def check_size(field: str, size_bytes: int, limit: int) -> None:

@@ -14,16 +14,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, EngineName
 from infinitetalk.settings import InfiniteTalkSettings
 
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4"
 DEFAULT_QUEUE_ID = "avatar-jobs"
-ENGINES = ("preview", "infinitetalk")
+ENGINES = tuple(EngineName)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600  # Cloudflare's ceiling
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 60.0
 MAX_SHUTDOWN_GRACE_SECONDS = 3600  # a pod asked to stop is not kept an hour
-MIB = 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -63,8 +63,8 @@ class AgentSettings(BaseModel):
     """The InfiniteTalk engine's settings; the CLI reads them when that engine is chosen."""
     # Not environment settings: the public limits of DESIGN.md section 3, kept here so
     # the agent never fills its disk with an input the edge should have refused.
-    max_image_bytes: int = 10 * MIB
-    max_audio_bytes: int = 50 * MIB
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_audio_bytes: int = MAX_AUDIO_BYTES
     claim_retry_delay_seconds: int = 10
 
     def secrets(self) -> list[str]:

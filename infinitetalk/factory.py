@@ -10,6 +10,7 @@ returning.
 import logging
 from collections.abc import Callable
 
+from contracts.media import EngineName
 from infinitetalk import upstream
 from infinitetalk.engine import Engine
 from infinitetalk.gpu_probe import measure_in_subprocess
@@ -23,7 +24,7 @@ from infinitetalk.weights import quant_available
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAMES = ("infinitetalk", "preview")
+ENGINE_NAMES = tuple(EngineName)
 
 
 def create_engine(name: str, *, infinitetalk: InfiniteTalkSettings | None = None) -> Engine:

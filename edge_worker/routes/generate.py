@@ -7,12 +7,13 @@ from litestar.di import NamedDependency, Provide
 from pydantic import ValidationError
 
 from contracts import ErrorCode, JobView
+from contracts.media import MediaKind
 from edge_worker.dependencies import provide_owner
 from edge_worker.errors import ApiError
 from edge_worker.multipart_form import FileRule, FormRules, read_form
 from edge_worker.services import JobService
 from edge_worker.uploads import GenerateFromUploads
-from edge_worker.validation import PROMPT_MAX_CHARS, MediaKind
+from edge_worker.validation import PROMPT_MAX_CHARS
 
 JSON_LIMIT = 64 * 1024
 

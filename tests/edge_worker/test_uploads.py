@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from contracts.media import MediaKind
 from edge_worker import uploads
 from edge_worker.local import build_local, local_settings
-from edge_worker.validation import MediaKind
 from tests.edge_worker.conftest import (
     AGENT_AUTH,
     AUTH,
