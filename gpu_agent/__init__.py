@@ -1,4 +1,4 @@
-"""The pull-based GPU agent (DESIGN.md section 4).
+"""The pull-based GPU agent (docs/ARCHITECTURE.md, agent flow).
 
 It pulls job ids from a Cloudflare Queue (or the local edge's emulation of it), claims
 each job from the edge, downloads the inputs through signed URLs, runs one engine job at a
@@ -10,7 +10,9 @@ Modules, one job each: `settings` (environment -> `AgentSettings`), `queue_clien
 (Cloudflare pull/ack), `edge_client` (the edge's /agent API), `transfers` (streaming
 signed-URL GET/PUT), `retry` (the one backoff-and-jitter policy every call above uses),
 `progress` (progress mapping and the heartbeat thread), `probes` (media checks),
-`runner` (one message end to end), `agent` (the pull loop and the shutdown grace),
-`cli` (`avatar-agent`, the only place that reads the process environment). Logs are
-`contracts.logs`, shared with the edge.
+`delivery` (one queue message: claim, ack or hand back), `claimed_job` (one claimed job
+and its one final report), `pipeline` (download, probe, engine, verify, upload),
+`outcome` (how a message ended), `job_log` (job fields on every log record), `agent`
+(the pull loop and the shutdown grace), `cli` (`avatar-agent`, the only place that
+reads the process environment). Logs are `contracts.logs`, shared with the edge.
 """

@@ -2,19 +2,20 @@
 
 A stop request (SIGTERM/SIGINT, turned into `stop` by the CLI) ends the pulling at
 once; the job in progress gets `shutdown_grace_seconds` to finish on its own, after
-which the runner is interrupted and hands the job back to the edge.
+which the delivery is interrupted and hands the job back to the edge.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from gpu_agent.delivery import MessageDelivery
+from gpu_agent.outcome import Outcome
 from gpu_agent.queue_client import CloudflareQueueClient, QueueError
 from gpu_agent.retry import RetryPolicy
-from gpu_agent.runner import JobRunner, Outcome
 from gpu_agent.settings import DEFAULT_SHUTDOWN_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -26,47 +27,37 @@ IDLE_BACKOFF = RetryPolicy(base_delay=0.25, max_delay=3.0, jitter=0.25)
 PULL_ERROR_BACKOFF = RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.25)
 
 
-class ShutdownGrace:
+@contextmanager
+def shutdown_grace(
+    stop: threading.Event, grace_seconds: float, expire: Callable[[], None]
+) -> Iterator[None]:
     """Turns a stop request into a deadline for the job in progress.
 
     A watcher thread blocks on `stop`; from then on the loop has `grace_seconds` to
     finish (the current job runs on), after which `expire` is called once. Nothing
     polls or sleeps: the watcher waits on events and the deadline is an event wait.
     """
+    finished = threading.Event()
 
-    def __init__(
-        self, stop: threading.Event, grace_seconds: float, expire: Callable[[], None]
-    ) -> None:
-        self._stop = stop
-        self._grace = grace_seconds
-        self._expire = expire
-        self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="shutdown-grace", daemon=True)
-
-    def __enter__(self) -> ShutdownGrace:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finished.set()
-        if self._stop.is_set():  # else the watcher still waits on `stop`; it is a daemon
-            self._thread.join()
-
-    def _watch(self) -> None:
-        self._stop.wait()
+    def watch() -> None:
+        stop.wait()
         log.info(
             "shutdown requested: no more pulls; a job in progress may still finish",
-            extra={"grace_seconds": self._grace},
+            extra={"grace_seconds": grace_seconds},
         )
-        if self._finished.wait(self._grace):
+        if finished.wait(grace_seconds):
             return
         log.warning("shutdown grace period over, interrupting the job in progress")
-        self._expire()
+        expire()
+
+    watcher = threading.Thread(target=watch, name="shutdown-grace", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        if stop.is_set():  # else the watcher still waits on `stop`; it is a daemon
+            watcher.join()
 
 
 class Agent:
@@ -75,7 +66,7 @@ class Agent:
     def __init__(
         self,
         queue: CloudflareQueueClient,
-        runner: JobRunner,
+        delivery: MessageDelivery,
         *,
         visibility_timeout_ms: int = 60_000,
         shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
@@ -84,7 +75,7 @@ class Agent:
         sleep: Callable[[float], object] | None = None,
     ) -> None:
         self._queue = queue
-        self._runner = runner
+        self._delivery = delivery
         self._visibility_timeout_ms = visibility_timeout_ms
         self._grace = shutdown_grace_seconds
         self._idle = idle_backoff
@@ -101,13 +92,10 @@ class Agent:
         stopping = stop is not None and stop.is_set()
         keep = [] if stopping else messages[:1]
         for message in messages[len(keep) :]:  # stopping, or a queue that ignores batch_size
-            try:
-                self._queue.retry(message.lease_id, 0)
-            except QueueError as exc:
-                log.warning("could not release a message", extra={"error": str(exc)})
+            self._delivery.release(message)
         if not keep:
             return None
-        return self._runner.run(keep[0])
+        return self._delivery.handle(keep[0])
 
     def run_forever(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; the job in progress gets the grace period to end.
@@ -118,7 +106,7 @@ class Agent:
         wait = self._sleep or stop.wait
         idle_polls = pull_errors = 0
         log.info("agent started")
-        with ShutdownGrace(stop, self._grace, self._runner.interrupt):
+        with shutdown_grace(stop, self._grace, self._delivery.interrupt):
             while not stop.is_set():
                 try:
                     outcome = self.run_once(stop)

@@ -1,4 +1,4 @@
-"""`avatar-agent run [--engine preview|infinitetalk]`: one agent configured by DESIGN.md section 7.
+"""`avatar-agent run [--engine preview|infinitetalk]`: one agent configured by its environment.
 
 `avatar-agent probe [--json]` reports what an InfiniteTalk agent on this machine would use.
 
@@ -22,9 +22,11 @@ import httpx
 
 from contracts.logs import configure_logging
 from gpu_agent.agent import Agent
+from gpu_agent.claimed_job import ClaimedJobFactory
+from gpu_agent.delivery import MessageDelivery
 from gpu_agent.edge_client import EdgeClient
+from gpu_agent.pipeline import Pipeline, PipelineLimits
 from gpu_agent.queue_client import CloudflareQueueClient
-from gpu_agent.runner import JobRunner, RunnerLimits
 from gpu_agent.settings import ENGINES, AgentSettings, SettingsError
 from infinitetalk.engine import ClosableEngine, Engine
 from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings
@@ -157,22 +159,24 @@ def build_agent(
     edge = EdgeClient(
         edge_http, base_url=settings.edge_url, token=settings.agent_token.get_secret_value()
     )
-    runner = JobRunner(
-        queue=queue,
+    pipeline = Pipeline(
         edge=edge,
         transfers=transfer_http,
         engine=engine,
-        agent_id=settings.agent_id,
-        work_dir=settings.work_dir,
-        limits=RunnerLimits(
-            max_image_bytes=settings.max_image_bytes,
-            max_audio_bytes=settings.max_audio_bytes,
-            claim_retry_delay_seconds=settings.claim_retry_delay_seconds,
+        limits=PipelineLimits(
+            max_image_bytes=settings.max_image_bytes, max_audio_bytes=settings.max_audio_bytes
         ),
+    )
+    delivery = MessageDelivery(
+        queue=queue,
+        edge=edge,
+        jobs=ClaimedJobFactory(edge=edge, pipeline=pipeline, work_dir=settings.work_dir),
+        agent_id=settings.agent_id,
+        claim_retry_delay_seconds=settings.claim_retry_delay_seconds,
     )
     return Agent(
         queue,
-        runner,
+        delivery,
         visibility_timeout_ms=settings.visibility_timeout_seconds * 1000,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
     )

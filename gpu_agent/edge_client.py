@@ -1,4 +1,4 @@
-"""The edge's /agent API: claim, progress (heartbeat), complete, fail (DESIGN.md section 4).
+"""The edge's /agent API: claim, progress (heartbeat), complete, fail (docs/ARCHITECTURE.md).
 
 Claim, complete and fail retry transient failures with the client's `RetryPolicy`, so
 an edge restart of a few seconds costs nothing. Progress is a single try: the heartbeat

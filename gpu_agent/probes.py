@@ -1,7 +1,7 @@
 """Media checks the agent runs around the engine, injectable for tests.
 
 The real probes live in `infinitetalk.media` (PyAV/Pillow); they are imported only when
-a runner is built without explicit probes, so importing the agent stays cheap.
+a pipeline without explicit probes runs its first job, so importing the agent stays cheap.
 """
 
 from __future__ import annotations
@@ -38,29 +38,3 @@ class MediaProbes:
         from infinitetalk import media
 
         return cls(media.probe_image, media.probe_audio, media.probe_video)
-
-
-_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, ".png"),
-    (b"\xff\xd8\xff", 0, ".jpg"),
-    (b"WAVE", 8, ".wav"),
-    (b"ID3", 0, ".mp3"),
-)
-
-
-def sniff_suffix(path: Path) -> str:
-    """File suffix from the first bytes (PNG, JPEG, WAV, MP3), or "" when unknown.
-
-    Downloads are stored under neutral names; a truthful suffix helps decoders (and
-    upstream InfiniteTalk) that look at the name.
-    """
-    with path.open("rb") as handle:
-        head = handle.read(16)
-    for magic, offset, suffix in _SIGNATURES:
-        if head[offset : offset + len(magic)] == magic:
-            if suffix == ".wav" and not head.startswith(b"RIFF"):
-                continue
-            return suffix
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return ".mp3"  # an MPEG audio frame sync without an ID3 tag
-    return ""

@@ -1,4 +1,4 @@
-"""Cloudflare Queues HTTP pull consumer (DESIGN.md section 4).
+"""Cloudflare Queues HTTP pull consumer (docs/ARCHITECTURE.md, agent flow).
 
 The local edge serves the same pull/ack API, so this one client is what runs in both
 places and what the end-to-end tests exercise. Ack and retry calls retry transient

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +22,14 @@ import httpx
 import pytest
 
 from contracts import PulledMessage, Quality, QueueMessage, Stage
+from contracts.media import MAX_AUDIO_BYTES
+from gpu_agent.claimed_job import SHUTDOWN_MESSAGE, ClaimedJobFactory, ReportPacing
+from gpu_agent.delivery import CLAIM_RETRY_DELAY_SECONDS, MessageDelivery
 from gpu_agent.edge_client import EdgeClient
+from gpu_agent.pipeline import Pipeline, PipelineLimits
 from gpu_agent.probes import MediaProbes
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.retry import API_RETRY, TRANSFER_RETRY, RetryPolicy
-from gpu_agent.runner import JobRunner, RunnerLimits
 from infinitetalk.engine import VideoRequest, VideoResult
 
 CF_BASE = "http://cf.test/client/v4"
@@ -39,6 +42,12 @@ JOB_ID = "6f1c2d3e-0000-4000-8000-000000000001"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 300_000  # spans several upload chunks
+SHUTDOWN_FAIL = {
+    "claim_token": "claim-tok",
+    "code": "AGENT_SHUTDOWN",
+    "message": SHUTDOWN_MESSAGE,
+    "retryable": True,
+}
 
 Reply = Callable[[httpx.Request, dict[str, Any]], httpx.Response]
 # What a scripted call does: answer with this status or response, or raise this error.
@@ -68,6 +77,30 @@ def pulled(job_id: str = JOB_ID, lease_id: str = "lease-1", **overrides: Any) ->
     }
     fields.update(overrides)
     return PulledMessage.model_validate(fields)
+
+
+def fail_body(cloud: FakeCloud) -> dict[str, Any]:
+    """The one `/fail` body of a job that neither uploaded nor completed."""
+    bodies = cloud.bodies("fail")
+    assert len(bodies) == 1
+    assert "complete" not in cloud.kinds() and "put" not in cloud.kinds()
+    return bodies[0]
+
+
+def shutdown_fail_only(cloud: FakeCloud) -> None:
+    """The job was handed back for a shutdown, and not completed."""
+    assert cloud.bodies("fail") == [SHUTDOWN_FAIL]
+    assert "complete" not in cloud.kinds()
+
+
+def interrupt_on(cloud: FakeCloud, delivery: MessageDelivery, when: Callable[[Call], bool]) -> None:
+    """Interrupt `delivery` (the shutdown grace ran out) from inside the call `when` picks."""
+
+    def on_call(call: Call) -> None:
+        if when(call):
+            delivery.interrupt()
+
+    cloud.on_call = on_call
 
 
 @dataclass
@@ -303,7 +336,7 @@ def cloud() -> FakeCloud:
 
 
 @pytest.fixture
-def http(cloud: FakeCloud) -> httpx.Client:
+def http(cloud: FakeCloud) -> Iterator[httpx.Client]:
     with cloud.client() as client:
         yield client
 
@@ -341,29 +374,47 @@ def work_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_runner(
+def make_delivery(
     queue: CloudflareQueueClient,
     edge: EdgeClient,
     http: httpx.Client,
     fake_probes: FakeProbes,
     work_dir: Path,
     sleeps: list[float],
-) -> Callable[..., JobRunner]:
+) -> Callable[..., MessageDelivery]:
+    """A delivery wired like the CLI's, over the fakes; `pacing` goes to `ReportPacing`."""
+
     def make(
-        engine: Any | None = None, *, clock: Callable[[], float] = time.monotonic, **limits: Any
-    ) -> JobRunner:
-        limits.setdefault("transfer_retry", recorded(TRANSFER_RETRY, sleeps))
-        limits.setdefault("heartbeat_retry", FAST_HEARTBEAT_RETRY)
-        return JobRunner(
-            queue=queue,
+        engine: Any | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        claim_retry_delay_seconds: int = CLAIM_RETRY_DELAY_SECONDS,
+        max_audio_bytes: int = MAX_AUDIO_BYTES,
+        **pacing: Any,
+    ) -> MessageDelivery:
+        pacing.setdefault("heartbeat_retry", FAST_HEARTBEAT_RETRY)
+        pipeline = Pipeline(
             edge=edge,
             transfers=http,
             engine=engine or FakeEngine(),
-            agent_id="agent-1",
-            work_dir=work_dir,
             probes=fake_probes.probes(),
-            limits=RunnerLimits(**limits),
+            limits=PipelineLimits(
+                max_audio_bytes=max_audio_bytes, transfer_retry=recorded(TRANSFER_RETRY, sleeps)
+            ),
+        )
+        jobs = ClaimedJobFactory(
+            edge=edge,
+            pipeline=pipeline,
+            work_dir=work_dir,
+            pacing=ReportPacing(**pacing),
             clock=clock,
+        )
+        return MessageDelivery(
+            queue=queue,
+            edge=edge,
+            jobs=jobs,
+            agent_id="agent-1",
+            claim_retry_delay_seconds=claim_retry_delay_seconds,
         )
 
     return make

@@ -10,22 +10,17 @@ import httpx
 import pytest
 
 from contracts import Stage
-from gpu_agent.agent import IDLE_BACKOFF, PULL_ERROR_BACKOFF, Agent, ShutdownGrace
+from gpu_agent.agent import IDLE_BACKOFF, PULL_ERROR_BACKOFF, Agent, shutdown_grace
+from gpu_agent.delivery import MessageDelivery
+from gpu_agent.outcome import Outcome
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.retry import RetryPolicy
-from gpu_agent.runner import JobRunner, Outcome
 from infinitetalk.engine import CancelledError
 
-from .conftest import FakeCloud, FakeEngine, pulled
+from .conftest import SHUTDOWN_FAIL, FakeCloud, FakeEngine, pulled
 
 IDLE = RetryPolicy(base_delay=0.25, max_delay=3.0, jitter=0.0)
 ERRORS = RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.0)
-SHUTDOWN_FAIL = {
-    "claim_token": "claim-tok",
-    "code": "AGENT_SHUTDOWN",
-    "message": "agent shutting down",
-    "retryable": True,
-}
 
 
 class StopAfter:
@@ -42,10 +37,10 @@ class StopAfter:
             self.stop.set()
 
 
-def _agent(queue: CloudflareQueueClient, runner: JobRunner, **kw: Any) -> Agent:
+def _agent(queue: CloudflareQueueClient, delivery: MessageDelivery, **kw: Any) -> Agent:
     kw.setdefault("idle_backoff", IDLE)
     kw.setdefault("error_backoff", ERRORS)
-    return Agent(queue, runner, **kw)
+    return Agent(queue, delivery, **kw)
 
 
 def test_default_backoffs() -> None:
@@ -54,21 +49,21 @@ def test_default_backoffs() -> None:
 
 
 def test_empty_queue_backs_off(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     stop = threading.Event()
     sleep = StopAfter(stop, 6)
-    _agent(queue, make_runner(), sleep=sleep).run_forever(stop)
+    _agent(queue, make_delivery(), sleep=sleep).run_forever(stop)
     assert sleep.delays == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
     assert cloud.kinds() == ["pull"] * 6
 
 
 def test_work_resets_the_backoff_and_runs_one_at_a_time(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     stop = threading.Event()
     sleep = StopAfter(stop, 3)
-    agent = _agent(queue, make_runner(), sleep=sleep)
+    agent = _agent(queue, make_delivery(), sleep=sleep)
     cloud.messages.append(pulled(lease_id="a"))
     assert agent.run_once() is Outcome.COMPLETED
     assert agent.run_once() is None
@@ -83,13 +78,13 @@ def test_work_resets_the_backoff_and_runs_one_at_a_time(
 
 
 def test_extra_messages_are_released_at_once(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any, sleeps: list[float]
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any, sleeps: list[float]
 ) -> None:
     batch = [pulled(lease_id="a"), pulled(lease_id="b")]
     body = {"success": True, "result": {"messages": [m.model_dump() for m in batch]}}
     cloud.replies["pull"] = lambda r, b: httpx.Response(200, json=body)
     cloud.script("ack", 500)
-    agent = Agent(queue, make_runner())
+    agent = Agent(queue, make_delivery())
     assert agent.run_once() is Outcome.COMPLETED
     assert (
         cloud.bodies("ack")[:2]
@@ -99,28 +94,28 @@ def test_extra_messages_are_released_at_once(
 
 
 def test_a_release_that_never_gets_through_is_only_logged(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     batch = [pulled(lease_id="a"), pulled(lease_id="b")]
     body = {"success": True, "result": {"messages": [m.model_dump() for m in batch]}}
     cloud.replies["pull"] = lambda r, b: httpx.Response(200, json=body)
     cloud.script("ack", *[503] * 6)
-    assert Agent(queue, make_runner()).run_once() is Outcome.COMPLETED
+    assert Agent(queue, make_delivery()).run_once() is Outcome.COMPLETED
 
 
 def test_pull_errors_back_off_longer_and_never_kill_the_agent(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     cloud.replies["pull"] = lambda r, b: httpx.Response(401, json={"success": False, "errors": []})
     stop = threading.Event()
     sleep = StopAfter(stop, 4)
-    _agent(queue, make_runner(), sleep=sleep).run_forever(stop)
+    _agent(queue, make_delivery(), sleep=sleep).run_forever(stop)
     assert sleep.delays == [1.0, 2.0, 4.0, 8.0]
     assert cloud.kinds() == ["pull"] * 4  # a pull is one try: the loop is its retry
 
 
 def test_the_agent_rides_out_an_edge_restart(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any, sleeps: list[float]
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any, sleeps: list[float]
 ) -> None:
     cloud.messages.append(pulled())
     cloud.down_for = 3  # the local edge serves the queue too: three pulls find nobody
@@ -129,7 +124,7 @@ def test_the_agent_rides_out_an_edge_restart(
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind == "complete" else None
     sleep = StopAfter(stop, 99)
-    _agent(queue, make_runner(), sleep=sleep).run_forever(stop)
+    _agent(queue, make_delivery(), sleep=sleep).run_forever(stop)
     assert sleep.delays == [1.0, 2.0, 4.0]  # the loop's backoff while the queue was down
     assert sleeps == [1.0, 2.0, 1.0, 2.0]  # claim and complete retried in place
     kinds = [k for k in cloud.kinds() if k != "progress"]
@@ -137,23 +132,23 @@ def test_the_agent_rides_out_an_edge_restart(
 
 
 def test_claim_retries_running_out_hands_the_message_back_and_pulling_goes_on(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     cloud.messages.extend([pulled(lease_id="a"), pulled(lease_id="b")])
     cloud.script("claim", *[httpx.ConnectError] * 6)
     cloud.script("ack", *[503] * 6)  # and even the hand-back fails
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind == "complete" else None
-    _agent(queue, make_runner(), sleep=StopAfter(stop, 99)).run_forever(stop)
+    _agent(queue, make_delivery(), sleep=StopAfter(stop, 99)).run_forever(stop)
     kinds = cloud.kinds()
     assert kinds.count("claim") == 7 and kinds.count("complete") == 1
     assert kinds.count("pull") == 2
 
 
 def test_unexpected_errors_in_the_loop_are_survived(
-    queue: CloudflareQueueClient, make_runner: Any, monkeypatch: pytest.MonkeyPatch
+    queue: CloudflareQueueClient, make_delivery: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runner: JobRunner = make_runner()
+    delivery: MessageDelivery = make_delivery()
     calls = iter([RuntimeError("bug"), None])
 
     def run_once(stop: threading.Event | None = None) -> Outcome | None:
@@ -164,15 +159,15 @@ def test_unexpected_errors_in_the_loop_are_survived(
 
     stop = threading.Event()
     sleep = StopAfter(stop, 2)
-    agent = _agent(queue, runner, sleep=sleep)
+    agent = _agent(queue, delivery, sleep=sleep)
     monkeypatch.setattr(agent, "run_once", run_once)
     agent.run_forever(stop)
     assert sleep.delays == [1.0, 0.25]
 
 
-def test_stop_event_ends_run_forever(queue: CloudflareQueueClient, make_runner: Any) -> None:
+def test_stop_event_ends_run_forever(queue: CloudflareQueueClient, make_delivery: Any) -> None:
     stop = threading.Event()
-    agent = Agent(queue, make_runner())
+    agent = Agent(queue, make_delivery())
     thread = threading.Thread(target=agent.run_forever, args=(stop,))
     thread.start()
     stop.set()  # the real wait is stop.wait, so the idle sleep ends at once
@@ -181,12 +176,12 @@ def test_stop_event_ends_run_forever(queue: CloudflareQueueClient, make_runner: 
 
 
 def test_a_message_pulled_while_stopping_is_handed_back_unclaimed(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     cloud.messages.append(pulled())
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind == "pull" else None  # mid-pull
-    _agent(queue, make_runner()).run_forever(stop)
+    _agent(queue, make_delivery()).run_forever(stop)
     assert cloud.kinds() == ["pull", "ack"]
     assert cloud.bodies("ack") == [
         {"acks": [], "retries": [{"lease_id": "lease-1", "delay_seconds": 0}]}
@@ -202,13 +197,13 @@ def _stop_when_generating(cloud: FakeCloud, stop: threading.Event) -> None:
 
 
 def test_shutdown_lets_a_job_finish_within_the_grace_period(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     cloud.messages.extend([pulled(lease_id="a"), pulled(lease_id="b")])
     stop = threading.Event()
     _stop_when_generating(cloud, stop)
     engine = FakeEngine(steps=[(50.0, Stage.GENERATING, None)], silent_for=0.05)
-    _agent(queue, make_runner(engine), shutdown_grace_seconds=30.0).run_forever(stop)
+    _agent(queue, make_delivery(engine), shutdown_grace_seconds=30.0).run_forever(stop)
     kinds = cloud.kinds()
     assert kinds.count("complete") == 1 and "fail" not in kinds
     assert kinds.count("pull") == 1  # no more pulls once stopping
@@ -216,7 +211,7 @@ def test_shutdown_lets_a_job_finish_within_the_grace_period(
 
 
 def test_shutdown_grace_running_out_hands_the_job_back_and_the_loop_ends(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     cloud.messages.append(pulled())
     stop = threading.Event()
@@ -224,7 +219,7 @@ def test_shutdown_grace_running_out_hands_the_job_back_and_the_loop_ends(
     engine = FakeEngine(
         steps=[(10.0, Stage.GENERATING, None)], wait_for_cancel=5.0, error=CancelledError()
     )
-    agent = _agent(queue, make_runner(engine), shutdown_grace_seconds=0.0)
+    agent = _agent(queue, make_delivery(engine), shutdown_grace_seconds=0.0)
     started = time.monotonic()
     agent.run_forever(stop)
     assert time.monotonic() - started < 4.0  # not the engine's 5 s: it was cancelled
@@ -237,7 +232,7 @@ def test_shutdown_grace_running_out_hands_the_job_back_and_the_loop_ends(
 
 def test_grace_watcher_calls_expire_once_after_the_deadline() -> None:
     stop, expired = threading.Event(), threading.Event()
-    with ShutdownGrace(stop, 0.0, expired.set):
+    with shutdown_grace(stop, 0.0, expired.set):
         assert not expired.wait(0.02)  # nothing before the stop request
         stop.set()
         assert expired.wait(5)
@@ -245,21 +240,21 @@ def test_grace_watcher_calls_expire_once_after_the_deadline() -> None:
 
 def test_grace_watcher_does_not_fire_when_the_loop_ends_in_time() -> None:
     stop, calls = threading.Event(), []
-    with ShutdownGrace(stop, 30.0, lambda: calls.append(1)):
+    with shutdown_grace(stop, 30.0, lambda: calls.append(1)):
         stop.set()
     assert calls == []
 
 
 def test_grace_watcher_left_waiting_when_the_loop_dies_without_a_stop() -> None:
     stop, calls = threading.Event(), []
-    with pytest.raises(RuntimeError), ShutdownGrace(stop, 0.0, lambda: calls.append(1)):
+    with pytest.raises(RuntimeError), shutdown_grace(stop, 0.0, lambda: calls.append(1)):
         raise RuntimeError("boom")
     stop.set()  # let the daemon watcher end; the loop is over, so no expiry is due
     assert calls == []
 
 
 def test_a_cancelled_job_goes_back_to_pulling(
-    cloud: FakeCloud, queue: CloudflareQueueClient, make_runner: Any
+    cloud: FakeCloud, queue: CloudflareQueueClient, make_delivery: Any
 ) -> None:
     cloud.messages.extend([pulled(lease_id="a"), pulled(lease_id="b")])
     cancels = iter([True])
@@ -272,7 +267,7 @@ def test_a_cancelled_job_goes_back_to_pulling(
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind == "complete" else None
     engine = FakeEngine(steps=[(10.0, Stage.GENERATING, None)], wait_for_cancel=0.2)
-    _agent(queue, make_runner(engine), sleep=StopAfter(stop, 99)).run_forever(stop)
+    _agent(queue, make_delivery(engine), sleep=StopAfter(stop, 99)).run_forever(stop)
     kinds = cloud.kinds()
     assert kinds.count("claim") == 2 and kinds.count("put") == 1
     assert kinds.count("complete") == 1 and "fail" not in kinds

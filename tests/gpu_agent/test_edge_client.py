@@ -5,7 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from contracts import AgentFailRequest, CompleteRequest, ProgressRequest, ResultMetadata, Stage
+from contracts import (
+    AgentFailRequest,
+    CompleteRequest,
+    FailureCode,
+    ProgressRequest,
+    ResultMetadata,
+    Stage,
+)
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 
 from .conftest import AGENT_TOKEN, JOB_ID, FakeCloud, envelope
@@ -85,7 +92,8 @@ def test_progress_complete_and_fail(cloud: FakeCloud, edge: EdgeClient) -> None:
     result = ResultMetadata(size_bytes=1, duration_seconds=1, width=2, height=2, engine="preview")
     edge.complete(JOB_ID, CompleteRequest(claim_token="t", result=result))
     edge.fail(
-        JOB_ID, AgentFailRequest(claim_token="t", code="TIMEOUT", message="m", retryable=True)
+        JOB_ID,
+        AgentFailRequest(claim_token="t", code=FailureCode.TIMEOUT, message="m", retryable=True),
     )
     assert [c.url.rsplit("/", 1)[-1] for c in cloud.calls] == ["progress", "complete", "fail"]
     assert cloud.bodies("progress") == [
@@ -158,7 +166,7 @@ def test_claim_complete_and_fail_ride_out_an_edge_restart(
     cloud.script("complete", httpx.RemoteProtocolError)
     edge.complete(JOB_ID, CompleteRequest(claim_token="t", result=result))
     cloud.script("fail", 502)
-    edge.fail(JOB_ID, AgentFailRequest(claim_token="t", code="TIMEOUT", message="m"))
+    edge.fail(JOB_ID, AgentFailRequest(claim_token="t", code=FailureCode.TIMEOUT, message="m"))
     assert cloud.kinds() == ["claim"] * 4 + ["complete"] * 2 + ["fail"] * 2
     assert sleeps == [1.0, 2.0, 4.0, 1.0, 1.0]
 

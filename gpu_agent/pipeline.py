@@ -1,0 +1,311 @@
+"""The work of one claimed job: download the inputs, probe them, run the engine, verify
+its video and upload it.
+
+A step that fails raises `JobFailed` with what the edge should hear; a cancel (seen
+between steps, inside transfers and by the engine) ends the run with None. Downloads
+and uploads retry here, each try starting over.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import httpx
+
+from contracts import ClaimResponse, FailureCode, ResultMetadata
+from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, SNIFF_BYTES, sniff
+from gpu_agent.edge_client import EdgeClient
+from gpu_agent.job_log import JobLog
+from gpu_agent.probes import MediaProbes
+from gpu_agent.progress import CancelSignal, ProgressMapper, Snapshot
+from gpu_agent.retry import TRANSFER_RETRY, RetryPolicy
+from gpu_agent.transfers import (
+    PayloadTooLarge,
+    TransferCancelled,
+    TransferError,
+    download,
+    upload,
+)
+from infinitetalk.engine import (
+    CancelledError,
+    Engine,
+    EngineError,
+    InvalidInputError,
+    VideoRequest,
+    VideoResult,
+    require_quality,
+)
+
+IMAGE_SHARE = 0.2  # of the download phase; the audio is usually the bigger file
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """What `/fail` tells the edge about a job that cannot finish here."""
+
+    code: FailureCode
+    message: str
+    retryable: bool
+
+    def without_paths(self, directory: Path) -> JobFailure:
+        """The client sees the message: the agent's own paths are cut out of it."""
+        return replace(self, message=self.message.replace(f"{directory}{os.sep}", ""))
+
+
+class JobFailed(Exception):
+    """A step failed in a way to report with `/fail`."""
+
+    def __init__(self, code: FailureCode, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.failure = JobFailure(code, message, retryable)
+
+
+class _Stopped(Exception):
+    """The job was cancelled between steps or inside the engine."""
+
+
+@dataclass(frozen=True)
+class PipelineLimits:
+    """Input caps (the public limits, docs/API.md) and how transfers retry."""
+
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_audio_bytes: int = MAX_AUDIO_BYTES
+    transfer_retry: RetryPolicy = TRANSFER_RETRY
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One job's way through the pipeline."""
+
+    claim: ClaimResponse
+    workdir: Path
+    cancel: CancelSignal
+    report: Callable[[Snapshot], None]
+    log: JobLog
+    progress: ProgressMapper = field(default_factory=ProgressMapper)
+
+
+class Pipeline:
+    """Turns a claim into an uploaded video; holds nothing that outlives one run.
+
+    Without explicit `probes` the real ones (PyAV/Pillow) are imported at the first
+    job, so importing the agent stays cheap.
+    """
+
+    def __init__(
+        self,
+        *,
+        edge: EdgeClient,
+        transfers: httpx.Client,
+        engine: Engine,
+        probes: MediaProbes | None = None,
+        limits: PipelineLimits | None = None,
+    ) -> None:
+        self._edge = edge
+        self._transfers = transfers
+        self._engine = engine
+        self._probes = probes
+        self._limits = limits or PipelineLimits()
+
+    def run(
+        self,
+        claim: ClaimResponse,
+        workdir: Path,
+        cancel: CancelSignal,
+        report: Callable[[Snapshot], None],
+        log: JobLog,
+    ) -> ResultMetadata | None:
+        """The uploaded video's metadata, or None when the job was cancelled on the way."""
+        run = _Run(claim, workdir, cancel, report, log)
+        try:
+            self._check_quality(run)
+            probes = self._probes if self._probes is not None else MediaProbes.default()
+            image, audio = self._download_inputs(run)
+            self._probe_inputs(probes, image, audio)
+            _stop_if_cancelled(cancel)
+            video = self._generate(run, image, audio)
+            _stop_if_cancelled(cancel)  # a video finished after a cancel is not uploaded
+            metadata = self._verify(video, probes)
+            self._upload(run, video.path)
+        except (_Stopped, TransferCancelled):
+            return None
+        log.info("video uploaded", extra={"size_bytes": metadata.size_bytes})
+        return metadata
+
+    def _check_quality(self, run: _Run) -> None:
+        """Fails before any download and never falls back to another quality."""
+        try:
+            require_quality(self._engine, run.claim.settings.quality)
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+
+    def _download_inputs(self, run: _Run) -> tuple[Path, Path]:
+        image = self._download(
+            run,
+            run.claim.inputs.image_url,
+            "image",
+            self._limits.max_image_bytes,
+            lambda f: run.report(run.progress.downloading(f * IMAGE_SHARE)),
+        )
+        audio = self._download(
+            run,
+            run.claim.inputs.audio_url,
+            "audio",
+            self._limits.max_audio_bytes,
+            lambda f: run.report(run.progress.downloading(IMAGE_SHARE + f * (1 - IMAGE_SHARE))),
+        )
+        return image, audio
+
+    def _download(
+        self,
+        run: _Run,
+        url: str,
+        what: str,
+        max_bytes: int,
+        on_fraction: Callable[[float], None],
+    ) -> Path:
+        """Download one input and give it a suffix that matches its bytes.
+
+        Decoders (and upstream InfiniteTalk) look at the name; downloads arrive under
+        neutral ones.
+        """
+        dest = run.workdir / what
+        resolved = self._edge.resolve(url)
+        try:
+            self._transfer(
+                run,
+                lambda: download(
+                    self._transfers,
+                    resolved,
+                    dest,
+                    max_bytes,
+                    on_progress=lambda done, total: on_fraction(done / total if total else 0.0),
+                    cancelled=run.cancel.is_set,
+                ),
+                f"download {what}",
+            )
+        except PayloadTooLarge as exc:
+            raise JobFailed(
+                FailureCode.INVALID_INPUT,
+                f"the {what} is larger than {max_bytes} bytes",
+                retryable=False,
+            ) from exc
+        except TransferError as exc:
+            detail = f" (HTTP {exc.status_code})" if exc.status_code else ""
+            raise JobFailed(
+                FailureCode.STORAGE_ERROR, f"could not download the {what}{detail}", retryable=True
+            ) from exc
+        on_fraction(1.0)
+        with dest.open("rb") as handle:
+            media = sniff(handle.read(SNIFF_BYTES))
+        return dest if media is None else dest.rename(dest.with_suffix(media.suffix))
+
+    def _probe_inputs(self, probes: MediaProbes, image: Path, audio: Path) -> None:
+        try:
+            probes.probe_image(image)
+            probes.probe_audio(audio)
+        except InvalidInputError as exc:
+            raise JobFailed(FailureCode.INVALID_INPUT, exc.message, retryable=False) from exc
+
+    def _generate(self, run: _Run, image: Path, audio: Path) -> VideoResult:
+        engine_dir = run.workdir / "engine"
+        engine_dir.mkdir()
+        settings = run.claim.settings
+        request = VideoRequest(
+            image_path=image,
+            audio_path=audio,
+            prompt=run.claim.prompt,
+            resolution=settings.resolution,
+            seed=settings.seed,
+            quality=settings.quality,
+        )
+        run.log.info(
+            "engine started",
+            extra={"engine": self._engine.name, "quality": request.quality.value},
+        )
+        try:
+            video = self._engine.generate(
+                request,
+                engine_dir,
+                lambda percent, stage, eta: run.report(run.progress.engine(percent, stage, eta)),
+                run.cancel.is_set,
+            )
+        except CancelledError as exc:
+            raise _Stopped from exc
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        return video
+
+    def _verify(self, video: VideoResult, probes: MediaProbes) -> ResultMetadata:
+        """The engine checks its output too; this guards against uploading a broken file."""
+        try:
+            size = video.path.stat().st_size
+            facts = probes.probe_video(video.path)
+            if size <= 0 or not facts.duration_seconds > 0:
+                raise ValueError("empty video")
+            return ResultMetadata(
+                size_bytes=size,
+                duration_seconds=facts.duration_seconds,
+                width=facts.width,
+                height=facts.height,
+                engine=video.engine,
+            )
+        except (OSError, ValueError, EngineError) as exc:
+            raise JobFailed(
+                FailureCode.GENERATION_FAILED,
+                "the engine produced an unreadable video",
+                retryable=True,
+            ) from exc
+
+    def _upload(self, run: _Run, video: Path) -> None:
+        run.report(run.progress.uploading(0.0))
+        url = self._edge.resolve(run.claim.output.upload_url)
+        try:
+            self._transfer(
+                run,
+                lambda: upload(
+                    self._transfers,
+                    url,
+                    video,
+                    "video/mp4",
+                    on_progress=lambda sent, total: run.report(
+                        run.progress.uploading(sent / total if total else 1.0)
+                    ),
+                    cancelled=run.cancel.is_set,
+                ),
+                "upload video",
+            )
+        except TransferError as exc:
+            raise JobFailed(
+                FailureCode.STORAGE_ERROR, "could not upload the video", retryable=True
+            ) from exc
+
+    def _transfer(self, run: _Run, once: Callable[[], int], what: str) -> int:
+        """Retry a transfer from its start; a cancel between tries ends it at the next try."""
+
+        def attempt() -> int:
+            if run.cancel.is_set():
+                raise TransferCancelled(f"{what} cancelled")
+            return once()
+
+        return self._limits.transfer_retry.call(attempt, what=what)
+
+
+def _stop_if_cancelled(cancel: CancelSignal) -> None:
+    if cancel.is_set():
+        raise _Stopped
+
+
+def _engine_failure(exc: EngineError) -> JobFailed:
+    return JobFailed(_failure_code(exc.code), exc.message or str(exc), retryable=exc.retryable)
+
+
+def _failure_code(code: str) -> FailureCode:
+    """Engine codes outside the contract's list become GENERATION_FAILED."""
+    try:
+        return FailureCode(code)
+    except ValueError:
+        return FailureCode.GENERATION_FAILED
