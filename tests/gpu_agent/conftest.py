@@ -9,8 +9,10 @@ restart); retry policies record their delays in `sleeps` instead of sleeping.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -298,7 +300,10 @@ class FakeEngine:
 
 @dataclass
 class FakeProbes:
-    """Probe doubles that record what they saw; set an exception to make one refuse."""
+    """Probe doubles that record what they saw; set an exception to make one refuse.
+
+    `on_probe(kind, path)` runs first on every probe: a test's hook (raise, interrupt).
+    """
 
     image_error: Exception | None = None
     audio_error: Exception | None = None
@@ -306,28 +311,39 @@ class FakeProbes:
     video: Any = field(
         default_factory=lambda: SimpleNamespace(duration_seconds=2.0, width=64, height=48)
     )
+    on_probe: Callable[[str, Path], None] | None = None
     seen: list[tuple[str, Path]] = field(default_factory=list)
 
     def probes(self) -> MediaProbes:
-        return MediaProbes(self._image, self._audio, self._video)
+        return MediaProbes(
+            lambda path: self._probe("image", path, self.image_error, object()),
+            lambda path: self._probe("audio", path, self.audio_error, object()),
+            lambda path: self._probe("video", path, self.video_error, self.video),
+        )
 
-    def _image(self, path: Path) -> object:
-        self.seen.append(("image", path))
-        if self.image_error:
-            raise self.image_error
-        return object()
+    def _probe(self, kind: str, path: Path, error: Exception | None, facts: Any) -> Any:
+        self.seen.append((kind, path))
+        if self.on_probe is not None:
+            self.on_probe(kind, path)
+        if error is not None:
+            raise error
+        return facts
 
-    def _audio(self, path: Path) -> object:
-        self.seen.append(("audio", path))
-        if self.audio_error:
-            raise self.audio_error
-        return object()
 
-    def _video(self, path: Path) -> Any:
-        self.seen.append(("video", path))
-        if self.video_error:
-            raise self.video_error
-        return self.video
+@pytest.fixture
+def fake_media(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """Stands in for `infinitetalk.media` (PyAV/Pillow), where the real probes live."""
+    media = types.ModuleType("infinitetalk.media")
+    vars(media).update(
+        probe_image=lambda path: None,
+        probe_audio=lambda path: None,
+        probe_video=lambda path: SimpleNamespace(duration_seconds=1.0, width=8, height=8),
+    )
+    monkeypatch.setitem(sys.modules, "infinitetalk.media", media)
+    import infinitetalk
+
+    monkeypatch.setattr(infinitetalk, "media", media, raising=False)
+    return media
 
 
 @pytest.fixture

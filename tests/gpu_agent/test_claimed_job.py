@@ -40,10 +40,11 @@ def test_heartbeat_reports_while_the_engine_is_silent(cloud: FakeCloud, make_del
 def test_failure_messages_do_not_show_agent_paths(
     cloud: FakeCloud, make_delivery: Any, fake_probes: FakeProbes
 ) -> None:
-    def refuse(path: Path) -> object:
-        raise InvalidInputError(f"cannot identify image file '{path}'")
+    def refuse(kind: str, path: Path) -> None:
+        if kind == "image":
+            raise InvalidInputError(f"cannot identify image file '{path}'")
 
-    fake_probes._image = refuse  # type: ignore[method-assign]
+    fake_probes.on_probe = refuse
     assert make_delivery().handle(pulled()) is Outcome.FAILED
     assert fail_body(cloud)["message"] == "cannot identify image file 'image.png'"
 
@@ -396,9 +397,8 @@ def test_interrupt_while_probing_the_inputs_skips_the_engine(
     cloud: FakeCloud, make_delivery: Any, fake_probes: FakeProbes
 ) -> None:
     engine = FakeEngine()
-    deliveries: list[Any] = []
-    fake_probes._audio = lambda path: deliveries[0].interrupt()  # type: ignore[method-assign]
-    deliveries.append(make_delivery(engine))
-    assert deliveries[0].handle(pulled()) is Outcome.INTERRUPTED
+    delivery = make_delivery(engine)
+    fake_probes.on_probe = lambda kind, path: delivery.interrupt() if kind == "audio" else None
+    assert delivery.handle(pulled()) is Outcome.INTERRUPTED
     assert engine.requests == []
     shutdown_fail_only(cloud)

@@ -143,22 +143,8 @@ def test_second_signal_aborts_with_130(
     assert cli.main(["run"]) == 130
 
 
-@pytest.fixture
-def fake_media(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
-    media = types.ModuleType("infinitetalk.media")
-    media.probe_image = lambda p: None  # type: ignore[attr-defined]
-    media.probe_audio = lambda p: None  # type: ignore[attr-defined]
-    media.probe_video = lambda p: SimpleNamespace(duration_seconds=1.0, width=8, height=8)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "infinitetalk.media", media)
-    import infinitetalk
-
-    monkeypatch.setattr(infinitetalk, "media", media, raising=False)
-
-
 def test_run_agent_wires_everything_and_stops_after_the_job(
-    tmp_path: Path, fake_media: None
+    tmp_path: Path, fake_media: types.ModuleType
 ) -> None:
     stop = threading.Event()
     cloud = FakeCloud(messages=[pulled()])
@@ -177,7 +163,7 @@ def test_run_agent_wires_everything_and_stops_after_the_job(
 
 
 def test_shutdown_grace_from_the_environment_reaches_the_agent(
-    tmp_path: Path, fake_media: None
+    tmp_path: Path, fake_media: types.ModuleType
 ) -> None:
     stop = threading.Event()
     cloud = FakeCloud(messages=[pulled()])
@@ -210,7 +196,7 @@ def test_run_agent_loads_the_engine_from_the_factory(
         names.append(name)
         return FakeEngine()
 
-    factory.create_engine = create_engine  # type: ignore[attr-defined]
+    vars(factory).update(create_engine=create_engine)
     monkeypatch.setitem(sys.modules, "infinitetalk.factory", factory)
     import infinitetalk
 
