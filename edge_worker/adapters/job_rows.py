@@ -51,12 +51,14 @@ _TIMES = (
     "enqueued_at",
 )
 
-INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+# The SQL below is built from the constant column lists above, never from input: every
+# value travels as a `?` parameter.
+INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 REPLACE_SQL = (
-    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in COLUMNS if c != 'id')} "
+    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in COLUMNS if c != 'id')} "  # noqa: S608
     "WHERE id = ? AND version = ?"
 )
-SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"
+SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"  # noqa: S608 - constant columns
 GET_SQL = f"{SELECT_SQL} WHERE id = ?"
 COUNT_PENDING_BEFORE_SQL = (
     "SELECT COUNT(*) AS ahead FROM jobs WHERE status = 'pending' "
@@ -193,11 +195,11 @@ IDEMPOTENCY_COLUMNS = (
     "expires_at",
 )
 IDEMPOTENCY_GET_SQL = (
-    f"SELECT {', '.join(IDEMPOTENCY_COLUMNS)} FROM idempotency_keys "
+    f"SELECT {', '.join(IDEMPOTENCY_COLUMNS)} FROM idempotency_keys "  # noqa: S608 - constant columns
     "WHERE owner = ? AND idempotency_key = ?"
 )
 IDEMPOTENCY_INSERT_SQL = (
-    f"INSERT OR IGNORE INTO idempotency_keys ({', '.join(IDEMPOTENCY_COLUMNS)}) "
+    f"INSERT OR IGNORE INTO idempotency_keys ({', '.join(IDEMPOTENCY_COLUMNS)}) "  # noqa: S608
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 IDEMPOTENCY_FINISH_SQL = (
