@@ -20,9 +20,10 @@ import pytest
 from PIL import Image
 
 from contracts import JobStatus, Resolution, ResultMetadata
-from edge_worker import jobs, worker
+from edge_worker import worker
 from edge_worker.adapters.cloudflare.d1_executor import D1Executor
 from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.domain import jobs
 from edge_worker.settings import SettingsError
 from tests.cf_bridge.bridge import RunningBridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages

@@ -3,9 +3,8 @@
 import re
 from datetime import UTC, datetime, timedelta
 
-from contracts import Resolution
 from edge_worker.adapters import job_rows
-from edge_worker.domain import jobs
+from tests.contracts_ports.test_job_store_contract import make_job
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -19,16 +18,7 @@ def test_format_and_parse_time_keep_microseconds_and_order() -> None:
 
 
 def test_cursor_is_opaque_urlsafe_text_naming_the_last_job() -> None:
-    job = jobs.new_job(
-        job_id="job-1",
-        owner="o",
-        prompt="p",
-        resolution=Resolution.P480,
-        seed=None,
-        image_key="i",
-        audio_key="a",
-        now=T0,
-    )
+    job = make_job("job-1", created=T0)
     cursor = job_rows.encode_cursor(job)
     assert re.fullmatch(r"[A-Za-z0-9_=-]+", cursor)
     created, job_id = job_rows.decode_cursor(cursor)

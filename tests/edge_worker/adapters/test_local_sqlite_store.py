@@ -6,12 +6,12 @@ What every JobStore must do is tested once for SQLite and D1 in tests/contracts_
 import re
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from contracts import Quality, Resolution, ResultMetadata, Stage
+from contracts import Quality
 from edge_worker.adapters import job_rows
 from edge_worker.adapters.local import sqlite_migrations
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
@@ -22,13 +22,8 @@ from edge_worker.adapters.local.sqlite_migrations import (
 )
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.domain import jobs
-from edge_worker.domain.jobs import Job
 from tests.conftest import run
-
-T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
-RESULT = ResultMetadata(
-    size_bytes=1_234_567, duration_seconds=61.04, width=1280, height=720, engine="preview"
-)
+from tests.contracts_ports.test_job_store_contract import T0, completed, make_job
 
 
 class OpenStore(SqlJobStore):
@@ -40,42 +35,6 @@ class OpenStore(SqlJobStore):
 
     def close(self) -> None:
         self.database.close()
-
-
-def make_job(
-    job_id: str, *, owner: str = "owner-a", created: datetime = T0, seed: int | None = 7
-) -> Job:
-    return jobs.new_job(
-        job_id=job_id,
-        owner=owner,
-        prompt="a person talking, soft light",
-        resolution=Resolution.P480,
-        seed=seed,
-        image_key=f"inputs/{job_id}/image.png",
-        audio_key=f"inputs/{job_id}/audio.wav",
-        now=created,
-    )
-
-
-def completed_job(job_id: str) -> Job:
-    job = make_job(job_id)
-    job = jobs.claim(job, agent_id="agent-1", claim_token="tok-1", now=T0 + timedelta(seconds=1))
-    job = jobs.report_progress(
-        job,
-        claim_token="tok-1",
-        progress=42.5,
-        stage=Stage.GENERATING,
-        eta_seconds=12.25,
-        now=T0 + timedelta(seconds=2, microseconds=7),
-    )
-    return jobs.complete(
-        job,
-        claim_token="tok-1",
-        result=RESULT,
-        result_key=f"videos/{job_id}.mp4",
-        now=T0 + timedelta(seconds=30, microseconds=999_999),
-        retention=timedelta(hours=6),
-    )
 
 
 def test_times_are_stored_as_fixed_width_utc_text(tmp_path: Path) -> None:
@@ -215,7 +174,7 @@ def test_store_uses_a_custom_migrations_directory(tmp_path: Path) -> None:
 def test_reopening_the_store_does_not_reapply_migrations(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
     first = OpenStore(path)
-    job = completed_job("kept")
+    job = completed(make_job("kept"), T0)
     run(first.insert(job))
     first.close()
     second = OpenStore(path)
