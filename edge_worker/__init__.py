@@ -1,4 +1,4 @@
-"""The edge: auth, validation, job state, uploads and the agent API (DESIGN.md section 2).
+"""The edge: auth, validation, job state, uploads and the agent API (docs/ARCHITECTURE.md).
 
 Importable under Pyodide: nothing here touches threads, sockets or the filesystem at import.
 """

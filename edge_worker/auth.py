@@ -5,7 +5,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 
 from contracts import ErrorCode
-from edge_worker.errors import ApiError
+from edge_worker.domain.problems import Problem
 
 
 def owner_id(api_key: str) -> str:
@@ -33,9 +33,9 @@ def authenticate_client(headers: Mapping[str, str], api_keys: Iterable[str]) -> 
     """Return the caller's owner id or raise 401."""
     token = bearer_token(headers)
     if token is None:
-        raise ApiError(ErrorCode.UNAUTHORIZED, "missing bearer API key")
+        raise Problem(ErrorCode.UNAUTHORIZED, "missing bearer API key")
     if not matches_any(token, api_keys):
-        raise ApiError(ErrorCode.UNAUTHORIZED, "invalid API key")
+        raise Problem(ErrorCode.UNAUTHORIZED, "invalid API key")
     return owner_id(token)
 
 
@@ -43,4 +43,4 @@ def authenticate_token(headers: Mapping[str, str], expected: str, what: str) -> 
     """Single shared-secret check (agent token, queue API token)."""
     token = bearer_token(headers)
     if token is None or not matches_any(token, (expected,)):
-        raise ApiError(ErrorCode.UNAUTHORIZED, f"missing or invalid {what}")
+        raise Problem(ErrorCode.UNAUTHORIZED, f"missing or invalid {what}")

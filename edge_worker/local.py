@@ -19,14 +19,16 @@ from contracts.logs import configure_logging
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.queue_routes import queue_routes
+from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
-from edge_worker.adapters.local.sqlite_store import SqliteJobStore
+from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
-from edge_worker.maintenance import run_maintenance
 from edge_worker.ports import Clock
-from edge_worker.services import Services
 from edge_worker.settings import EdgeSettings, SettingsError
+from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.wiring import UseCases
 
 log = logging.getLogger("edge_worker.local")
 
@@ -34,17 +36,19 @@ log = logging.getLogger("edge_worker.local")
 @dataclass
 class LocalRuntime:
     app: Litestar
-    store: SqliteJobStore
+    use_cases: UseCases
+    database: SqliteExecutor
+    store: SqlJobStore
     queue: SqliteQueue
     blobs: FsBlobStore
 
     def close(self) -> None:
-        self.store.close()
+        self.database.close()
         self.queue.close()
 
 
 def maintenance_timer(
-    interval_seconds: float,
+    maintenance: Maintenance, interval_seconds: float
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Lifespan running the maintenance sweep on a timer (the Worker uses its cron instead)."""
 
@@ -54,7 +58,7 @@ def maintenance_timer(
             while True:
                 await asyncio.sleep(interval_seconds)
                 try:
-                    await run_maintenance(app.state.job_service)
+                    await maintenance.sweep()
                 except Exception:
                     log.exception("maintenance sweep failed")
 
@@ -71,7 +75,8 @@ def maintenance_timer(
 
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteJobStore(data_dir / "jobs.sqlite3")
+    database = SqliteExecutor(data_dir / "jobs.sqlite3")
+    store = SqlJobStore(database)
     assert settings.cf_api_token is not None, "local_settings checks it"
     queue = SqliteQueue(
         data_dir / "queue.sqlite3",
@@ -81,17 +86,18 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
     blobs = FsBlobStore(
         data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
     )
-    services = Services(
-        settings=settings, store=store, blobs=blobs, queue=queue, clock=clock or SystemClock()
+    use_cases = UseCases.build(
+        EdgeContext(
+            settings=settings, store=store, blobs=blobs, queue=queue, clock=clock or SystemClock()
+        )
     )
     extra = [
         blob_routes(blobs),
         queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
     ]
-    app = create_app(
-        services, extra, lifespan=[maintenance_timer(settings.maintenance_interval_seconds)]
-    )
-    return LocalRuntime(app, store, queue, blobs)
+    timer = maintenance_timer(use_cases.maintenance, settings.maintenance_interval_seconds)
+    app = create_app(use_cases, extra, lifespan=[timer])
+    return LocalRuntime(app, use_cases, database, store, queue, blobs)
 
 
 def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings:

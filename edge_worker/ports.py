@@ -1,17 +1,27 @@
-"""The small interfaces the domain needs; adapters live under `adapters/`."""
+"""The small interfaces the use cases need, and the types they exchange; adapters live
+under `adapters/`."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from enum import StrEnum
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from contracts import QueueMessage
-from edge_worker.idempotency import IdempotencyRecord
-from edge_worker.job_rows import SweepKind
-from edge_worker.jobs import Job
+from edge_worker.domain.idempotency import IdempotencyRecord
+from edge_worker.domain.jobs import Job
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class SweepKind(StrEnum):
+    """What the maintenance sweep looks for; each kind is one indexed query."""
+
+    LOST = "lost"  # processing, heartbeat older than the cutoff
+    EXPIRED = "expired"  # completed, expires_at at or before the cutoff
+    INPUTS_LEFT = "inputs_left"  # terminal, inputs not deleted yet
+    STRANDED = "stranded"  # pending, last enqueued before the cutoff
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,7 @@ class JobPage:
     next_cursor: str | None
 
 
+@runtime_checkable  # the health route takes it as a dependency, which Litestar checks
 class JobStore(Protocol):
     async def insert(self, job: Job) -> None: ...
 
@@ -31,7 +42,9 @@ class JobStore(Protocol):
 
     async def count_pending_before(self, job: Job) -> int: ...
 
-    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage: ...
+    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage:
+        """Newest first; raises ValueError for a cursor this store did not hand out."""
+        ...
 
     async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]: ...
 

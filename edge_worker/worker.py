@@ -18,18 +18,19 @@ import anyio._backends._asyncio  # noqa: F401  (see the module docstring)
 
 from contracts import ErrorBody, ErrorCode, ErrorEnvelope
 from contracts.logs import configure_logging
-from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker.adapters.cloudflare.d1_executor import D1Executor
 from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
 from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
-from edge_worker.app import attach_services, create_app
+from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.app import attach_use_cases, create_app
 from edge_worker.clock import SystemClock
-from edge_worker.errors import ApiError
-from edge_worker.maintenance import run_maintenance
-from edge_worker.routes.generate import form_rules
-from edge_worker.services import JobService, Services
+from edge_worker.domain.problems import Problem
+from edge_worker.http.generate_input import form_rules
 from edge_worker.settings import EdgeSettings, MiB
+from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.wiring import UseCases
 
 try:
     import workers.asgi  # noqa: F401  (see the module docstring)
@@ -71,7 +72,7 @@ APP = create_app(None)
 class WorkerRuntime:
     values: dict[str, str]
     settings: EdgeSettings
-    service: JobService
+    use_cases: UseCases
 
 
 def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
@@ -84,15 +85,17 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
         secrets=[*settings.api_keys, settings.agent_token, r2.secret_access_key],
     )
     clock = SystemClock()
-    services = Services(
-        settings=settings,
-        store=D1JobStore(env.DB),
-        blobs=R2BlobStore(env.BUCKET, R2Presigner(r2, clock)),
-        queue=QueueProducer(env.JOBS),
-        clock=clock,
+    use_cases = UseCases.build(
+        EdgeContext(
+            settings=settings,
+            store=SqlJobStore(D1Executor(env.DB)),
+            blobs=R2BlobStore(env.BUCKET, R2Presigner(r2, clock)),
+            queue=QueueProducer(env.JOBS),
+            clock=clock,
+        )
     )
-    attach_services(APP, services)
-    return WorkerRuntime(values, settings, APP.state.job_service)
+    attach_use_cases(APP, use_cases)
+    return WorkerRuntime(values, settings, use_cases)
 
 
 _runtime: WorkerRuntime | None = None
@@ -101,7 +104,7 @@ _runtime: WorkerRuntime | None = None
 def runtime_for(env: Any) -> WorkerRuntime:
     """The isolate's runtime: built on its first event, then reused by every later one.
 
-    This slot, with the services it attaches to `APP`, is the module's only mutable state.
+    This slot, with the use cases it attaches to `APP`, is the module's only mutable state.
     It is keyed by the env's vars and secrets, not by the env object: the runtime hands each
     entrypoint instance a fresh env wrapper, so object identity would rebuild on every
     request. Bindings, vars and secrets change only with a new deployment, which starts new
@@ -117,7 +120,7 @@ def runtime_for(env: Any) -> WorkerRuntime:
 
 def body_refusal(
     content_length: str | None, has_body: bool, runtime: WorkerRuntime
-) -> ApiError | None:
+) -> Problem | None:
     """Why a request must be refused before the bridge buffers its body, if it must.
 
     The bridge reads the whole body into memory first, so the app's streaming limits come
@@ -127,21 +130,21 @@ def body_refusal(
     if content_length is None:
         if not has_body:
             return None
-        return ApiError(
+        return Problem(
             ErrorCode.INVALID_INPUT,
             "a request with a body needs a Content-Length header",
             {"header": "Content-Length"},
         )
     if not (content_length.isascii() and content_length.isdigit()):
-        return ApiError(
+        return Problem(
             ErrorCode.INVALID_INPUT, "malformed Content-Length", {"header": "Content-Length"}
         )
     if int(content_length) > runtime.settings.max_request_bytes:
-        return form_rules(runtime.service).too_large()
+        return form_rules(runtime.settings).too_large()
     return None
 
 
-def error_reply(error: ApiError) -> Any:
+def error_reply(error: Problem) -> Any:
     """The API's error envelope as a Worker response (the app never saw this request)."""
     from workers import Response
 
@@ -167,4 +170,4 @@ class Default(WorkerEntrypoint):
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
         """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs)."""
-        await run_maintenance(runtime_for(self.env).service)
+        await runtime_for(self.env).use_cases.maintenance.sweep()

@@ -13,10 +13,10 @@ from coverage.exceptions import NoDataError
 PACKAGE_FLOOR = 80.0
 PACKAGES = ("contracts", "edge_worker", "gpu_agent", "infinitetalk", "avatar_client")
 FULL_COVERAGE = (
-    "edge_worker/jobs.py",
+    "edge_worker/domain/jobs.py",
     "edge_worker/auth.py",
     "edge_worker/routes/agent.py",
-    "edge_worker/agent_service.py",
+    "edge_worker/usecases/agent_protocol.py",
     "contracts/agent.py",
     "gpu_agent/edge_client.py",
     "gpu_agent/queue_client.py",

@@ -4,60 +4,14 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.di import NamedDependency, Provide
-from pydantic import ValidationError
 
-from contracts import ErrorCode, JobView
-from contracts.media import MediaKind
-from edge_worker.dependencies import provide_owner
-from edge_worker.errors import ApiError
-from edge_worker.multipart_form import FileRule, FormRules, read_form
-from edge_worker.services import JobService
-from edge_worker.uploads import GenerateFromUploads
-from edge_worker.validation import PROMPT_MAX_CHARS
-
-JSON_LIMIT = 64 * 1024
-
-
-def form_rules(service: JobService) -> FormRules:
-    settings = service.s.settings
-    hint = (
-        "; upload larger files with POST /uploads and create the job from their upload ids"
-        if settings.max_inline_request_bytes
-        else ""
-    )
-    return FormRules(
-        files={
-            "image": FileRule(MediaKind.IMAGE, settings.max_image_bytes),
-            "audio": FileRule(MediaKind.AUDIO, settings.max_audio_bytes),
-        },
-        text_max_bytes={
-            "prompt": PROMPT_MAX_CHARS * 4,
-            "resolution": 16,
-            "seed": 32,
-            "quality": 16,
-        },
-        max_total_bytes=settings.max_request_bytes,
-        too_large_hint=hint,
-        discard_limit=2 * settings.max_request_bytes,
-    )
-
-
-async def read_json(request: Request[Any, Any, Any]) -> GenerateFromUploads:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > JSON_LIMIT:
-            raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, "JSON body is larger than 64 KiB")
-    try:
-        return GenerateFromUploads.model_validate_json(body)
-    except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-            for err in exc.errors()
-        ]
-        raise ApiError(
-            ErrorCode.INVALID_INPUT, "request is malformed", {"errors": problems}
-        ) from None
+from contracts import JobView
+from edge_worker.domain.job_request import job_request
+from edge_worker.http.dependencies import provide_owner
+from edge_worker.http.generate_input import form_rules, read_json
+from edge_worker.http.multipart_form import read_form
+from edge_worker.settings import EdgeSettings
+from edge_worker.usecases.creation import JobCreation
 
 
 @post(
@@ -81,19 +35,22 @@ async def read_json(request: Request[Any, Any, Any]) -> GenerateFromUploads:
 async def generate(
     request: Request[Any, Any, Any],
     owner: NamedDependency[str],
-    job_service: NamedDependency[JobService],
+    creation: NamedDependency[JobCreation],
+    settings: NamedDependency[EdgeSettings],
 ) -> JobView:
     idempotency_key = request.headers.get("idempotency-key")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "application/json":
-        body = await read_json(request)
-        return await job_service.create_from_uploads(owner, body, idempotency_key)
-    rules = form_rules(job_service)
+        body = await read_json(request.stream())
+        return await creation.create_from_uploads(owner, body, idempotency_key)
+    rules = form_rules(settings)
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > rules.max_total_bytes:
         raise rules.too_large()
     form = await read_form(request.stream(), content_type, rules)
     try:
-        return await job_service.create_from_form(owner, form, idempotency_key)
+        return await creation.create_inline(
+            owner, job_request(form.text, form.files), idempotency_key
+        )
     finally:
         form.close()

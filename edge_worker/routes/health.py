@@ -6,14 +6,14 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 
 from edge_worker import __version__
-from edge_worker.services import Services
+from edge_worker.ports import JobStore
 
 
 @get("/health", summary="Service health (no auth)")
-async def health(services: NamedDependency[Services]) -> Response[dict[str, Any]]:
+async def health(job_store: NamedDependency[JobStore]) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
-        await services.store.get("00000000-0000-0000-0000-000000000000")
+        await job_store.get("00000000-0000-0000-0000-000000000000")
         checks["job_store"] = "ok"
     except Exception:
         checks["job_store"] = "error"

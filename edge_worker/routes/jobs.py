@@ -7,22 +7,23 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts import JobList, JobView, ResultView
-from edge_worker.dependencies import provide_owner
-from edge_worker.services import JobService
+from edge_worker.http.dependencies import provide_owner
+from edge_worker.usecases.transitions import JobTransitions
+from edge_worker.usecases.views import JobViews
 
 
 @get("/status/{job_id:str}", summary="Status, progress, queue position and ETA of a job")
 async def job_status(
-    job_id: FromPath[str], owner: NamedDependency[str], job_service: NamedDependency[JobService]
+    job_id: FromPath[str], owner: NamedDependency[str], views: NamedDependency[JobViews]
 ) -> JobView:
-    return await job_service.view(await job_service.get_owned(owner, job_id))
+    return await views.status(owner, job_id)
 
 
 @get("/result/{job_id:str}", summary="A signed download URL of the finished MP4")
 async def job_result(
-    job_id: FromPath[str], owner: NamedDependency[str], job_service: NamedDependency[JobService]
+    job_id: FromPath[str], owner: NamedDependency[str], views: NamedDependency[JobViews]
 ) -> ResultView:
-    return await job_service.result(owner, job_id)
+    return await views.result(owner, job_id)
 
 
 @delete(
@@ -33,19 +34,21 @@ async def job_result(
     "next heartbeat and stops within seconds. No result is ever published for it.",
 )
 async def cancel_job(
-    job_id: FromPath[str], owner: NamedDependency[str], job_service: NamedDependency[JobService]
+    job_id: FromPath[str],
+    owner: NamedDependency[str],
+    transitions: NamedDependency[JobTransitions],
 ) -> JobView:
-    return await job_service.cancel(owner, job_id)
+    return await transitions.cancel(owner, job_id)
 
 
 @get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
     owner: NamedDependency[str],
-    job_service: NamedDependency[JobService],
+    views: NamedDependency[JobViews],
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     cursor: FromQuery[str | None] = None,
 ) -> JobList:
-    return await job_service.list_owned(owner, limit, cursor)
+    return await views.list_owned(owner, limit, cursor)
 
 
 jobs_router = Router(

@@ -4,9 +4,8 @@ from litestar import post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
-from edge_worker.dependencies import provide_owner
-from edge_worker.services import JobService
-from edge_worker.uploads import UploadsRequest, UploadsResponse
+from edge_worker.http.dependencies import provide_owner
+from edge_worker.usecases.uploads import Uploads, UploadsRequest, UploadsResponse
 
 
 @post(
@@ -22,6 +21,6 @@ from edge_worker.uploads import UploadsRequest, UploadsResponse
 async def create_uploads(
     data: JSONBody[UploadsRequest],
     owner: NamedDependency[str],
-    job_service: NamedDependency[JobService],
+    uploads: NamedDependency[Uploads],
 ) -> UploadsResponse:
-    return await job_service.grant_uploads(owner, data)
+    return await uploads.grant(owner, data)

@@ -2,28 +2,23 @@
 the edges of the binding APIs that the local bridge does not reach: R2 pagination, R2's
 1000-key delete limit, and the options a queue message is sent with."""
 
-import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from contracts import QueueMessage, Resolution
-from edge_worker import jobs
 from edge_worker.adapters.cloudflare import js_values
-from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker.adapters.cloudflare.d1_executor import D1Executor
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
+from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.domain import jobs
 from edge_worker.ports import BlobInfo
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+from tests.conftest import run
 
 
 @dataclass
@@ -93,7 +88,7 @@ class UnwrappedD1:
         return JsProxyLike({"success": True, "meta": {"changes": self.changes}})
 
 
-def test_d1_store_reads_unwrapped_results() -> None:
+def test_the_d1_executor_reads_unwrapped_results() -> None:
     job = jobs.new_job(
         job_id="j",
         owner="o",
@@ -104,9 +99,13 @@ def test_d1_store_reads_unwrapped_results() -> None:
         audio_key="a",
         now=datetime.now(UTC),
     )
-    assert run(D1JobStore(UnwrappedD1([{"COUNT(*)": 3}])).count_pending_before(job)) == 3
-    assert run(D1JobStore(UnwrappedD1([], changes=2)).purge_idempotency(datetime.now(UTC))) == 2
-    assert run(D1JobStore(UnwrappedD1([])).get("missing")) is None
+
+    def store(rows: list[dict[str, Any]], changes: int = 1) -> SqlJobStore:
+        return SqlJobStore(D1Executor(UnwrappedD1(rows, changes)))
+
+    assert run(store([{"ahead": 3}]).count_pending_before(job)) == 3
+    assert run(store([], changes=2).purge_idempotency(datetime.now(UTC))) == 2
+    assert run(store([]).get("missing")) is None
 
 
 @dataclass

@@ -5,29 +5,30 @@ Pyodide's `workers` module is replaced by a stand-in whose ASGI bridge drives th
 httpx, the way the runtime's `asgi.fetch` hands it a request and returns its response.
 """
 
-import asyncio
 import io
 import json
 import sys
 import types
 import wave
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
 from contracts import JobStatus, Resolution, ResultMetadata
-from edge_worker import jobs, worker
-from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker import worker
+from edge_worker.adapters.cloudflare.d1_executor import D1Executor
+from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.domain import jobs
 from edge_worker.settings import SettingsError
 from tests.cf_bridge.bridge import RunningBridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
+from tests.conftest import run
 
-T = TypeVar("T")
 API_KEY = "worker-test-key-0123456789"
 AGENT_TOKEN = "worker-agent-token-0123456789"
 SECRETS = {
@@ -38,10 +39,6 @@ SECRETS = {
     "R2_SECRET_ACCESS_KEY": "worker-secret-key",
     "R2_BUCKET_NAME": "avatar-media",
 }
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def make_env(url: str = "http://bridge.invalid", **values: Any) -> types.SimpleNamespace:
@@ -245,7 +242,7 @@ def test_a_job_created_on_the_worker_lands_in_d1_r2_and_the_queue(
     assert created.status_code == 200, created.text
     job_id = created.json()["job_id"]
 
-    stored = run(D1JobStore(env.DB).get(job_id))
+    stored = run(SqlJobStore(D1Executor(env.DB)).get(job_id))
     assert stored is not None and stored.status is JobStatus.PENDING
     for key in stored.input_keys:
         assert run(env.BUCKET.head(key)) is not None, key
@@ -289,13 +286,13 @@ def store_a_result_past_retention(db: Any, bucket: Any) -> None:
         now=done_at,
         retention=timedelta(hours=6),
     )
-    run(D1JobStore(db).insert(job))
+    run(SqlJobStore(D1Executor(db)).insert(job))
     for key in [*job.input_keys, f"videos/{EXPIRING}/1.mp4"]:
         run(bucket.put(key, b"abc"))
 
 
 def assert_the_result_expired(db: Any, bucket: Any) -> None:
-    expired = run(D1JobStore(db).get(EXPIRING))
+    expired = run(SqlJobStore(D1Executor(db)).get(EXPIRING))
     assert expired is not None and expired.status is JobStatus.EXPIRED
     assert run(bucket.list(prefix=f"inputs/{EXPIRING}/"))["objects"] == []
     assert run(bucket.list(prefix=f"videos/{EXPIRING}/"))["objects"] == []

@@ -45,7 +45,10 @@ def test_the_bundle_holds_the_worker_packages_and_nothing_else(dry_run: tuple[st
     modules = {path.relative_to(outdir).as_posix() for path in outdir.rglob("*.py")}
     own = {module for module in modules if not module.startswith("python_modules/")}
     assert {"worker_entry.py", "edge_worker/worker.py", "contracts/queue.py"} <= own
-    assert "edge_worker/adapters/cloudflare/d1_store.py" in own
+    assert {
+        "edge_worker/adapters/cloudflare/d1_executor.py",
+        "edge_worker/adapters/sql_job_store.py",
+    } <= own
     assert {module.split("/")[0] for module in own} == {
         "worker_entry.py",
         "edge_worker",

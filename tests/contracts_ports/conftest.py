@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from contracts import QueueMessage
-from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker.adapters.cloudflare.d1_executor import D1Executor
 from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
-from edge_worker.adapters.local.sqlite_store import SqliteJobStore
+from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.clock import SystemClock
 from edge_worker.ports import BlobStore, JobStore
 from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
@@ -42,13 +43,13 @@ def bridge() -> RunningBridge:
 @pytest.fixture(params=ADAPTERS)
 def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
     if request.param == "local":
-        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
-        yield store
-        store.close()
+        database = SqliteExecutor(tmp_path / "jobs.sqlite3")
+        yield SqlJobStore(database)
+        database.close()
         return
     url = request.getfixturevalue("bridge").url
     reset_d1(url)
-    yield D1JobStore(D1Database(url))
+    yield SqlJobStore(D1Executor(D1Database(url)))
 
 
 @pytest.fixture(params=ADAPTERS)

@@ -1,22 +1,15 @@
 """The BlobStore contract: FsBlobStore and R2BlobStore (on real local R2) behave alike."""
 
-import asyncio
 import io
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from edge_worker.ports import BlobInfo, BlobStore
+from tests.conftest import run
 
-T = TypeVar("T")
 DATA = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def put(store: BlobStore, key: str, data: bytes, content_type: str = "image/png") -> int:

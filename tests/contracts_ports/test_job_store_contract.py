@@ -1,29 +1,23 @@
-"""The JobStore contract: SqliteJobStore and D1JobStore (on real local D1) behave alike."""
+"""The JobStore contract: the SQL job store behaves alike on SQLite and on real local D1."""
 
-import asyncio
+import base64
 import dataclasses
-from collections.abc import Coroutine
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
-from edge_worker import jobs
-from edge_worker.idempotency import IdempotencyRecord, new_record
-from edge_worker.job_rows import SweepKind
-from edge_worker.jobs import Job
-from edge_worker.ports import JobStore
+from edge_worker.domain import jobs
+from edge_worker.domain.idempotency import IdempotencyRecord, new_record
+from edge_worker.domain.jobs import Job
+from edge_worker.ports import JobStore, SweepKind
+from tests.conftest import run
 
-T = TypeVar("T")
 T0 = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 RESULT = ResultMetadata(
     size_bytes=1_234_567, duration_seconds=61.04, width=1280, height=720, engine="preview"
 )
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def make_job(job_id: str, *, owner: str = "owner-a", created: datetime = T0) -> Job:
@@ -104,7 +98,20 @@ def insert(store: JobStore, *items: Job) -> None:
 def test_every_field_round_trips(job_store: JobStore) -> None:
     job = every_field_set("job-all")
     insert(job_store, job)
-    assert run(job_store.get("job-all")) == job
+    got = run(job_store.get("job-all"))
+    assert got == job
+    for field in dataclasses.fields(Job):
+        value = getattr(got, field.name)
+        if isinstance(value, datetime):
+            assert value.utcoffset() == timedelta(0), field.name
+
+
+def test_times_in_other_zones_come_back_equal_in_utc(job_store: JobStore) -> None:
+    ist = timezone(timedelta(hours=5, minutes=30))
+    local = datetime(2024, 5, 1, 17, 30, 0, 5, tzinfo=ist)
+    insert(job_store, make_job("job-tz", created=local))
+    got = run(job_store.get("job-tz"))
+    assert got is not None and got.created_at == local and got.created_at.tzinfo == UTC
 
 
 def test_new_job_round_trips_with_its_empty_fields(job_store: JobStore) -> None:
@@ -113,6 +120,9 @@ def test_new_job_round_trips_with_its_empty_fields(job_store: JobStore) -> None:
     got = run(job_store.get("job-new"))
     assert got == job
     assert got is not None and got.result is None and got.started_at is None
+    unseeded = dataclasses.replace(make_job("job-unseeded"), seed=None)
+    insert(job_store, unseeded)
+    assert run(job_store.get("job-unseeded")) == unseeded
 
 
 def test_unknown_job_is_none(job_store: JobStore) -> None:
@@ -135,6 +145,10 @@ def test_replace_is_a_compare_and_swap_on_the_version(job_store: JobStore) -> No
     # A second writer that read the same version loses and changes nothing.
     rival = jobs.cancel(job, now=T0 + timedelta(seconds=2))
     assert not run(job_store.replace(rival, expected_version=job.version))
+    assert run(job_store.get("job-cas")) == first
+    # Replaying the won write with its now-stale version, or skipping ahead, fails too.
+    assert not run(job_store.replace(first, expected_version=job.version))
+    assert not run(job_store.replace(first, expected_version=first.version + 4))
     assert run(job_store.get("job-cas")) == first
 
 
@@ -166,12 +180,32 @@ def test_count_pending_before_is_fifo_by_creation_then_id(job_store: JobStore) -
     assert [run(job_store.count_pending_before(job)) for job in order] == [0, 1, 2, 3, 4]
 
 
-def test_count_pending_before_skips_jobs_that_are_not_waiting(job_store: JobStore) -> None:
-    early, me = make_job("early", created=T0), make_job("me", created=T0 + timedelta(seconds=1))
-    insert(job_store, early, me)
-    assert run(job_store.count_pending_before(me)) == 1
-    assert run(job_store.replace(claimed(early, T0), expected_version=0))
-    assert run(job_store.count_pending_before(me)) == 0
+def test_count_pending_before_counts_only_waiting_jobs_of_every_owner(
+    job_store: JobStore,
+) -> None:
+    early = [make_job(f"early-{n}", created=T0 + timedelta(seconds=n)) for n in range(5)]
+    insert(job_store, *early)
+    # One processing, one completed, one failed: none of them waits in the queue.
+    assert run(job_store.replace(claimed(early[0], T0), expected_version=0))
+    insert(job_store, completed(make_job("done-early"), T0))
+    failed = jobs.fail(
+        claimed(early[1], T0),
+        claim_token="tok-early-1",
+        code=FailureCode.GENERATION_FAILED,
+        message="boom",
+        retryable=False,
+        max_attempts=3,
+        now=T0,
+    )
+    assert run(job_store.replace(failed, expected_version=0))
+    insert(job_store, make_job("other-owner", owner="owner-b", created=T0 + timedelta(seconds=3)))
+    me = make_job("me", created=T0 + timedelta(minutes=1))
+    insert(job_store, me)
+    # early-2, early-3, other-owner (one queue for all), early-4
+    assert run(job_store.count_pending_before(me)) == 4
+    assert run(job_store.count_pending_before(early[2])) == 0
+    # A job that is not stored yet is placed among the stored ones.
+    assert run(job_store.count_pending_before(make_job("probe", created=T0))) == 0
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -181,7 +215,8 @@ def test_list_for_owner_pages_newest_first_and_hides_other_owners(job_store: Job
     mine = [make_job(f"a-{n}", created=T0 + timedelta(seconds=n)) for n in range(5)]
     tie = T0 + timedelta(minutes=1)
     mine += [make_job("a-tie-x", created=tie), make_job("a-tie-y", created=tie)]
-    insert(job_store, *mine, make_job("b-0", owner="owner-b", created=tie))
+    older = make_job("b-old", owner="owner-b", created=T0 - timedelta(seconds=1))
+    insert(job_store, *mine, make_job("b-0", owner="owner-b", created=tie), older)
     expected = [j.id for j in sorted(mine, key=lambda j: (j.created_at, j.id), reverse=True)]
 
     seen: list[str] = []
@@ -196,6 +231,21 @@ def test_list_for_owner_pages_newest_first_and_hides_other_owners(job_store: Job
     assert seen == expected
     assert run(job_store.list_for_owner("owner-a", 7, None)).next_cursor is None
     assert run(job_store.list_for_owner("nobody", 3, None)).jobs == []
+    # Another owner's cursor still only ever yields the caller's jobs.
+    first = run(job_store.list_for_owner("owner-a", 2, None))
+    assert first.next_cursor is not None
+    foreign = run(job_store.list_for_owner("owner-b", 100, first.next_cursor))
+    assert [job.id for job in foreign.jobs] == ["b-old"]
+
+
+def test_a_page_that_ends_the_list_has_no_cursor(job_store: JobStore) -> None:
+    insert(job_store, *(make_job(f"j-{n}", created=T0 + timedelta(seconds=n)) for n in range(6)))
+    first = run(job_store.list_for_owner("owner-a", 3, None))
+    assert [job.id for job in first.jobs] == ["j-5", "j-4", "j-3"]
+    assert first.next_cursor is not None and re.fullmatch(r"[A-Za-z0-9_=-]+", first.next_cursor)
+    second = run(job_store.list_for_owner("owner-a", 3, first.next_cursor))
+    assert [job.id for job in second.jobs] == ["j-2", "j-1", "j-0"]
+    assert second.next_cursor is None
 
 
 def test_listed_jobs_are_whole_jobs(job_store: JobStore) -> None:
@@ -204,7 +254,18 @@ def test_listed_jobs_are_whole_jobs(job_store: JobStore) -> None:
     assert run(job_store.list_for_owner("owner-x", 10, None)).jobs == [job]
 
 
-@pytest.mark.parametrize("cursor", ["not-base64!", "bm90IGEgY3Vyc29y"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "abc",  # bad padding
+        "!!!not base64!!!",
+        base64.urlsafe_b64encode(b"\xff\xfe\xfd").decode(),  # not UTF-8
+        base64.urlsafe_b64encode(b"yesterday|job-1").decode(),  # not a time
+        base64.urlsafe_b64encode(b"2024-05-01 12:00:00|job-1").decode(),  # wrong format
+        base64.urlsafe_b64encode(b"no separator at all").decode(),
+    ],
+)
 def test_malformed_cursor_raises_value_error(job_store: JobStore, cursor: str) -> None:
     with pytest.raises(ValueError):
         run(job_store.list_for_owner("owner-a", 3, cursor))

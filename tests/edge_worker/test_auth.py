@@ -10,7 +10,7 @@ from edge_worker.auth import (
     matches_any,
     owner_id,
 )
-from edge_worker.errors import ApiError
+from edge_worker.domain.problems import Problem
 
 KEYS = ("key-one-0123456789", "key-two-0123456789")
 
@@ -45,7 +45,7 @@ def test_client_gets_a_stable_owner_id_that_is_not_the_key() -> None:
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong-key-000000"}])
 def test_client_without_valid_key_is_unauthorized(headers: dict[str, str]) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Problem) as err:
         authenticate_client(headers, KEYS)
     assert err.value.code is ErrorCode.UNAUTHORIZED
 
@@ -53,6 +53,6 @@ def test_client_without_valid_key_is_unauthorized(headers: dict[str, str]) -> No
 def test_shared_token_check() -> None:
     authenticate_token({"authorization": "Bearer agent-secret"}, "agent-secret", "agent token")
     for headers in ({}, {"authorization": "Bearer client-key"}):
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Problem) as err:
             authenticate_token(headers, "agent-secret", "agent token")
         assert "agent token" in err.value.message

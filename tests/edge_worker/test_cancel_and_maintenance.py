@@ -6,7 +6,6 @@ from typing import Any
 from litestar.testing import TestClient
 
 from edge_worker.local import LocalRuntime
-from edge_worker.maintenance import run_maintenance
 from tests.edge_worker.conftest import (
     ACK_URL,
     AGENT_AUTH,
@@ -21,7 +20,7 @@ from tests.edge_worker.test_agent_api import RESULT, VIDEO, claim, post, upload
 
 
 def sweep(runtime: LocalRuntime) -> dict[str, int]:
-    return vars(asyncio.run(run_maintenance(runtime.app.state.job_service)))
+    return vars(asyncio.run(runtime.use_cases.maintenance.sweep()))
 
 
 def status(client: TestClient, job_id: str) -> dict[str, Any]:
@@ -215,10 +214,10 @@ def test_two_sweeps_at_once_apply_each_change_once(
     for job in jobs_:
         claim(client, job["job_id"])
     clock.advance(seconds=121)
-    service = runtime.app.state.job_service
+    maintenance = runtime.use_cases.maintenance
 
     async def both() -> list[Any]:
-        return await asyncio.gather(run_maintenance(service), run_maintenance(service))
+        return await asyncio.gather(maintenance.sweep(), maintenance.sweep())
 
     first, second = asyncio.run(both())
     assert first.requeued_lost + second.requeued_lost == 3
@@ -228,13 +227,12 @@ def test_two_sweeps_at_once_apply_each_change_once(
 def test_retry_delay_backs_off_exponentially(runtime: LocalRuntime) -> None:
     from dataclasses import replace
 
-    from edge_worker import jobs
-    from edge_worker.agent_service import AgentService
-    from edge_worker.services import JobService
+    from edge_worker.domain import jobs
+    from edge_worker.usecases.wiring import UseCases
 
-    services = runtime.app.state.services
-    settings = services.settings.model_copy(update={"retry_backoff_seconds": 5})
-    service = AgentService(JobService(replace(services, settings=settings)))
+    context = runtime.use_cases.context
+    settings = context.settings.model_copy(update={"retry_backoff_seconds": 5})
+    agent_protocol = UseCases.build(replace(context, settings=settings)).agent_protocol
     job = jobs.new_job(
         job_id="x",
         owner="o",
@@ -243,9 +241,9 @@ def test_retry_delay_backs_off_exponentially(runtime: LocalRuntime) -> None:
         seed=None,
         image_key="inputs/x/image.png",
         audio_key="inputs/x/audio.wav",
-        now=service.s.clock.now(),
+        now=context.clock.now(),
     )
-    delays = [service.retry_delay(replace(job, attempts=n)) for n in (1, 2, 3, 10)]
+    delays = [agent_protocol.retry_delay(replace(job, attempts=n)) for n in (1, 2, 3, 10)]
     assert delays == [5, 10, 20, 300]
 
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from litestar.testing import TestClient
 
 from contracts import Quality
-from edge_worker import idempotency
-from edge_worker.idempotency import Decision, IdempotencyRecord
+from edge_worker.domain import idempotency
+from edge_worker.domain.idempotency import Decision, IdempotencyRecord
 from tests.edge_worker.conftest import AUTH, OTHER_AUTH, FakeClock, png_bytes, wav_bytes
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -86,15 +86,15 @@ def test_keys_are_per_api_key(client: TestClient) -> None:
 
 
 def test_a_request_that_dies_releases_its_key(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]
-    service = runtime.app.state.job_service
-    original = service._create
+    creation = runtime.use_cases.creation
+    original = creation._create_inline
 
     async def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("storage died mid-request")
 
-    service._create = crash
+    creation._create_inline = crash
     assert post(client, "order-3").status_code == 500
-    service._create = original
+    creation._create_inline = original
     retried = post(client, "order-3")
     assert retried.status_code == 200
     assert post(client, "order-3").json()["job_id"] == retried.json()["job_id"]

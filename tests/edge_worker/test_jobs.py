@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts import FailureCode, JobStatus, Resolution, ResultMetadata, Stage
-from edge_worker import jobs
+from edge_worker.domain import jobs
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RESULT = ResultMetadata(

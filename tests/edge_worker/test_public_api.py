@@ -270,14 +270,14 @@ def test_health_and_openapi_need_no_key(client: TestClient) -> None:
 
 
 def test_health_reports_a_broken_store(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]
-    runtime.store.close()
+    runtime.database.close()
     response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"]["job_store"] == "error"
 
 
 def test_unexpected_errors_are_generic_500(client: TestClient, runtime, caplog) -> None:  # type: ignore[no-untyped-def]
-    runtime.store.close()
+    runtime.database.close()
     with caplog.at_level(logging.ERROR):
         response = client.get("/status/abc", headers=AUTH)
     assert response.status_code == 500

@@ -69,17 +69,15 @@ def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime) -> None:
     from contracts import ClaimRequest
-    from edge_worker.agent_service import AgentService
-    from edge_worker.errors import ApiError
-    from edge_worker.services import JobService
+    from edge_worker.domain.problems import Problem
     from tests.edge_worker.conftest import png_bytes  # noqa: F401 - fixture module import
 
-    service: JobService = runtime.app.state.job_service
+    agent_protocol = runtime.use_cases.agent_protocol
     store = runtime.store
 
     async def scenario() -> None:
-        from edge_worker import jobs
         from edge_worker.clock import SystemClock
+        from edge_worker.domain import jobs
 
         job = jobs.new_job(
             job_id="race",
@@ -97,8 +95,8 @@ def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime
             return False
 
         store.replace = never  # type: ignore[method-assign]
-        with pytest.raises(ApiError) as err:
-            await AgentService(service).claim("race", ClaimRequest(agent_id="a"))
+        with pytest.raises(Problem) as err:
+            await agent_protocol.claim("race", ClaimRequest(agent_id="a"))
         assert err.value.code.value == "CONFLICT"
 
     asyncio.run(scenario())

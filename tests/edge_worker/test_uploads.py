@@ -8,7 +8,7 @@ import pytest
 from litestar.testing import TestClient
 
 from contracts.media import MediaKind
-from edge_worker import uploads
+from edge_worker.domain import upload_tokens
 from edge_worker.local import build_local, local_settings
 from tests.edge_worker.conftest import (
     AGENT_AUTH,
@@ -242,16 +242,16 @@ def test_upload_tickets_round_trip_and_refuse_garbage() -> None:
     from datetime import UTC, datetime, timedelta
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    ticket = uploads.UploadTicket(
+    ticket = upload_tokens.UploadTicket(
         "o", MediaKind.AUDIO, "inputs/uploads/x/audio.wav", 9, now + timedelta(hours=1)
     )
-    token = uploads.issue(ticket, "secret")
-    assert uploads.redeem(token, "secret", "o", MediaKind.AUDIO, now) == ticket
+    token = upload_tokens.issue(ticket, "secret")
+    assert upload_tokens.redeem(token, "secret", "o", MediaKind.AUDIO, now) == ticket
     for bad in ("nope", "up_!!!.sig", "up_e30.sig", token.replace("up_", "up_x")):
         with pytest.raises(Exception, match="not an upload of yours"):
-            uploads.redeem(bad, "secret", "o", MediaKind.AUDIO, now)
+            upload_tokens.redeem(bad, "secret", "o", MediaKind.AUDIO, now)
     with pytest.raises(Exception, match="not an upload of yours"):
-        uploads.redeem(token, "other-secret", "o", MediaKind.AUDIO, now)
+        upload_tokens.redeem(token, "other-secret", "o", MediaKind.AUDIO, now)
 
 
 def test_inline_cap_is_enforced_while_streaming_without_length(capped: TestClient) -> None:

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from contracts import JobStatus, QueueMessage
-from edge_worker.adapters.cloudflare.d1_store import D1JobStore
+from edge_worker.adapters.cloudflare.d1_executor import D1Executor
+from edge_worker.adapters.sql_job_store import SqlJobStore
 from scripts import stage_worker
 from tests.cf_bridge.proxies import D1Database, R2Bucket
 from tests.cf_bridge.test_worker import assert_the_result_expired, store_a_result_past_retention
@@ -78,7 +79,7 @@ def test_a_body_without_a_length_is_refused(client: httpx.Client) -> None:
 
 def test_a_job_lands_in_d1_r2_and_the_queue(client: httpx.Client, worker: RunningWorker) -> None:
     job_id = submit(client)["job_id"]
-    stored = asyncio.run(D1JobStore(D1Database(worker.control)).get(job_id))
+    stored = asyncio.run(SqlJobStore(D1Executor(D1Database(worker.control))).get(job_id))
     assert stored is not None and stored.status is JobStatus.PENDING
     bucket = R2Bucket(worker.control)
     for key in stored.input_keys:

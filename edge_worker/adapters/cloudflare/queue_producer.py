@@ -1,7 +1,7 @@
 """`QueueProducer`: the JobQueue port on a Queues producer binding.
 
 Messages go as `json`, so an HTTP pull consumer (the GPU agent) receives the body
-base64-encoded with `metadata["CF-Content-Type"] == "json"` (DESIGN.md section 4).
+base64-encoded with `metadata["CF-Content-Type"] == "json"` (docs/ARCHITECTURE.md, agent flow).
 """
 
 from typing import Any

@@ -12,7 +12,7 @@ from litestar.response import File
 
 from contracts import ErrorCode
 from edge_worker.adapters.local.fs_blobs import CONTENT_TYPES, FsBlobStore, InvalidKey
-from edge_worker.errors import ApiError
+from edge_worker.domain.problems import Problem
 
 
 def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any, Any]) -> int:
@@ -23,14 +23,14 @@ def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any
         max_bytes = int(query.get("max_bytes", "0"))
         store.path_of(key)
     except (ValueError, InvalidKey):
-        raise ApiError(ErrorCode.UNAUTHORIZED, "invalid signed URL") from None
+        raise Problem(ErrorCode.UNAUTHORIZED, "invalid signed URL") from None
     content_type = query.get("content_type", "") if method == "PUT" else ""
     if not store.signer.verify(
         method, key, expires, content_type, max_bytes, query.get("sig", ""), int(time.time())
     ):
-        raise ApiError(ErrorCode.UNAUTHORIZED, "signed URL is invalid or expired")
+        raise Problem(ErrorCode.UNAUTHORIZED, "signed URL is invalid or expired")
     if method == "PUT" and request.headers.get("content-type", "") != content_type:
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT,
             f"Content-Type must be {content_type}, as signed",
             {"expected": content_type},
@@ -45,7 +45,7 @@ def blob_routes(store: FsBlobStore) -> Router:
         _verify(store, "GET", key, request)
         path = store.path_of(key)
         if not path.is_file():
-            raise ApiError(ErrorCode.NOT_FOUND, "no such object")
+            raise Problem(ErrorCode.NOT_FOUND, "no such object")
         return File(path, media_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
 
     @put("/{key:path}", include_in_schema=False, request_max_body_size=None, status_code=200)
@@ -61,7 +61,7 @@ def blob_routes(store: FsBlobStore) -> Router:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise ApiError(
+                        raise Problem(
                             ErrorCode.PAYLOAD_TOO_LARGE,
                             f"object is larger than the signed limit of {max_bytes} bytes",
                         )

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
-from edge_worker.errors import exception_handlers
+from edge_worker.http.errors import exception_handlers
 
 FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 PAST = datetime(2000, 1, 1, tzinfo=UTC)

@@ -11,14 +11,11 @@ import pytest
 
 from edge_worker.adapters.local.fs_blobs import FsBlobStore, InvalidKey, UrlSigner, check_key
 from edge_worker.ports import BlobInfo
+from tests.conftest import run
 
 SECRET = "test-signing-secret"
 EXPIRES_AT = datetime(2030, 1, 1, 0, 0, 0, tzinfo=UTC)
 EXPIRES = int(EXPIRES_AT.timestamp())
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from contracts import AckResult, PulledMessage, PullResult, QueueMessage
 from edge_worker.adapters.local.queue_routes import queue_routes
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
-from edge_worker.errors import exception_handlers
+from edge_worker.http.errors import exception_handlers
 
 ACCOUNT = "local"
 QUEUE = "avatar-jobs"

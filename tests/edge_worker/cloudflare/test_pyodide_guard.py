@@ -25,7 +25,7 @@ ENTRY_MODULES = [
     "edge_worker.worker",
     "edge_worker.app",
     "edge_worker.adapters.cloudflare.presign",
-    "edge_worker.maintenance",
+    "edge_worker.usecases.maintenance",
 ]
 
 FORBIDDEN = (

@@ -16,8 +16,9 @@ from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_
 
 from contracts import ErrorCode
 from contracts.media import SNIFF_BYTES, MediaFormat, MediaKind
-from edge_worker.errors import ApiError
-from edge_worker.validation import require_format
+from edge_worker.domain.job_request import ReceivedFile
+from edge_worker.domain.problems import Problem
+from edge_worker.domain.validation import require_format
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class FormRules:
     spool_bytes: int = 1024 * 1024
     discard_limit: int = 256 * 1024 * 1024
 
-    def too_large(self) -> ApiError:
-        return ApiError(
+    def too_large(self) -> Problem:
+        return Problem(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"request body is larger than {self.max_total_bytes / (1024 * 1024):g} MiB"
             + self.too_large_hint,
@@ -45,18 +46,8 @@ class FormRules:
 
 
 @dataclass
-class UploadedFile:
-    name: str
-    format: MediaFormat
-    head: bytes
-    size_bytes: int
-    sha256: str
-    file: IO[bytes]
-
-
-@dataclass
 class Form:
-    files: dict[str, UploadedFile] = field(default_factory=dict)
+    files: dict[str, ReceivedFile] = field(default_factory=dict)
     text: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -67,7 +58,7 @@ class Form:
 def boundary_of(content_type: str | None) -> str:
     mime, options = parse_options_header(content_type or "")
     if mime != "multipart/form-data" or not options.get("boundary"):
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT,
             "send multipart/form-data with the fields image, audio and prompt",
             {"content_type": mime},
@@ -83,7 +74,7 @@ class _PartWriter:
         self.file_rule = rules.files.get(segment.name)
         text_limit = rules.text_max_bytes.get(segment.name)
         if self.file_rule is None and text_limit is None:
-            raise ApiError(
+            raise Problem(
                 ErrorCode.INVALID_INPUT, f"unknown field {segment.name!r}", {"field": segment.name}
             )
         self.limit = self.file_rule.max_bytes if self.file_rule else (text_limit or 0)
@@ -97,7 +88,7 @@ class _PartWriter:
         self.size += len(chunk)
         if self.size > self.limit:
             limit_mib = self.limit / (1024 * 1024)
-            raise ApiError(
+            raise Problem(
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"{self.name} is larger than the limit of {limit_mib:g} MiB"
                 if self.file_rule
@@ -117,7 +108,7 @@ class _PartWriter:
 
     def finish(self, form: Form) -> None:
         if self.name in form.files or self.name in form.text:
-            raise ApiError(
+            raise Problem(
                 ErrorCode.INVALID_INPUT, f"field {self.name!r} sent twice", {"field": self.name}
             )
         if self.file_rule is None:
@@ -125,19 +116,19 @@ class _PartWriter:
             try:
                 form.text[self.name] = self.buffer.read().decode("utf-8")
             except UnicodeDecodeError:
-                raise ApiError(
+                raise Problem(
                     ErrorCode.INVALID_INPUT, f"{self.name} must be UTF-8 text", {"field": self.name}
                 ) from None
             finally:
                 self.buffer.close()
             return
         if self.size == 0:
-            raise ApiError(ErrorCode.INVALID_INPUT, f"{self.name} is empty", {"field": self.name})
+            raise Problem(ErrorCode.INVALID_INPUT, f"{self.name} is empty", {"field": self.name})
         self._check_format()
         assert self.format is not None
         self.buffer.seek(0)
-        form.files[self.name] = UploadedFile(
-            self.name, self.format, self.head, self.size, self.digest.hexdigest(), self.buffer
+        form.files[self.name] = ReceivedFile(
+            self.format, self.head, self.size, self.digest.hexdigest(), self.buffer
         )
 
 
@@ -147,7 +138,7 @@ async def read_form(
     boundary = boundary_of(content_type)
     form = Form()
     writer: _PartWriter | None = None
-    error: ApiError | None = None
+    error: Problem | None = None
     discarded = 0
     received = 0
     try:
@@ -175,7 +166,7 @@ async def read_form(
                         else:
                             assert writer is not None
                             writer.write(event)
-                except ApiError as exc:
+                except Problem as exc:
                     error = exc
                     if writer is not None:
                         writer.buffer.close()
@@ -187,7 +178,7 @@ async def read_form(
             writer.buffer.close()
         if error is None:
             form.close()
-            raise ApiError(ErrorCode.INVALID_INPUT, f"malformed multipart body: {exc}") from None
+            raise Problem(ErrorCode.INVALID_INPUT, f"malformed multipart body: {exc}") from None
     if error is not None:
         form.close()
         raise error

@@ -1,4 +1,4 @@
-"""Direct-to-storage uploads: grants, and upload ids that need no database.
+"""Direct-to-storage uploads: upload ids that need no database, and what a grant accepts.
 
 An upload id is a signed token naming the owner, the kind (image or audio), the storage
 key and the declared size, so `POST /generate` can check that the caller owns the object and
@@ -15,12 +15,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, Field
-
-from contracts import ErrorCode, Quality, Resolution
+from contracts import ErrorCode
 from contracts.media import MediaKind
-from edge_worker.errors import ApiError
-from edge_worker.validation import PROMPT_MAX_CHARS
+from edge_worker.domain.problems import Problem
 
 UPLOAD_URL_TTL = timedelta(hours=1)
 UPLOAD_ID_TTL = timedelta(hours=24)
@@ -38,45 +35,6 @@ ACCEPTED_TYPES: dict[MediaKind, dict[str, str]] = {
 }
 
 
-class DeclaredFile(BaseModel):
-    content_type: str = Field(description="image/png, image/jpeg, audio/wav or audio/mpeg")
-    size_bytes: int = Field(gt=0, description="exact size of the file you will PUT")
-
-
-class UploadsRequest(BaseModel):
-    image: DeclaredFile | None = None
-    audio: DeclaredFile | None = None
-
-
-class UploadGrant(BaseModel):
-    upload_id: str
-    url: str
-    method: str = "PUT"
-    headers: dict[str, str]
-    expires_at: datetime
-    max_bytes: int
-    accepted_content_types: list[str]
-
-
-class UploadsResponse(BaseModel):
-    image: UploadGrant | None = None
-    audio: UploadGrant | None = None
-
-
-class GenerateFromUploads(BaseModel):
-    """`POST /generate` with JSON: a job from objects already PUT through `/uploads`."""
-
-    image_upload_id: str = Field(min_length=1, max_length=2048)
-    audio_upload_id: str = Field(min_length=1, max_length=2048)
-    prompt: str = Field(max_length=PROMPT_MAX_CHARS * 4)
-    resolution: Resolution = Resolution.P720
-    seed: int | None = Field(default=None, ge=0, lt=2**32)
-    quality: Quality = Field(
-        default=Quality.STANDARD,
-        description="`fast`: a distilled LoRA at 4 steps, several times quicker, lower quality",
-    )
-
-
 @dataclass(frozen=True)
 class UploadTicket:
     owner: str
@@ -91,16 +49,16 @@ def new_key(kind: MediaKind, content_type: str) -> str:
     return f"{UPLOAD_PREFIX}{uuid.uuid4()}/{kind.value}.{extension}"
 
 
-def check_declared(kind: MediaKind, declared: DeclaredFile, limit: int) -> None:
+def check_declared(kind: MediaKind, content_type: str, size_bytes: int, limit: int) -> None:
     accepted = ACCEPTED_TYPES[kind]
-    if declared.content_type not in accepted:
-        raise ApiError(
+    if content_type not in accepted:
+        raise Problem(
             ErrorCode.UNSUPPORTED_MEDIA,
             f"{kind.value} content_type must be one of {', '.join(accepted)}",
             {"field": f"{kind.value}.content_type"},
         )
-    if declared.size_bytes > limit:
-        raise ApiError(
+    if size_bytes > limit:
+        raise Problem(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"{kind.value} is larger than the limit of {limit / (1024 * 1024):g} MiB",
             {"field": f"{kind.value}.size_bytes", "limit_bytes": limit},
@@ -129,7 +87,7 @@ def issue(ticket: UploadTicket, secret: str) -> str:
 def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: datetime) -> UploadTicket:
     """The ticket behind an id, or INVALID_INPUT for anything forged, foreign or stale."""
     field = f"{kind.value}_upload_id"
-    unknown = ApiError(
+    unknown = Problem(
         ErrorCode.INVALID_INPUT, f"{field} is not an upload of yours", {"field": field}
     )
     if not upload_id.startswith("up_") or "." not in upload_id:
@@ -152,7 +110,7 @@ def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: dateti
     if ticket.owner != owner or ticket.kind is not kind:
         raise unknown
     if ticket.expires_at <= now:
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT,
             f"{field} has expired; upload the file again",
             {"field": field},

@@ -4,12 +4,12 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
-from edge_worker.idempotency import IdempotencyRecord
-from edge_worker.jobs import Job
+from edge_worker.domain.idempotency import IdempotencyRecord
+from edge_worker.domain.jobs import Job
+from edge_worker.ports import SweepKind
 
 COLUMNS = (
     "id",
@@ -51,14 +51,17 @@ _TIMES = (
     "enqueued_at",
 )
 
-INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+# The SQL below is built from the constant column lists above, never from input: every
+# value travels as a `?` parameter.
+INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 REPLACE_SQL = (
-    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in COLUMNS if c != 'id')} "
+    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in COLUMNS if c != 'id')} "  # noqa: S608
     "WHERE id = ? AND version = ?"
 )
-SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"
+SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"  # noqa: S608 - constant columns
+GET_SQL = f"{SELECT_SQL} WHERE id = ?"
 COUNT_PENDING_BEFORE_SQL = (
-    "SELECT COUNT(*) FROM jobs WHERE status = 'pending' "
+    "SELECT COUNT(*) AS ahead FROM jobs WHERE status = 'pending' "
     "AND (created_at < ? OR (created_at = ? AND id < ?))"
 )
 
@@ -127,8 +130,8 @@ def from_row(row: dict[str, Any]) -> Job:
         seed=row["seed"],
         image_key=row["image_key"],
         audio_key=row["audio_key"],
-        created_at=times["created_at"],  # type: ignore[arg-type]
-        updated_at=times["updated_at"],  # type: ignore[arg-type]
+        created_at=parse_time(row["created_at"]),
+        updated_at=parse_time(row["updated_at"]),
         started_at=times["started_at"],
         completed_at=times["completed_at"],
         expires_at=times["expires_at"],
@@ -172,15 +175,6 @@ LIST_FOR_OWNER_AFTER_SQL = (
 )
 
 
-class SweepKind(StrEnum):
-    """What the maintenance sweep looks for; each kind is one indexed query."""
-
-    LOST = "lost"  # processing, heartbeat older than the cutoff
-    EXPIRED = "expired"  # completed, expires_at at or before the cutoff
-    INPUTS_LEFT = "inputs_left"  # terminal, inputs not deleted yet
-    STRANDED = "stranded"  # pending, last enqueued before the cutoff
-
-
 SWEEP_SQL = {
     SweepKind.LOST: f"{SELECT_SQL} WHERE status = 'processing' AND heartbeat_at < ? "
     "ORDER BY heartbeat_at LIMIT ?",
@@ -201,11 +195,11 @@ IDEMPOTENCY_COLUMNS = (
     "expires_at",
 )
 IDEMPOTENCY_GET_SQL = (
-    f"SELECT {', '.join(IDEMPOTENCY_COLUMNS)} FROM idempotency_keys "
+    f"SELECT {', '.join(IDEMPOTENCY_COLUMNS)} FROM idempotency_keys "  # noqa: S608 - constant columns
     "WHERE owner = ? AND idempotency_key = ?"
 )
 IDEMPOTENCY_INSERT_SQL = (
-    f"INSERT OR IGNORE INTO idempotency_keys ({', '.join(IDEMPOTENCY_COLUMNS)}) "
+    f"INSERT OR IGNORE INTO idempotency_keys ({', '.join(IDEMPOTENCY_COLUMNS)}) "  # noqa: S608
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 IDEMPOTENCY_FINISH_SQL = (

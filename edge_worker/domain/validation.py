@@ -5,7 +5,7 @@ Filenames and declared content types are never trusted; only the bytes decide.
 
 from contracts import ErrorCode, Quality, Resolution
 from contracts.media import MediaFormat, MediaKind, sniff, wav_truncation
-from edge_worker.errors import ApiError
+from edge_worker.domain.problems import Problem
 
 PROMPT_MAX_CHARS = 2000
 
@@ -14,7 +14,7 @@ def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
     fmt = sniff(head)
     if fmt is None or fmt.kind is not kind:
         accepted = "PNG or JPEG" if kind is MediaKind.IMAGE else "WAV or MP3"
-        raise ApiError(
+        raise Problem(
             ErrorCode.UNSUPPORTED_MEDIA,
             f"{field} must be {accepted}; its content is not",
             {"field": field},
@@ -26,26 +26,26 @@ def check_wav_complete(head: bytes, size_bytes: int) -> None:
     """Streaming writers' unknown sizes are not judged here (the agent decodes every input)."""
     problem = wav_truncation(head, size_bytes)
     if problem is not None:
-        raise ApiError(ErrorCode.INVALID_INPUT, problem, {"field": "audio"})
+        raise Problem(ErrorCode.INVALID_INPUT, problem, {"field": "audio"})
 
 
 def check_size(field: str, size_bytes: int, limit: int) -> None:
     if size_bytes > limit:
-        raise ApiError(
+        raise Problem(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"{field} is larger than the limit of {limit // (1024 * 1024)} MiB",
             {"field": field, "limit_bytes": limit},
         )
     if size_bytes == 0:
-        raise ApiError(ErrorCode.INVALID_INPUT, f"{field} is empty", {"field": field})
+        raise Problem(ErrorCode.INVALID_INPUT, f"{field} is empty", {"field": field})
 
 
 def parse_prompt(value: str | None) -> str:
     prompt = (value or "").strip()
     if not prompt:
-        raise ApiError(ErrorCode.INVALID_INPUT, "prompt is required", {"field": "prompt"})
+        raise Problem(ErrorCode.INVALID_INPUT, "prompt is required", {"field": "prompt"})
     if len(prompt) > PROMPT_MAX_CHARS:
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT,
             f"prompt must be at most {PROMPT_MAX_CHARS} characters",
             {"field": "prompt"},
@@ -59,7 +59,7 @@ def parse_resolution(value: str | None) -> Resolution:
     try:
         return Resolution(value)
     except ValueError:
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT,
             "resolution must be one of 480p, 720p",
             {"field": "resolution"},
@@ -72,7 +72,7 @@ def parse_quality(value: str | None) -> Quality:
     try:
         return Quality(value)
     except ValueError:
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT,
             f"quality must be one of {', '.join(q.value for q in Quality)}",
             {"field": "quality"},
@@ -85,11 +85,11 @@ def parse_seed(value: str | int | None) -> int | None:
     try:
         seed = int(value)
     except (TypeError, ValueError):
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT, "seed must be an integer", {"field": "seed"}
         ) from None
     if not 0 <= seed < 2**32:
-        raise ApiError(
+        raise Problem(
             ErrorCode.INVALID_INPUT, "seed must be between 0 and 2^32-1", {"field": "seed"}
         )
     return seed

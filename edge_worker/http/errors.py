@@ -1,4 +1,5 @@
-"""`ApiError` and the exception handlers that turn every failure into the error envelope."""
+"""The exception handlers that turn every failure, a `Problem` or not, into the error
+envelope of docs/API.md#errors."""
 
 import logging
 from typing import Any
@@ -13,20 +14,9 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from contracts import ErrorBody, ErrorCode, ErrorEnvelope
+from edge_worker.domain.problems import Problem
 
 log = logging.getLogger("edge_worker.errors")
-
-
-class ApiError(Exception):
-    """An error the client should see, with a code from DESIGN.md section 3."""
-
-    def __init__(
-        self, code: ErrorCode, message: str, details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
 
 
 def error_response(
@@ -42,7 +32,7 @@ def error_response(
     )
 
 
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
+def _problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
     return error_response(exc.code, exc.message, exc.details)
 
 
@@ -86,7 +76,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 
 exception_handlers: ExceptionHandlersMap = {
-    ApiError: _api_error,
+    Problem: _problem,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

@@ -1,4 +1,5 @@
-"""The agent protocol's use cases (DESIGN.md section 4): claim, heartbeat, complete, fail.
+"""The agent protocol's use cases (docs/ARCHITECTURE.md, agent flow): claim, heartbeat,
+complete, fail.
 
 Every change goes through the job state machine as a compare-and-swap, fenced by the
 claim token; repeats of a call whose reply was lost are answered, not refused.
@@ -24,34 +25,39 @@ from contracts import (
     ProgressRequest,
     QueueMessage,
 )
-from edge_worker import jobs
-from edge_worker.errors import ApiError
-from edge_worker.jobs import Job
-from edge_worker.services import INPUT_URL_TTL, RESULT_URL_TTL, JobService, video_key
+from edge_worker.domain import jobs
+from edge_worker.domain.jobs import Job
+from edge_worker.domain.problems import Problem
+from edge_worker.domain.storage_keys import video_key
+from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.transitions import JobTransitions
+from edge_worker.usecases.views import RESULT_URL_TTL, JobViews
 
 log = logging.getLogger("edge_worker.jobs")
 
+INPUT_URL_TTL = timedelta(hours=2)
 MAX_RETRY_DELAY_SECONDS = 300
 
 
-class AgentService:
-    def __init__(self, job_service: JobService) -> None:
-        self.jobs = job_service
-        self.s = job_service.s
+class AgentProtocol:
+    def __init__(self, context: EdgeContext, views: JobViews, transitions: JobTransitions) -> None:
+        self.context = context
+        self.views = views
+        self.transitions = transitions
 
     def retry_delay(self, job: Job) -> int:
         """Exponential backoff between attempts: base, 2x base, 4x base ... capped at 5 min."""
-        base = self.s.settings.retry_backoff_seconds
+        base = self.context.settings.retry_backoff_seconds
         return int(min(base * 2 ** max(job.attempts - 1, 0), MAX_RETRY_DELAY_SECONDS))
 
     async def claim(self, job_id: str, request: ClaimRequest) -> ClaimResponse:
-        now = self.s.clock.now()
-        current = await self.s.store.get(job_id)
+        now = self.context.clock.now()
+        current = await self.context.store.get(job_id)
         if current is not None and jobs.is_reclaim(current, request.agent_id):
             job = current
         else:
             token = secrets.token_urlsafe(24)
-            job = await self.jobs.transition(
+            job = await self.transitions.transition(
                 job_id,
                 lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now),
             )
@@ -66,11 +72,11 @@ class AgentService:
             claim_token=job.claim_token,
             attempt=job.attempts,
             inputs=ClaimInputs(
-                image_url=self.s.blobs.presign_get(job.image_key, inputs_expire),
-                audio_url=self.s.blobs.presign_get(job.audio_key, inputs_expire),
+                image_url=self.context.blobs.presign_get(job.image_key, inputs_expire),
+                audio_url=self.context.blobs.presign_get(job.audio_key, inputs_expire),
             ),
             output=ClaimOutput(
-                upload_url=self.s.blobs.presign_put(
+                upload_url=self.context.blobs.presign_put(
                     video_key(job.id, job.attempts), now + RESULT_URL_TTL, "video/mp4"
                 ),
                 key=video_key(job.id, job.attempts),
@@ -80,16 +86,16 @@ class AgentService:
                 resolution=job.resolution,
                 seed=job.seed,
                 quality=job.quality,
-                heartbeat_interval_seconds=self.s.settings.heartbeat_interval_seconds,
+                heartbeat_interval_seconds=self.context.settings.heartbeat_interval_seconds,
             ),
         )
 
     async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
-        current = await self.s.store.get(job_id)
+        current = await self.context.store.get(job_id)
         if current is not None and jobs.cancel_requested(current, request.claim_token):
             return ProgressReply(cancel_requested=True)
-        now = self.s.clock.now()
-        await self.jobs.transition(
+        now = self.context.clock.now()
+        await self.transitions.transition(
             job_id,
             lambda j: jobs.report_progress(
                 j,
@@ -103,26 +109,26 @@ class AgentService:
         return ProgressReply(cancel_requested=False)
 
     async def complete(self, job_id: str, request: CompleteRequest) -> JobView:
-        current = await self.s.store.get(job_id)
+        current = await self.context.store.get(job_id)
         if current is None:
-            raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
         if jobs.finished_by(current, request.claim_token):
-            return await self.jobs.view(current)
+            return await self.views.view(current)
         try:
             jobs.require_claim(current, request.claim_token)
         except jobs.StaleClaim as exc:
-            raise ApiError(ErrorCode.CONFLICT, str(exc), {"status": current.status.value}) from None
+            raise Problem(ErrorCode.CONFLICT, str(exc), {"status": current.status.value}) from None
         key = video_key(job_id, current.attempts)
-        stored = await self.s.blobs.head(key)
+        stored = await self.context.blobs.head(key)
         if stored is None or stored.size_bytes != request.result.size_bytes:
-            raise ApiError(
+            raise Problem(
                 ErrorCode.STORAGE_ERROR,
                 "the result is not in storage with the reported size; upload it first",
                 {"key": key, "stored_bytes": stored.size_bytes if stored else None},
             )
-        now = self.s.clock.now()
-        retention = timedelta(hours=self.s.settings.video_retention_hours)
-        job = await self.jobs.transition(
+        now = self.context.clock.now()
+        retention = timedelta(hours=self.context.settings.video_retention_hours)
+        job = await self.transitions.transition(
             job_id,
             lambda j: jobs.complete(
                 j,
@@ -134,17 +140,17 @@ class AgentService:
             ),
         )
         log.info("job completed", extra={"job_id": job_id, "engine": request.result.engine})
-        return await self.jobs.view(job)
+        return await self.views.view(job)
 
     async def fail(self, job_id: str, request: AgentFailRequest) -> JobView:
-        current = await self.s.store.get(job_id)
+        current = await self.context.store.get(job_id)
         if current is not None and (
             jobs.cancel_requested(current, request.claim_token)
             or jobs.finished_by(current, request.claim_token)
         ):
-            return await self.jobs.view(current)
-        now = self.s.clock.now()
-        job = await self.jobs.transition(
+            return await self.views.view(current)
+        now = self.context.clock.now()
+        job = await self.transitions.transition(
             job_id,
             lambda j: jobs.fail(
                 j,
@@ -152,17 +158,17 @@ class AgentService:
                 code=request.code,
                 message=request.message,
                 retryable=request.retryable,
-                max_attempts=self.s.settings.max_attempts,
+                max_attempts=self.context.settings.max_attempts,
                 now=now,
             ),
         )
         if job.status is JobStatus.PENDING:
             delay = 0 if request.code is FailureCode.AGENT_SHUTDOWN else self.retry_delay(job)
-            await self.s.queue.send(
+            await self.context.queue.send(
                 QueueMessage(job_id=job.id, enqueued_at=now), delay_seconds=delay
             )
         log.info(
             "job failed" if job.status is JobStatus.FAILED else "job requeued",
             extra={"job_id": job_id, "code": request.code.value, "attempt": job.attempts},
         )
-        return await self.jobs.view(job)
+        return await self.views.view(job)

@@ -1,0 +1,87 @@
+"""`SqlJobStore`: the JobStore port in SQL, once for D1 and SQLite; only the executor differs.
+
+Every port call is one statement, so each runs atomically on either database: a state
+change is one conditional UPDATE (`... WHERE id = ? AND version = ?`) whose changed-row count
+says whether the compare-and-swap won, and an idempotency key is claimed by one
+`INSERT OR IGNORE`.
+"""
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from edge_worker.adapters import job_rows
+from edge_worker.domain.idempotency import IdempotencyRecord
+from edge_worker.domain.jobs import Job
+from edge_worker.ports import JobPage, SweepKind
+
+Params = tuple[Any, ...]
+
+
+class SqlExecutor(Protocol):
+    """Runs one statement on a database; rows come back as dicts with None for NULL."""
+
+    async def rows(self, sql: str, params: Params) -> list[dict[str, Any]]: ...
+
+    async def first(self, sql: str, params: Params) -> dict[str, Any] | None: ...
+
+    async def execute(self, sql: str, params: Params) -> int:
+        """Run a statement that writes; the number of rows it changed."""
+        ...
+
+
+class SqlJobStore:
+    def __init__(self, db: SqlExecutor) -> None:
+        self._db = db
+
+    async def insert(self, job: Job) -> None:
+        await self._db.execute(job_rows.INSERT_SQL, job_rows.to_row(job))
+
+    async def get(self, job_id: str) -> Job | None:
+        found = await self._db.first(job_rows.GET_SQL, (job_id,))
+        return job_rows.from_row(found) if found else None
+
+    async def replace(self, job: Job, expected_version: int) -> bool:
+        params = job_rows.replace_params(job, expected_version)
+        return await self._db.execute(job_rows.REPLACE_SQL, params) == 1
+
+    async def count_pending_before(self, job: Job) -> int:
+        created = job_rows.format_time(job.created_at)
+        found = await self._db.first(job_rows.COUNT_PENDING_BEFORE_SQL, (created, created, job.id))
+        return int(found["ahead"]) if found else 0
+
+    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage:
+        if cursor is None:
+            rows = await self._db.rows(job_rows.LIST_FOR_OWNER_SQL, (owner, limit + 1))
+        else:
+            created, job_id = job_rows.decode_cursor(cursor)
+            rows = await self._db.rows(
+                job_rows.LIST_FOR_OWNER_AFTER_SQL, (owner, created, created, job_id, limit + 1)
+            )
+        found = [job_rows.from_row(row) for row in rows]
+        page = found[:limit]
+        next_cursor = job_rows.encode_cursor(page[-1]) if len(found) > limit else None
+        return JobPage(jobs=page, next_cursor=next_cursor)
+
+    async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]:
+        rows = await self._db.rows(job_rows.SWEEP_SQL[kind], (job_rows.format_time(cutoff), limit))
+        return [job_rows.from_row(row) for row in rows]
+
+    async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
+        found = await self._db.first(job_rows.IDEMPOTENCY_GET_SQL, (owner, key))
+        return job_rows.idempotency_from_row(found) if found else None
+
+    async def insert_idempotency(self, record: IdempotencyRecord) -> bool:
+        params = job_rows.idempotency_to_row(record)
+        return await self._db.execute(job_rows.IDEMPOTENCY_INSERT_SQL, params) == 1
+
+    async def finish_idempotency(self, record: IdempotencyRecord, job_id: str) -> bool:
+        params = (job_id, record.owner, record.key, record.fingerprint)
+        return await self._db.execute(job_rows.IDEMPOTENCY_FINISH_SQL, params) == 1
+
+    async def delete_idempotency(self, record: IdempotencyRecord) -> None:
+        params = (record.owner, record.key, job_rows.format_time(record.created_at))
+        await self._db.execute(job_rows.IDEMPOTENCY_DELETE_SQL, params)
+
+    async def purge_idempotency(self, before: datetime) -> int:
+        params = (job_rows.format_time(before),)
+        return await self._db.execute(job_rows.IDEMPOTENCY_PURGE_SQL, params)

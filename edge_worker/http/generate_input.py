@@ -1,0 +1,56 @@
+"""`POST /generate`'s bodies: the multipart form's rules and the JSON body's reader."""
+
+from collections.abc import AsyncIterator
+
+from pydantic import ValidationError
+
+from contracts import ErrorCode
+from contracts.media import MediaKind
+from edge_worker.domain.problems import Problem
+from edge_worker.domain.validation import PROMPT_MAX_CHARS
+from edge_worker.http.multipart_form import FileRule, FormRules
+from edge_worker.settings import EdgeSettings
+from edge_worker.usecases.creation import GenerateFromUploads
+
+JSON_LIMIT = 64 * 1024
+
+
+def form_rules(settings: EdgeSettings) -> FormRules:
+    hint = (
+        "; upload larger files with POST /uploads and create the job from their upload ids"
+        if settings.max_inline_request_bytes
+        else ""
+    )
+    return FormRules(
+        files={
+            "image": FileRule(MediaKind.IMAGE, settings.max_image_bytes),
+            "audio": FileRule(MediaKind.AUDIO, settings.max_audio_bytes),
+        },
+        text_max_bytes={
+            "prompt": PROMPT_MAX_CHARS * 4,
+            "resolution": 16,
+            "seed": 32,
+            "quality": 16,
+        },
+        max_total_bytes=settings.max_request_bytes,
+        too_large_hint=hint,
+        discard_limit=2 * settings.max_request_bytes,
+    )
+
+
+async def read_json(chunks: AsyncIterator[bytes]) -> GenerateFromUploads:
+    body = b""
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > JSON_LIMIT:
+            raise Problem(ErrorCode.PAYLOAD_TOO_LARGE, "JSON body is larger than 64 KiB")
+    try:
+        return GenerateFromUploads.model_validate_json(body)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise Problem(
+            ErrorCode.INVALID_INPUT, "request is malformed", {"errors": problems}
+        ) from None

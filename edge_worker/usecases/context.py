@@ -1,0 +1,15 @@
+"""`EdgeContext`: what every use case runs against, built once per runtime (local or Worker)."""
+
+from dataclasses import dataclass
+
+from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore
+from edge_worker.settings import EdgeSettings
+
+
+@dataclass(frozen=True)
+class EdgeContext:
+    settings: EdgeSettings
+    store: JobStore
+    blobs: BlobStore
+    queue: JobQueue
+    clock: Clock

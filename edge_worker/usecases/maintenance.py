@@ -1,0 +1,99 @@
+"""The maintenance sweep: run by the Worker's cron trigger and by the local runtime's timer.
+
+Idempotent and safe to run twice at once: every change is a compare-and-swap transition,
+so two sweeps (or a sweep racing an agent) cannot both apply one; the loser skips it.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from contracts import JobStatus, QueueMessage
+from edge_worker.domain import jobs
+from edge_worker.domain.storage_keys import video_prefix
+from edge_worker.ports import SweepKind
+from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
+
+log = logging.getLogger("edge_worker.maintenance")
+
+BATCH = 100
+
+
+@dataclass
+class SweepReport:
+    requeued_lost: int = 0
+    failed_lost: int = 0
+    expired: int = 0
+    inputs_deleted: int = 0
+    reenqueued_stranded: int = 0
+    idempotency_keys_purged: int = 0
+    skipped: int = 0
+
+
+class Maintenance:
+    def __init__(self, context: EdgeContext, transitions: JobTransitions) -> None:
+        self.context = context
+        self.transitions = transitions
+
+    async def sweep(self) -> SweepReport:
+        """One pass over each kind of job that needs attention; logs the counts."""
+        context = self.context
+        settings = context.settings
+        store = context.store
+        blobs = context.blobs
+        now = context.clock.now()
+        report = SweepReport()
+
+        async def apply(job: jobs.Job, change: jobs.Transition) -> jobs.Job | None:
+            try:
+                return await self.transitions.transition(job.id, change)
+            except TransitionRefused:
+                report.skipped += 1
+                return None
+
+        heartbeat_before = now - timedelta(seconds=settings.heartbeat_timeout_seconds)
+        for job in await store.find_for_sweep(SweepKind.LOST, heartbeat_before, BATCH):
+            updated = await apply(
+                job,
+                lambda j: jobs.requeue_lost(
+                    j,
+                    heartbeat_before=heartbeat_before,
+                    max_attempts=settings.max_attempts,
+                    now=now,
+                ),
+            )
+            if updated is None:
+                continue
+            if updated.status is JobStatus.PENDING:
+                await context.queue.send(QueueMessage(job_id=job.id, enqueued_at=now))
+                report.requeued_lost += 1
+            else:
+                report.failed_lost += 1
+            log.warning(
+                "agent lost",
+                extra={"job_id": job.id, "agent_id": job.agent_id, "status": updated.status.value},
+            )
+
+        for job in await store.find_for_sweep(SweepKind.EXPIRED, now, BATCH):
+            await blobs.delete([*await blobs.list_keys(video_prefix(job.id)), *job.input_keys])
+            if await apply(job, lambda j: jobs.expire(j, now=now)):
+                report.expired += 1
+
+        for job in await store.find_for_sweep(SweepKind.INPUTS_LEFT, now, BATCH):
+            uploads = await blobs.list_keys(video_prefix(job.id))
+            unpublished = [key for key in uploads if key != job.result_key]
+            await blobs.delete([*job.input_keys, *unpublished])
+            if await apply(job, lambda j: jobs.mark_inputs_deleted(j, now=now)):
+                report.inputs_deleted += 1
+
+        stranded_before = now - timedelta(seconds=settings.pending_requeue_seconds)
+        for job in await store.find_for_sweep(SweepKind.STRANDED, stranded_before, BATCH):
+            if await apply(job, lambda j: jobs.mark_enqueued(j, now=now)):
+                await context.queue.send(QueueMessage(job_id=job.id, enqueued_at=now))
+                report.reenqueued_stranded += 1
+
+        report.idempotency_keys_purged = await store.purge_idempotency(now)
+        if any(value for value in asdict(report).values()):
+            log.info("maintenance sweep", extra=asdict(report))
+        return report

@@ -1,0 +1,98 @@
+"""Direct uploads: grant presigned PUT URLs, and check an uploaded object before a job
+uses it. Upload ids are signed tokens (`domain.upload_tokens`), so no table is needed."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from contracts import ErrorCode
+from contracts.media import SNIFF_BYTES, WAV, MediaKind
+from edge_worker.domain import upload_tokens
+from edge_worker.domain.problems import Problem
+from edge_worker.domain.upload_tokens import UploadTicket
+from edge_worker.domain.validation import check_size, check_wav_complete, require_format
+from edge_worker.settings import EdgeSettings
+from edge_worker.usecases.context import EdgeContext
+
+
+class DeclaredFile(BaseModel):
+    content_type: str = Field(description="image/png, image/jpeg, audio/wav or audio/mpeg")
+    size_bytes: int = Field(gt=0, description="exact size of the file you will PUT")
+
+
+class UploadsRequest(BaseModel):
+    image: DeclaredFile | None = None
+    audio: DeclaredFile | None = None
+
+
+class UploadGrant(BaseModel):
+    upload_id: str
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+    max_bytes: int
+    accepted_content_types: list[str]
+
+
+class UploadsResponse(BaseModel):
+    image: UploadGrant | None = None
+    audio: UploadGrant | None = None
+
+
+def size_limit(settings: EdgeSettings, kind: MediaKind) -> int:
+    return settings.max_image_bytes if kind is MediaKind.IMAGE else settings.max_audio_bytes
+
+
+class Uploads:
+    def __init__(self, context: EdgeContext) -> None:
+        self.context = context
+
+    async def grant(self, owner: str, request: UploadsRequest) -> UploadsResponse:
+        wanted = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
+        if not any(wanted.values()):
+            raise Problem(ErrorCode.INVALID_INPUT, "declare an image, an audio file or both")
+        settings = self.context.settings
+        now = self.context.clock.now()
+        grants: dict[str, UploadGrant] = {}
+        for kind, declared in wanted.items():
+            if declared is None:
+                continue
+            limit = size_limit(settings, kind)
+            upload_tokens.check_declared(kind, declared.content_type, declared.size_bytes, limit)
+            key = upload_tokens.new_key(kind, declared.content_type)
+            ticket = UploadTicket(
+                owner, kind, key, declared.size_bytes, now + upload_tokens.UPLOAD_ID_TTL
+            )
+            url_expires = now + upload_tokens.UPLOAD_URL_TTL
+            grants[kind.value] = UploadGrant(
+                upload_id=upload_tokens.issue(ticket, settings.signing_secret),
+                url=self.context.blobs.presign_put(key, url_expires, declared.content_type),
+                headers={"Content-Type": declared.content_type},
+                expires_at=url_expires,
+                max_bytes=limit,
+                accepted_content_types=list(upload_tokens.ACCEPTED_TYPES[kind]),
+            )
+        return UploadsResponse.model_validate(grants)
+
+    async def uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> UploadTicket:
+        """Check an uploaded object like a multipart part: it exists, fits, and its bytes
+        are the kind of media it claims to be."""
+        context = self.context
+        ticket = upload_tokens.redeem(
+            upload_id, context.settings.signing_secret, owner, kind, context.clock.now()
+        )
+        field = f"{kind.value}_upload_id"
+        stored = await context.blobs.head(ticket.key)
+        if stored is None:
+            raise Problem(
+                ErrorCode.INVALID_INPUT,
+                f"nothing was uploaded for {field}; PUT the file to its URL first",
+                {"field": field},
+            )
+        check_size(kind.value, stored.size_bytes, size_limit(context.settings, kind))
+        head = await context.blobs.read_range(ticket.key, SNIFF_BYTES)
+        media = require_format(kind.value, kind, head)
+        if media is WAV:
+            check_wav_complete(head, stored.size_bytes)
+        return ticket

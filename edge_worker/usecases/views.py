@@ -1,0 +1,98 @@
+"""What clients read: a job's status, its result link, their list of jobs."""
+
+from datetime import datetime, timedelta
+
+from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
+from edge_worker.domain.jobs import Job
+from edge_worker.domain.problems import Problem
+from edge_worker.usecases.context import EdgeContext
+
+RESULT_URL_TTL = timedelta(hours=6)
+
+
+class JobViews:
+    def __init__(self, context: EdgeContext) -> None:
+        self.context = context
+
+    async def get_owned(self, owner: str, job_id: str) -> Job:
+        job = await self.context.store.get(job_id)
+        if job is None or job.owner != owner:
+            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+        return job
+
+    async def status(self, owner: str, job_id: str) -> JobView:
+        return await self.view(await self.get_owned(owner, job_id))
+
+    async def list_owned(self, owner: str, limit: int, cursor: str | None) -> JobList:
+        try:
+            page = await self.context.store.list_for_owner(owner, limit, cursor)
+        except ValueError:
+            raise Problem(
+                ErrorCode.INVALID_INPUT, "malformed cursor", {"field": "cursor"}
+            ) from None
+        return JobList(
+            jobs=[await self.view(job) for job in page.jobs], next_cursor=page.next_cursor
+        )
+
+    async def result(self, owner: str, job_id: str) -> ResultView:
+        job = await self.get_owned(owner, job_id)
+        if job.status is JobStatus.EXPIRED:
+            raise Problem(
+                ErrorCode.RESULT_EXPIRED, "the result was deleted after its retention period"
+            )
+        if (
+            job.status is not JobStatus.COMPLETED
+            or job.result is None
+            or job.result_key is None
+            or job.expires_at is None
+        ):
+            raise Problem(
+                ErrorCode.RESULT_NOT_READY,
+                f"job is {job.status}; the result exists once it is completed",
+                {"status": job.status.value},
+            )
+        url, expires_at = self._result_link(job.result_key, job.expires_at)
+        return ResultView(
+            job_id=job.id,
+            url=url,
+            expires_at=expires_at,
+            size_bytes=job.result.size_bytes,
+            duration_seconds=job.result.duration_seconds,
+            width=job.result.width,
+            height=job.result.height,
+        )
+
+    def _result_link(self, key: str, result_expires_at: datetime) -> tuple[str, datetime]:
+        """A download URL valid for at most `RESULT_URL_TTL`, never past the result itself."""
+        expires_at = min(self.context.clock.now() + RESULT_URL_TTL, result_expires_at)
+        return self.context.blobs.presign_get(key, expires_at), expires_at
+
+    async def view(self, job: Job) -> JobView:
+        result_url = None
+        if job.status is JobStatus.COMPLETED and job.expires_at and job.result_key:
+            result_url, _ = self._result_link(job.result_key, job.expires_at)
+        queue_position = None
+        if job.status is JobStatus.PENDING:
+            queue_position = await self.context.store.count_pending_before(job)
+        error = None
+        if job.status is JobStatus.FAILED and job.error_code is not None:
+            error = JobError(code=job.error_code, message=job.error_message or "")
+        return JobView(
+            job_id=job.id,
+            status=job.status,
+            progress=round(job.progress, 2),
+            stage=job.stage,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            result_url=result_url,
+            expires_at=job.expires_at,
+            attempts=job.attempts,
+            error=error,
+            queue_position=queue_position,
+            eta_seconds=job.eta_seconds if job.status is JobStatus.PROCESSING else None,
+            resolution=job.resolution,
+            quality=job.quality,
+            engine=job.result.engine if job.result else None,
+        )

@@ -1,0 +1,37 @@
+"""`UseCases`: every use case of the edge, wired once per runtime around one `EdgeContext`."""
+
+from dataclasses import dataclass
+
+from edge_worker.usecases.agent_protocol import AgentProtocol
+from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.creation import JobCreation
+from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.transitions import JobTransitions
+from edge_worker.usecases.uploads import Uploads
+from edge_worker.usecases.views import JobViews
+
+
+@dataclass(frozen=True)
+class UseCases:
+    context: EdgeContext
+    views: JobViews
+    uploads: Uploads
+    creation: JobCreation
+    transitions: JobTransitions
+    agent_protocol: AgentProtocol
+    maintenance: Maintenance
+
+    @classmethod
+    def build(cls, context: EdgeContext) -> "UseCases":
+        views = JobViews(context)
+        uploads = Uploads(context)
+        transitions = JobTransitions(context, views)
+        return cls(
+            context=context,
+            views=views,
+            uploads=uploads,
+            creation=JobCreation(context, views, uploads),
+            transitions=transitions,
+            agent_protocol=AgentProtocol(context, views, transitions),
+            maintenance=Maintenance(context, transitions),
+        )
