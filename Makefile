@@ -54,5 +54,9 @@ format: $(STAMP)
 examples: $(STAMP)
 	$(BIN)/python examples/make_examples.py
 
+# The edge's hot paths against a FastAPI baseline and bare Litestar (bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench.http_paths
+
 clean:
 	rm -rf $(VENV) .avatar .coverage* coverage.xml .pytest_cache .ruff_cache
