@@ -1,4 +1,4 @@
-"""`avatar dev`: the local edge and one GPU agent as supervised subprocesses (DESIGN.md 8).
+"""`avatar dev`: the local edge and one GPU agent as supervised subprocesses.
 
 The server packages are never imported here: they run as `python -m ...` children, so the
 SDK stays server-free and a crash in either child cannot take this supervisor down with it.
