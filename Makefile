@@ -1,10 +1,11 @@
-# The two commands: `make dev` and `make test`. Each creates .venv and installs what it needs.
+# The two commands: `make dev` and `make test` (`make test-fast` for quick feedback). Each
+# creates .venv and installs what it needs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: dev test lint format clean examples bench smoke-upstream worker-bundle
+.PHONY: dev test test-fast lint format clean examples bench smoke-upstream worker-bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +34,19 @@ dev: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) worker-bundle
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 	$(BIN)/python scripts/check_coverage.py
 	scripts/upstream_smoke.sh
+
+# Quick feedback, without Node, coverage or the suites of real processes: the unit tests and
+# the local adapters' contract suites (the Cloudflare side needs wrangler, or a moto server
+# for the presigner). tests/conftest.py gives each test its layer.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "unit or contract" -k "not (contract and cloudflare)" \
+		--ignore=tests/cf_bridge
 
 # The real upstream InfiniteTalk, through the project's engine, in both modes, on CPU with
 # tiny random weights (tests/upstream_smoke). Its own environment is cached under .cache/.
@@ -46,6 +56,8 @@ smoke-upstream:
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -59,4 +71,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.http_paths
 
 clean:
-	rm -rf $(VENV) .avatar .coverage* coverage.xml .pytest_cache .ruff_cache
+	rm -rf $(VENV) .avatar .coverage* coverage.xml .pytest_cache .ruff_cache .mypy_cache \
+		.import_linter_cache .grimp_cache

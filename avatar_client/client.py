@@ -1,4 +1,4 @@
-"""A small synchronous SDK for the public API (DESIGN.md section 3).
+"""A small synchronous SDK for the public API (docs/API.md).
 
 It depends only on `contracts` and httpx, so API consumers never pull in the server.
 """

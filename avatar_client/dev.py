@@ -1,4 +1,4 @@
-"""`avatar dev`: the local edge and one GPU agent as supervised subprocesses (DESIGN.md 8).
+"""`avatar dev`: the local edge and one GPU agent as supervised subprocesses.
 
 The server packages are never imported here: they run as `python -m ...` children, so the
 SDK stays server-free and a crash in either child cannot take this supervisor down with it.
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -29,6 +29,10 @@ DEFAULT_ACCOUNT_ID = "local"
 DEFAULT_QUEUE_ID = "avatar-jobs"
 DEFAULT_ENGINE = "preview"
 WATCHED_PACKAGES = ("contracts", "edge_worker", "gpu_agent", "infinitetalk", "avatar_client")
+Changes = Set[tuple[object, str]]
+"""One tick of file changes: watchfiles' (change, path) pairs; a read-only set, so that
+watchfiles' own set[tuple[Change, str]] is one."""
+
 # Keys the agent never needs: keep client credentials out of the process that runs jobs.
 _CLIENT_KEY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY")
 
@@ -299,7 +303,7 @@ class ProcessGroup:
 
 def supervise(
     group: ProcessGroup,
-    ticks: Iterable[set[tuple[object, str]]],
+    ticks: Iterable[Changes],
     stop_event: threading.Event,
     *,
     restart_on_failure: bool,
@@ -353,17 +357,13 @@ def supervise(
         group.stop()
 
 
-def idle_ticks(
-    stop_event: threading.Event, interval: float = 0.2
-) -> Iterator[set[tuple[object, str]]]:
+def idle_ticks(stop_event: threading.Event, interval: float = 0.2) -> Iterator[Changes]:
     """No file watching: an empty change set every `interval` until stopped."""
     while not stop_event.wait(interval):
         yield set()
 
 
-def watch_ticks(
-    stop_event: threading.Event, paths: Sequence[Path]
-) -> Iterator[set[tuple[object, str]]]:
+def watch_ticks(stop_event: threading.Event, paths: Sequence[Path]) -> Iterator[Changes]:
     """Python-file changes under `paths`, with empty sets in between so children get polled."""
     import watchfiles  # only `--reload` needs it
 
@@ -378,7 +378,7 @@ def watch_ticks(
 
 def package_dirs(names: Sequence[str] = WATCHED_PACKAGES) -> list[Path]:
     """Directories of the project packages, found without importing them."""
-    dirs = []
+    dirs: list[Path] = []
     for name in names:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:

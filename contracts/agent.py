@@ -1,4 +1,4 @@
-"""The agent protocol: claim, progress (heartbeat), complete, fail (DESIGN.md section 4)."""
+"""The agent protocol: claim, progress (heartbeat), complete, fail (docs/ARCHITECTURE.md)."""
 
 from pydantic import BaseModel, Field
 

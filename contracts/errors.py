@@ -1,4 +1,4 @@
-"""The error envelope and the one list of error codes (DESIGN.md section 3)."""
+"""The error envelope and the one list of error codes (docs/API.md)."""
 
 from enum import StrEnum
 from typing import Any

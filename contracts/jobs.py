@@ -1,4 +1,4 @@
-"""The client-facing job, status and result shapes (DESIGN.md section 3)."""
+"""The client-facing job, status and result shapes (docs/API.md)."""
 
 from datetime import datetime
 from enum import StrEnum

@@ -1,4 +1,4 @@
-"""The queue message and Cloudflare Queues' HTTP pull/ack shapes (DESIGN.md section 4)."""
+"""The queue message and Cloudflare Queues' HTTP pull/ack shapes (docs/ARCHITECTURE.md)."""
 
 import base64
 import json

@@ -76,7 +76,9 @@ def make_portrait(path: Path | str, size: tuple[int, int] = (512, 640)) -> Path:
     ellipse(cx, mouth_y, 0.3 * fw, 0.075 * fh, (150, 60, 64))
     ellipse(cx, mouth_y, 0.25 * fw, 0.022 * fh, (70, 22, 28))
 
-    img = img.filter(ImageFilter.GaussianBlur(scale * 0.6)).resize((width, height), Image.LANCZOS)
+    img = img.filter(ImageFilter.GaussianBlur(scale * 0.6)).resize(
+        (width, height), Image.Resampling.LANCZOS
+    )
     out = Path(path)
     img.save(out, format="PNG", optimize=True)
     return out

@@ -394,7 +394,7 @@ def test_watch_ticks_report_python_changes(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("ignored")
     (tmp_path / "app.py").write_text("x = 1\n")
     deadline = time.monotonic() + 10
-    changes: set[tuple[object, str]] = set()
+    changes: dev.Changes = set()
     while not changes and time.monotonic() < deadline:
         changes = next(ticks)
     assert {Path(p).name for _, p in changes} == {"app.py"}

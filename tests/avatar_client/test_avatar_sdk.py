@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -267,7 +268,7 @@ def test_download_error_leaves_no_file(tmp_path: Path) -> None:
 
 def test_download_broken_connection_removes_partial_file(tmp_path: Path) -> None:
     class Broken(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
+        def __iter__(self) -> Iterator[bytes]:
             yield b"half"
             raise httpx.ReadError("connection reset")
 
