@@ -4,7 +4,7 @@ under `adapters/`."""
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 from contracts import QueueMessage
 from edge_worker.domain.idempotency import IdempotencyRecord
@@ -70,7 +70,7 @@ class BlobInfo:
 
 
 class BlobStore(Protocol):
-    async def put(self, key: str, body: BinaryIO, content_type: str) -> int: ...
+    async def put(self, key: str, body: IO[bytes], content_type: str) -> int: ...
 
     async def head(self, key: str) -> BlobInfo | None: ...
 

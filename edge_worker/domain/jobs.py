@@ -13,6 +13,7 @@ compare-and-swap and concurrent writers (two agents, the sweep, a client) cannot
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 
@@ -97,7 +98,7 @@ def new_job(
     )
 
 
-def _next(job: Job, now: datetime, **changes: object) -> Job:
+def _next(job: Job, now: datetime, **changes: Any) -> Job:
     return replace(job, updated_at=now, version=job.version + 1, **changes)
 
 

@@ -175,7 +175,10 @@ class R2Settings:
         missing = [name for name in ENV_NAMES if not env.get(name)]
         if missing:
             raise SettingsError("missing R2 settings: " + ", ".join(missing))
-        return cls(*(env[name] for name in ENV_NAMES), endpoint=endpoint)
+        account_id, access_key_id, secret_access_key, bucket_name = (
+            env[name] for name in ENV_NAMES
+        )
+        return cls(account_id, access_key_id, secret_access_key, bucket_name, endpoint=endpoint)
 
 
 class R2Presigner:

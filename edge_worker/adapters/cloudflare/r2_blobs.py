@@ -5,7 +5,7 @@ to an injected presigner (SigV4 against R2's S3 endpoint, `presign.R2Presigner`)
 """
 
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, Protocol
 
 from edge_worker.adapters.cloudflare.js_values import as_bytes, field
 from edge_worker.ports import BlobInfo
@@ -24,7 +24,7 @@ class R2BlobStore:
         self._bucket = bucket
         self._presigner = presigner
 
-    async def put(self, key: str, body: BinaryIO, content_type: str) -> int:
+    async def put(self, key: str, body: IO[bytes], content_type: str) -> int:
         """Reads `body` into memory: the binding needs a body of known length, and inline
         uploads are capped well below the Worker's memory (`max_inline_request_bytes`)."""
         data = bytes(body.read())

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 from urllib.parse import quote, urlencode
 
 from edge_worker.ports import BlobInfo
@@ -74,7 +74,7 @@ class FsBlobStore:
     def path_of(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _write(self, key: str, body: BinaryIO) -> int:
+    def _write(self, key: str, body: IO[bytes]) -> int:
         target = self.path_of(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
@@ -87,7 +87,7 @@ class FsBlobStore:
             raise
         return target.stat().st_size
 
-    async def put(self, key: str, body: BinaryIO, content_type: str) -> int:
+    async def put(self, key: str, body: IO[bytes], content_type: str) -> int:
         return await asyncio.to_thread(self._write, key, body)
 
     async def head(self, key: str) -> BlobInfo | None:
