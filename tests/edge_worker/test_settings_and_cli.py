@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.settings import SettingsError
 from edge_worker import local
-from edge_worker.settings import EdgeSettings, SettingsError
+from edge_worker.settings import EdgeSettings
 from tests.edge_worker.conftest import ENV
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gpu_agent.settings import DEFAULT_CF_API_BASE, AgentSettings, SettingsError
+from contracts.settings import SettingsError
+from gpu_agent.settings import DEFAULT_CF_API_BASE, AgentSettings
 
 REQUIRED = {
     "EDGE_URL": "http://127.0.0.1:8787/",

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from contracts import Quality
+from contracts.settings import SettingsError
 from infinitetalk.settings import (
     DEFAULT_MODEL_STORAGE_PATH,
     DEFAULT_UPSTREAM_DIR,
-    EngineSettingsError,
     InfiniteTalkSettings,
     MemoryProfile,
     Mode,
@@ -141,7 +141,7 @@ def test_every_problem_is_named_at_once() -> None:
         "INFINITETALK_FAST_LORA_SCALE": "0",
         "INFINITETALK_FAST_SAMPLE_STEPS": "four",
     }
-    with pytest.raises(EngineSettingsError) as caught:
+    with pytest.raises(SettingsError) as caught:
         InfiniteTalkSettings.from_env(env)
     assert set(caught.value.problems) == {
         "INFINITETALK_MODE",

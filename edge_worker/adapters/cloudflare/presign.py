@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from math import ceil
 from urllib.parse import quote, urlsplit
 
+from contracts.settings import SettingsError
 from edge_worker.ports import Clock
-from edge_worker.settings import SettingsError
 
 REGION = "auto"
 SERVICE = "s3"
@@ -174,7 +174,7 @@ class R2Settings:
         """Read DESIGN §7's names, with one message naming every missing one."""
         missing = [name for name in ENV_NAMES if not env.get(name)]
         if missing:
-            raise SettingsError("missing R2 settings: " + ", ".join(missing))
+            raise SettingsError("R2", dict.fromkeys(missing, "missing"))
         return cls(*(env[name] for name in ENV_NAMES), endpoint=endpoint)
 
 
