@@ -131,6 +131,8 @@ def _reason(field: FieldInfo | None, error: ErrorDetails) -> str:
     """A message saying what the variable must be, rather than what pydantic tried."""
     if error["type"] == "missing":
         return "missing"
+    if error["type"] == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
     kind = _plain_type(field.annotation) if field else None
     if isinstance(kind, type) and issubclass(kind, Enum):
         return f"must be one of {', '.join(str(member.value) for member in kind)}"
@@ -148,8 +150,6 @@ def _reason(field: FieldInfo | None, error: ErrorDetails) -> str:
             else ("most", "max_length")
         )
         return f"must be at {side} {error.get('ctx', {}).get(limit)} characters"
-    if error["type"] == "value_error":
-        return str(error.get("ctx", {}).get("error", error["msg"]))
     return error["msg"]
 
 

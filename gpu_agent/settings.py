@@ -1,4 +1,4 @@
-"""Agent configuration (variables in docs/ARCHITECTURE.md), validated once at start-up.
+"""Agent configuration (the variables: README.md, Configuration), validated once at start-up.
 
 Only the CLI reads the process environment; everything else receives an
 `AgentSettings`, so tests and `avatar dev` can build one from any mapping.

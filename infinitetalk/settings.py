@@ -1,5 +1,5 @@
-"""InfiniteTalk engine configuration (variables in docs/ARCHITECTURE.md), validated once at
-start-up.
+"""InfiniteTalk engine configuration (the variables: README.md, Configuration), validated
+once at start-up.
 
 Only the agent's CLI reads the environment; it hands the mapping to `from_env` and the
 engine receives the resulting `InfiniteTalkSettings`. Paths are not checked here (that
@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from contracts import Quality
@@ -28,11 +28,6 @@ DEFAULT_FAST_LORA = Path("lora/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank
 """lightx2v's step-distilled LoRA (Kijai/WanVideo_comfy), the 4-step one upstream's README names."""
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 ExpandedPath = Annotated[Path, AfterValidator(Path.expanduser)]
-
-
-def _env(name: str) -> AliasChoices:
-    """A variable whose name does not follow INFINITETALK_<field name>."""
-    return AliasChoices(name)
 
 
 class Mode(StrEnum):
@@ -84,11 +79,11 @@ class InfiniteTalkSettings(EnvSettings):
     mode: Annotated[Mode, CaseInsensitive] = Mode.SUBPROCESS
     """`from_env` makes resident the default where a GPU is visible."""
     upstream_dir: ExpandedPath = Field(
-        default=DEFAULT_UPSTREAM_DIR, validation_alias=_env("INFINITETALK_DIR")
+        default=DEFAULT_UPSTREAM_DIR, validation_alias="INFINITETALK_DIR"
     )
     python: ExpandedPath = Field(default_factory=lambda: Path(sys.executable))
     model_storage_path: ExpandedPath = Field(
-        default=DEFAULT_MODEL_STORAGE_PATH, validation_alias=_env("MODEL_STORAGE_PATH")
+        default=DEFAULT_MODEL_STORAGE_PATH, validation_alias="MODEL_STORAGE_PATH"
     )
     sample_steps: int = Field(default=40, ge=1, le=1000)
     sample_shift: float | None = Field(default=None, ge=0.01, le=100)
@@ -96,7 +91,7 @@ class InfiniteTalkSettings(EnvSettings):
     audio_guide_scale: float = Field(default=4.0, ge=0, le=50)
     memory_profile: Annotated[MemoryProfile, CaseInsensitive] = MemoryProfile.AUTO
     quantization: Annotated[Quantization, CaseInsensitive] = Field(
-        default=Quantization.AUTO, validation_alias=_env("INFINITETALK_QUANT")
+        default=Quantization.AUTO, validation_alias="INFINITETALK_QUANT"
     )
     fast_lora: ExpandedPath | None = DEFAULT_FAST_LORA
     """The distilled LoRA of `quality=fast`, relative to MODEL_STORAGE_PATH; None (the
@@ -108,10 +103,10 @@ class InfiniteTalkSettings(EnvSettings):
     fast_sample_shift: float = Field(default=2.0, ge=0.01, le=100)
     teacache: bool = False
     teacache_threshold: float = Field(
-        default=0.2, ge=0.01, le=10, validation_alias=_env("INFINITETALK_TEACACHE_THRESH")
+        default=0.2, ge=0.01, le=10, validation_alias="INFINITETALK_TEACACHE_THRESH"
     )
     color_correction_strength: float = Field(
-        default=1.0, ge=0, le=1, validation_alias=_env("INFINITETALK_COLOR_CORRECTION")
+        default=1.0, ge=0, le=1, validation_alias="INFINITETALK_COLOR_CORRECTION"
     )
     timeout_base_seconds: float = Field(default=600.0, ge=1, le=86400)
     timeout_per_audio_second: float = Field(default=90.0, ge=0.1, le=3600)
