@@ -17,7 +17,6 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -92,9 +91,8 @@ class EnvSettings(BaseSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Self:
         """Validate `env`'s variables, with `overrides` (set by code) taking precedence."""
-        sources = (InitSettingsSource(cls, overrides), MappingSource(cls, env))
         try:
-            return cls(_build_sources=(sources, dict(overrides)))
+            return cls.model_validate({**MappingSource(cls, env)(), **overrides})
         except ValidationError as exc:
             raise SettingsError(cls.label, cls._problems(exc)) from None
 
@@ -111,12 +109,12 @@ class EnvSettings(BaseSettings):
     @classmethod
     def _problems(cls, exc: ValidationError) -> dict[str, str]:
         by_key: dict[str, str] = {}
-        for name, field in cls.model_fields.items():
+        for name, info in cls.model_fields.items():
             by_key[name] = name
-            if isinstance(field.validation_alias, str):
-                by_key[field.validation_alias] = name
-            elif isinstance(field.validation_alias, AliasChoices):
-                by_key.update({str(choice): name for choice in field.validation_alias.choices})
+            if isinstance(info.validation_alias, str):
+                by_key[info.validation_alias] = name
+            elif isinstance(info.validation_alias, AliasChoices):
+                by_key.update({str(choice): name for choice in info.validation_alias.choices})
         problems: dict[str, str] = {}
         for error in exc.errors():
             key = str(error["loc"][0]) if error["loc"] else ""

@@ -77,38 +77,26 @@ def test_the_process_environment_is_never_read(monkeypatch: pytest.MonkeyPatch) 
         Example.from_env({})
 
 
+MALFORMED = [
+    ("EX_COLOUR", "green", "must be one of red, blue"),
+    ("EX_COUNT", "many", "must be an integer from 1 to 10"),
+    ("EX_RATIO", "1", "must be a number above 0 and below 1"),
+    ("EX_FLOOR", "-1", "must be a number of at least 0"),
+    ("EX_CEILING", "6", "must be an integer of at most 5"),
+    ("EX_UNBOUNDED", "x", "must be an integer"),
+    ("EX_VERBOSE", "maybe", "must be true or false (1/0, yes/no, on/off)"),
+    ("EX_LEVEL", "mid", "must be one of LOW, HIGH"),
+    ("EX_CODE", "abcdef", "must be at most 4 characters"),
+    ("EX_ODD", "2", "must be odd"),
+    ("DUE_DATE", "someday", "Input should be a valid date or datetime, input is too short"),
+]
+
+
 def test_every_problem_is_named_at_once_and_says_what_it_must_be() -> None:
-    env = {
-        "EX_NAME": "ok",
-        "EX_TOKEN": "hunter2-secret",
-        "EX_COLOUR": "green",
-        "EX_COUNT": "many",
-        "EX_RATIO": "1",
-        "EX_FLOOR": "-1",
-        "EX_CEILING": "6",
-        "EX_UNBOUNDED": "x",
-        "EX_VERBOSE": "maybe",
-        "EX_LEVEL": "mid",
-        "EX_CODE": "abcdef",
-        "EX_ODD": "2",
-        "HOME_DIR": "",
-        "DUE_DATE": "someday",
-    }
+    env = {name: value for name, value, _ in MALFORMED}
     with pytest.raises(SettingsError) as caught:
-        Example.from_env(env)
-    assert caught.value.problems == {
-        "EX_COLOUR": "must be one of red, blue",
-        "EX_COUNT": "must be an integer from 1 to 10",
-        "EX_RATIO": "must be a number above 0 and below 1",
-        "EX_FLOOR": "must be a number of at least 0",
-        "EX_CEILING": "must be an integer of at most 5",
-        "EX_UNBOUNDED": "must be an integer",
-        "EX_VERBOSE": "must be true or false (1/0, yes/no, on/off)",
-        "EX_LEVEL": "must be one of LOW, HIGH",
-        "EX_CODE": "must be at most 4 characters",
-        "EX_ODD": "must be odd",
-        "DUE_DATE": "Input should be a valid date or datetime, input is too short",
-    }
+        Example.from_env({**env, "EX_NAME": "ok", "EX_TOKEN": "hunter2-secret", "HOME_DIR": ""})
+    assert caught.value.problems == {name: reason for name, _, reason in MALFORMED}
     assert str(caught.value).startswith("invalid example settings: EX_COLOUR: must be one of")
     assert "hunter2-secret" not in str(caught.value)
 
