@@ -1,4 +1,5 @@
-"""`avatar-agent run [--engine preview|infinitetalk]`: one agent configured by DESIGN.md section 7.
+"""`avatar-agent run [--engine preview|infinitetalk]`: one agent, configured by the variables
+that README.md (Configuration) lists.
 
 `avatar-agent probe [--json]` reports what an InfiniteTalk agent on this machine would use.
 

@@ -171,7 +171,7 @@ class R2Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], endpoint: str | None = None) -> "R2Settings":
-        """Read DESIGN §7's names, with one message naming every missing one."""
+        """Read the R2_* variables (README.md, Configuration), naming every missing one at once."""
         missing = [name for name in ENV_NAMES if not env.get(name)]
         if missing:
             raise SettingsError("R2", dict.fromkeys(missing, "missing"))
