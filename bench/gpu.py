@@ -34,13 +34,14 @@ from pydantic import BaseModel
 
 from contracts import Quality, Resolution, Stage
 from contracts.logs import configure_logging
+from contracts.settings import SettingsError
 from examples.make_examples import make_speech_wav
 from infinitetalk import upstream
 from infinitetalk.engine import ClosableEngine, Engine, EngineError, VideoRequest
 from infinitetalk.factory import create_engine
 from infinitetalk.gpu_probe import ProbeReport, build_report, measure_in_subprocess
 from infinitetalk.preflight import EngineStartError
-from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings
+from infinitetalk.settings import InfiniteTalkSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "examples" / "portrait.png"
@@ -392,7 +393,7 @@ class Bench:
         2: bad settings."""
         try:
             settings = InfiniteTalkSettings.from_env({**env, "INFINITETALK_MODE": "resident"})
-        except EngineSettingsError as exc:
+        except SettingsError as exc:
             self.error = str(exc)
             return 2
         try:

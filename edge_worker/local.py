@@ -16,6 +16,7 @@ from pathlib import Path
 from litestar import Litestar
 
 from contracts.logs import configure_logging
+from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.queue_routes import queue_routes
@@ -25,7 +26,7 @@ from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.ports import Clock
-from edge_worker.settings import EdgeSettings, SettingsError
+from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.wiring import UseCases
@@ -105,8 +106,11 @@ def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings
     settings = EdgeSettings.from_env(env, public_url=public_url)
     if settings.cf_api_token is None:
         raise SettingsError(
-            "invalid edge settings: CF_API_TOKEN: required by the local queue emulator "
-            "(the token agents use to pull jobs)"
+            "edge",
+            {
+                "CF_API_TOKEN": "required by the local queue emulator "
+                "(the token agents use to pull jobs)"
+            },
         )
     return settings
 

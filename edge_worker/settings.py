@@ -1,18 +1,22 @@
 """Edge settings, validated once at start-up from an env mapping (os.environ or Worker `env`)."""
 
-from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, MiB
+from contracts.settings import EnvSettings
 
 
-class SettingsError(ValueError):
-    """Raised with a message naming every missing or malformed variable."""
+class EdgeSettings(EnvSettings):
+    label = "edge"
 
-
-class EdgeSettings(BaseModel):
-    api_keys: tuple[str, ...] = Field(min_length=1)
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        min_length=1,
+        validation_alias=AliasChoices("API_KEYS", "API_KEY"),
+        description="comma-separated",
+    )
     agent_token: str = Field(min_length=16)
     cf_api_token: str | None = Field(
         default=None,
@@ -45,13 +49,27 @@ class EdgeSettings(BaseModel):
     signing_secret: str = Field(default="", description="HMAC key of local signed URLs")
     log_level: str = "INFO"
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, keys: object) -> object:
+        if isinstance(keys, str):
+            return tuple(key.strip() for key in keys.split(",") if key.strip())
+        return keys
+
     @field_validator("api_keys")
     @classmethod
     def _keys_long_enough(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
-        short = [i for i, key in enumerate(keys) if len(key) < 16]
-        if short:
+        if any(len(key) < 16 for key in keys):
             raise ValueError("every API key must be at least 16 characters")
         return keys
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sign_with_the_agent_token(cls, values: Any) -> Any:
+        """Local signed URLs fall back to the agent token as their HMAC key."""
+        if isinstance(values, dict) and not values.get("signing_secret"):
+            return {**values, "signing_secret": values.get("agent_token", "")}
+        return values
 
     @property
     def max_request_bytes(self) -> int:
@@ -59,27 +77,3 @@ class EdgeSettings(BaseModel):
         or the inline cap where the runtime has one."""
         full = self.max_image_bytes + self.max_audio_bytes + MiB
         return min(full, self.max_inline_request_bytes or full)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], **overrides: object) -> "EdgeSettings":
-        raw: dict[str, object] = {}
-        keys = env.get("API_KEYS") or env.get("API_KEY") or ""
-        raw["api_keys"] = tuple(k.strip() for k in keys.split(",") if k.strip())
-        for name in cls.model_fields:
-            if name == "api_keys":
-                continue
-            value = env.get(name.upper())
-            if value not in (None, ""):
-                raw[name] = value
-        raw.update(overrides)
-        if not raw.get("signing_secret"):
-            raw["signing_secret"] = raw.get("agent_token", "")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else "?"
-                env_name = "API_KEYS" if field == "api_keys" else field.upper()
-                problems.append(f"{env_name}: {err['msg']}")
-            raise SettingsError("invalid edge settings: " + "; ".join(problems)) from None

@@ -1,4 +1,5 @@
-"""`avatar-agent run [--engine preview|infinitetalk]`: one agent configured by its environment.
+"""`avatar-agent run [--engine preview|infinitetalk]`: one agent, configured by the variables
+that README.md (Configuration) lists.
 
 `avatar-agent probe [--json]` reports what an InfiniteTalk agent on this machine would use.
 
@@ -21,15 +22,16 @@ from types import FrameType
 import httpx
 
 from contracts.logs import configure_logging
+from contracts.settings import SettingsError
 from gpu_agent.agent import Agent
 from gpu_agent.claimed_job import ClaimedJobFactory
 from gpu_agent.delivery import MessageDelivery
 from gpu_agent.edge_client import EdgeClient
 from gpu_agent.pipeline import Pipeline, PipelineLimits
 from gpu_agent.queue_client import CloudflareQueueClient
-from gpu_agent.settings import ENGINES, AgentSettings, SettingsError
+from gpu_agent.settings import ENGINES, AgentSettings
 from infinitetalk.engine import ClosableEngine, Engine
-from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings
+from infinitetalk.settings import InfiniteTalkSettings
 
 log = logging.getLogger("gpu_agent.cli")  # not __main__ under `python -m`
 
@@ -71,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.engine == "infinitetalk":
             engine_settings = InfiniteTalkSettings.from_env(os.environ)
             settings = settings.model_copy(update={"infinitetalk": engine_settings})
-    except (SettingsError, EngineSettingsError) as exc:
+    except SettingsError as exc:
         print(f"avatar-agent: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secrets())

@@ -28,7 +28,7 @@ from infinitetalk.media import (
 )
 from infinitetalk.preflight import EngineStartError
 from infinitetalk.preview import PreviewEngine
-from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings
+from infinitetalk.settings import InfiniteTalkSettings
 
 __all__ = [
     "AudioInfo",
@@ -36,7 +36,6 @@ __all__ = [
     "CancelledError",
     "Engine",
     "EngineError",
-    "EngineSettingsError",
     "EngineStartError",
     "ImageInfo",
     "InfiniteTalkSettings",

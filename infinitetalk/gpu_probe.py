@@ -16,10 +16,11 @@ from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from contracts.settings import SettingsError
 from infinitetalk import upstream
 from infinitetalk.preflight import fast_unavailable, startup_problems
 from infinitetalk.profiles import GIB, HostInfo, ResolvedProfile, resolve_profile
-from infinitetalk.settings import EngineSettingsError, InfiniteTalkSettings, Mode
+from infinitetalk.settings import InfiniteTalkSettings, Mode
 from infinitetalk.weights import (
     WeightStatus,
     check_weights,
@@ -186,7 +187,7 @@ def probe_main(env: Mapping[str, str], *, as_json: bool, out: TextIO) -> int:
     """`avatar-agent probe`: 0 when the agent could start, 1 when not, 2 on bad settings."""
     try:
         settings = InfiniteTalkSettings.from_env(env)
-    except EngineSettingsError as exc:
+    except SettingsError as exc:
         print(f"avatar-agent: {exc}", file=out)
         return 2
     report = build_report(settings, measure_host())

@@ -26,8 +26,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contracts.settings import SettingsError
 from edge_worker.adapters.cloudflare.presign import REGION, R2Settings, r2_endpoint
-from edge_worker.settings import SettingsError
 
 EXPIRE_AFTER_DAYS = 1
 EXPIRING_PREFIXES = ("inputs/", "videos/")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.settings import SettingsError
 from edge_worker import local
-from edge_worker.settings import EdgeSettings, SettingsError
+from edge_worker.settings import EdgeSettings
 from tests.edge_worker.conftest import ENV
 
 
@@ -35,6 +36,14 @@ def test_settings_error_names_every_problem() -> None:
         assert name in message
 
 
+def test_settings_built_in_code_and_an_own_signing_secret() -> None:
+    keys = ("k" * 16, "l" * 16)
+    settings = EdgeSettings(api_keys=keys, agent_token="t" * 16)
+    assert settings.api_keys == keys and settings.signing_secret == "t" * 16
+    signed = EdgeSettings.from_env({**ENV, "SIGNING_SECRET": "own-secret"})
+    assert signed.signing_secret == "own-secret"
+
+
 def test_the_local_runtime_needs_a_queue_token() -> None:
     env = {k: v for k, v in ENV.items() if k != "CF_API_TOKEN"}
     assert EdgeSettings.from_env(env).cf_api_token is None
@@ -58,7 +67,7 @@ def test_cli_refuses_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import uvicorn
 
-    served = {}
+    served: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
     code = local.main(["serve", "--port", "9999", "--data-dir", str(tmp_path)], env=ENV)
     assert code == 0
@@ -68,7 +77,7 @@ def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 
 def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime) -> None:
-    from contracts import ClaimRequest
+    from contracts import ClaimRequest, Resolution
     from edge_worker.domain.problems import Problem
     from tests.edge_worker.conftest import png_bytes  # noqa: F401 - fixture module import
 
@@ -83,7 +92,7 @@ def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime
             job_id="race",
             owner="o",
             prompt="p",
-            resolution=jobs.Resolution.P480,
+            resolution=Resolution.P480,
             seed=None,
             image_key="inputs/race/image.png",
             audio_key="inputs/race/audio.wav",

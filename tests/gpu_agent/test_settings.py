@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gpu_agent.settings import DEFAULT_CF_API_BASE, AgentSettings, SettingsError
+from contracts.settings import SettingsError
+from gpu_agent.settings import DEFAULT_CF_API_BASE, AgentSettings
 
 REQUIRED = {
     "EDGE_URL": "http://127.0.0.1:8787/",
@@ -68,40 +69,40 @@ def test_missing_variables_are_all_named() -> None:
         assert name in str(caught.value)
 
 
-def test_malformed_variables_are_all_named() -> None:
-    env = {
-        **REQUIRED,
-        "EDGE_URL": "edge.example.com",
-        "CF_API_BASE": "ftp://x",
-        "ENGINE": "sora",
-        "VISIBILITY_TIMEOUT_SECONDS": "soon",
-        "SHUTDOWN_GRACE_SECONDS": "a minute",
-        "LOG_LEVEL": "loud",
-        "AGENT_ID": "a" * 201,
-    }
+URL = "must be an http:// or https:// URL"
+VISIBILITY = "must be an integer from 1 to 43200"
+GRACE = "must be a number from 0 to 3600"
+MALFORMED = [
+    ("EDGE_URL", "edge.example.com", URL),
+    ("CF_API_BASE", "ftp://x", URL),
+    ("ENGINE", "sora", "must be one of preview, infinitetalk"),
+    ("VISIBILITY_TIMEOUT_SECONDS", "soon", VISIBILITY),
+    ("VISIBILITY_TIMEOUT_SECONDS", "0", VISIBILITY),
+    ("VISIBILITY_TIMEOUT_SECONDS", "-5", VISIBILITY),
+    ("VISIBILITY_TIMEOUT_SECONDS", "43201", VISIBILITY),
+    ("SHUTDOWN_GRACE_SECONDS", "a minute", GRACE),
+    ("SHUTDOWN_GRACE_SECONDS", "-1", GRACE),
+    ("SHUTDOWN_GRACE_SECONDS", "3601", GRACE),
+    ("SHUTDOWN_GRACE_SECONDS", "nan", GRACE),
+    ("SHUTDOWN_GRACE_SECONDS", "inf", GRACE),
+    ("LOG_LEVEL", "loud", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("AGENT_ID", "a" * 201, "must be at most 200 characters"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), MALFORMED)
+def test_a_malformed_variable_is_named_with_what_it_must_be(
+    name: str, value: str, reason: str
+) -> None:
     with pytest.raises(SettingsError) as caught:
-        AgentSettings.from_env(env)
-    assert set(caught.value.problems) == {
-        "EDGE_URL",
-        "CF_API_BASE",
-        "ENGINE",
-        "VISIBILITY_TIMEOUT_SECONDS",
-        "SHUTDOWN_GRACE_SECONDS",
-        "LOG_LEVEL",
-        "AGENT_ID",
-    }
+        AgentSettings.from_env({**REQUIRED, name: value})
+    assert caught.value.problems == {name: reason}
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "43201"])
-def test_visibility_timeout_range(value: str) -> None:
-    with pytest.raises(SettingsError, match="VISIBILITY_TIMEOUT_SECONDS"):
-        AgentSettings.from_env({**REQUIRED, "VISIBILITY_TIMEOUT_SECONDS": value})
-
-
-@pytest.mark.parametrize("value", ["-1", "3601", "nan", "inf"])
-def test_shutdown_grace_range(value: str) -> None:
-    with pytest.raises(SettingsError, match="SHUTDOWN_GRACE_SECONDS"):
-        AgentSettings.from_env({**REQUIRED, "SHUTDOWN_GRACE_SECONDS": value})
+def test_malformed_variables_are_all_named_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        AgentSettings.from_env({**REQUIRED, **{name: value for name, value, _ in MALFORMED}})
+    assert caught.value.problems == {name: reason for name, _, reason in MALFORMED}
 
 
 def test_shutdown_grace_may_be_zero() -> None:

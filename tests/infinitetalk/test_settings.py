@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from contracts import Quality
+from contracts.settings import SettingsError
 from infinitetalk.settings import (
     DEFAULT_MODEL_STORAGE_PATH,
     DEFAULT_UPSTREAM_DIR,
-    EngineSettingsError,
     InfiniteTalkSettings,
     MemoryProfile,
     Mode,
@@ -130,31 +130,26 @@ def test_a_blank_fast_lora_turns_fast_off() -> None:
     assert settings.sampling(Quality.STANDARD).steps == 40
 
 
+MALFORMED = [
+    ("INFINITETALK_MODE", "gpu", "must be one of resident, subprocess"),
+    ("INFINITETALK_SAMPLE_STEPS", "0", "must be an integer from 1 to 1000"),
+    ("INFINITETALK_AUDIO_GUIDE_SCALE", "loud", "must be a number from 0 to 50"),
+    ("INFINITETALK_TEXT_GUIDE_SCALE", "nan", "must be a number from 0 to 50"),
+    ("INFINITETALK_TEACACHE", "maybe", "must be true or false (1/0, yes/no, on/off)"),
+    ("INFINITETALK_MEMORY_PROFILE", "huge", "must be one of auto, full, balanced, lowvram"),
+    ("INFINITETALK_QUANT", "fp4", "must be one of auto, none, int8, fp8"),
+    ("INFINITETALK_FAST_LORA_SCALE", "0", "must be a number from 0.01 to 10"),
+    ("INFINITETALK_FAST_SAMPLE_STEPS", "four", "must be an integer from 1 to 1000"),
+    ("INFINITETALK_COLOR_CORRECTION", "1.5", "must be a number from 0 to 1"),
+    ("INFINITETALK_TIMEOUT_BASE_SECONDS", "inf", "must be a number from 1 to 86400"),
+]
+
+
 def test_every_problem_is_named_at_once() -> None:
-    env = {
-        "INFINITETALK_MODE": "gpu",
-        "INFINITETALK_SAMPLE_STEPS": "0",
-        "INFINITETALK_AUDIO_GUIDE_SCALE": "loud",
-        "INFINITETALK_TEXT_GUIDE_SCALE": "nan",
-        "INFINITETALK_TEACACHE": "maybe",
-        "INFINITETALK_MEMORY_PROFILE": "huge",
-        "INFINITETALK_FAST_LORA_SCALE": "0",
-        "INFINITETALK_FAST_SAMPLE_STEPS": "four",
-    }
-    with pytest.raises(EngineSettingsError) as caught:
-        InfiniteTalkSettings.from_env(env)
-    assert set(caught.value.problems) == {
-        "INFINITETALK_MODE",
-        "INFINITETALK_SAMPLE_STEPS",
-        "INFINITETALK_AUDIO_GUIDE_SCALE",
-        "INFINITETALK_TEXT_GUIDE_SCALE",
-        "INFINITETALK_TEACACHE",
-        "INFINITETALK_MEMORY_PROFILE",
-        "INFINITETALK_FAST_LORA_SCALE",
-        "INFINITETALK_FAST_SAMPLE_STEPS",
-    }
-    assert "one of resident, subprocess" in str(caught.value)
-    assert "an integer from 1 to 1000" in caught.value.problems["INFINITETALK_SAMPLE_STEPS"]
+    with pytest.raises(SettingsError) as caught:
+        InfiniteTalkSettings.from_env({name: value for name, value, _ in MALFORMED})
+    assert caught.value.problems == {name: reason for name, _, reason in MALFORMED}
+    assert str(caught.value).startswith("invalid InfiniteTalk settings: INFINITETALK_MODE: ")
 
 
 def test_a_quantised_model_keeps_its_fast_settings() -> None:
@@ -169,20 +164,15 @@ def test_blank_values_count_as_unset() -> None:
 
 
 def test_upstream_runs_without_the_agents_secrets() -> None:
-    env = {
-        "PATH": "/usr/bin",
-        "CUDA_VISIBLE_DEVICES": "0",
-        "HF_HOME": "/cache",
-        "AGENT_TOKEN": "a",
-        "CF_API_TOKEN": "b",
-        "API_KEYS": "c",
-        "R2_SECRET_ACCESS_KEY": "d",
-        "R2_ACCESS_KEY_ID": "e",
-        "DB_PASSWORD": "f",
-    }
+    kept = {"PATH": "/usr/bin", "CUDA_VISIBLE_DEVICES": "0", "HF_HOME": "/cache"}
+    secrets = (
+        "AGENT_TOKEN",
+        "CF_API_TOKEN",
+        "API_KEYS",
+        "R2_SECRET_ACCESS_KEY",
+        "R2_ACCESS_KEY_ID",
+        "DB_PASSWORD",
+    )
+    env = {**kept, **dict.fromkeys(secrets, "hidden")}
     settings = InfiniteTalkSettings.from_env(env, has_gpu=no_gpu)
-    assert settings.child_env == {
-        "PATH": "/usr/bin",
-        "CUDA_VISIBLE_DEVICES": "0",
-        "HF_HOME": "/cache",
-    }
+    assert settings.child_env == kept

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from math import ceil
 from urllib.parse import quote, urlsplit
 
+from contracts.settings import SettingsError
 from edge_worker.ports import Clock
-from edge_worker.settings import SettingsError
 
 REGION = "auto"
 SERVICE = "s3"
@@ -171,10 +171,10 @@ class R2Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], endpoint: str | None = None) -> "R2Settings":
-        """Read `ENV_NAMES` (see .env.example), with one message naming every missing one."""
+        """Read the R2_* variables (README.md, Configuration), naming every missing one at once."""
         missing = [name for name in ENV_NAMES if not env.get(name)]
         if missing:
-            raise SettingsError("missing R2 settings: " + ", ".join(missing))
+            raise SettingsError("R2", dict.fromkeys(missing, "missing"))
         account_id, access_key_id, secret_access_key, bucket_name = (
             env[name] for name in ENV_NAMES
         )

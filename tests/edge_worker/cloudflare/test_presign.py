@@ -11,6 +11,7 @@ import httpx
 import pytest
 from botocore.config import Config
 
+from contracts.settings import SettingsError
 from edge_worker.adapters.cloudflare.presign import (
     MAX_EXPIRES_SECONDS,
     R2Presigner,
@@ -18,7 +19,6 @@ from edge_worker.adapters.cloudflare.presign import (
     presign,
     r2_endpoint,
 )
-from edge_worker.settings import SettingsError
 from tests.edge_worker.cloudflare.fake_r2 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, FakeR2
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -236,9 +236,11 @@ def test_settings_come_from_the_design_env_names_and_hide_the_secret() -> None:
 def test_missing_settings_are_all_named() -> None:
     with pytest.raises(SettingsError) as caught:
         R2Settings.from_env({"R2_ACCOUNT_ID": ACCOUNT, "R2_BUCKET_NAME": ""})
-    assert str(caught.value) == (
-        "missing R2 settings: R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY, R2_BUCKET_NAME"
-    )
+    assert caught.value.problems == {
+        "R2_ACCESS_KEY_ID": "missing",
+        "R2_SECRET_ACCESS_KEY": "missing",
+        "R2_BUCKET_NAME": "missing",
+    }
 
 
 def test_presigner_signs_at_the_clock_second_until_expires_at() -> None:

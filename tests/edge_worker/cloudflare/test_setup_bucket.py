@@ -180,7 +180,7 @@ def test_browsers_from_listed_origins_may_upload(
 def test_missing_settings_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--origin", "*"], {"R2_ACCOUNT_ID": "a", "R2_BUCKET_NAME": "b"}) == 2
     assert capsys.readouterr().err == (
-        "error: missing R2 settings: R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY\n"
+        "error: invalid R2 settings: R2_ACCESS_KEY_ID: missing; R2_SECRET_ACCESS_KEY: missing\n"
     )
 
 
