@@ -13,13 +13,15 @@ Signature Version 4)"; Cloudflare R2 docs, "Presigned URLs"
 
 import hashlib
 import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from math import ceil
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from contracts.settings import SettingsError
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from contracts.settings import CODE_ONLY, EnvSettings
 from edge_worker.ports import Clock
 
 REGION = "auto"
@@ -28,7 +30,6 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600
 METHODS = frozenset({"GET", "PUT"})
-ENV_NAMES = ("R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -159,26 +160,23 @@ def presign(
     return f"{base}{path}?{query}&X-Amz-Signature={signature}"
 
 
-@dataclass(frozen=True)
-class R2Settings:
-    """R2's S3 credentials and bucket; `endpoint` overrides the account URL (tests)."""
+class R2Settings(EnvSettings):
+    """R2's S3 credentials and bucket, from the R2_* variables (README.md, Configuration);
+    `endpoint` overrides the account URL (tests, the bucket tool's --endpoint)."""
 
-    account_id: str
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    bucket_name: str
-    endpoint: str | None = None
+    label = "R2"
+    model_config = SettingsConfigDict(env_prefix="R2_")
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], endpoint: str | None = None) -> "R2Settings":
-        """Read the R2_* variables (README.md, Configuration), naming every missing one at once."""
-        missing = [name for name in ENV_NAMES if not env.get(name)]
-        if missing:
-            raise SettingsError("R2", dict.fromkeys(missing, "missing"))
-        account_id, access_key_id, secret_access_key, bucket_name = (
-            env[name] for name in ENV_NAMES
-        )
-        return cls(account_id, access_key_id, secret_access_key, bucket_name, endpoint=endpoint)
+    account_id: str = Field(min_length=1)
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: str = Field(min_length=1, repr=False)
+    bucket_name: str = Field(min_length=1)
+    endpoint: Annotated[str | None, CODE_ONLY] = None
+
+
+ENV_NAMES = tuple(
+    R2Settings.env_name(name) for name in R2Settings.model_fields if name != "endpoint"
+)
 
 
 class R2Presigner:

@@ -216,7 +216,9 @@ class FixedClock:
         return self.current
 
 
-SETTINGS = R2Settings(ACCOUNT, KEY_ID, SECRET, BUCKET)
+SETTINGS = R2Settings(
+    account_id=ACCOUNT, access_key_id=KEY_ID, secret_access_key=SECRET, bucket_name=BUCKET
+)
 
 
 def test_settings_come_from_the_design_env_names_and_hide_the_secret() -> None:
@@ -277,7 +279,13 @@ def test_presigner_refuses_an_expiry_in_the_past() -> None:
 
 
 def presigner_for(fake_r2: FakeR2, bucket: str, now: datetime | None = None) -> R2Presigner:
-    settings = R2Settings(ACCOUNT, ACCESS_KEY_ID, SECRET_ACCESS_KEY, bucket, fake_r2.endpoint)
+    settings = R2Settings(
+        account_id=ACCOUNT,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        bucket_name=bucket,
+        endpoint=fake_r2.endpoint,
+    )
     return R2Presigner(settings, FixedClock(now or datetime.now(UTC)))
 
 

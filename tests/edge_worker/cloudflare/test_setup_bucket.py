@@ -199,7 +199,11 @@ def test_store_errors_are_reported(
 
 
 def test_default_client_targets_the_account_endpoint() -> None:
-    client = r2_client(R2Settings("acct123", "AK", "SK", "b"))
+    client = r2_client(
+        R2Settings(
+            account_id="acct123", access_key_id="AK", secret_access_key="SK", bucket_name="b"
+        )
+    )
     assert client.meta.endpoint_url == "https://acct123.r2.cloudflarestorage.com"
     assert client.meta.region_name == "auto"
     assert client.meta.config.s3 == {"addressing_style": "path"}
