@@ -147,14 +147,14 @@ def test_second_signal_aborts_with_130(
 def fake_media(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    media = types.ModuleType("infinitetalk.media")
+    media = types.ModuleType("infinitetalk.media.probe")
     media.probe_image = lambda p: None  # type: ignore[attr-defined]
     media.probe_audio = lambda p: None  # type: ignore[attr-defined]
     media.probe_video = lambda p: SimpleNamespace(duration_seconds=1.0, width=8, height=8)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "infinitetalk.media", media)
-    import infinitetalk
+    monkeypatch.setitem(sys.modules, "infinitetalk.media.probe", media)
+    import infinitetalk.media
 
-    monkeypatch.setattr(infinitetalk, "media", media, raising=False)
+    monkeypatch.setattr(infinitetalk.media, "probe", media, raising=False)
 
 
 def test_run_agent_wires_everything_and_stops_after_the_job(

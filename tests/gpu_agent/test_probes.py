@@ -14,14 +14,14 @@ from .conftest import PNG, WAV
 
 
 def test_default_probes_come_from_infinitetalk_media(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("infinitetalk.media")
+    fake = types.ModuleType("infinitetalk.media.probe")
     fake.probe_image = lambda path: "image"  # type: ignore[attr-defined]
     fake.probe_audio = lambda path: "audio"  # type: ignore[attr-defined]
     fake.probe_video = lambda path: "video"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "infinitetalk.media", fake)
-    import infinitetalk
+    monkeypatch.setitem(sys.modules, "infinitetalk.media.probe", fake)
+    import infinitetalk.media
 
-    monkeypatch.setattr(infinitetalk, "media", fake, raising=False)
+    monkeypatch.setattr(infinitetalk.media, "probe", fake, raising=False)
     probes = MediaProbes.default()
     assert probes.probe_image(Path("x")) == "image"
     assert probes.probe_audio(Path("x")) == "audio"

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from contracts import Quality, Resolution, Stage
-from infinitetalk import subprocess_engine
 from infinitetalk.engine import (
     CancelledError,
     EngineError,
@@ -21,12 +20,14 @@ from infinitetalk.engine import (
     VideoRequest,
 )
 from infinitetalk.factory import start_infinitetalk
-from infinitetalk.media import probe_video
-from infinitetalk.prepare import JobPlan
-from infinitetalk.profiles import ResolvedProfile
-from infinitetalk.progress import SAMPLING_END, SAMPLING_START
+from infinitetalk.media.probe import AudioInfo, probe_video
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization, Sampling
-from infinitetalk.subprocess_engine import SubprocessEngine, build_command
+from infinitetalk.upstream import subprocess_mode
+from infinitetalk.upstream.engine import UpstreamEngine
+from infinitetalk.upstream.prepare import JobPlan
+from infinitetalk.upstream.profiles import ResolvedProfile
+from infinitetalk.upstream.progress import SAMPLING_END, SAMPLING_START
+from infinitetalk.upstream.subprocess_mode import SubprocessBackend, build_command
 from tests.fixtures.standin import STANDIN_DIR, agent_env
 
 Report = tuple[float, Stage, float | None]
@@ -38,9 +39,9 @@ def settings_for(models: Path, **extra: str) -> InfiniteTalkSettings:
     return InfiniteTalkSettings.from_env({**agent_env(models, **extra), "PATH": os.environ["PATH"]})
 
 
-def engine_for(models: Path, **extra: str) -> SubprocessEngine:
+def engine_for(models: Path, **extra: str) -> UpstreamEngine[SubprocessBackend]:
     engine = start_infinitetalk(settings_for(models, **extra))
-    assert isinstance(engine, SubprocessEngine)
+    assert isinstance(engine, UpstreamEngine) and isinstance(engine.backend, SubprocessBackend)
     return engine
 
 
@@ -63,7 +64,7 @@ def a_plan(tmp_path: Path, sampling: Sampling = STANDARD) -> JobPlan:
         image_path=tmp_path / "in" / "portrait.png",
         audio_path=tmp_path / "in" / "audio.wav",
         source_audio=tmp_path / "in" / "audio.wav",
-        audio_seconds=60.0,
+        audio=AudioInfo(duration_seconds=60.0, sample_rate=16000, channels=1, codec="pcm_s16le"),
         prompt="A presenter",
         resolution=Resolution.P720,
         size=(832, 1088),
@@ -355,7 +356,7 @@ def test_a_process_ignoring_sigterm_is_killed_at_its_time_limit(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(subprocess_engine, "TERM_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(subprocess_mode, "TERM_GRACE_SECONDS", 0.5)
     engine = engine_for(
         standin_models,
         INFINITETALK_TIMEOUT_BASE_SECONDS="1",

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infinitetalk import upstream
+from infinitetalk.upstream import pinned
 from tests.upstream_smoke.conftest import REPO
 
 
@@ -31,7 +31,7 @@ def test_image_self_check_imports_upstream(upstream_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["commit"] == upstream.UPSTREAM_COMMIT
+    assert report["commit"] == pinned.UPSTREAM_COMMIT
     assert report["imported"] == ["wan", "wan.multitalk", "generate_infinitetalk"]
     assert report["diffusers"].startswith("0.33.")
 

@@ -1,6 +1,6 @@
 """Writing the output contract's streams: H.264 video and the job's original audio as AAC.
 
-Shared by every engine so the rules of DESIGN.md section 6 (H.264 yuv420p, BT.709, AAC,
+Shared by every engine so the output contract's stream rules (H.264 yuv420p, BT.709, AAC,
 25 fps, faststart, original audio) live in one place.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import av
 from av.video.reformatter import ColorRange
 
-from infinitetalk.media import OUTPUT_FPS, AudioInfo
+from infinitetalk.media.output import OUTPUT_FPS
+from infinitetalk.media.probe import AudioInfo
 
 AAC_FRAME_SAMPLES = 1024
 AAC_FALLBACK_RATE = 48000
