@@ -148,7 +148,7 @@ def probe_video(path: Path | str) -> VideoInfo:
             fps = float(rate) if rate else 0.0
             audio = container.streams.audio[0] if container.streams.audio else None
             audio_duration = None
-            if audio is not None and audio.duration is not None:
+            if audio is not None and audio.duration is not None and audio.time_base:
                 audio_duration = float(audio.duration * audio.time_base)
             frame_count = sum(1 for packet in container.demux(video) if packet.size)
             info = VideoInfo(

@@ -10,6 +10,7 @@ agent's long-lived model worker, `subprocess_mode` as one process per job.
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -44,6 +45,19 @@ class Stop(StrEnum):
     TIMED_OUT = "timed_out"
 
 
+@dataclass(frozen=True)
+class UpstreamRun:
+    """One job's run of upstream, as the engine hands it to its backend."""
+
+    plan: JobPlan
+    run_dir: Path
+    """Upstream's working directory, fresh for this job."""
+    progress: JobProgress
+    cancelled: CancelCheck
+    deadline: float
+    """The job's time limit on the monotonic clock."""
+
+
 class Backend(Protocol):
     """One way of running upstream for a planned job."""
 
@@ -51,18 +65,10 @@ class Backend(Protocol):
         """Block until upstream can take a job (a resident worker may be reloading)."""
         ...
 
-    def run(
-        self,
-        plan: JobPlan,
-        run_dir: Path,
-        progress: JobProgress,
-        cancelled: CancelCheck,
-        deadline: float,
-    ) -> Path | Stop:
-        """Upstream's raw video for `plan`, or why the agent stopped it.
+    def run(self, run: UpstreamRun) -> Path | Stop:
+        """Upstream's raw video for the run's plan, or why the agent stopped it.
 
-        Polls `cancelled` and the monotonic `deadline`; raises `EngineError` when upstream
-        fails.
+        Polls `run.cancelled` and `run.deadline`; raises `EngineError` when upstream fails.
         """
         ...
 
@@ -130,9 +136,8 @@ class UpstreamEngine(Generic[B]):
                 "timeout_seconds": round(plan.timeout_seconds),
             },
         )
-        raw = self._backend.run(
-            plan, run_dir, progress, cancelled, self._clock() + plan.timeout_seconds
-        )
+        deadline = self._clock() + plan.timeout_seconds
+        raw = self._backend.run(UpstreamRun(plan, run_dir, progress, cancelled, deadline))
         if raw is Stop.CANCELLED:
             raise CancelledError()
         if raw is Stop.TIMED_OUT:

@@ -13,10 +13,8 @@ from contracts import FailureCode
 from infinitetalk.engine import CancelCheck, EngineError
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream import failures, pinned
-from infinitetalk.upstream.engine import Stop
-from infinitetalk.upstream.prepare import JobPlan
+from infinitetalk.upstream.engine import Stop, UpstreamRun
 from infinitetalk.upstream.profiles import ResolvedProfile
-from infinitetalk.upstream.progress import JobProgress
 from infinitetalk.upstream.protocol import Done, Failed, JobEvent, RunJob, Step, WorkerConfig
 from infinitetalk.upstream.worker import ModelWorker, WorkerDied, WorkerLoadError, WorkerState
 
@@ -82,14 +80,8 @@ class ResidentBackend:
                 _log_tail("model reload failed", exc.log_tail)
                 raise failures.generation_failed("the model could not be loaded") from exc
 
-    def run(
-        self,
-        plan: JobPlan,
-        run_dir: Path,
-        progress: JobProgress,
-        cancelled: CancelCheck,
-        deadline: float,
-    ) -> Path | Stop:
+    def run(self, run: UpstreamRun) -> Path | Stop:
+        plan, progress = run.plan, run.progress
         sampling = plan.sampling
         job = RunJob(
             image_path=plan.image_path,
@@ -103,8 +95,8 @@ class ResidentBackend:
             fast_lora=bool(sampling.lora),
             seed=plan.seed,
             max_frame_num=plan.max_frame_num,
-            workdir=run_dir,
-            output_path=run_dir / "frames.mp4",
+            workdir=run.run_dir,
+            output_path=run.run_dir / "frames.mp4",
         )
 
         def on_event(event: JobEvent) -> None:
@@ -114,7 +106,7 @@ class ResidentBackend:
                 progress.encoding(event.done, event.total)
 
         try:
-            outcome = self._worker.run(job, on_event, cancelled, deadline)
+            outcome = self._worker.run(job, on_event, run.cancelled, run.deadline)
         except WorkerDied as died:
             self._restart(str(died))
             raise failures.generation_failed(

@@ -26,11 +26,11 @@ from typing import IO
 from infinitetalk.engine import CancelCheck
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream import failures, pinned
-from infinitetalk.upstream.engine import Stop
+from infinitetalk.upstream.engine import Stop, UpstreamRun
 from infinitetalk.upstream.logtail import LogTail
 from infinitetalk.upstream.prepare import JobPlan
 from infinitetalk.upstream.profiles import ResolvedProfile
-from infinitetalk.upstream.progress import JobProgress, TqdmParser
+from infinitetalk.upstream.progress import TqdmParser
 
 log = logging.getLogger(__name__)
 upstream_log = logging.getLogger("infinitetalk.upstream")
@@ -224,22 +224,16 @@ class SubprocessBackend:
     def close(self) -> None:
         """Nothing outlives a job."""
 
-    def run(
-        self,
-        plan: JobPlan,
-        run_dir: Path,
-        progress: JobProgress,
-        cancelled: CancelCheck,
-        deadline: float,
-    ) -> Path | Stop:
+    def run(self, run: UpstreamRun) -> Path | Stop:
+        plan, run_dir = run.plan, run.run_dir
         (run_dir / "input.json").write_text(json.dumps(input_json(plan)))
         argv = build_command(self._settings, self._profile, plan, run_dir)
         env = upstream_env(self._settings.child_env or dict(os.environ))
         log.info("upstream process started", extra={"argv": argv})
         process = UpstreamProcess(
-            argv, cwd=run_dir, env=env, on_stderr=TqdmParser(progress, plan.sampling.steps).feed
+            argv, cwd=run_dir, env=env, on_stderr=TqdmParser(run.progress, plan.sampling.steps).feed
         )
-        outcome = process.run(deadline, cancelled)
+        outcome = process.run(run.deadline, run.cancelled)
         if outcome.stopped is Stop.TIMED_OUT:
             _log_tail("upstream timed out", outcome)
         if outcome.stopped is not None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from contracts import Quality, Resolution, Stage
@@ -247,6 +248,28 @@ def test_a_job_runs_in_its_own_directory_and_reports_each_chunk(
         eta is not None and eta > 0 for _, s, eta in progress.reports if s is Stage.GENERATING
     )
     assert progress.reports[-1] == (100.0, Stage.ENCODING, 0.0)
+
+
+def test_a_job_reads_its_audio_once_to_probe_and_once_to_mux(
+    standin_models: Path,
+    portrait_png: Path,
+    speech_4s: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The probe's facts travel in the plan: finalizing never probes the audio again."""
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if file == str(speech_4s):
+            opened.append(str(kwargs.get("mode", args[0] if args else "r")))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    request = VideoRequest(portrait_png, speech_4s, "A presenter", Resolution.P480, seed=3)
+    engine_for(standin_models).generate(request, tmp_path, Progress(), lambda: False)
+    assert opened == ["r", "r"]  # probe_audio, then the AAC re-encode of the mux
 
 
 def sampled(workdir: Path) -> dict[str, float]:
