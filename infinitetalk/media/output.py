@@ -4,8 +4,10 @@ An output that breaks it raises `EngineError("GENERATION_FAILED")`, naming every
 property, so a bad video is never published.
 """
 
+from pathlib import Path
+
 from contracts import FailureCode, Resolution
-from infinitetalk.engine import EngineError
+from infinitetalk.engine import EngineError, VideoResult
 from infinitetalk.media.probe import VideoInfo
 
 OUTPUT_FPS = 25
@@ -53,6 +55,17 @@ def verify_output(video: VideoInfo, audio_duration: float, expected_size: tuple[
         raise EngineError(
             FailureCode.GENERATION_FAILED.value, "output check failed: " + "; ".join(problems)
         )
+
+
+def video_result(path: Path, info: VideoInfo, engine: str) -> VideoResult:
+    """What the agent reports for a verified output: the measured, not the planned, video."""
+    return VideoResult(
+        path=path,
+        duration_seconds=info.duration_seconds,
+        width=info.width,
+        height=info.height,
+        engine=engine,
+    )
 
 
 def _round_even(value: float) -> int:

@@ -23,7 +23,7 @@ from infinitetalk.engine import (
     VideoResult,
 )
 from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, AudioTrack, add_h264_stream
-from infinitetalk.media.output import OUTPUT_FPS, output_size, verify_output
+from infinitetalk.media.output import OUTPUT_FPS, output_size, verify_output, video_result
 from infinitetalk.media.probe import probe_audio, probe_image, probe_video
 from infinitetalk.preview.face import FaceRig, base_frame
 from infinitetalk.preview.motion import Motion
@@ -81,13 +81,7 @@ class PreviewEngine:
             output.unlink(missing_ok=True)
             raise
         progress.report(100.0, Stage.ENCODING, 0.0)
-        return VideoResult(
-            path=output,
-            duration_seconds=info.duration_seconds,
-            width=info.width,
-            height=info.height,
-            engine=self.name,
-        )
+        return video_result(output, info, self.name)
 
 
 def _write_mp4(

@@ -25,6 +25,7 @@ from infinitetalk.engine import (
     VideoResult,
     require_quality,
 )
+from infinitetalk.media.output import video_result
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream import failures
 from infinitetalk.upstream.postprocess import finalize
@@ -145,10 +146,4 @@ class UpstreamEngine(Generic[B]):
         output = workdir / OUTPUT_NAME
         info = finalize(raw, plan, output)
         progress.finished()
-        return VideoResult(
-            path=output,
-            duration_seconds=info.duration_seconds,
-            width=info.width,
-            height=info.height,
-            engine=self.name,
-        )
+        return video_result(output, info, self.name)
