@@ -9,8 +9,8 @@
 # Python 3.11, not upstream's 3.10: this project needs >= 3.11, and resident mode imports
 # upstream into the agent's own interpreter. Upstream imports on 3.11 except for one line,
 # `from inspect import ArgSpec` in wan/multitalk.py (an unused name that 3.11 removed):
-# infinitetalk/upstream_compat.py puts it back before upstream is imported (the resident
-# worker calls it; subprocess mode gets it through infinitetalk/upstream_site/).
+# infinitetalk/upstream/compat.py puts it back before upstream is imported (the resident
+# worker calls it; subprocess mode gets it through infinitetalk/upstream/site/).
 #
 # Versions: upstream documents torch 2.4.1 (cu121), xformers and flash-attn 2.7.4.post1. The
 # image has torch 2.4.1 (the PyPI wheel is the CUDA 12.1 build), xformers 0.0.28.post1 (built
@@ -23,13 +23,13 @@
 # calls `torch.cuda.get_device_name()` at import; with no driver both raise "RuntimeError:
 # Found no NVIDIA driver". So the build imports what does not need the GPU (the CUDA
 # extensions and upstream's riskiest third-party modules), and the container runs the full
-# check, `python -m infinitetalk.upstream_check` (wan, wan.multitalk and generate_infinitetalk
+# check, `python -m infinitetalk.upstream.check` (wan, wan.multitalk and generate_infinitetalk
 # from INFINITETALK_DIR, as the model worker imports them), before the agent starts: a
 # broken import stops the pod at once, with the traceback, instead of failing the model load.
 
 FROM nvidia/cuda:12.1.1-runtime-ubuntu22.04
 
-# The upstream commit; the same as UPSTREAM_COMMIT in infinitetalk/upstream.py
+# The upstream commit; the same as UPSTREAM_COMMIT in infinitetalk/upstream/pinned.py
 # (tests/test_dockerfile.py checks that they agree).
 ARG INFINITETALK_COMMIT=0107cd96421b3b1bef7728bde14447dbff7b2db2
 ARG FLASH_ATTN_WHEEL=https://github.com/Dao-AILab/flash-attention/releases/download/v2.7.4.post1/flash_attn-2.7.4.post1+cu12torch2.4cxx11abiFALSE-cp311-cp311-linux_x86_64.whl
@@ -79,7 +79,7 @@ COPY scripts/download_weights.sh /usr/local/bin/download_weights.sh
 # decord, soundfile, espeak; moviepy 1.x's moviepy.editor, diffusers >= 0.33's
 # no_init_weights). The container's start checks the rest.
 RUN pip install --no-cache-dir --no-deps --force-reinstall /src \
-    && python -c "import flash_attn, infinitetalk, torch, xformers.ops" \
+    && python -c "import flash_attn, infinitetalk.upstream.engine, torch, xformers.ops" \
     && python -c "import cv2, decord, librosa, moviepy.editor, pyloudnorm, scenedetect, \
 soundfile; from misaki import en, espeak; \
 from diffusers.models.modeling_utils import ContextManagers, no_init_weights"
@@ -93,4 +93,4 @@ ENV ENGINE=infinitetalk \
     TRANSFORMERS_OFFLINE=1
 
 # The upstream self-check needs the GPU, so it runs here, then the agent replaces the shell.
-CMD ["sh", "-c", "python -m infinitetalk.upstream_check && exec avatar-agent run"]
+CMD ["sh", "-c", "python -m infinitetalk.upstream.check && exec avatar-agent run"]

@@ -18,8 +18,9 @@ import httpx
 from bench.stack import API_KEY, ROOT, start_agent, start_edge, stop
 from contracts import Resolution
 from examples.make_examples import make_speech_wav
-from infinitetalk import PreviewEngine, VideoRequest
-from infinitetalk.media import probe_audio
+from infinitetalk.engine import VideoRequest
+from infinitetalk.media.probe import probe_audio
+from infinitetalk.preview.engine import PreviewEngine
 
 
 def engine_only(image: Path, audio: Path, resolution: Resolution, workdir: Path) -> float:

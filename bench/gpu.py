@@ -36,12 +36,12 @@ from contracts import Quality, Resolution, Stage
 from contracts.logs import configure_logging
 from contracts.settings import SettingsError
 from examples.make_examples import make_speech_wav
-from infinitetalk import upstream
 from infinitetalk.engine import ClosableEngine, Engine, EngineError, VideoRequest
 from infinitetalk.factory import create_engine
-from infinitetalk.gpu_probe import ProbeReport, build_report, measure_in_subprocess
-from infinitetalk.preflight import EngineStartError
 from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.upstream import pinned
+from infinitetalk.upstream.gpu_probe import ProbeReport, build_report, measure_in_subprocess
+from infinitetalk.upstream.preflight import EngineStartError
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "examples" / "portrait.png"
@@ -325,7 +325,7 @@ def measure_run(
     result = result.model_copy(
         update={
             "steps": settings.sampling(quality).steps,
-            "chunks": upstream.chunk_count(upstream.embedding_frames(audio_seconds)),
+            "chunks": pinned.chunk_count(pinned.embedding_frames(audio_seconds)),
         }
     )
     started = time.monotonic()

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "probe":
-        from infinitetalk.gpu_probe import probe_main  # may import torch
+        from infinitetalk.upstream.gpu_probe import probe_main  # may import torch
 
         return probe_main(os.environ, as_json=args.json, out=sys.stdout)
     if args.command != "run":

@@ -1,6 +1,6 @@
 """Media checks the agent runs around the engine, injectable for tests.
 
-The real probes live in `infinitetalk.media` (PyAV/Pillow); they are imported only when
+The real probes live in `infinitetalk.media.probe` (PyAV/Pillow); they are imported only when
 a pipeline without explicit probes runs its first job, so importing the agent stays cheap.
 """
 
@@ -35,6 +35,6 @@ class MediaProbes:
 
     @classmethod
     def default(cls) -> MediaProbes:
-        from infinitetalk import media
+        from infinitetalk.media import probe
 
-        return cls(media.probe_image, media.probe_audio, media.probe_video)
+        return cls(probe.probe_image, probe.probe_audio, probe.probe_video)

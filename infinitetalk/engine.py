@@ -1,4 +1,4 @@
-"""The Engine protocol every video engine implements (DESIGN.md section 6)."""
+"""The Engine protocol every video engine implements, its request, result and errors."""
 
 from collections.abc import Callable
 from dataclasses import dataclass

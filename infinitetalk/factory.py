@@ -1,4 +1,4 @@
-"""Pick an engine by name, as the agent's `ENGINE` setting names it (DESIGN.md section 7).
+"""Pick an engine by name, as the agent's `ENGINE` setting names it.
 
 `preview` needs nothing. `infinitetalk` resolves its memory profile (measuring the GPU in
 a short-lived child when a setting is `auto`), refuses to start when the upstream checkout
@@ -9,29 +9,35 @@ returning.
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from contracts.media import EngineName
-from infinitetalk import upstream
 from infinitetalk.engine import Engine
-from infinitetalk.gpu_probe import measure_in_subprocess
-from infinitetalk.preflight import EngineStartError, fast_unavailable, startup_problems
-from infinitetalk.preview import PreviewEngine
-from infinitetalk.profiles import HostInfo, needs_measurement, resolve_profile
-from infinitetalk.resident import ModelWorker, ResidentEngine, WorkerLoadError, worker_config
 from infinitetalk.settings import InfiniteTalkSettings, Mode
-from infinitetalk.subprocess_engine import SubprocessEngine
-from infinitetalk.weights import quant_available
+from infinitetalk.upstream import pinned
+from infinitetalk.upstream.gpu_probe import measure_in_subprocess
+from infinitetalk.upstream.preflight import EngineStartError, fast_unavailable, startup_problems
+from infinitetalk.upstream.profiles import HostInfo, needs_measurement, resolve_profile
+from infinitetalk.upstream.weights import quant_available
+
+if TYPE_CHECKING:
+    from infinitetalk.upstream.engine import UpstreamEngine
+    from infinitetalk.upstream.resident_mode import ResidentBackend
+    from infinitetalk.upstream.subprocess_mode import SubprocessBackend
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAMES = tuple(EngineName)
+ENGINE_NAMES = tuple(sorted(EngineName))
 
 
 def create_engine(name: str, *, infinitetalk: InfiniteTalkSettings | None = None) -> Engine:
     """Build the named engine; an unknown name fails loudly, listing the valid ones."""
-    if name == PreviewEngine.name:
+    # The engines import PyAV, NumPy and Pillow: only the one built pays for them.
+    if name == EngineName.PREVIEW:
+        from infinitetalk.preview.engine import PreviewEngine
+
         return PreviewEngine()
-    if name == "infinitetalk":
+    if name == EngineName.INFINITETALK:
         return start_infinitetalk(infinitetalk or InfiniteTalkSettings())
     raise ValueError(f"unknown engine {name!r}; valid engines: {', '.join(ENGINE_NAMES)}")
 
@@ -40,14 +46,19 @@ def start_infinitetalk(
     settings: InfiniteTalkSettings,
     *,
     measure: Callable[[], HostInfo] = measure_in_subprocess,
-) -> SubprocessEngine | ResidentEngine:
+) -> "UpstreamEngine[ResidentBackend] | UpstreamEngine[SubprocessBackend]":
     """Check everything a job needs, then build the engine (resident: with the model loaded)."""
+    from infinitetalk.upstream.engine import UpstreamEngine
+    from infinitetalk.upstream.resident_mode import ResidentBackend, worker_config
+    from infinitetalk.upstream.subprocess_mode import SubprocessBackend
+    from infinitetalk.upstream.worker import ModelWorker, WorkerLoadError
+
     host = measure() if needs_measurement(settings) else None
     profile = resolve_profile(settings, host, lambda q: quant_available(settings, q))
     problems = startup_problems(settings, profile)
     if problems:
         raise EngineStartError(problems)
-    checkout = upstream.checkout_commit(settings.upstream_dir)
+    checkout = pinned.checkout_commit(settings.upstream_dir)
     log.info(
         "InfiniteTalk configured",
         extra={
@@ -68,21 +79,21 @@ def start_infinitetalk(
         log.info("quality=fast available", extra={"lora": str(settings.fast_lora_path)})
     else:
         log.warning("quality=fast unavailable: fast jobs will fail", extra={"why": fast})
-    if checkout is not None and checkout != upstream.UPSTREAM_COMMIT:
+    if checkout is not None and checkout != pinned.UPSTREAM_COMMIT:
         log.warning(
             "upstream checkout is not at the pinned commit",
-            extra={"checkout": checkout, "pinned": upstream.UPSTREAM_COMMIT},
+            extra={"checkout": checkout, "pinned": pinned.UPSTREAM_COMMIT},
         )
     if settings.mode is Mode.SUBPROCESS:
-        return SubprocessEngine(settings, profile, fast_unavailable=fast)
+        return UpstreamEngine(settings, SubprocessBackend(settings, profile), fast_unavailable=fast)
     worker = ModelWorker(
         worker_config(settings, profile, fast=fast is None),
         load_timeout=settings.load_timeout_seconds,
         cancel_grace=settings.cancel_grace_seconds,
     )
-    engine = ResidentEngine(settings, worker, fast_unavailable=fast)
+    backend = ResidentBackend(worker)
     try:
-        engine.start()
+        backend.start()
     except WorkerLoadError as exc:
         raise EngineStartError([f"the model could not be loaded: {exc}"]) from exc
-    return engine
+    return UpstreamEngine(settings, backend, fast_unavailable=fast)

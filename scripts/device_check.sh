@@ -4,7 +4,7 @@
 #
 #   nvidia_smi  the GPUs, driver and CUDA version nvidia-smi reports
 #   python      the interpreter used, and whether this project imports in it
-#   host        `python -m infinitetalk.gpu_probe`: torch and its CUDA build, the GPU as
+#   host        `python -m infinitetalk.upstream.gpu_probe`: torch and its CUDA build, the GPU as
 #               torch sees it, host RAM (error says why when torch is missing)
 #   weights     whether every weight file is at MODEL_STORAGE_PATH; if not, exactly what
 #               is missing (the engine's own preflight, through bench/gpu.py)
@@ -132,7 +132,7 @@ host_facts() {
     local host seconds
     seconds=$(limit 120 90)
     if [[ -n $PY ]] && ((seconds > 0)) &&
-        host=$(timeout "$seconds" "$PY" -m infinitetalk.gpu_probe 2>/dev/null) &&
+        host=$(timeout "$seconds" "$PY" -m infinitetalk.upstream.gpu_probe 2>/dev/null) &&
         [[ $host == \{* ]]; then
         printf '%s' "$host"
     else

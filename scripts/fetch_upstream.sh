@@ -5,10 +5,10 @@
 # A DEST already holding the commit is reused. Never copies upstream into the repository.
 set -euo pipefail
 
-# The pin lives in infinitetalk/upstream.py; the archive's hash belongs to that commit.
+# The pin lives in infinitetalk/upstream/pinned.py; the archive's hash belongs to that commit.
 COMMIT=$(sed -n 's/^UPSTREAM_COMMIT = "\([0-9a-f]\{40\}\)"$/\1/p' \
-    "$(dirname "$0")/../infinitetalk/upstream.py")
-[ -n "$COMMIT" ] || { echo "fetch_upstream: no UPSTREAM_COMMIT in infinitetalk/upstream.py" >&2; exit 1; }
+    "$(dirname "$0")/../infinitetalk/upstream/pinned.py")
+[ -n "$COMMIT" ] || { echo "fetch_upstream: no UPSTREAM_COMMIT in infinitetalk/upstream/pinned.py" >&2; exit 1; }
 ARCHIVE_SHA256=e5b34c9e9a05cad5871eaacb891049632ea2a4a10abcb7c551b9f7afcc4dec68
 REPOSITORY=https://github.com/MeiGen-AI/InfiniteTalk.git
 DEST=${1:-.cache/upstream/InfiniteTalk}

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from infinitetalk import upstream
 from infinitetalk.settings import DEFAULT_MODEL_STORAGE_PATH, InfiniteTalkSettings, Quantization
-from infinitetalk.weights import fast_lora_file, required_weights
+from infinitetalk.upstream import pinned
+from infinitetalk.upstream.weights import fast_lora_file, required_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -50,9 +50,9 @@ def test_hadolint_passes() -> None:
 
 def test_upstream_is_cloned_at_the_pinned_commit() -> None:
     args = dict(argument.split("=", 1) for kind, argument in instructions() if kind == "ARG")
-    assert args["INFINITETALK_COMMIT"] == upstream.UPSTREAM_COMMIT
+    assert args["INFINITETALK_COMMIT"] == pinned.UPSTREAM_COMMIT
     runs = " ".join(argument for kind, argument in instructions() if kind == "RUN")
-    assert f"{upstream.UPSTREAM_REPOSITORY}.git" in runs
+    assert f"{pinned.UPSTREAM_REPOSITORY}.git" in runs
     assert 'fetch --quiet --depth 1 origin "${INFINITETALK_COMMIT}"' in runs
     assert "checkout --quiet --detach FETCH_HEAD" in runs
 
@@ -69,13 +69,16 @@ def test_the_image_checks_that_upstream_imports() -> None:
     """The build has no GPU, which upstream's import needs: the build imports the CUDA
     extensions, and the container runs the upstream self-check before the agent."""
     runs = [argument for kind, argument in instructions() if kind == "RUN"]
-    assert 'python -c "import flash_attn, infinitetalk, torch, xformers.ops"' in runs[-1]
+    assert (
+        'python -c "import flash_attn, infinitetalk.upstream.engine, torch, xformers.ops"'
+        in runs[-1]
+    )
     assert "moviepy.editor" in runs[-1] and "import ContextManagers, no_init_weights" in runs[-1]
     envs = " ".join(argument for kind, argument in instructions() if kind == "ENV")
     assert "INFINITETALK_DIR=/opt/InfiniteTalk" in envs
     cmds = [argument for kind, argument in instructions() if kind == "CMD"]
-    assert json.loads(cmds[-1])[2].startswith("python -m infinitetalk.upstream_check && ")
-    assert importlib.util.find_spec("infinitetalk.upstream_check") is not None
+    assert json.loads(cmds[-1])[2].startswith("python -m infinitetalk.upstream.check && ")
+    assert importlib.util.find_spec("infinitetalk.upstream.check") is not None
 
 
 def pin(requirement: str) -> tuple[str, str]:
@@ -230,5 +233,5 @@ def test_the_script_calls_the_hub_per_repository(tmp_path: Path) -> None:
 
 def test_the_guide_names_the_pinned_commit_and_the_readme_points_to_it() -> None:
     guide = (ROOT / "docs" / "DEPLOY-RUNPOD.md").read_text()
-    assert upstream.UPSTREAM_COMMIT in guide
+    assert pinned.UPSTREAM_COMMIT in guide
     assert "docs/DEPLOY-RUNPOD.md" in (ROOT / "README.md").read_text()

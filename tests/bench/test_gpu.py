@@ -28,7 +28,7 @@ from infinitetalk.engine import (
     VideoResult,
 )
 from infinitetalk.settings import InfiniteTalkSettings, Quantization
-from infinitetalk.weights import fast_lora_file, required_weights
+from infinitetalk.upstream.weights import fast_lora_file, required_weights
 from tests.bench.conftest import HAS_NVIDIA_SMI, ROOT
 
 

@@ -332,17 +332,17 @@ class FakeProbes:
 
 @pytest.fixture
 def fake_media(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """Stands in for `infinitetalk.media` (PyAV/Pillow), where the real probes live."""
-    media = types.ModuleType("infinitetalk.media")
+    """Stands in for `infinitetalk.media.probe` (PyAV/Pillow), where the real probes live."""
+    media = types.ModuleType("infinitetalk.media.probe")
     vars(media).update(
         probe_image=lambda path: None,
         probe_audio=lambda path: None,
         probe_video=lambda path: SimpleNamespace(duration_seconds=1.0, width=8, height=8),
     )
-    monkeypatch.setitem(sys.modules, "infinitetalk.media", media)
-    import infinitetalk
+    monkeypatch.setitem(sys.modules, "infinitetalk.media.probe", media)
+    import infinitetalk.media
 
-    monkeypatch.setattr(infinitetalk, "media", media, raising=False)
+    monkeypatch.setattr(infinitetalk.media, "probe", media, raising=False)
     return media
 
 

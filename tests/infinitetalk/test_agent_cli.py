@@ -8,9 +8,9 @@ import pytest
 
 from gpu_agent import cli
 from gpu_agent.settings import AgentSettings
-from infinitetalk import gpu_probe
-from infinitetalk.profiles import HostInfo
 from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.upstream import gpu_probe
+from infinitetalk.upstream.profiles import HostInfo
 from tests.fixtures.standin import agent_env
 
 BASE_ENV = {

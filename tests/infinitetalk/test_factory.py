@@ -7,11 +7,12 @@ import pytest
 
 from contracts import Quality
 from infinitetalk.factory import create_engine, start_infinitetalk
-from infinitetalk.preflight import EngineStartError
-from infinitetalk.preview import PreviewEngine
-from infinitetalk.profiles import GIB, HostInfo
+from infinitetalk.preview.engine import PreviewEngine
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Mode, Quantization
-from infinitetalk.subprocess_engine import SubprocessEngine
+from infinitetalk.upstream.engine import UpstreamEngine
+from infinitetalk.upstream.preflight import EngineStartError
+from infinitetalk.upstream.profiles import GIB, HostInfo
+from infinitetalk.upstream.subprocess_mode import SubprocessBackend
 from tests.fixtures.standin import STANDIN_DIR
 
 
@@ -33,7 +34,8 @@ def test_infinitetalk_measures_only_when_a_setting_is_auto(
     )
     with caplog.at_level(logging.INFO):
         engine = start_infinitetalk(settings, measure=measure)
-    assert isinstance(engine, SubprocessEngine) and measured == [True]
+    assert isinstance(engine, UpstreamEngine) and measured == [True]
+    assert isinstance(engine.backend, SubprocessBackend)
     (configured,) = [r for r in caplog.records if r.getMessage() == "InfiniteTalk configured"]
     assert configured.profile == "balanced"  # type: ignore[attr-defined]
     assert configured.quantization == "fp8"  # type: ignore[attr-defined]  # 64 GiB host RAM

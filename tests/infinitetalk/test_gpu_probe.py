@@ -8,8 +8,9 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from infinitetalk import gpu_probe, upstream
-from infinitetalk.gpu_probe import (
+from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Mode
+from infinitetalk.upstream import gpu_probe, pinned
+from infinitetalk.upstream.gpu_probe import (
     build_report,
     format_report,
     host_ram_bytes,
@@ -17,8 +18,7 @@ from infinitetalk.gpu_probe import (
     measure_in_subprocess,
     probe_main,
 )
-from infinitetalk.profiles import GIB, HostInfo
-from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Mode
+from infinitetalk.upstream.profiles import GIB, HostInfo
 from tests.fixtures.standin import STANDIN_DIR, agent_env
 
 
@@ -99,7 +99,7 @@ def test_report_of_a_ready_machine(standin_models: Path) -> None:
     )
     report = build_report(ready_settings(standin_models), host)
     assert report.problems == [] and report.profile.name is MemoryProfile.FULL
-    assert report.upstream_commit_pinned == upstream.UPSTREAM_COMMIT
+    assert report.upstream_commit_pinned == pinned.UPSTREAM_COMMIT
     assert all(w.size_bytes is not None for w in report.weights)
     text = format_report(report)
     assert "GPU:            NVIDIA H100 80GB HBM3, 79.2 GiB VRAM" in text

@@ -1,4 +1,4 @@
-"""Probes and output checks in infinitetalk.media, on real files made for each case."""
+"""Probes and the output contract (infinitetalk.media), on real files made for each case."""
 
 import dataclasses
 import struct
@@ -13,17 +13,16 @@ import pytest
 from PIL import Image
 
 from contracts import Resolution
-from infinitetalk import media
 from infinitetalk.engine import EngineError, InvalidInputError
-from infinitetalk.media import (
+from infinitetalk.media import probe
+from infinitetalk.media.output import output_size, verify_output
+from infinitetalk.media.probe import (
     AudioInfo,
     ImageInfo,
     VideoInfo,
-    output_size,
     probe_audio,
     probe_image,
     probe_video,
-    verify_output,
 )
 
 WriteBytes = Callable[[str, bytes], Path]
@@ -153,7 +152,7 @@ def test_tiny_image_is_refused(tmp_path: Path) -> None:
 
 
 def test_huge_image_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(media, "MAX_IMAGE_SIDE", 300)
+    monkeypatch.setattr(probe, "MAX_IMAGE_SIDE", 300)
     path = _save_image(tmp_path / "huge.png", (200, 301), "PNG")
     with pytest.raises(InvalidInputError, match="200x301"):
         probe_image(path)
@@ -228,7 +227,7 @@ def test_empty_audio_is_refused(write_bytes: WriteBytes) -> None:
 def test_truncated_wav_is_refused(speech_wav: Path, write_bytes: WriteBytes) -> None:
     data = speech_wav.read_bytes()
     path = write_bytes("cut.wav", data[: len(data) // 2])
-    with pytest.raises(InvalidInputError, match="WAV is truncated"):
+    with pytest.raises(InvalidInputError, match="audio is truncated"):
         probe_audio(path)
 
 
@@ -346,7 +345,7 @@ def _box(kind: bytes, payload: bytes = b"", size: int | None = None) -> bytes:
     ],
 )
 def test_top_level_box_walk(data: bytes, faststart: bool, write_bytes: WriteBytes) -> None:
-    assert media._moov_before_mdat(write_bytes("boxes.mp4", data)) is faststart
+    assert probe._moov_before_mdat(write_bytes("boxes.mp4", data)) is faststart
 
 
 # --- output size and output checks ---------------------------------------------------

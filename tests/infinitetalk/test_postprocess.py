@@ -11,10 +11,10 @@ import pytest
 
 from contracts import Quality, Resolution
 from infinitetalk.engine import EngineError
-from infinitetalk.media import probe_video
-from infinitetalk.postprocess import finalize, write_frames
-from infinitetalk.prepare import JobPlan
+from infinitetalk.media.probe import probe_audio, probe_video
 from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.upstream.postprocess import finalize, write_frames
+from infinitetalk.upstream.prepare import JobPlan
 
 SIZE = (96, 128)
 
@@ -56,7 +56,7 @@ def plan(audio: Path, seconds: float, target: int, tmp_path: Path) -> JobPlan:
         image_path=tmp_path / "portrait.png",
         audio_path=audio,
         source_audio=audio,
-        audio_seconds=seconds,
+        audio=replace(probe_audio(audio), duration_seconds=seconds),
         prompt="x",
         resolution=Resolution.P480,
         size=SIZE,
@@ -165,7 +165,7 @@ def test_a_failed_write_is_a_generation_failure(
     def broken(*args: object) -> None:
         raise av.FFmpegError(1, "muxer exploded")
 
-    monkeypatch.setattr("infinitetalk.postprocess._copy", broken)
+    monkeypatch.setattr("infinitetalk.upstream.postprocess._copy", broken)
     with pytest.raises(EngineError, match="could not write the final video"):
         finalize(raw, plan(speech_44k, 4.0, 100, tmp_path), tmp_path / "out.mp4")
     assert not (tmp_path / "out.mp4").exists()

@@ -3,10 +3,10 @@
 import os
 from pathlib import Path
 
-from infinitetalk.preflight import EngineStartError, fast_unavailable, startup_problems
-from infinitetalk.profiles import ResolvedProfile
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Mode, Quantization
-from infinitetalk.weights import check_weights, quant_available, required_weights
+from infinitetalk.upstream.preflight import EngineStartError, fast_unavailable, startup_problems
+from infinitetalk.upstream.profiles import ResolvedProfile
+from infinitetalk.upstream.weights import check_weights, quant_available, required_weights
 from tests.fixtures.standin import STANDIN_DIR, make_weights
 
 

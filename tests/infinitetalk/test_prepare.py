@@ -10,9 +10,9 @@ from PIL import Image
 
 from contracts import Quality, Resolution
 from infinitetalk.engine import InvalidInputError, VideoRequest
-from infinitetalk.media import probe_audio
-from infinitetalk.prepare import PADDED_AUDIO_SECONDS, plan_job, upright_png
+from infinitetalk.media.probe import probe_audio
 from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.upstream.prepare import PADDED_AUDIO_SECONDS, plan_job, upright_png
 
 SETTINGS = InfiniteTalkSettings(timeout_base_seconds=100, timeout_per_audio_second=10)
 

@@ -11,13 +11,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import infinitetalk
 from contracts import Quality, Resolution, Stage
-from infinitetalk import mux, preview
-from infinitetalk.engine import CancelledError, EngineError, InvalidInputError, VideoRequest
+from infinitetalk.engine import (
+    CancelledError,
+    EngineError,
+    InvalidInputError,
+    VideoRequest,
+    VideoResult,
+)
 from infinitetalk.factory import create_engine
-from infinitetalk.media import FRAME_SECONDS, probe_audio, probe_video
-from infinitetalk.preview import PreviewEngine
+from infinitetalk.media import mux
+from infinitetalk.media.output import FRAME_SECONDS
+from infinitetalk.media.probe import VideoInfo, probe_audio, probe_video
+from infinitetalk.preview import engine as preview
+from infinitetalk.preview import face
+from infinitetalk.preview.engine import PreviewEngine
+from infinitetalk.preview.motion import Motion
 
 
 @dataclass
@@ -36,7 +45,7 @@ class Recorder:
         return self.cancel_after is not None and self.polls > self.cancel_after
 
 
-Render = Callable[..., tuple[infinitetalk.VideoResult, Recorder]]
+Render = Callable[..., tuple[VideoResult, Recorder]]
 
 
 @pytest.fixture
@@ -47,7 +56,7 @@ def render(tmp_path: Path) -> Render:
         resolution: Resolution = Resolution.P480,
         recorder: Recorder | None = None,
         seed: int | None = None,
-    ) -> tuple[infinitetalk.VideoResult, Recorder]:
+    ) -> tuple[VideoResult, Recorder]:
         recorder = recorder or Recorder()
         request = VideoRequest(image, audio, "a person talking", resolution, seed)
         result = PreviewEngine().generate(
@@ -61,7 +70,7 @@ def render(tmp_path: Path) -> Render:
 @pytest.fixture(scope="session")
 def portrait_result(
     portrait_png: Path, speech_wav: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[infinitetalk.VideoResult, Recorder]:
+) -> tuple[VideoResult, Recorder]:
     """One 480p render shared by the tests that only inspect it."""
     recorder = Recorder()
     request = VideoRequest(portrait_png, speech_wav, "a person talking", Resolution.P480)
@@ -71,7 +80,7 @@ def portrait_result(
     return result, recorder
 
 
-def _check_contract(path: Path, audio: Path, size: tuple[int, int]) -> infinitetalk.VideoInfo:
+def _check_contract(path: Path, audio: Path, size: tuple[int, int]) -> VideoInfo:
     info = probe_video(path)
     assert (info.video_codec, info.pix_fmt, info.fps) == ("h264", "yuv420p", 25.0)
     assert (info.width, info.height) == size
@@ -85,7 +94,7 @@ def _check_contract(path: Path, audio: Path, size: tuple[int, int]) -> infinitet
 
 
 def test_portrait_becomes_a_contract_mp4(
-    portrait_result: tuple[infinitetalk.VideoResult, Recorder], speech_wav: Path
+    portrait_result: tuple[VideoResult, Recorder], speech_wav: Path
 ) -> None:
     result, _ = portrait_result
     info = _check_contract(result.path, speech_wav, (480, 600))
@@ -97,7 +106,7 @@ def test_portrait_becomes_a_contract_mp4(
 
 
 def test_output_is_labelled_as_a_preview(
-    portrait_result: tuple[infinitetalk.VideoResult, Recorder],
+    portrait_result: tuple[VideoResult, Recorder],
 ) -> None:
     with av.open(str(portrait_result[0].path)) as container:
         assert "not InfiniteTalk" in container.metadata.get("comment", "")
@@ -109,23 +118,23 @@ def _frames(path: Path) -> np.ndarray:
 
 
 def test_mouth_moves_with_the_audio_and_the_label_stays(
-    portrait_result: tuple[infinitetalk.VideoResult, Recorder], speech_wav: Path
+    portrait_result: tuple[VideoResult, Recorder], speech_wav: Path
 ) -> None:
     result, _ = portrait_result
     frames = _frames(result.path).astype(np.int16)
-    jaw = preview._Motion.from_audio(speech_wav, len(frames), (480, 600), None).jaw
+    jaw = Motion.from_audio(speech_wav, len(frames), (480, 600), None).jaw
     quiet, loud = int(np.argmin(jaw)), int(np.argmax(jaw))
     assert jaw[loud] > 10 * max(jaw[quiet], 0.1)
     mouth = (slice(300, 400), slice(160, 320))
     assert np.abs(frames[loud][mouth] - frames[quiet][mouth]).mean() > 4
-    left, top, right, bottom = preview._label_box((480, 600))
+    left, top, right, bottom = face.label_box((480, 600))
     label = (slice(top, bottom), slice(left, right))
     assert np.abs(frames[loud][label] - frames[quiet][label]).mean() < 1.5
     assert frames[0][label].std() > 20
 
 
 def test_progress_is_monotonic_and_ends_encoding(
-    portrait_result: tuple[infinitetalk.VideoResult, Recorder],
+    portrait_result: tuple[VideoResult, Recorder],
 ) -> None:
     events = portrait_result[1].events
     percents = [percent for percent, _, _ in events]
@@ -247,8 +256,8 @@ def test_exif_rotated_jpeg_is_shown_upright(
 
 
 def test_seed_shifts_the_head_bob_only(speech_wav: Path) -> None:
-    plain = preview._Motion.from_audio(speech_wav, 50, (480, 600), None)
-    seeded = preview._Motion.from_audio(speech_wav, 50, (480, 600), 90)
+    plain = Motion.from_audio(speech_wav, 50, (480, 600), None)
+    seeded = Motion.from_audio(speech_wav, 50, (480, 600), 90)
     assert np.array_equal(plain.jaw, seeded.jaw)
     assert not np.array_equal(plain.bob, seeded.bob)
 
@@ -260,18 +269,18 @@ def test_warp_never_folds_over(size: tuple[int, int]) -> None:
     ramp = np.repeat((np.arange(height) * 255 // (height - 1)).astype(np.uint8)[:, None], width, 1)
     chroma = np.full((height // 2, width // 2), 128, np.uint8)
     base = np.concatenate([ramp.reshape(-1), chroma.reshape(-1), chroma.reshape(-1)])
-    rig = preview._FaceRig(base.reshape(-1, width), size)
+    rig = face.FaceRig(base.reshape(-1, width), size)
     short = min(size)
-    jaw = preview.MAX_JAW_DROP * preview.FACE_HALF_HEIGHT * short
-    for bob in (-1.5 * preview.HEAD_BOB * short, 1.5 * preview.HEAD_BOB * short):
-        luma = preview._plane(rig.render(bob, jaw), size, 0).astype(int)
+    jaw = face.MAX_JAW_DROP * face.FACE_HALF_HEIGHT * short
+    for bob in (-1.5 * face.HEAD_BOB * short, 1.5 * face.HEAD_BOB * short):
+        luma = face.plane(rig.render(bob, jaw), size, 0).astype(int)
         assert (np.diff(luma, axis=0) >= 0).all()
         assert (luma != ramp).any()
 
 
 def test_still_motion_renders_the_base_frame(portrait_png: Path) -> None:
-    base = preview._base_frame(portrait_png, (480, 600))
-    assert np.array_equal(preview._FaceRig(base, (480, 600)).render(0.0, 0.0), base)
+    base = face.base_frame(portrait_png, (480, 600))
+    assert np.array_equal(face.FaceRig(base, (480, 600)).render(0.0, 0.0), base)
 
 
 def test_cancel_before_rendering(
@@ -358,9 +367,3 @@ def test_create_engine() -> None:
 def test_unknown_engine_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"'sadtalker'.*valid engines: infinitetalk, preview"):
         create_engine("sadtalker")
-
-
-def test_package_exports_the_public_api() -> None:
-    for name in infinitetalk.__all__:
-        assert getattr(infinitetalk, name) is not None
-    assert infinitetalk.create_engine is create_engine

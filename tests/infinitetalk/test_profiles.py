@@ -1,12 +1,12 @@
 """Memory profiles: what stays on the GPU and whether to quantise, with the reasons."""
 
-from infinitetalk.profiles import (
+from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
+from infinitetalk.upstream.profiles import (
     GIB,
     HostInfo,
     needs_measurement,
     resolve_profile,
 )
-from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
 
 
 def host(vram_gib: float | None, ram_gib: float | None = 250) -> HostInfo:

@@ -7,7 +7,7 @@ import pytest
 from tqdm import tqdm
 
 from contracts import Stage
-from infinitetalk.progress import SAMPLING_END, SAMPLING_START, JobProgress, TqdmParser
+from infinitetalk.upstream.progress import SAMPLING_END, SAMPLING_START, JobProgress, TqdmParser
 
 
 @dataclass

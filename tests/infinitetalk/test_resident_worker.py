@@ -17,10 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from infinitetalk.media import probe_video
-from infinitetalk.profiles import ResolvedProfile
-from infinitetalk.resident import worker_config
-from infinitetalk.resident_child import (
+from infinitetalk.media.probe import probe_video
+from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
+from infinitetalk.upstream.child import (
     CANCEL_SIGNAL,
     Interrupts,
     JobCancelled,
@@ -29,7 +28,8 @@ from infinitetalk.resident_child import (
     run_job,
     serve,
 )
-from infinitetalk.resident_protocol import (
+from infinitetalk.upstream.profiles import ResolvedProfile
+from infinitetalk.upstream.protocol import (
     Cancelled,
     Done,
     Encoding,
@@ -41,8 +41,8 @@ from infinitetalk.resident_protocol import (
     Step,
     WorkerConfig,
 )
-from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization
-from infinitetalk.upstream_runtime import UpstreamRuntime, _parameter
+from infinitetalk.upstream.resident_mode import worker_config
+from infinitetalk.upstream.runtime import UpstreamRuntime, _parameter
 from tests.fixtures.standin import STANDIN_DIR
 
 STEPS = 3
@@ -129,7 +129,7 @@ def test_the_fast_lora_is_merged_for_fast_jobs_only_and_switched_only_when_neede
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     alphas, steps = [], []
-    with caplog.at_level(logging.INFO, logger="infinitetalk.upstream_runtime"):
+    with caplog.at_level(logging.INFO, logger="infinitetalk.upstream.runtime"):
         for index, fast in enumerate([False, True, True, False, False, True]):
             events: list[object] = []
             job = a_job(portrait_png, speech_4s, tmp_path / f"job{index}", fast=fast)

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from contracts import Quality, Resolution, Stage
-from infinitetalk import subprocess_engine
 from infinitetalk.engine import (
     CancelledError,
     EngineError,
@@ -21,12 +21,14 @@ from infinitetalk.engine import (
     VideoRequest,
 )
 from infinitetalk.factory import start_infinitetalk
-from infinitetalk.media import probe_video
-from infinitetalk.prepare import JobPlan
-from infinitetalk.profiles import ResolvedProfile
-from infinitetalk.progress import SAMPLING_END, SAMPLING_START
+from infinitetalk.media.probe import AudioInfo, probe_video
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization, Sampling
-from infinitetalk.subprocess_engine import SubprocessEngine, build_command
+from infinitetalk.upstream import subprocess_mode
+from infinitetalk.upstream.engine import UpstreamEngine
+from infinitetalk.upstream.prepare import JobPlan
+from infinitetalk.upstream.profiles import ResolvedProfile
+from infinitetalk.upstream.progress import SAMPLING_END, SAMPLING_START
+from infinitetalk.upstream.subprocess_mode import SubprocessBackend, build_command
 from tests.fixtures.standin import STANDIN_DIR, agent_env
 
 Report = tuple[float, Stage, float | None]
@@ -38,9 +40,9 @@ def settings_for(models: Path, **extra: str) -> InfiniteTalkSettings:
     return InfiniteTalkSettings.from_env({**agent_env(models, **extra), "PATH": os.environ["PATH"]})
 
 
-def engine_for(models: Path, **extra: str) -> SubprocessEngine:
+def engine_for(models: Path, **extra: str) -> UpstreamEngine[SubprocessBackend]:
     engine = start_infinitetalk(settings_for(models, **extra))
-    assert isinstance(engine, SubprocessEngine)
+    assert isinstance(engine, UpstreamEngine) and isinstance(engine.backend, SubprocessBackend)
     return engine
 
 
@@ -63,7 +65,7 @@ def a_plan(tmp_path: Path, sampling: Sampling = STANDARD) -> JobPlan:
         image_path=tmp_path / "in" / "portrait.png",
         audio_path=tmp_path / "in" / "audio.wav",
         source_audio=tmp_path / "in" / "audio.wav",
-        audio_seconds=60.0,
+        audio=AudioInfo(duration_seconds=60.0, sample_rate=16000, channels=1, codec="pcm_s16le"),
         prompt="A presenter",
         resolution=Resolution.P720,
         size=(832, 1088),
@@ -248,6 +250,28 @@ def test_a_job_runs_in_its_own_directory_and_reports_each_chunk(
     assert progress.reports[-1] == (100.0, Stage.ENCODING, 0.0)
 
 
+def test_a_job_reads_its_audio_once_to_probe_and_once_to_mux(
+    standin_models: Path,
+    portrait_png: Path,
+    speech_4s: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The probe's facts travel in the plan: finalizing never probes the audio again."""
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if file == str(speech_4s):
+            opened.append(str(kwargs.get("mode", args[0] if args else "r")))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    request = VideoRequest(portrait_png, speech_4s, "A presenter", Resolution.P480, seed=3)
+    engine_for(standin_models).generate(request, tmp_path, Progress(), lambda: False)
+    assert opened == ["r", "r"]  # probe_audio, then the AAC re-encode of the mux
+
+
 def sampled(workdir: Path) -> dict[str, float]:
     """What the stand-in sampled with, as it wrote it in its working directory."""
     return json.loads((workdir / "upstream" / "standin_sampling.json").read_text())
@@ -355,7 +379,7 @@ def test_a_process_ignoring_sigterm_is_killed_at_its_time_limit(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(subprocess_engine, "TERM_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(subprocess_mode, "TERM_GRACE_SECONDS", 0.5)
     engine = engine_for(
         standin_models,
         INFINITETALK_TIMEOUT_BASE_SECONDS="1",

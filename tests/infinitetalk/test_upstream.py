@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from contracts import Resolution
-from infinitetalk import upstream
+from infinitetalk.upstream import pinned
 
 
 def test_pin_is_a_full_commit_hash() -> None:
-    assert re.fullmatch(r"[0-9a-f]{40}", upstream.UPSTREAM_COMMIT)
+    assert re.fullmatch(r"[0-9a-f]{40}", pinned.UPSTREAM_COMMIT)
 
 
 @pytest.mark.parametrize(
@@ -28,17 +28,17 @@ def test_pin_is_a_full_commit_hash() -> None:
 def test_output_size_is_the_nearest_bucket(
     width: int, height: int, resolution: Resolution, expected: tuple[int, int]
 ) -> None:
-    assert upstream.output_size(width, height, resolution) == expected
+    assert pinned.output_size(width, height, resolution) == expected
 
 
 def test_output_size_tie_goes_to_the_first_bucket() -> None:
     # 0.94 is exactly between 0.88 and 1.00 (720p): upstream's sort keeps the first.
-    assert upstream.output_size(1000, 940, Resolution.P720) == (1024, 896)
+    assert pinned.output_size(1000, 940, Resolution.P720) == (1024, 896)
 
 
 def test_output_size_refuses_empty_images() -> None:
     with pytest.raises(ValueError, match="positive"):
-        upstream.output_size(0, 10, Resolution.P480)
+        pinned.output_size(0, 10, Resolution.P480)
 
 
 @pytest.mark.parametrize(
@@ -46,13 +46,13 @@ def test_output_size_refuses_empty_images() -> None:
     [(10, 1), (81, 1), (82, 2), (153, 2), (154, 3), (225, 3), (1500, 21), (1521, 21), (1522, 22)],
 )
 def test_chunk_count_follows_the_streaming_loop(frames: int, chunks: int) -> None:
-    assert upstream.chunk_count(frames) == chunks
+    assert pinned.chunk_count(frames) == chunks
 
 
 def test_embedding_frames_truncate_like_get_embedding() -> None:
-    assert upstream.embedding_frames(6.0) == 150
-    assert upstream.embedding_frames(3.2799) == 81
-    assert upstream.embedding_frames(3.28) == 82  # no float artefact loses the frame
+    assert pinned.embedding_frames(6.0) == 150
+    assert pinned.embedding_frames(3.2799) == 81
+    assert pinned.embedding_frames(3.28) == 82  # no float artefact loses the frame
 
 
 def _git(tmp_path: Path, head: str, files: dict[str, str]) -> Path:
@@ -66,22 +66,22 @@ def _git(tmp_path: Path, head: str, files: dict[str, str]) -> Path:
 
 
 def test_checkout_commit_reads_a_detached_head(tmp_path: Path) -> None:
-    checkout = _git(tmp_path, upstream.UPSTREAM_COMMIT + "\n", {})
-    assert upstream.checkout_commit(checkout) == upstream.UPSTREAM_COMMIT
+    checkout = _git(tmp_path, pinned.UPSTREAM_COMMIT + "\n", {})
+    assert pinned.checkout_commit(checkout) == pinned.UPSTREAM_COMMIT
 
 
 def test_checkout_commit_follows_a_branch_ref(tmp_path: Path) -> None:
     checkout = _git(tmp_path, "ref: refs/heads/main\n", {"refs/heads/main": "abc123\n"})
-    assert upstream.checkout_commit(checkout) == "abc123"
+    assert pinned.checkout_commit(checkout) == "abc123"
 
 
 def test_checkout_commit_reads_packed_refs(tmp_path: Path) -> None:
     packed = "# pack-refs with: peeled\nfff000 refs/heads/other\ndef456 refs/heads/main\n"
     checkout = _git(tmp_path, "ref: refs/heads/main\n", {"packed-refs": packed})
-    assert upstream.checkout_commit(checkout) == "def456"
+    assert pinned.checkout_commit(checkout) == "def456"
 
 
 def test_checkout_commit_is_unknown_without_git(tmp_path: Path) -> None:
-    assert upstream.checkout_commit(tmp_path) is None
+    assert pinned.checkout_commit(tmp_path) is None
     _git(tmp_path, "ref: refs/heads/gone\n", {"packed-refs": ""})
-    assert upstream.checkout_commit(tmp_path) is None
+    assert pinned.checkout_commit(tmp_path) is None

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from infinitetalk import upstream, upstream_check, upstream_compat
-from infinitetalk.subprocess_engine import SITE_DIR, upstream_env
+from infinitetalk.upstream import check, compat, pinned
+from infinitetalk.upstream.subprocess_mode import SITE_DIR, upstream_env
 
 STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "infinitetalk_standin"
 
@@ -23,7 +23,7 @@ def test_install_puts_back_the_argspec_that_python_3_11_removed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delattr(inspect, "ArgSpec", raising=False)
-    upstream_compat.install()
+    compat.install()
     spec = inspect.ArgSpec(["a"], None, None, ())  # type: ignore[attr-defined]
     assert spec._fields == ("args", "varargs", "keywords", "defaults")
 
@@ -31,7 +31,7 @@ def test_install_puts_back_the_argspec_that_python_3_11_removed(
 def test_install_leaves_an_existing_argspec_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     marker = object()
     monkeypatch.setattr(inspect, "ArgSpec", marker, raising=False)
-    upstream_compat.install()
+    compat.install()
     assert inspect.ArgSpec is marker  # type: ignore[attr-defined]
 
 
@@ -56,7 +56,7 @@ def test_self_check_imports_both_modes_entry_points(
 ) -> None:
     checkout = tmp_path / "InfiniteTalk"
     checkout.symlink_to(STANDIN, target_is_directory=True)
-    upstream_check.main([str(checkout)])
+    check.main([str(checkout)])
     report = json.loads(capsys.readouterr().out)
     assert report["imported"] == ["wan", "wan.multitalk", "generate_infinitetalk"]
     assert report["upstream_dir"] == str(STANDIN)
@@ -69,12 +69,12 @@ def test_self_check_reads_the_directory_from_the_environment(
     standin_imports: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("INFINITETALK_DIR", str(STANDIN))
-    upstream_check.main([])
+    check.main([])
     assert json.loads(capsys.readouterr().out)["upstream_dir"] == str(STANDIN)
 
 
 def test_an_archive_checkout_is_known_by_its_stamp(tmp_path: Path) -> None:
-    (tmp_path / upstream.COMMIT_STAMP).write_text(upstream.UPSTREAM_COMMIT + "\n")
-    assert upstream.checkout_commit(tmp_path) == upstream.UPSTREAM_COMMIT
-    (tmp_path / upstream.COMMIT_STAMP).unlink()
-    assert upstream.checkout_commit(tmp_path) is None
+    (tmp_path / pinned.COMMIT_STAMP).write_text(pinned.UPSTREAM_COMMIT + "\n")
+    assert pinned.checkout_commit(tmp_path) == pinned.UPSTREAM_COMMIT
+    (tmp_path / pinned.COMMIT_STAMP).unlink()
+    assert pinned.checkout_commit(tmp_path) is None

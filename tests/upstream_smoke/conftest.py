@@ -20,9 +20,9 @@ import pytest
 
 from contracts import Quality, Resolution, Stage
 from examples.make_examples import make_speech_wav
-from infinitetalk import upstream
 from infinitetalk.engine import EngineError, VideoRequest
 from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.upstream import pinned
 from tests.upstream_smoke import cpu
 from tests.upstream_smoke.tiny_weights import make_models
 
@@ -47,7 +47,7 @@ def harness() -> None:
 @pytest.fixture(scope="session")
 def upstream_dir() -> Path:
     path = Path(os.environ.get("AVATAR_UPSTREAM_DIR", ""))
-    if not (path / upstream.SCRIPT).is_file():
+    if not (path / pinned.SCRIPT).is_file():
         pytest.fail("AVATAR_UPSTREAM_DIR must name the upstream checkout (fetch_upstream.sh)")
     return path
 
@@ -66,7 +66,7 @@ def summary(upstream_dir: Path) -> Iterator[dict[str, Any]]:
     modes: dict[str, Any] = {}
     yield modes
     document = {
-        "upstream_commit": upstream.checkout_commit(upstream_dir),
+        "upstream_commit": pinned.checkout_commit(upstream_dir),
         "python": platform.python_version(),
         **{name: metadata.version(name) for name in ("torch", "diffusers", "transformers")},
         "modes": modes,
@@ -152,10 +152,10 @@ def two_chunk_run(
     seconds = time.monotonic() - started
     output = SMOKE_DIR / f"{mode}.mp4"
     output.write_bytes(result.path.read_bytes())
-    frames = upstream.embedding_frames(5.0)
+    frames = pinned.embedding_frames(5.0)
     summary[mode] = {
         "frames": verify_mp4(output, 5.0),
-        "chunks": upstream.chunk_count(frames),
+        "chunks": pinned.chunk_count(frames),
         "seconds": round(seconds, 1),
         "output": str(output.relative_to(REPO)),
     }

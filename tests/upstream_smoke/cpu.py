@@ -92,7 +92,7 @@ def activate() -> None:
                 "wan.modules.vae": _patch_vae,
                 "wan.multitalk": _patch_pipeline,
                 "wan.utils.multitalk_utils": _patch_buckets,
-                "infinitetalk.upstream": _patch_project_buckets,
+                "infinitetalk.upstream.pinned": _patch_project_buckets,
             }
         ),
     )

@@ -12,7 +12,8 @@ import pytest
 from contracts import Quality, Stage
 from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
-from infinitetalk.resident import ResidentEngine
+from infinitetalk.upstream.engine import UpstreamEngine
+from infinitetalk.upstream.resident_mode import ResidentBackend
 from tests.upstream_smoke.conftest import (
     engine_settings,
     generate,
@@ -24,9 +25,9 @@ from tests.upstream_smoke.conftest import (
 
 
 @pytest.fixture(scope="module")
-def engine(upstream_dir: Path, models: Path) -> Iterator[ResidentEngine]:
+def engine(upstream_dir: Path, models: Path) -> Iterator[UpstreamEngine[ResidentBackend]]:
     engine = start_infinitetalk(engine_settings("resident", upstream_dir, models))
-    assert isinstance(engine, ResidentEngine)
+    assert isinstance(engine, UpstreamEngine) and isinstance(engine.backend, ResidentBackend)
     yield engine
     engine.close()
 
@@ -37,7 +38,10 @@ def frames(path: Path) -> np.ndarray:
 
 
 def test_two_chunks_stream_into_one_video(
-    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path, summary: dict[str, Any]
+    engine: UpstreamEngine[ResidentBackend],
+    speech: dict[str, Path],
+    tmp_path: Path,
+    summary: dict[str, Any],
 ) -> None:
     progress = two_chunk_run("resident", engine, speech["two_chunks"], tmp_path, summary)
     percents = [p for p, _ in progress]
@@ -46,14 +50,14 @@ def test_two_chunks_stream_into_one_video(
 
 
 def test_short_audio_is_padded_for_upstream_then_trimmed_back(
-    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[ResidentBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     result, _ = generate(engine, speech["short"], tmp_path)
     verify_mp4(result.path, 2.0)
 
 
 def test_fast_profile_merges_the_lora_and_takes_it_out_again(
-    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[ResidentBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     """Same seed and inputs: fast differs from standard, and standard after fast is as before."""
     before, _ = generate(engine, speech["short"], tmp_path / "before")
@@ -63,27 +67,27 @@ def test_fast_profile_merges_the_lora_and_takes_it_out_again(
     standard = frames(before.path).astype(np.int16)
     assert np.abs(frames(fast.path) - standard).mean() > 1.0
     assert np.abs(frames(after.path) - standard).mean() < 0.5
-    assert engine.worker.reloads == 0
+    assert engine.backend.worker.reloads == 0
 
 
 def test_cancel_stops_generation_and_the_worker_serves_the_next_job(
-    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[ResidentBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     started = time.monotonic()
     with pytest.raises(CancelledError):
         generate(engine, speech["long"], tmp_path / "cancelled", cancel_when=once_generating)
     assert time.monotonic() - started < 60
-    assert engine.worker.reloads == 0
+    assert engine.backend.worker.reloads == 0
     result, _ = generate(engine, speech["short"], tmp_path / "next")
     verify_mp4(result.path, 2.0)
 
 
 def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
-    engine: ResidentEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[ResidentBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     failure = out_of_memory_failure(engine, speech["short"], tmp_path)
     assert not failure.retryable
-    assert engine.worker.reloads == 0
+    assert engine.backend.worker.reloads == 0
 
 
 def test_int8_quantised_model_with_teacache(

@@ -9,7 +9,8 @@ import pytest
 from contracts import Quality, Stage
 from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
-from infinitetalk.subprocess_engine import SubprocessEngine
+from infinitetalk.upstream.engine import UpstreamEngine
+from infinitetalk.upstream.subprocess_mode import SubprocessBackend
 from tests.upstream_smoke.conftest import (
     engine_settings,
     generate,
@@ -21,14 +22,17 @@ from tests.upstream_smoke.conftest import (
 
 
 @pytest.fixture(scope="module")
-def engine(upstream_dir: Path, models: Path) -> SubprocessEngine:
+def engine(upstream_dir: Path, models: Path) -> UpstreamEngine[SubprocessBackend]:
     engine = start_infinitetalk(engine_settings("subprocess", upstream_dir, models))
-    assert isinstance(engine, SubprocessEngine)
+    assert isinstance(engine, UpstreamEngine) and isinstance(engine.backend, SubprocessBackend)
     return engine
 
 
 def test_two_chunks_stream_into_one_video(
-    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path, summary: dict[str, Any]
+    engine: UpstreamEngine[SubprocessBackend],
+    speech: dict[str, Path],
+    tmp_path: Path,
+    summary: dict[str, Any],
 ) -> None:
     progress = two_chunk_run("subprocess", engine, speech["two_chunks"], tmp_path, summary)
     generating = [p for p, stage in progress if stage is Stage.GENERATING]
@@ -36,14 +40,14 @@ def test_two_chunks_stream_into_one_video(
 
 
 def test_fast_profile_runs_upstream_with_the_lora(
-    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[SubprocessBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     result, _ = generate(engine, speech["short"], tmp_path, quality=Quality.FAST)
     verify_mp4(result.path, 2.0)
 
 
 def test_cancel_kills_upstream_and_every_process_it_started(
-    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[SubprocessBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     with pytest.raises(CancelledError):
         generate(engine, speech["long"], tmp_path, cancel_when=once_generating)
@@ -57,6 +61,6 @@ def test_cancel_kills_upstream_and_every_process_it_started(
 
 
 def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
-    engine: SubprocessEngine, speech: dict[str, Path], tmp_path: Path
+    engine: UpstreamEngine[SubprocessBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     out_of_memory_failure(engine, speech["short"], tmp_path)

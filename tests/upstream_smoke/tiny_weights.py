@@ -1,6 +1,6 @@
 """Tiny randomly initialised weights in upstream's file layout, made on the fly.
 
-Every file the engine's preflight asks for (`infinitetalk.weights.required_weights`) and
+Every file the engine's preflight asks for (`infinitetalk.upstream.weights.required_weights`) and
 upstream opens is written under one MODEL_STORAGE_PATH: the DiT as upstream's seven
 shards plus the InfiniteTalk audio weights, T5, CLIP and the VAE as `.pth` state dicts,
 wav2vec2 and both tokenizers as Hugging Face folders, a distilled-style LoRA for the fast
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infinitetalk import upstream_compat
+from infinitetalk.upstream import compat
 from tests.upstream_smoke.cpu import TINY_T5, TINY_VAE
 
 DIT_CONFIG = {
@@ -57,7 +57,7 @@ def make_models(root: Path, upstream_dir: Path) -> Path:
     """Write every weight file under `root` (a MODEL_STORAGE_PATH) and return it."""
     import torch
 
-    upstream_compat.install()
+    compat.install()
     sys.path.insert(0, str(upstream_dir))
     torch.manual_seed(SEED)
     wan = root / "Wan2.1-I2V-14B-480P"

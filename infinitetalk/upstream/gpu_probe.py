@@ -1,7 +1,7 @@
 """`avatar-agent probe`: what this machine has for InfiniteTalk and what the agent would use.
 
 torch is imported here and only here in the agent's own process, and only by the probe
-command or by `python -m infinitetalk.gpu_probe`, which the engine runs as a
+command or by `python -m infinitetalk.upstream.gpu_probe`, which the engine runs as a
 short-lived child at start-up: a CUDA context left in the agent would hold VRAM that the
 model needs.
 """
@@ -17,11 +17,11 @@ from typing import TextIO
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.settings import SettingsError
-from infinitetalk import upstream
-from infinitetalk.preflight import fast_unavailable, startup_problems
-from infinitetalk.profiles import GIB, HostInfo, ResolvedProfile, resolve_profile
 from infinitetalk.settings import InfiniteTalkSettings, Mode
-from infinitetalk.weights import (
+from infinitetalk.upstream import pinned
+from infinitetalk.upstream.preflight import fast_unavailable, startup_problems
+from infinitetalk.upstream.profiles import GIB, HostInfo, ResolvedProfile, resolve_profile
+from infinitetalk.upstream.weights import (
     WeightStatus,
     check_weights,
     fast_lora_file,
@@ -104,7 +104,7 @@ def measure_in_subprocess(
     """`measure_host` in a child process, so no CUDA context stays behind in the caller."""
     try:
         done = subprocess.run(
-            [python, "-m", "infinitetalk.gpu_probe"],
+            [python, "-m", "infinitetalk.upstream.gpu_probe"],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -122,8 +122,8 @@ def build_report(settings: InfiniteTalkSettings, host: HostInfo) -> ProbeReport:
     return ProbeReport(
         mode=settings.mode,
         upstream_dir=str(settings.upstream_dir),
-        upstream_commit_pinned=upstream.UPSTREAM_COMMIT,
-        upstream_commit_checkout=upstream.checkout_commit(settings.upstream_dir),
+        upstream_commit_pinned=pinned.UPSTREAM_COMMIT,
+        upstream_commit_checkout=pinned.checkout_commit(settings.upstream_dir),
         host=host,
         profile=profile,
         weights=[_weight(status) for status in statuses],

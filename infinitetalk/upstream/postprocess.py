@@ -1,4 +1,4 @@
-"""From upstream's frames to the output contract (DESIGN.md section 6).
+"""From upstream's frames to the output contract (`infinitetalk.media.output`).
 
 Upstream muxes a 16 kHz, loudness-normalised copy of the audio and writes no faststart
 index. `finalize` keeps upstream's H.264 stream as it is (no second lossy pass) and muxes
@@ -17,16 +17,10 @@ import numpy as np
 
 from contracts import FailureCode
 from infinitetalk.engine import EngineError, InvalidInputError
-from infinitetalk.media import (
-    FRAME_SECONDS,
-    OUTPUT_FPS,
-    VideoInfo,
-    probe_audio,
-    probe_video,
-    verify_output,
-)
-from infinitetalk.mux import MP4_OPTIONS, AudioFeed, AudioTrack, add_h264_stream
-from infinitetalk.prepare import JobPlan
+from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, AudioTrack, add_h264_stream
+from infinitetalk.media.output import FRAME_SECONDS, OUTPUT_FPS, verify_output
+from infinitetalk.media.probe import VideoInfo, probe_video
+from infinitetalk.upstream.prepare import JobPlan
 
 X264_OPTIONS = {"preset": "veryfast", "crf": "18"}
 """Upstream's frames are the product: encode them close to visually lossless."""
@@ -77,7 +71,7 @@ def finalize(raw: Path, plan: JobPlan, output: Path) -> VideoInfo:
             f"upstream made {source.frame_count} frames for {plan.audio_seconds:.2f} s of audio"
         )
     reencode = not covers or (source.video_codec, source.pix_fmt) != ("h264", "yuv420p")
-    track = AudioTrack.for_source(plan.source_audio, probe_audio(plan.source_audio))
+    track = AudioTrack.for_source(plan.source_audio, plan.audio)
     try:
         with (
             av.open(str(raw)) as source_file,

@@ -1,7 +1,7 @@
 """Upstream's model, loaded once in the worker process and run for each job.
 
 This is the only module that imports torch and upstream's Python code, and it runs only
-inside the model worker (`resident_child`). It does per job what upstream's
+inside the model worker (`child`). It does per job what upstream's
 `generate_infinitetalk.py` does, with upstream's own functions: 16 kHz loudness-normalised
 audio (`audio_prepare_single`), the wav2vec embedding (`get_embedding`), then
 `InfiniteTalkPipeline.generate_infinitetalk` in streaming mode. Progress comes from a tqdm
@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from infinitetalk import upstream, upstream_compat
-from infinitetalk.postprocess import write_frames
-from infinitetalk.resident_protocol import Done, Encoding, JobEvent, RunJob, Step, WorkerConfig
+from infinitetalk.upstream import compat, pinned
+from infinitetalk.upstream.postprocess import write_frames
+from infinitetalk.upstream.protocol import Done, Encoding, JobEvent, RunJob, Step, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,16 @@ class UpstreamRuntime:
     def load(self) -> None:
         """Import upstream from its checkout and load every model (minutes, once)."""
         config = self._config
-        upstream_compat.install()
+        compat.install()
         sys.path.insert(0, str(config.upstream_dir))
         import torch
         import wan
         import wan.multitalk
         from wan.configs import WAN_CONFIGS
 
-        script = importlib.import_module(upstream.SCRIPT.removesuffix(".py"))
+        script = importlib.import_module(pinned.SCRIPT.removesuffix(".py"))
         pipeline = wan.InfiniteTalkPipeline(
-            config=WAN_CONFIGS[upstream.TASK],
+            config=WAN_CONFIGS[pinned.TASK],
             checkpoint_dir=str(config.ckpt_dir),
             quant_dir=str(config.quant_dir) if config.quant_dir else None,
             device_id=0,
@@ -107,8 +107,8 @@ class UpstreamRuntime:
                 "cond_audio": {"person1": str(embedding_path)},
             },
             size_buckget=job.size,
-            motion_frame=upstream.MOTION_FRAMES,
-            frame_num=upstream.CLIP_FRAMES,
+            motion_frame=pinned.MOTION_FRAMES,
+            frame_num=pinned.CLIP_FRAMES,
             shift=job.sample_shift,
             sampling_steps=job.sample_steps,
             text_guide_scale=job.text_guide_scale,

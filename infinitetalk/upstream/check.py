@@ -1,6 +1,6 @@
 """The GPU image's self-check: can this interpreter import upstream InfiniteTalk?
 
-    python -m infinitetalk.upstream_check [UPSTREAM_DIR]
+    python -m infinitetalk.upstream.check [UPSTREAM_DIR]
 
 Imports what both engine modes import (`wan`, `wan.multitalk` and the
 `generate_infinitetalk` script, with the compatibility shim applied first) and prints one
@@ -17,22 +17,22 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from infinitetalk import upstream, upstream_compat
 from infinitetalk.settings import DEFAULT_UPSTREAM_DIR
+from infinitetalk.upstream import compat, pinned
 
-MODULES = ("wan", "wan.multitalk", upstream.SCRIPT.removesuffix(".py"))
+MODULES = ("wan", "wan.multitalk", pinned.SCRIPT.removesuffix(".py"))
 VERSIONED = ("torch", "diffusers", "transformers")
 
 
 def check(upstream_dir: Path) -> dict[str, object]:
     """Import upstream from `upstream_dir`; raises whatever the import raises."""
-    upstream_compat.install()
+    compat.install()
     sys.path.insert(0, str(upstream_dir))
     for name in MODULES:
         importlib.import_module(name)
     return {
         "upstream_dir": str(upstream_dir),
-        "commit": upstream.checkout_commit(upstream_dir),
+        "commit": pinned.checkout_commit(upstream_dir),
         "imported": list(MODULES),
         "python": platform.python_version(),
         **{name: _version(name) for name in VERSIONED},

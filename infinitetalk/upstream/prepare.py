@@ -20,14 +20,15 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from contracts import Resolution
-from infinitetalk import upstream
 from infinitetalk.engine import VideoRequest
-from infinitetalk.media import OUTPUT_FPS, probe_audio, probe_image
+from infinitetalk.media.output import OUTPUT_FPS
+from infinitetalk.media.probe import AudioInfo, probe_audio, probe_image
 from infinitetalk.settings import InfiniteTalkSettings, Sampling
+from infinitetalk.upstream import pinned
 
 PAD_MARGIN_FRAMES = 5
 """Resampling to 16 kHz may lose a frame; stay clear of upstream's assert."""
-PADDED_AUDIO_SECONDS = (upstream.MIN_EMBEDDING_FRAMES + PAD_MARGIN_FRAMES) / OUTPUT_FPS
+PADDED_AUDIO_SECONDS = (pinned.MIN_EMBEDDING_FRAMES + PAD_MARGIN_FRAMES) / OUTPUT_FPS
 """3.48 s: shorter audio is padded with silence to this length."""
 PAD_RATE = 16000
 """Upstream resamples to 16 kHz mono before embedding, so the padded copy is made so."""
@@ -43,7 +44,8 @@ class JobPlan:
     """What upstream embeds: the job's audio, or a padded copy."""
     source_audio: Path
     """The job's own audio, muxed into the result."""
-    audio_seconds: float
+    audio: AudioInfo
+    """What probing `source_audio` found: it is decoded for that once per job."""
     prompt: str
     resolution: Resolution
     size: tuple[int, int]
@@ -59,6 +61,10 @@ class JobPlan:
     timeout_seconds: float
     sampling: Sampling
     """Steps, guidance and LoRA of the job's quality."""
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio.duration_seconds
 
     @property
     def padded(self) -> bool:
@@ -87,19 +93,19 @@ def plan_job(
     if model_seconds < PADDED_AUDIO_SECONDS:
         model_audio = pad_audio(source_audio, workdir / "padded.wav", PADDED_AUDIO_SECONDS)
         model_seconds = PADDED_AUDIO_SECONDS
-    frames = upstream.embedding_frames(model_seconds)
+    frames = pinned.embedding_frames(model_seconds)
     seed = request.seed if request.seed is not None else (rng or random).randint(0, MAX_SEED)
     return JobPlan(
         image_path=portrait,
         audio_path=model_audio,
         source_audio=source_audio,
-        audio_seconds=audio.duration_seconds,
+        audio=audio,
         prompt=request.prompt,
         resolution=request.resolution,
-        size=upstream.output_size(image.width, image.height, request.resolution),
+        size=pinned.output_size(image.width, image.height, request.resolution),
         seed=seed,
         frames=frames,
-        chunks=upstream.chunk_count(frames),
+        chunks=pinned.chunk_count(frames),
         max_frame_num=math.ceil(model_seconds * OUTPUT_FPS) + 1,
         target_frames=max(1, round(audio.duration_seconds * OUTPUT_FPS)),
         timeout_seconds=settings.job_timeout(audio.duration_seconds),
@@ -119,7 +125,7 @@ def upright_png(source: Path, destination: Path) -> Path:
 def pad_audio(source: Path, destination: Path, seconds: float) -> Path:
     """A 16 kHz mono WAV of `source` followed by silence up to `seconds`."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=PAD_RATE)
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(source)) as container:
         for decoded in chain(container.decode(audio=0), [None]):
             chunks.extend(frame.to_ndarray().reshape(-1) for frame in resampler.resample(decoded))

@@ -1,6 +1,6 @@
 """Memory profiles: how much of the 14B model stays on the GPU, and whether it is quantised.
 
-Upstream has three knobs (DESIGN.md section 6): `--num_persistent_param_in_dit` (DiT
+Upstream has three memory knobs: `--num_persistent_param_in_dit` (DiT
 parameters kept in VRAM; 0 streams every layer from host RAM), `--offload_model` (move
 models back to host RAM after use) and `--quant int8|fp8` (quantised DiT and T5). A
 profile picks all three from the GPU's memory and the host's RAM, and says why.

@@ -20,36 +20,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
-from contracts import Quality
-from infinitetalk import failures, upstream
-from infinitetalk.engine import (
-    CancelCheck,
-    CancelledError,
-    ProgressCallback,
-    VideoRequest,
-    VideoResult,
-    require_quality,
-)
-from infinitetalk.logtail import LogTail
-from infinitetalk.postprocess import finalize
-from infinitetalk.prepare import JobPlan, plan_job
-from infinitetalk.profiles import ResolvedProfile
-from infinitetalk.progress import JobProgress, TqdmParser
+from infinitetalk.engine import CancelCheck
 from infinitetalk.settings import InfiniteTalkSettings
+from infinitetalk.upstream import failures, pinned
+from infinitetalk.upstream.engine import Stop, UpstreamRun
+from infinitetalk.upstream.logtail import LogTail
+from infinitetalk.upstream.prepare import JobPlan
+from infinitetalk.upstream.profiles import ResolvedProfile
+from infinitetalk.upstream.progress import TqdmParser
 
 log = logging.getLogger(__name__)
 upstream_log = logging.getLogger("infinitetalk.upstream")
 
-RUN_DIR = "upstream"
 SAVE_STEM = "infinitetalk"
-OUTPUT_NAME = "infinitetalk.mp4"
 POLL_SECONDS = 0.2
-SITE_DIR = Path(__file__).resolve().parent / "upstream_site"
-"""Holds the `sitecustomize` that lets upstream import on Python 3.11+ (`upstream_compat`)."""
+SITE_DIR = Path(__file__).resolve().parent / "site"
+"""Holds the `sitecustomize` that lets upstream import on Python 3.11+ (`compat`)."""
 TERM_GRACE_SECONDS = 3.0
 """After SIGTERM, how long the process group gets before SIGKILL."""
 
@@ -73,11 +62,11 @@ def build_command(
     steps, guidance and LoRA follow the job's quality (`plan.sampling`)."""
     argv = [
         str(settings.python),
-        str(settings.upstream_dir / upstream.SCRIPT),
+        str(settings.upstream_dir / pinned.SCRIPT),
         "--task",
-        upstream.TASK,
+        pinned.TASK,
         "--size",
-        upstream.SIZE_ARGUMENT[plan.resolution],
+        pinned.SIZE_ARGUMENT[plan.resolution],
         "--ckpt_dir",
         str(settings.wan_dir),
         "--infinitetalk_dir",
@@ -91,11 +80,11 @@ def build_command(
         "--mode",
         "streaming",
         "--frame_num",
-        str(upstream.CLIP_FRAMES),
+        str(pinned.CLIP_FRAMES),
         "--max_frame_num",
         str(plan.max_frame_num),
         "--motion_frame",
-        str(upstream.MOTION_FRAMES),
+        str(pinned.MOTION_FRAMES),
         "--sample_steps",
         str(plan.sampling.steps),
         "--sample_text_guide_scale",
@@ -130,15 +119,10 @@ def upstream_env(base: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
-class Ending(StrEnum):
-    EXITED = "exited"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-
-
 @dataclass(frozen=True)
 class ProcessOutcome:
-    ending: Ending
+    stopped: Stop | None
+    """Set when the agent stopped the process (cancel or time limit)."""
     returncode: int | None
     tail: list[str]
 
@@ -182,7 +166,7 @@ class UpstreamProcess:
         ]
         for reader in readers:
             reader.start()
-        ending = Ending.EXITED
+        stopped: Stop | None = None
         while True:
             try:
                 process.wait(timeout=POLL_SECONDS)
@@ -190,9 +174,9 @@ class UpstreamProcess:
             except subprocess.TimeoutExpired:
                 pass
             if cancelled():
-                ending = Ending.CANCELLED
+                stopped = Stop.CANCELLED
             elif self._clock() > deadline:
-                ending = Ending.TIMED_OUT
+                stopped = Stop.TIMED_OUT
             else:
                 continue
             self._kill_group(process)
@@ -201,7 +185,7 @@ class UpstreamProcess:
             reader.join(timeout=5)
         with self._tail_lock:
             tail = self._tail.lines()
-        return ProcessOutcome(ending, process.returncode, tail)
+        return ProcessOutcome(stopped, process.returncode, tail)
 
     def _read(self, stream: IO[bytes], on_text: Callable[[str], None] | None) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -227,81 +211,41 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-class SubprocessEngine:
-    """The `infinitetalk` engine in subprocess mode."""
+class SubprocessBackend:
+    """Runs each job as its own upstream process, which loads the model every time."""
 
-    name = "infinitetalk"
-
-    def __init__(
-        self,
-        settings: InfiniteTalkSettings,
-        profile: ResolvedProfile,
-        *,
-        fast_unavailable: str | None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, settings: InfiniteTalkSettings, profile: ResolvedProfile) -> None:
         self._settings = settings
         self._profile = profile
-        self._fast_unavailable = fast_unavailable
-        self._clock = clock
 
-    def quality_unavailable(self, quality: Quality) -> str | None:
-        return self._fast_unavailable if quality is Quality.FAST else None
+    def ready(self, cancelled: CancelCheck) -> None:
+        """Always ready: nothing is loaded between jobs."""
 
-    def generate(
-        self,
-        request: VideoRequest,
-        workdir: Path,
-        on_progress: ProgressCallback,
-        cancelled: CancelCheck,
-    ) -> VideoResult:
-        require_quality(self, request.quality)
-        workdir = workdir.resolve()
-        plan = plan_job(request, workdir / "inputs", self._settings)
-        steps = plan.sampling.steps
-        progress = JobProgress(on_progress, chunks=plan.chunks, steps=steps, frames=plan.frames)
-        progress.preparing()
-        run_dir = workdir / RUN_DIR
-        run_dir.mkdir(parents=True)
+    def close(self) -> None:
+        """Nothing outlives a job."""
+
+    def run(self, run: UpstreamRun) -> Path | Stop:
+        plan, run_dir = run.plan, run.run_dir
         (run_dir / "input.json").write_text(json.dumps(input_json(plan)))
         argv = build_command(self._settings, self._profile, plan, run_dir)
         env = upstream_env(self._settings.child_env or dict(os.environ))
-        log.info(
-            "upstream started",
-            extra={
-                "seed": plan.seed,
-                "quality": request.quality.value,
-                "chunks": plan.chunks,
-                "frames": plan.frames,
-                "timeout_seconds": round(plan.timeout_seconds),
-                "argv": argv,
-            },
-        )
+        log.info("upstream process started", extra={"argv": argv})
         process = UpstreamProcess(
-            argv, cwd=run_dir, env=env, on_stderr=TqdmParser(progress, steps).feed
+            argv, cwd=run_dir, env=env, on_stderr=TqdmParser(run.progress, plan.sampling.steps).feed
         )
-        outcome = process.run(self._clock() + plan.timeout_seconds, cancelled)
-        if outcome.ending is Ending.CANCELLED:
-            raise CancelledError()
-        if outcome.ending is Ending.TIMED_OUT:
+        outcome = process.run(run.deadline, run.cancelled)
+        if outcome.stopped is Stop.TIMED_OUT:
             _log_tail("upstream timed out", outcome)
-            raise failures.timed_out(plan.timeout_seconds, plan.audio_seconds)
-        raw = run_dir / f"{SAVE_STEM}.mp4"
+        if outcome.stopped is not None:
+            return outcome.stopped
         if outcome.returncode != 0:
             _log_tail("upstream failed", outcome)
             raise _exit_failure(outcome)
+        raw = run_dir / f"{SAVE_STEM}.mp4"
         if not raw.is_file():
             _log_tail("upstream wrote no video", outcome)
             raise failures.generation_failed("InfiniteTalk exited without writing a video")
-        info = finalize(raw, plan, workdir / OUTPUT_NAME)
-        progress.finished()
-        return VideoResult(
-            path=workdir / OUTPUT_NAME,
-            duration_seconds=info.duration_seconds,
-            width=info.width,
-            height=info.height,
-            engine=self.name,
-        )
+        return raw
 
 
 def _exit_failure(outcome: ProcessOutcome) -> Exception:

@@ -1,6 +1,6 @@
 """The weight files a run needs under MODEL_STORAGE_PATH, and whether they are there.
 
-The layout is upstream's README layout (DESIGN.md section 7); `scripts/download_weights.sh`
+The layout is upstream's README layout; `scripts/download_weights.sh`
 fetches exactly these files. Which ones are needed depends on the quantisation: the
 quantised path loads its own DiT and T5 instead of the bf16 shards and checkpoint. The fast
 LoRA is not required: without it the agent serves standard jobs only.

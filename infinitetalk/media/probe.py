@@ -1,9 +1,8 @@
-"""Probe and check media files: the agent's inputs before a job and its own output after.
+"""Probe media files: the agent's inputs before a job and every engine's output after.
 
-Everything is judged by content, never by file name, and decoded for real: a header alone
-says nothing about whether the rest of a file is there. Unusable inputs raise
-`InvalidInputError`; an output that breaks the output contract (DESIGN.md section 6)
-raises `EngineError("GENERATION_FAILED")`.
+Formats are told apart by `contracts.media.sniff` (content, never the file name), then
+decoded for real: a header alone says nothing about whether the rest of a file is there.
+Unusable files raise `InvalidInputError`.
 """
 
 import struct
@@ -13,23 +12,25 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from contracts import FailureCode, Resolution
-from infinitetalk.engine import EngineError, InvalidInputError
+from contracts.media import (
+    JPEG,
+    MP3,
+    PNG,
+    SNIFF_BYTES,
+    WAV,
+    sniff,
+    wav_declared_size,
+    wav_truncation,
+)
+from infinitetalk.engine import InvalidInputError
 
-OUTPUT_FPS = 25
-FRAME_SECONDS = 1.0 / OUTPUT_FPS
 MIN_IMAGE_SIDE = 64
 MAX_IMAGE_SIDE = 8192
 MAX_ASPECT_RATIO = 4.0
 """Wider or taller portraits would make videos no player or encoder level accepts."""
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
-_WAV_UNKNOWN_SIZES = frozenset({0, 0xFFFFFFFF})
-"""Size fields that streaming WAV writers leave behind: "until the end of the file"."""
-_DURATION_TOLERANCE = FRAME_SECONDS + 1e-6
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,10 @@ class VideoInfo:
 def probe_image(path: Path | str) -> ImageInfo:
     """Check that `path` is a fully decodable PNG or JPEG of a sensible size."""
     path = Path(path)
-    head = _read_head(path, 16, "image")
-    if head.startswith(_PNG_MAGIC):
-        fmt = "PNG"
-    elif head.startswith(_JPEG_MAGIC):
-        fmt = "JPEG"
-    else:
+    sniffed = sniff(_read_head(path, SNIFF_BYTES, "image"))
+    if sniffed not in (PNG, JPEG):
         raise InvalidInputError("image is neither PNG nor JPEG (judged by its content)")
+    fmt = "PNG" if sniffed is PNG else "JPEG"
     try:
         with Image.open(path, formats=[fmt]) as img:
             img.verify()
@@ -104,14 +102,13 @@ def probe_image(path: Path | str) -> ImageInfo:
 def probe_audio(path: Path | str) -> AudioInfo:
     """Check that `path` is a complete WAV or MP3 and measure it by decoding every sample."""
     path = Path(path)
-    head = _read_head(path, 12, "audio")
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        _check_wav_chunks(path)
-        expected_format = "wav"
-    elif head[:3] == b"ID3" or _is_mp3_frame_header(head):
-        expected_format = "mp3"
-    else:
+    head = _read_head(path, SNIFF_BYTES, "audio")
+    sniffed = sniff(head)
+    if sniffed is None or sniffed not in (WAV, MP3):
         raise InvalidInputError("audio is neither WAV nor MP3 (judged by its content)")
+    if sniffed is WAV:
+        _check_wav_chunks(path, head)
+    expected_format = sniffed.extension
     try:
         with av.open(str(path)) as container:
             if container.format.name != expected_format or not container.streams.audio:
@@ -151,7 +148,7 @@ def probe_video(path: Path | str) -> VideoInfo:
             fps = float(rate) if rate else 0.0
             audio = container.streams.audio[0] if container.streams.audio else None
             audio_duration = None
-            if audio is not None and audio.duration is not None:
+            if audio is not None and audio.duration is not None and audio.time_base:
                 audio_duration = float(audio.duration * audio.time_base)
             frame_count = sum(1 for packet in container.demux(video) if packet.size)
             info = VideoInfo(
@@ -170,52 +167,6 @@ def probe_video(path: Path | str) -> VideoInfo:
     except av.FFmpegError as exc:
         raise InvalidInputError(f"video cannot be read: {exc}") from exc
     return info
-
-
-def output_size(width: int, height: int, resolution: Resolution) -> tuple[int, int]:
-    """Scale so the short side is the resolution's, keep the aspect, make both sides even."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    short_side = resolution.short_side
-    scale = short_side / min(width, height)
-    if width <= height:
-        return short_side, _round_even(height * scale)
-    return _round_even(width * scale), short_side
-
-
-def verify_output(video: VideoInfo, audio_duration: float, expected_size: tuple[int, int]) -> None:
-    """Refuse an output that breaks the output contract, naming every broken property."""
-    problems = []
-    if video.video_codec != "h264":
-        problems.append(f"video codec is {video.video_codec}, not h264")
-    if video.pix_fmt != "yuv420p":
-        problems.append(f"pixel format is {video.pix_fmt}, not yuv420p")
-    if abs(video.fps - OUTPUT_FPS) > 1e-3:
-        problems.append(f"frame rate is {video.fps:g}, not {OUTPUT_FPS}")
-    if (video.width, video.height) != tuple(expected_size):
-        expected = f"{expected_size[0]}x{expected_size[1]}"
-        problems.append(f"size is {video.width}x{video.height}, not {expected}")
-    if video.audio_codec != "aac":
-        problems.append(f"audio codec is {video.audio_codec}, not aac")
-    if not video.faststart:
-        problems.append("moov atom is not before mdat (no faststart)")
-    if abs(video.duration_seconds - audio_duration) > _DURATION_TOLERANCE:
-        problems.append(
-            f"video lasts {video.duration_seconds:.3f} s but the audio {audio_duration:.3f} s"
-        )
-    muxed = video.audio_duration_seconds
-    if video.audio_codec is not None and (
-        muxed is None or abs(muxed - audio_duration) > _DURATION_TOLERANCE
-    ):
-        problems.append(f"muxed audio lasts {muxed} s, the source {audio_duration:.3f} s")
-    if problems:
-        raise EngineError(
-            FailureCode.GENERATION_FAILED.value, "output check failed: " + "; ".join(problems)
-        )
-
-
-def _round_even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
 
 
 def _read_head(path: Path, size: int, kind: str) -> bytes:
@@ -240,29 +191,28 @@ def _check_image_size(width: int, height: int) -> None:
         )
 
 
-def _is_mp3_frame_header(head: bytes) -> bool:
-    """MPEG audio frame sync with layer III (layer bits 01); ADTS AAC has layer bits 00."""
-    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 == 0x02
+def _check_wav_chunks(path: Path, head: bytes) -> None:
+    """Compare the RIFF and data chunk sizes with the file: decoders quietly accept a cut file.
 
-
-def _check_wav_chunks(path: Path) -> None:
-    """Compare the RIFF and data chunk sizes with the file: decoders quietly accept a cut file."""
+    A chunk header has the RIFF header's layout (id, little-endian size), so
+    `wav_declared_size` reads the data chunk's size too, unknown sizes included.
+    """
     file_size = path.stat().st_size
+    truncated = wav_truncation(head, file_size)
+    if truncated is not None:
+        raise InvalidInputError(truncated)
     with path.open("rb") as handle:
-        riff_size = struct.unpack("<I", handle.read(12)[4:8])[0]
-        if riff_size not in _WAV_UNKNOWN_SIZES and riff_size + 8 > file_size:
-            raise InvalidInputError(
-                f"WAV is truncated: header announces {riff_size + 8} bytes, file has {file_size}"
-            )
         position = 12
         while position + 8 <= file_size:
             handle.seek(position)
-            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
-            if chunk_id == b"data":
-                end = position + 8 + chunk_size
-                if chunk_size not in _WAV_UNKNOWN_SIZES and end > file_size:
+            chunk = handle.read(8)
+            chunk_size = struct.unpack_from("<I", chunk, 4)[0]
+            if chunk[:4] == b"data":
+                declared = wav_declared_size(chunk)
+                if declared is not None and position + declared > file_size:
                     raise InvalidInputError(
-                        f"WAV is truncated: data chunk ends at byte {end}, file has {file_size}"
+                        f"audio is truncated: its WAV data chunk ends at byte "
+                        f"{position + declared}, but the file has {file_size}"
                     )
                 return
             position += 8 + chunk_size + (chunk_size & 1)

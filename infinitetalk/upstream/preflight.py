@@ -6,10 +6,10 @@ load or as the first job's failure; here it stops the agent before it pulls anyt
 
 import os
 
-from infinitetalk import upstream
-from infinitetalk.profiles import ResolvedProfile
 from infinitetalk.settings import InfiniteTalkSettings, Mode, Quantization
-from infinitetalk.weights import check_weights, fast_lora_file, required_weights
+from infinitetalk.upstream import pinned
+from infinitetalk.upstream.profiles import ResolvedProfile
+from infinitetalk.upstream.weights import check_weights, fast_lora_file, required_weights
 
 DOWNLOAD_HINT = "fetch them with scripts/download_weights.sh (see docs/DEPLOY-RUNPOD.md)"
 
@@ -26,10 +26,10 @@ def startup_problems(settings: InfiniteTalkSettings, profile: ResolvedProfile) -
     """Everything missing for this configuration; empty when a job can run."""
     problems = []
     checkout = settings.upstream_dir
-    if not (checkout / upstream.SCRIPT).is_file():
+    if not (checkout / pinned.SCRIPT).is_file():
         problems.append(
-            f"INFINITETALK_DIR={checkout} has no {upstream.SCRIPT}: clone "
-            f"{upstream.UPSTREAM_REPOSITORY} at {upstream.UPSTREAM_COMMIT} there "
+            f"INFINITETALK_DIR={checkout} has no {pinned.SCRIPT}: clone "
+            f"{pinned.UPSTREAM_REPOSITORY} at {pinned.UPSTREAM_COMMIT} there "
             "(the Docker image has it at /opt/InfiniteTalk)"
         )
     elif settings.mode is Mode.RESIDENT and not (checkout / "wan" / "__init__.py").is_file():

@@ -27,9 +27,9 @@ from typing import Protocol
 
 from contracts import FailureCode
 from contracts.logs import configure_logging
-from infinitetalk import failures
-from infinitetalk.logtail import LogTail
-from infinitetalk.resident_protocol import (
+from infinitetalk.upstream import failures
+from infinitetalk.upstream.logtail import LogTail
+from infinitetalk.upstream.protocol import (
     Cancelled,
     Done,
     Failed,
@@ -192,7 +192,7 @@ def run_job(
 
 def child_main(conn: Connection, config: WorkerConfig, cancel_target: SharedNumber) -> None:
     """The worker process's entry point (multiprocessing spawn target)."""
-    from infinitetalk.upstream_runtime import UpstreamRuntime  # torch only in this process
+    from infinitetalk.upstream.runtime import UpstreamRuntime  # torch only in this process
 
     os.setsid()
     if config.child_env:

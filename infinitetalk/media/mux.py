@@ -1,10 +1,10 @@
 """Writing the output contract's streams: H.264 video and the job's original audio as AAC.
 
-Shared by every engine so the rules of DESIGN.md section 6 (H.264 yuv420p, BT.709, AAC,
+Shared by every engine so the output contract's stream rules (H.264 yuv420p, BT.709, AAC,
 25 fps, faststart, original audio) live in one place.
 """
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
@@ -13,7 +13,8 @@ from pathlib import Path
 import av
 from av.video.reformatter import ColorRange
 
-from infinitetalk.media import OUTPUT_FPS, AudioInfo
+from infinitetalk.media.output import OUTPUT_FPS
+from infinitetalk.media.probe import AudioInfo
 
 AAC_FRAME_SAMPLES = 1024
 AAC_FALLBACK_RATE = 48000
@@ -63,7 +64,7 @@ def add_aac_stream(
     return audio
 
 
-def aac_frames(track: AudioTrack) -> Iterator[av.AudioFrame]:
+def aac_frames(track: AudioTrack) -> Generator[av.AudioFrame]:
     """Decode the original audio and cut it into AAC-sized planar float frames."""
     resampler = av.AudioResampler(
         format="fltp", layout=track.layout, rate=track.rate, frame_size=AAC_FRAME_SAMPLES
@@ -91,7 +92,7 @@ class AudioFeed:
     def mux_until(self, seconds: float) -> None:
         """Mux every audio frame that starts before `seconds` into the file."""
         sample = seconds * self.track.rate
-        while self.pending is not None and self.pending.pts < sample:
+        while self.pending is not None and (self.pending.pts or 0) < sample:
             self.container.mux(self.stream.encode(self.pending))
             self.pending = next(self.frames, None)
 

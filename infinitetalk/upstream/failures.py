@@ -1,6 +1,6 @@
 """What a failed run means for the job, from upstream's log text or exception.
 
-Clients get a short message and a code (DESIGN.md section 3); upstream's own log lines
+Clients get a short message and a code (the failure codes of docs/API.md); upstream's own log lines
 go only to the agent's log, because they hold paths and internals.
 """
 

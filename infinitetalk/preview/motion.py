@@ -1,0 +1,70 @@
+"""The preview's motion: head bob and jaw drop per video frame, driven by the audio's loudness."""
+
+import math
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import av
+import numpy as np
+
+from infinitetalk.media.output import OUTPUT_FPS
+from infinitetalk.preview.face import FACE_HALF_HEIGHT, HEAD_BOB, MAX_JAW_DROP
+
+ANALYSIS_RATE = 8000
+"""Loudness only needs the speech band, so it is measured on a cheap 8 kHz mono copy."""
+
+
+def _loudness(path: Path, frame_count: int) -> np.ndarray:
+    """RMS of the audio under each video frame (40 ms windows), padded to `frame_count`."""
+    hop = ANALYSIS_RATE // OUTPUT_FPS
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE, frame_size=hop)
+    levels = np.zeros(frame_count, dtype=np.float64)
+    index = 0
+    with av.open(str(path)) as container:
+        for decoded in chain(container.decode(audio=0), [None]):
+            for chunk in resampler.resample(decoded):
+                if index < frame_count:
+                    samples = chunk.to_ndarray()[0].astype(np.float64)
+                    levels[index] = math.sqrt(float(np.mean(samples * samples)))
+                index += 1
+    return levels
+
+
+def _follow(values: np.ndarray, attack: float, release: float) -> np.ndarray:
+    """Envelope follower: rises quickly, falls slowly, like a jaw or a nod."""
+    out = np.empty_like(values)
+    state = 0.0
+    for index, value in enumerate(values):
+        state += (attack if value > state else release) * (value - state)
+        out[index] = state
+    return out
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Per-frame motion in output pixels: head bob (down is positive) and jaw drop."""
+
+    bob: np.ndarray
+    jaw: np.ndarray
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.jaw.size)
+
+    @classmethod
+    def from_audio(
+        cls, audio_path: Path, frame_count: int, size: tuple[int, int], seed: int | None
+    ) -> "Motion":
+        rms = _loudness(audio_path, frame_count)
+        reference = float(np.percentile(rms, 95))
+        level = np.clip(rms / reference, 0.0, 1.0) if reference > 1e-4 else np.zeros_like(rms)
+        opening = _follow(np.clip((level - 0.15) / 0.85, 0.0, 1.0), attack=0.7, release=0.35)
+        nod = _follow(level, attack=0.1, release=0.04)
+        short = min(size)
+        seconds = np.arange(frame_count) / OUTPUT_FPS
+        phase = ((seed or 0) % 360) * math.pi / 180
+        sway = np.sin(2 * math.pi * 0.3 * seconds + phase)
+        bob = HEAD_BOB * short * (0.5 * sway + nod)
+        jaw = MAX_JAW_DROP * FACE_HALF_HEIGHT * short * opening
+        return cls(bob=bob.astype(np.float32), jaw=jaw.astype(np.float32))
