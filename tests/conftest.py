@@ -1,11 +1,16 @@
 """Shared by every test folder: the test layers, and helpers every package uses."""
 
 import asyncio
+import io
+import math
+import struct
+import wave
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from PIL import Image
 
 T = TypeVar("T")
 
@@ -67,3 +72,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one coroutine to completion on a fresh event loop."""
     return asyncio.run(coro)
+
+
+# --- small valid inputs -------------------------------------------------------------------
+
+
+def png_bytes(size: tuple[int, int] = (96, 120)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 150, 120)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav_bytes(seconds: float = 0.5, rate: int = 16000, tone_hz: float | None = None) -> bytes:
+    """16-bit mono PCM: a constant level, or a sine when an engine must see the audio move."""
+    frames = int(seconds * rate)
+    if tone_hz is None:
+        samples = b"\x00\x10" * frames
+    else:
+        step = 2 * math.pi * tone_hz / rate
+        samples = b"".join(struct.pack("<h", int(8000 * math.sin(i * step))) for i in range(frames))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples)
+    return buf.getvalue()

@@ -5,11 +5,9 @@ Pyodide's `workers` module is replaced by a stand-in whose ASGI bridge drives th
 httpx, the way the runtime's `asgi.fetch` hands it a request and returns its response.
 """
 
-import io
 import json
 import sys
 import types
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from contracts import JobStatus, Resolution, ResultMetadata
 from contracts.settings import SettingsError
@@ -27,7 +24,7 @@ from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.domain import jobs
 from tests.cf_bridge.bridge import RunningBridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
-from tests.conftest import run
+from tests.conftest import png_bytes, run, wav_bytes
 
 API_KEY = "worker-test-key-0123456789"
 AGENT_TOKEN = "worker-agent-token-0123456789"
@@ -106,22 +103,6 @@ def fresh_isolate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def png_bytes() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 80), (200, 150, 120)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def wav_bytes(seconds: float = 0.5, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x10" * int(seconds * rate))
-    return buf.getvalue()
 
 
 def multipart_request(path: str, auth: str) -> Request:

@@ -1,16 +1,14 @@
 """A real local edge (SQLite, files, queue emulator) behind Litestar's test client."""
 
-import io
-import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
-from PIL import Image
 
 from edge_worker.local import LocalRuntime, build_local, local_settings
+from tests.conftest import png_bytes, wav_bytes
 
 API_KEY = "test-key-alice-0123456789"
 OTHER_KEY = "test-key-bob-0123456789"
@@ -29,22 +27,6 @@ AGENT_AUTH = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 QUEUE_AUTH = {"Authorization": f"Bearer {CF_TOKEN}"}
 PULL_URL = "/client/v4/accounts/local/queues/avatar-jobs/messages/pull"
 ACK_URL = "/client/v4/accounts/local/queues/avatar-jobs/messages/ack"
-
-
-def png_bytes(size: tuple[int, int] = (96, 120)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (200, 150, 120)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def wav_bytes(seconds: float = 0.5, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x10" * int(seconds * rate))
-    return buf.getvalue()
 
 
 class FakeClock:

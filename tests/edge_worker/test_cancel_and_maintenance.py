@@ -193,7 +193,7 @@ def test_stranded_pending_job_is_enqueued_again(
 def test_expired_idempotency_keys_are_purged(
     client: TestClient, runtime: LocalRuntime, clock: FakeClock
 ) -> None:
-    from tests.edge_worker.conftest import png_bytes, wav_bytes
+    from tests.conftest import png_bytes, wav_bytes
 
     client.post(
         "/generate",

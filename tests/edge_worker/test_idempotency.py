@@ -7,7 +7,8 @@ from litestar.testing import TestClient
 from contracts import Quality
 from edge_worker.domain import idempotency
 from edge_worker.domain.idempotency import Decision, IdempotencyRecord
-from tests.edge_worker.conftest import AUTH, OTHER_AUTH, FakeClock, png_bytes, wav_bytes
+from tests.conftest import png_bytes, wav_bytes
+from tests.edge_worker.conftest import AUTH, OTHER_AUTH, FakeClock
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 

@@ -6,14 +6,8 @@ import logging
 import pytest
 from litestar.testing import TestClient
 
-from tests.edge_worker.conftest import (
-    API_KEY,
-    AUTH,
-    OTHER_AUTH,
-    png_bytes,
-    submit,
-    wav_bytes,
-)
+from tests.conftest import png_bytes, wav_bytes
+from tests.edge_worker.conftest import API_KEY, AUTH, OTHER_AUTH, submit
 
 MiB = 1024 * 1024
 

@@ -79,7 +79,6 @@ def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime) -> None:
     from contracts import ClaimRequest, Resolution
     from edge_worker.domain.problems import Problem
-    from tests.edge_worker.conftest import png_bytes  # noqa: F401 - fixture module import
 
     agent_protocol = runtime.use_cases.agent_protocol
     store = runtime.store

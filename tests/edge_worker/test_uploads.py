@@ -10,15 +10,8 @@ from litestar.testing import TestClient
 from contracts.media import MediaKind
 from edge_worker.domain import upload_tokens
 from edge_worker.local import build_local, local_settings
-from tests.edge_worker.conftest import (
-    AGENT_AUTH,
-    AUTH,
-    ENV,
-    OTHER_AUTH,
-    FakeClock,
-    png_bytes,
-    wav_bytes,
-)
+from tests.conftest import png_bytes, wav_bytes
+from tests.edge_worker.conftest import AGENT_AUTH, AUTH, ENV, OTHER_AUTH, FakeClock
 
 MiB = 1024 * 1024
 

@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import io
-import math
-import struct
 import threading
-import wave
 from pathlib import Path
-
-from PIL import Image
 
 from gpu_agent import cli
 from gpu_agent.settings import AgentSettings
+from tests.conftest import png_bytes, wav_bytes
 
 from .conftest import ACCOUNT, AGENT_TOKEN, CF_BASE, CF_TOKEN, EDGE_URL, QUEUE, FakeCloud, pulled
-
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (128, 160), (200, 150, 120)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        samples = (int(8000 * math.sin(i / 10)) for i in range(int(rate * seconds)))
-        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
-    return buffer.getvalue()
 
 
 def test_preview_job_completes_with_measured_metadata(tmp_path: Path) -> None:
     cloud = FakeCloud(
         messages=[pulled()],
-        blobs={"/inputs/image.png": _png(), "/blobs/audio.wav": _wav()},
+        blobs={
+            "/inputs/image.png": png_bytes((128, 160)),
+            "/blobs/audio.wav": wav_bytes(1.0, tone_hz=250),
+        },
     )
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind in ("complete", "fail") else None

@@ -17,7 +17,8 @@ import pytest
 
 from scripts import stage_worker, vendor_worker
 from tests.cf_bridge.bridge import reset_d1
-from tests.edge_worker.conftest import AUTH, png_bytes, wav_bytes
+from tests.conftest import png_bytes, wav_bytes
+from tests.edge_worker.conftest import AUTH
 from tests.pyodide.runner import R2Gateway, RunningWorker, start_worker
 
 SUMMARY = stage_worker.ROOT / ".avatar" / "worker" / "summary.json"
