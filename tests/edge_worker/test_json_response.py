@@ -6,7 +6,7 @@ from litestar import MediaType
 from litestar.plugins.pydantic import PydanticInitPlugin
 from litestar.serialization import encode_json, get_serializer
 
-from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, Stage
+from contracts import FailureCode, JobError, JobList, JobStatus, JobView, Stage
 from edge_worker.http.json_response import ModelResponse
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -23,7 +23,7 @@ def test_models_render_as_litestar_renders_them() -> None:
         completed_at=NOW,
         result_url="http://a/b?c=d&e=%2F",
         attempts=2,
-        error=JobError(code=ErrorCode.INTERNAL_ERROR, message='é"<\u2028\x01'),
+        error=JobError(code=FailureCode.GENERATION_FAILED, message='é"<\u2028\x01'),
         queue_position=3,
         eta_seconds=1.5e-7,
     )
