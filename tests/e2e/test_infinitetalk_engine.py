@@ -80,8 +80,8 @@ def test_resident_agent_keeps_its_model_through_a_failed_job(
         final = wait_for(client, job_id, terminal)
         assert final["status"] == "completed", f"{final}\n{stack.logs()}"
     log = (stack.log_dir / "agent-0.log").read_text()
-    assert log.count('"msg": "model worker started"') == 1  # loaded once, never reloaded
-    assert '"msg": "model loaded"' in log
+    assert log.count('"msg":"model worker started"') == 1  # loaded once, never reloaded
+    assert '"msg":"model loaded"' in log
 
 
 def test_a_resident_agent_switches_the_fast_lora_between_jobs(
@@ -95,9 +95,9 @@ def test_a_resident_agent_switches_the_fast_lora_between_jobs(
             assert final["status"] == "completed", f"{final}\n{stack.logs()}"
             assert final["quality"] == quality
     log = (stack.log_dir / "agent-0.log").read_text()
-    assert log.count('"msg": "model worker started"') == 1
-    assert '"msg": "fast LoRA merged into the DiT"' in log
-    assert '"msg": "fast LoRA taken out of the DiT"' in log
+    assert log.count('"msg":"model worker started"') == 1
+    assert '"msg":"fast LoRA merged into the DiT"' in log
+    assert '"msg":"fast LoRA taken out of the DiT"' in log
 
 
 def test_an_agent_that_cannot_make_fast_fails_such_jobs_at_once(

@@ -157,7 +157,7 @@ def test_silent_agent_is_replaced_and_its_late_complete_refused(
         first_url = client.get(f"/result/{job_id}").json()["url"]
         published = httpx.get(first_url).content
         frozen.send_signal(signal.SIGCONT)
-        refused = re.compile(rf'"path": "/agent/jobs/{job_id}/(progress|complete)", "status": 409')
+        refused = re.compile(rf'"path":"/agent/jobs/{job_id}/(progress|complete)","status":409')
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not refused.search(stack.logs()):
             time.sleep(0.5)

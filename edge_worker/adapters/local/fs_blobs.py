@@ -28,6 +28,9 @@ CONTENT_TYPES = {
 }
 
 
+INLINE_PUT_BYTES = 1024 * 1024
+
+
 class InvalidKey(ValueError):
     pass
 
@@ -37,6 +40,16 @@ def check_key(key: str) -> str:
     if not _KEY.fullmatch(key) or len(key) > 512:
         raise InvalidKey(f"invalid blob key {key!r}")
     return key
+
+
+def _remaining(body: IO[bytes]) -> int | None:
+    """Bytes left to read, or None for a stream whose length is unknown."""
+    if not body.seekable():
+        return None
+    start = body.tell()
+    end = body.seek(0, os.SEEK_END)
+    body.seek(start)
+    return end - start
 
 
 class UrlSigner:
@@ -88,6 +101,11 @@ class FsBlobStore:
         return target.stat().st_size
 
     async def put(self, key: str, body: IO[bytes], content_type: str) -> int:
+        """Bodies up to `INLINE_PUT_BYTES` are written on the event loop (into the page cache,
+        no fsync): for them the hop to a thread costs more than the write."""
+        remaining = _remaining(body)
+        if remaining is not None and remaining <= INLINE_PUT_BYTES:
+            return self._write(key, body)
         return await asyncio.to_thread(self._write, key, body)
 
     async def head(self, key: str) -> BlobInfo | None:

@@ -4,19 +4,18 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from edge_worker.adapters.local.sqlite_connection import open_sqlite
 from edge_worker.adapters.local.sqlite_migrations import apply_migrations, migrations_dir
 from edge_worker.adapters.sql_job_store import Params
 
 
 class SqliteExecutor:
     """Blocking calls are short single-row statements on a local file; the event loop
-    tolerates them, and WAL mode lets several edge processes share the file."""
+    tolerates them."""
 
     def __init__(self, path: Path, migrations: Path | None = None) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = open_sqlite(path)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
         apply_migrations(self._conn, migrations or migrations_dir())
 
     def close(self) -> None:

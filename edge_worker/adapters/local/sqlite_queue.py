@@ -7,13 +7,13 @@ being delivered again.
 """
 
 import secrets
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from contracts import AckRequest, AckResult, PulledMessage, PullResult, QueueMessage
+from edge_worker.adapters.local.sqlite_connection import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -49,9 +49,7 @@ class SqliteQueue:
         default_visibility_ms: int = 30_000,
         now_ms: Callable[[], int] = _now_ms,
     ) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = open_sqlite(path)
         self._conn.executescript(_SCHEMA)
         self.max_retries = max_retries
         self.default_visibility_ms = default_visibility_ms

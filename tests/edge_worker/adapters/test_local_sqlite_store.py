@@ -14,6 +14,7 @@ import pytest
 from contracts import Quality
 from edge_worker.adapters import job_rows
 from edge_worker.adapters.local import sqlite_migrations
+from edge_worker.adapters.local.sqlite_connection import open_sqlite
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_migrations import (
     MIGRATIONS_TABLE,
@@ -298,3 +299,13 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     got = run(store.get("old"))
     store.close()
     assert got is not None and got.quality is Quality.STANDARD
+
+
+def test_files_are_opened_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
+    conn = open_sqlite(tmp_path / "any.sqlite3")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+    finally:
+        conn.close()
