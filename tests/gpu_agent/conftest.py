@@ -313,13 +313,20 @@ class FakeProbes:
     )
     on_probe: Callable[[str, Path], None] | None = None
     seen: list[tuple[str, Path]] = field(default_factory=list)
+    prepared: Any = field(default_factory=object)
+    """What the audio's pass returns: the engine's request should carry it."""
+    prepared_in: list[Path] = field(default_factory=list)
 
     def probes(self) -> MediaProbes:
         return MediaProbes(
             lambda path: self._probe("image", path, self.image_error, object()),
-            lambda path: self._probe("audio", path, self.audio_error, object()),
+            lambda path, directory: self._prepare(path, directory),
             lambda path: self._probe("video", path, self.video_error, self.video),
         )
+
+    def _prepare(self, path: Path, directory: Path) -> Any:
+        self.prepared_in.append(directory)
+        return self._probe("audio", path, self.audio_error, self.prepared)
 
     def _probe(self, kind: str, path: Path, error: Exception | None, facts: Any) -> Any:
         self.seen.append((kind, path))
@@ -332,17 +339,19 @@ class FakeProbes:
 
 @pytest.fixture
 def fake_media(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """Stands in for `infinitetalk.media.probe` (PyAV/Pillow), where the real probes live."""
+    """Stands in for `infinitetalk.media.probe` (PyAV/Pillow), where the real probes live,
+    and for `infinitetalk.media.audio_pass`, the audio's one decode; it holds all three."""
     media = types.ModuleType("infinitetalk.media.probe")
     vars(media).update(
         probe_image=lambda path: None,
-        probe_audio=lambda path: None,
+        prepare_audio=lambda path, directory: None,
         probe_video=lambda path: SimpleNamespace(duration_seconds=1.0, width=8, height=8),
     )
-    monkeypatch.setitem(sys.modules, "infinitetalk.media.probe", media)
     import infinitetalk.media
 
-    monkeypatch.setattr(infinitetalk.media, "probe", media, raising=False)
+    for name in ("probe", "audio_pass"):
+        monkeypatch.setitem(sys.modules, f"infinitetalk.media.{name}", media)
+        monkeypatch.setattr(infinitetalk.media, name, media, raising=False)
     return media
 
 
