@@ -32,6 +32,7 @@ from gpu_agent.pipeline import Pipeline, PipelineLimits
 from gpu_agent.probes import MediaProbes
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.retry import API_RETRY, TRANSFER_RETRY, RetryPolicy
+from gpu_agent.settings import AgentSettings
 from infinitetalk.engine import VideoRequest, VideoResult
 
 CF_BASE = "http://cf.test/client/v4"
@@ -65,6 +66,22 @@ def recorded(policy: RetryPolicy, sleeps: list[float]) -> RetryPolicy:
 
 def envelope(status: int, code: str, message: str = "nope") -> httpx.Response:
     return httpx.Response(status, json={"error": {"code": code, "message": message}})
+
+
+def agent_settings(work_dir: Path, **extra: str) -> AgentSettings:
+    """An agent's settings for the fakes here (the edge, the queue), working in `work_dir`."""
+    return AgentSettings.from_env(
+        {
+            "EDGE_URL": EDGE_URL,
+            "AGENT_TOKEN": AGENT_TOKEN,
+            "CF_API_BASE": CF_BASE,
+            "CF_ACCOUNT_ID": ACCOUNT,
+            "CF_QUEUE_ID": QUEUE,
+            "CF_API_TOKEN": CF_TOKEN,
+            "WORK_DIR": str(work_dir),
+            **extra,
+        }
+    )
 
 
 def pulled(job_id: str = JOB_ID, lease_id: str = "lease-1", **overrides: Any) -> PulledMessage:

@@ -10,7 +10,6 @@ import pytest
 
 from contracts.media import EngineName
 from gpu_agent import cli
-from gpu_agent.settings import AgentSettings
 from infinitetalk.engine import Engine, InvalidInputError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.media.audio_pass import (
@@ -24,16 +23,7 @@ from infinitetalk.media.probe import probe_audio
 from infinitetalk.preview.engine import PreviewEngine
 from infinitetalk.settings import InfiniteTalkSettings
 from tests.fixtures.standin import agent_env
-from tests.gpu_agent.conftest import (
-    ACCOUNT,
-    AGENT_TOKEN,
-    CF_BASE,
-    CF_TOKEN,
-    EDGE_URL,
-    QUEUE,
-    FakeCloud,
-    pulled,
-)
+from tests.gpu_agent.conftest import FakeCloud, agent_settings, pulled
 from tests.infinitetalk.decodes import count_decodes
 
 
@@ -106,17 +96,7 @@ def _run_job(engine: Engine, portrait: Path, audio: Path, work: Path) -> dict[st
     )
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind in ("complete", "fail") else None
-    settings = AgentSettings.from_env(
-        {
-            "EDGE_URL": EDGE_URL,
-            "AGENT_TOKEN": AGENT_TOKEN,
-            "CF_API_BASE": CF_BASE,
-            "CF_ACCOUNT_ID": ACCOUNT,
-            "CF_QUEUE_ID": QUEUE,
-            "CF_API_TOKEN": CF_TOKEN,
-            "WORK_DIR": str(work),
-        }
-    )
+    settings = agent_settings(work)
     assert cli.run_agent(settings, stop, engine=engine, transport=cloud.transport()) == 0
     assert cloud.bodies("fail") == []
     (complete,) = cloud.bodies("complete")
