@@ -2,6 +2,8 @@
 
 import os
 import threading
+import wave
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -83,6 +85,46 @@ def test_undecodable_audio_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError):
         prepare_audio(bad, tmp_path / "pass")
     assert not (tmp_path / "pass" / "audio.m4a").exists()
+
+
+def test_audio_without_samples_leaves_no_aac_track(tmp_path: Path) -> None:
+    silent = tmp_path / "s.wav"
+    with wave.open(str(silent), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+    with pytest.raises(InvalidInputError, match="holds no decodable audio"):
+        prepare_audio(silent, tmp_path / "pass")
+    assert not (tmp_path / "pass" / "audio.m4a").exists()
+
+
+class _FailingDecode:
+    """A container that opens fine and fails once decoding starts, like a corrupt file."""
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self._container = container
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._container, name)
+
+    def __enter__(self) -> "_FailingDecode":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._container.close()
+
+    def decode(self, *streams: object) -> Iterator[av.AudioFrame]:
+        raise av.error.InvalidDataError(-1094995529, "Invalid data found")
+        yield  # a generator, like PyAV's
+
+
+def test_a_decoding_error_midway_makes_the_audio_invalid(
+    speech_wav: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **kw: _FailingDecode(real_open(*a, **kw)))
+    with pytest.raises(InvalidInputError, match=r"WAV audio cannot be decoded: .*Invalid data"):
+        prepare_audio(speech_wav, tmp_path)
 
 
 # --- one decode per job, through the agent --------------------------------------------
