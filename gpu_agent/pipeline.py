@@ -1,5 +1,6 @@
 """The work of one claimed job: download the inputs, probe them, run the engine, verify
-its video and upload it.
+its video and upload it. The audio is decoded once, by its probe, which hands the engine
+what it needs from the samples.
 
 A step that fails raises `JobFailed` with what the edge should hear; a cancel (seen
 between steps, inside transfers and by the engine) ends the run with None. Downloads
@@ -34,12 +35,15 @@ from infinitetalk.engine import (
     Engine,
     EngineError,
     InvalidInputError,
+    PreparedAudio,
     VideoRequest,
     VideoResult,
     require_quality,
 )
 
 IMAGE_SHARE = 0.2  # of the download phase; the audio is usually the bigger file
+PREPARED_AUDIO_DIR = "prepared"
+"""Where the audio's one pass writes what the engine needs from it."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,9 @@ class Pipeline:
             self._check_quality(run)
             probes = self._probes if self._probes is not None else MediaProbes.default()
             image, audio = self._download_inputs(run)
-            self._probe_inputs(probes, image, audio)
+            prepared = self._probe_inputs(probes, run, image, audio)
             _stop_if_cancelled(cancel)
-            video = self._generate(run, image, audio)
+            video = self._generate(run, image, audio, prepared)
             _stop_if_cancelled(cancel)  # a video finished after a cancel is not uploaded
             metadata = self._verify(video, probes)
             self._upload(run, video.path)
@@ -203,14 +207,18 @@ class Pipeline:
             media = sniff(handle.read(SNIFF_BYTES))
         return dest if media is None else dest.rename(dest.with_suffix(media.suffix))
 
-    def _probe_inputs(self, probes: MediaProbes, image: Path, audio: Path) -> None:
+    def _probe_inputs(
+        self, probes: MediaProbes, run: _Run, image: Path, audio: Path
+    ) -> PreparedAudio:
         try:
             probes.probe_image(image)
-            probes.probe_audio(audio)
+            return probes.prepare_audio(audio, run.workdir / PREPARED_AUDIO_DIR)
         except InvalidInputError as exc:
             raise JobFailed(FailureCode.INVALID_INPUT, exc.message, retryable=False) from exc
 
-    def _generate(self, run: _Run, image: Path, audio: Path) -> VideoResult:
+    def _generate(
+        self, run: _Run, image: Path, audio: Path, prepared: PreparedAudio
+    ) -> VideoResult:
         engine_dir = run.workdir / "engine"
         engine_dir.mkdir()
         settings = run.claim.settings
@@ -221,6 +229,7 @@ class Pipeline:
             resolution=settings.resolution,
             seed=settings.seed,
             quality=settings.quality,
+            audio=prepared,
         )
         run.log.info(
             "engine started",

@@ -1,7 +1,8 @@
 """Media checks the agent runs around the engine, injectable for tests.
 
-The real probes live in `infinitetalk.media.probe` (PyAV/Pillow); they are imported only when
-a pipeline without explicit probes runs its first job, so importing the agent stays cheap.
+The real probes live in `infinitetalk.media.probe` (PyAV/Pillow) and the audio's one pass
+in `infinitetalk.media.audio_pass`; they are imported only when a pipeline without explicit
+probes runs its first job, so importing the agent stays cheap.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from infinitetalk.engine import PreparedAudio
 
 
 class VideoFacts(Protocol):
@@ -27,14 +30,18 @@ class VideoFacts(Protocol):
 
 @dataclass(frozen=True)
 class MediaProbes:
-    """Each probe raises `infinitetalk.engine.InvalidInputError` on undecodable media."""
+    """Each raises `infinitetalk.engine.InvalidInputError` on undecodable media.
+
+    `prepare_audio(audio, directory)` is the job's one decode of its audio: it checks the
+    audio and writes what the engine needs from it under `directory`.
+    """
 
     probe_image: Callable[[Path], object]
-    probe_audio: Callable[[Path], object]
+    prepare_audio: Callable[[Path, Path], PreparedAudio]
     probe_video: Callable[[Path], VideoFacts]
 
     @classmethod
     def default(cls) -> MediaProbes:
-        from infinitetalk.media import probe
+        from infinitetalk.media import audio_pass, probe
 
-        return cls(probe.probe_image, probe.probe_audio, probe.probe_video)
+        return cls(probe.probe_image, audio_pass.prepare_audio, probe.probe_video)

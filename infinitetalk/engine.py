@@ -15,6 +15,32 @@ CancelCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class AudioInfo:
+    """A decodable speech track; its duration counts decoded samples, not header claims."""
+
+    duration_seconds: float
+    sample_rate: int
+    channels: int
+    codec: str
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """A job's speech after its one decode (`infinitetalk.media.audio_pass.prepare_audio`).
+
+    Later steps read these files, never the original audio again.
+    """
+
+    info: AudioInfo
+    aac_path: Path
+    """The original audio encoded as AAC in an M4A: the output stream-copies its packets."""
+    loudness_path: Path
+    """RMS per 40 ms video frame (`audio_pass.read_loudness`): the preview's motion."""
+    padded_path: Path | None
+    """A 16 kHz mono WAV padded with silence, made only for audio too short for upstream."""
+
+
+@dataclass(frozen=True)
 class VideoRequest:
     image_path: Path
     audio_path: Path
@@ -22,6 +48,8 @@ class VideoRequest:
     resolution: Resolution = Resolution.P720
     seed: int | None = None
     quality: Quality = Quality.STANDARD
+    audio: PreparedAudio | None = None
+    """The agent's pass over `audio_path`; without it the engine makes the pass itself."""
 
 
 @dataclass(frozen=True)

@@ -4,38 +4,19 @@ Shared by every engine so the output contract's stream rules (H.264 yuv420p, BT.
 25 fps, faststart, original audio) live in one place.
 """
 
-from collections.abc import Generator
-from dataclasses import dataclass
 from fractions import Fraction
-from itertools import chain
 from pathlib import Path
 
 import av
 from av.video.reformatter import ColorRange
 
 from infinitetalk.media.output import OUTPUT_FPS
-from infinitetalk.media.probe import AudioInfo
 
 AAC_FRAME_SAMPLES = 1024
 AAC_FALLBACK_RATE = 48000
 MP4_OPTIONS = {"movflags": "+faststart"}
 _BT709 = 1
 """FFmpeg's code for BT.709 primaries, transfer and matrix alike: HD players assume it."""
-
-
-@dataclass(frozen=True)
-class AudioTrack:
-    """The original audio and the AAC form it is re-encoded to."""
-
-    path: Path
-    rate: int
-    layout: str
-
-    @classmethod
-    def for_source(cls, path: Path, info: AudioInfo) -> "AudioTrack":
-        """Keep the source's rate and mono/stereo where AAC allows it."""
-        rate = info.sample_rate if info.sample_rate in aac_rates() else AAC_FALLBACK_RATE
-        return cls(path=path, rate=rate, layout="mono" if info.channels == 1 else "stereo")
 
 
 def aac_rates() -> frozenset[int]:
@@ -56,50 +37,83 @@ def add_h264_stream(
     return video
 
 
-def add_aac_stream(
-    container: av.container.OutputContainer, track: AudioTrack
-) -> av.audio.stream.AudioStream:
-    audio = container.add_stream("aac", rate=track.rate, layout=track.layout)
-    audio.bit_rate = min(64000 if track.layout == "mono" else 128000, 3 * track.rate)
-    return audio
+class AacWriter:
+    """Encodes the job's decoded audio as AAC into an M4A, as the output will carry it.
 
+    Fed by the job's one decode (an `AudioSink`); keeps the source's rate and mono/stereo
+    where AAC allows it. The M4A keeps the encoder's priming in its edit list, so a
+    stream copy into the output keeps the audio's exact length.
+    """
 
-def aac_frames(track: AudioTrack) -> Generator[av.AudioFrame]:
-    """Decode the original audio and cut it into AAC-sized planar float frames."""
-    resampler = av.AudioResampler(
-        format="fltp", layout=track.layout, rate=track.rate, frame_size=AAC_FRAME_SAMPLES
-    )
-    samples = 0
-    with av.open(str(track.path)) as container:
-        for decoded in chain(container.decode(audio=0), [None]):
-            for frame in resampler.resample(decoded):
-                frame.pts = samples
-                frame.time_base = Fraction(1, track.rate)
-                samples += frame.samples
-                yield frame
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.audio.stream.AudioStream | None = None
+        self._resampler: av.AudioResampler | None = None
+        self._samples = 0
+
+    def __enter__(self) -> "AacWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._container is not None:
+            self._container.close()
+
+    def __call__(self, frame: av.AudioFrame | None) -> None:
+        if frame is not None and self._stream is None:
+            self._start(frame.sample_rate, len(frame.layout.channels))
+        if self._stream is None or self._resampler is None or self._container is None:
+            return
+        for resampled in self._resampler.resample(frame):
+            resampled.pts = self._samples
+            resampled.time_base = Fraction(1, resampled.sample_rate)
+            self._samples += resampled.samples
+            self._container.mux(self._stream.encode(resampled))
+        if frame is None:
+            self._container.mux(self._stream.encode(None))
+
+    def _start(self, source_rate: int, channels: int) -> None:
+        rate = source_rate if source_rate in aac_rates() else AAC_FALLBACK_RATE
+        layout = "mono" if channels == 1 else "stereo"
+        self._container = av.open(str(self.path), "w", format="ipod")
+        self._stream = self._container.add_stream("aac", rate=rate, layout=layout)
+        self._stream.bit_rate = min(64000 if layout == "mono" else 128000, 3 * rate)
+        self._resampler = av.AudioResampler(
+            format="fltp", layout=layout, rate=rate, frame_size=AAC_FRAME_SAMPLES
+        )
 
 
 class AudioFeed:
-    """Muxes the re-encoded audio in step with the video, so players find both interleaved."""
+    """Stream-copies the job's AAC track in step with the video, so players find both
+    interleaved; the audio is not decoded or encoded again."""
 
-    def __init__(self, container: av.container.OutputContainer, track: AudioTrack) -> None:
+    def __init__(self, container: av.container.OutputContainer, aac_path: Path) -> None:
         self.container = container
-        self.track = track
-        self.stream = add_aac_stream(container, track)
-        self.frames = aac_frames(track)
-        self.pending = next(self.frames, None)
+        self.source = av.open(str(aac_path))
+        audio = self.source.streams.audio[0]
+        self.stream = container.add_stream_from_template(audio)
+        self.packets = self.source.demux(audio)
+        self.pending = self._next()
+
+    def _next(self) -> av.Packet | None:
+        """The next packet that carries audio (the demuxer ends with an empty one)."""
+        return next((packet for packet in self.packets if packet.dts is not None), None)
 
     def mux_until(self, seconds: float) -> None:
-        """Mux every audio frame that starts before `seconds` into the file."""
-        sample = seconds * self.track.rate
-        while self.pending is not None and (self.pending.pts or 0) < sample:
-            self.container.mux(self.stream.encode(self.pending))
-            self.pending = next(self.frames, None)
+        """Mux every audio packet that starts before `seconds` into the file."""
+        while self.pending is not None and _start_seconds(self.pending) < seconds:
+            self.pending.stream = self.stream
+            self.container.mux(self.pending)
+            self.pending = self._next()
 
     def finish(self) -> None:
-        """Mux what is left of the audio and flush the encoder."""
+        """Mux what is left of the audio."""
         self.mux_until(float("inf"))
-        self.container.mux(self.stream.encode(None))
 
     def close(self) -> None:
-        self.frames.close()
+        self.source.close()
+
+
+def _start_seconds(packet: av.Packet) -> float:
+    start = packet.pts if packet.pts is not None else packet.dts
+    return float((start or 0) * (packet.time_base or 0))

@@ -6,6 +6,7 @@ Unusable files raise `InvalidInputError`.
 """
 
 import struct
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,15 @@ from contracts.media import (
     wav_declared_size,
     wav_truncation,
 )
-from infinitetalk.engine import InvalidInputError
+from infinitetalk.engine import AudioInfo, InvalidInputError
 
 MIN_IMAGE_SIDE = 64
 MAX_IMAGE_SIDE = 8192
 MAX_ASPECT_RATIO = 4.0
 """Wider or taller portraits would make videos no player or encoder level accepts."""
+
+AudioSink = Callable[[av.AudioFrame | None], None]
+"""Takes every decoded frame of a probed audio file, then None once the last has passed."""
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -41,16 +45,6 @@ class ImageInfo:
     height: int
     format: str
     """`PNG` or `JPEG`."""
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """A decodable speech track; its duration counts decoded samples, not header claims."""
-
-    duration_seconds: float
-    sample_rate: int
-    channels: int
-    codec: str
 
 
 @dataclass(frozen=True)
@@ -99,8 +93,13 @@ def probe_image(path: Path | str) -> ImageInfo:
     return ImageInfo(width=width, height=height, format=fmt)
 
 
-def probe_audio(path: Path | str) -> AudioInfo:
-    """Check that `path` is a complete WAV or MP3 and measure it by decoding every sample."""
+def probe_audio(path: Path | str, sinks: Sequence[AudioSink] = ()) -> AudioInfo:
+    """Check that `path` is a complete WAV or MP3 and measure it by decoding every sample.
+
+    Each decoded frame also goes to `sinks`, so whatever else a job needs from the samples
+    is made in this one decode. Only the file's own faults make it invalid: a sink's
+    error is raised as it is.
+    """
     path = Path(path)
     head = _read_head(path, SNIFF_BYTES, "audio")
     sniffed = sniff(head)
@@ -108,31 +107,48 @@ def probe_audio(path: Path | str) -> AudioInfo:
         raise InvalidInputError("audio is neither WAV nor MP3 (judged by its content)")
     if sniffed is WAV:
         _check_wav_chunks(path, head)
-    expected_format = sniffed.extension
+    name = sniffed.extension.upper()
     try:
-        with av.open(str(path)) as container:
-            if container.format.name != expected_format or not container.streams.audio:
-                raise InvalidInputError(
-                    f"file starts like {expected_format.upper()} but holds no such audio"
-                    f" (found {container.format.name})"
-                )
-            stream = container.streams.audio[0]
-            codec = stream.codec_context.codec.canonical_name
-            sample_rate = stream.codec_context.sample_rate
-            channels = stream.codec_context.channels
-            samples = sum(frame.samples for frame in container.decode(stream))
+        container = av.open(str(path))
     except av.FFmpegError as exc:
-        raise InvalidInputError(
-            f"{expected_format.upper()} audio cannot be decoded: {exc}"
-        ) from exc
+        raise InvalidInputError(f"{name} audio cannot be decoded: {exc}") from exc
+    with container:
+        if container.format.name != sniffed.extension or not container.streams.audio:
+            raise InvalidInputError(
+                f"file starts like {name} but holds no such audio (found {container.format.name})"
+            )
+        stream = container.streams.audio[0]
+        codec = stream.codec_context.codec.canonical_name
+        sample_rate = stream.codec_context.sample_rate
+        channels = stream.codec_context.channels
+        samples = 0
+        for frame in _decoded(container, stream, name):
+            for sink in sinks:
+                sink(frame)
+            samples += frame.samples if frame is not None else 0
     if samples == 0 or sample_rate <= 0:
-        raise InvalidInputError(f"{expected_format.upper()} file holds no decodable audio")
+        raise InvalidInputError(f"{name} file holds no decodable audio")
     return AudioInfo(
         duration_seconds=samples / sample_rate,
         sample_rate=sample_rate,
         channels=channels,
         codec=codec,
     )
+
+
+def _decoded(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, name: str
+) -> Iterator[av.AudioFrame | None]:
+    """The stream's frames, then None; a decoding error makes the input invalid."""
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames, None)
+        except av.FFmpegError as exc:
+            raise InvalidInputError(f"{name} audio cannot be decoded: {exc}") from exc
+        yield frame
+        if frame is None:
+            return
 
 
 def probe_video(path: Path | str) -> VideoInfo:

@@ -22,13 +22,16 @@ from infinitetalk.engine import (
     VideoRequest,
     VideoResult,
 )
-from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, AudioTrack, add_h264_stream
+from infinitetalk.media.audio_pass import prepare_audio, read_loudness
+from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, add_h264_stream
 from infinitetalk.media.output import OUTPUT_FPS, output_size, verify_output, video_result
-from infinitetalk.media.probe import probe_audio, probe_image, probe_video
+from infinitetalk.media.probe import probe_image, probe_video
 from infinitetalk.preview.face import FaceRig, base_frame
 from infinitetalk.preview.motion import Motion
 
 OUTPUT_NAME = "preview.mp4"
+AUDIO_DIR = "audio"
+"""Where the engine makes the audio's one pass when the request brings none."""
 GENERATING_SHARE = 90.0
 """Percent of the progress bar spent rendering frames; the rest is finishing the file."""
 PROGRESS_INTERVAL_S = 0.25
@@ -54,24 +57,25 @@ class PreviewEngine:
     ) -> VideoResult:
         """Render, mux the original audio, then check the file against the output contract."""
         image = probe_image(request.image_path)
-        audio = probe_audio(request.audio_path)
+        workdir.mkdir(parents=True, exist_ok=True)
+        audio = request.audio or prepare_audio(request.audio_path, workdir / AUDIO_DIR)
         progress = _Progress(on_progress)
         progress.report(0.0, Stage.GENERATING, None)
         if cancelled():
             raise CancelledError()
 
         size = output_size(image.width, image.height, request.resolution)
-        frame_count = max(1, round(audio.duration_seconds * OUTPUT_FPS))
-        motion = Motion.from_audio(request.audio_path, frame_count, size, request.seed)
+        seconds = audio.info.duration_seconds
+        frame_count = max(1, round(seconds * OUTPUT_FPS))
+        loudness = read_loudness(audio.loudness_path)
+        motion = Motion.from_loudness(loudness, frame_count, size, request.seed)
         rig = FaceRig(base_frame(request.image_path, size), size)
 
-        workdir.mkdir(parents=True, exist_ok=True)
         output = workdir / OUTPUT_NAME
-        track = AudioTrack.for_source(request.audio_path, audio)
         try:
-            _write_mp4(output, rig, motion, track, progress, cancelled)
+            _write_mp4(output, rig, motion, audio.aac_path, progress, cancelled)
             info = probe_video(output)
-            verify_output(info, audio.duration_seconds, size)
+            verify_output(info, seconds, size)
         except InvalidInputError as exc:
             output.unlink(missing_ok=True)
             raise EngineError(
@@ -88,16 +92,16 @@ def _write_mp4(
     output: Path,
     rig: FaceRig,
     motion: Motion,
-    track: AudioTrack,
+    aac_path: Path,
     progress: "_Progress",
     cancelled: CancelCheck,
 ) -> None:
-    """Write video frames and the re-encoded original audio, interleaved, as a faststart MP4."""
+    """Write video frames and the job's AAC audio, interleaved, as a faststart MP4."""
     total = motion.frame_count
     with av.open(str(output), "w", format="mp4", options=MP4_OPTIONS) as container:
         container.metadata["comment"] = "avatar preview engine: not InfiniteTalk output"
         video = add_h264_stream(container, rig.size, X264_OPTIONS)
-        feed = AudioFeed(container, track)
+        feed = AudioFeed(container, aac_path)
         try:
             started = time.monotonic()
             for index in range(total):

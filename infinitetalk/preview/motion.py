@@ -2,33 +2,11 @@
 
 import math
 from dataclasses import dataclass
-from itertools import chain
-from pathlib import Path
 
-import av
 import numpy as np
 
 from infinitetalk.media.output import OUTPUT_FPS
 from infinitetalk.preview.face import FACE_HALF_HEIGHT, HEAD_BOB, MAX_JAW_DROP
-
-ANALYSIS_RATE = 8000
-"""Loudness only needs the speech band, so it is measured on a cheap 8 kHz mono copy."""
-
-
-def _loudness(path: Path, frame_count: int) -> np.ndarray:
-    """RMS of the audio under each video frame (40 ms windows), padded to `frame_count`."""
-    hop = ANALYSIS_RATE // OUTPUT_FPS
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE, frame_size=hop)
-    levels = np.zeros(frame_count, dtype=np.float64)
-    index = 0
-    with av.open(str(path)) as container:
-        for decoded in chain(container.decode(audio=0), [None]):
-            for chunk in resampler.resample(decoded):
-                if index < frame_count:
-                    samples = chunk.to_ndarray()[0].astype(np.float64)
-                    levels[index] = math.sqrt(float(np.mean(samples * samples)))
-                index += 1
-    return levels
 
 
 def _follow(values: np.ndarray, attack: float, release: float) -> np.ndarray:
@@ -53,10 +31,13 @@ class Motion:
         return int(self.jaw.size)
 
     @classmethod
-    def from_audio(
-        cls, audio_path: Path, frame_count: int, size: tuple[int, int], seed: int | None
+    def from_loudness(
+        cls, loudness: np.ndarray, frame_count: int, size: tuple[int, int], seed: int | None
     ) -> "Motion":
-        rms = _loudness(audio_path, frame_count)
+        """From the RMS level under each video frame (`audio_pass`), cut or padded to fit."""
+        rms = np.zeros(frame_count, dtype=np.float64)
+        kept = min(frame_count, loudness.size)
+        rms[:kept] = loudness[:kept]
         reference = float(np.percentile(rms, 95))
         level = np.clip(rms / reference, 0.0, 1.0) if reference > 1e-4 else np.zeros_like(rms)
         opening = _follow(np.clip((level - 0.15) / 0.85, 0.0, 1.0), attack=0.7, release=0.35)

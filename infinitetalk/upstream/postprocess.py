@@ -1,10 +1,11 @@
 """From upstream's frames to the output contract (`infinitetalk.media.output`).
 
 Upstream muxes a 16 kHz, loudness-normalised copy of the audio and writes no faststart
-index. `finalize` keeps upstream's H.264 stream as it is (no second lossy pass) and muxes
-the job's original audio as AAC with `+faststart`; only when the video must be trimmed
-(padded short audio) or is not H.264 yuv420p is it re-encoded. The result is verified:
-codec, 25 fps, size, and duration within one frame of the audio.
+index. `finalize` keeps upstream's H.264 stream as it is (no second lossy pass) and
+stream-copies the job's original audio, encoded as AAC by the audio's one pass, with
+`+faststart`; only when the video must be trimmed (padded short audio) or is not H.264
+yuv420p is it re-encoded. The result is verified: codec, 25 fps, size, and duration
+within one frame of the audio.
 """
 
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import numpy as np
 
 from contracts import FailureCode
 from infinitetalk.engine import EngineError, InvalidInputError
-from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, AudioTrack, add_h264_stream
+from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, add_h264_stream
 from infinitetalk.media.output import FRAME_SECONDS, OUTPUT_FPS, verify_output
 from infinitetalk.media.probe import VideoInfo, probe_video
 from infinitetalk.upstream.prepare import JobPlan
@@ -71,7 +72,7 @@ def finalize(raw: Path, plan: JobPlan, output: Path) -> VideoInfo:
             f"upstream made {source.frame_count} frames for {plan.audio_seconds:.2f} s of audio"
         )
     reencode = not covers or (source.video_codec, source.pix_fmt) != ("h264", "yuv420p")
-    track = AudioTrack.for_source(plan.source_audio, plan.audio)
+    aac_path = plan.audio.aac_path
     try:
         with (
             av.open(str(raw)) as source_file,
@@ -79,9 +80,9 @@ def finalize(raw: Path, plan: JobPlan, output: Path) -> VideoInfo:
         ):
             container.metadata["comment"] = "InfiniteTalk (MeiGen-AI) via infinite-avatar"
             if reencode:
-                _reencode(source_file, container, track, plan.target_frames)
+                _reencode(source_file, container, aac_path, plan.target_frames)
             else:
-                _copy(source_file, container, track)
+                _copy(source_file, container, aac_path)
         info = probe_video(output)
     except (av.FFmpegError, InvalidInputError) as exc:
         output.unlink(missing_ok=True)
@@ -95,12 +96,12 @@ def finalize(raw: Path, plan: JobPlan, output: Path) -> VideoInfo:
 
 
 def _copy(
-    source: av.container.InputContainer, container: av.container.OutputContainer, track: AudioTrack
+    source: av.container.InputContainer, container: av.container.OutputContainer, aac_path: Path
 ) -> None:
-    """Stream-copy the H.264 packets, interleaving the re-encoded original audio by time."""
+    """Stream-copy the H.264 packets, interleaving the job's AAC audio by time."""
     video_in = source.streams.video[0]
     video_out = container.add_stream_from_template(video_in)
-    feed = AudioFeed(container, track)
+    feed = AudioFeed(container, aac_path)
     try:
         for packet in source.demux(video_in):
             if packet.dts is None:
@@ -116,14 +117,14 @@ def _copy(
 def _reencode(
     source: av.container.InputContainer,
     container: av.container.OutputContainer,
-    track: AudioTrack,
+    aac_path: Path,
     frames: int,
 ) -> None:
     """Decode, keep the first `frames` frames, encode them again (trims padded audio's video)."""
     video_in = source.streams.video[0]
     size = (video_in.codec_context.width, video_in.codec_context.height)
     video_out = add_h264_stream(container, size, X264_OPTIONS)
-    feed = AudioFeed(container, track)
+    feed = AudioFeed(container, aac_path)
     try:
         for index, decoded in enumerate(source.decode(video_in)):
             if index >= frames:

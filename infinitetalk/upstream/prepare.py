@@ -2,7 +2,8 @@
 
 - The portrait becomes an upright RGB PNG: upstream ignores EXIF rotation and drops alpha.
 - Audio too short for one chunk (upstream asserts on an embedding of 81 frames or fewer,
-  i.e. under 3.28 s) is padded with silence; the video is trimmed back afterwards.
+  i.e. under 3.28 s) is handed over padded with silence, a copy the audio's one pass
+  (`infinitetalk.media.audio_pass`) made; the video is trimmed back afterwards.
 - The plan fixes the seed (random when the job has none, so logs can reproduce it), the
   frames and chunks upstream will make, the output size, the sampling of the job's
   quality, and the job's time limit.
@@ -10,28 +11,19 @@
 
 import math
 import random
-import wave
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 
-import av
-import numpy as np
 from PIL import Image, ImageOps
 
 from contracts import Resolution
-from infinitetalk.engine import VideoRequest
+from infinitetalk.engine import PreparedAudio, VideoRequest
+from infinitetalk.media.audio_pass import PADDED_AUDIO_SECONDS, prepare_audio
 from infinitetalk.media.output import OUTPUT_FPS
-from infinitetalk.media.probe import AudioInfo, probe_audio, probe_image
+from infinitetalk.media.probe import probe_image
 from infinitetalk.settings import InfiniteTalkSettings, Sampling
 from infinitetalk.upstream import pinned
 
-PAD_MARGIN_FRAMES = 5
-"""Resampling to 16 kHz may lose a frame; stay clear of upstream's assert."""
-PADDED_AUDIO_SECONDS = (pinned.MIN_EMBEDDING_FRAMES + PAD_MARGIN_FRAMES) / OUTPUT_FPS
-"""3.48 s: shorter audio is padded with silence to this length."""
-PAD_RATE = 16000
-"""Upstream resamples to 16 kHz mono before embedding, so the padded copy is made so."""
 MAX_SEED = 2**32 - 1
 _GREY = (128, 128, 128, 255)
 
@@ -43,9 +35,9 @@ class JobPlan:
     audio_path: Path
     """What upstream embeds: the job's audio, or a padded copy."""
     source_audio: Path
-    """The job's own audio, muxed into the result."""
-    audio: AudioInfo
-    """What probing `source_audio` found: it is decoded for that once per job."""
+    """The job's own audio, whose one pass made `audio`."""
+    audio: PreparedAudio
+    """The facts and files of that pass: the result's AAC track among them."""
     prompt: str
     resolution: Resolution
     size: tuple[int, int]
@@ -64,7 +56,7 @@ class JobPlan:
 
     @property
     def audio_seconds(self) -> float:
-        return self.audio.duration_seconds
+        return self.audio.info.duration_seconds
 
     @property
     def padded(self) -> bool:
@@ -80,18 +72,21 @@ def plan_job(
 ) -> JobPlan:
     """Probe and prepare the inputs under `workdir`; raises InvalidInputError for bad media.
 
-    Every path in the plan is absolute: upstream runs in another working directory.
+    The audio's pass comes with the request from the agent; only a request without one
+    (the engine used directly) has it made here. Every path in the plan is absolute:
+    upstream runs in another working directory.
     """
     image = probe_image(request.image_path)
-    audio = probe_audio(request.audio_path)
     workdir = workdir.resolve()
+    audio = request.audio or prepare_audio(request.audio_path, workdir / "audio")
     workdir.mkdir(parents=True, exist_ok=True)
     portrait = upright_png(request.image_path, workdir / "portrait.png")
     source_audio = request.audio_path.resolve()
     model_audio = source_audio
-    model_seconds = audio.duration_seconds
-    if model_seconds < PADDED_AUDIO_SECONDS:
-        model_audio = pad_audio(source_audio, workdir / "padded.wav", PADDED_AUDIO_SECONDS)
+    seconds = audio.info.duration_seconds
+    model_seconds = seconds
+    if audio.padded_path is not None:
+        model_audio = audio.padded_path
         model_seconds = PADDED_AUDIO_SECONDS
     frames = pinned.embedding_frames(model_seconds)
     seed = request.seed if request.seed is not None else (rng or random).randint(0, MAX_SEED)
@@ -107,8 +102,8 @@ def plan_job(
         frames=frames,
         chunks=pinned.chunk_count(frames),
         max_frame_num=math.ceil(model_seconds * OUTPUT_FPS) + 1,
-        target_frames=max(1, round(audio.duration_seconds * OUTPUT_FPS)),
-        timeout_seconds=settings.job_timeout(audio.duration_seconds),
+        target_frames=max(1, round(seconds * OUTPUT_FPS)),
+        timeout_seconds=settings.job_timeout(seconds),
         sampling=settings.sampling(request.quality),
     )
 
@@ -119,23 +114,4 @@ def upright_png(source: Path, destination: Path) -> Path:
         upright = ImageOps.exif_transpose(img).convert("RGBA")
     flat = Image.alpha_composite(Image.new("RGBA", upright.size, _GREY), upright).convert("RGB")
     flat.save(destination, format="PNG")
-    return destination
-
-
-def pad_audio(source: Path, destination: Path, seconds: float) -> Path:
-    """A 16 kHz mono WAV of `source` followed by silence up to `seconds`."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=PAD_RATE)
-    chunks: list[np.ndarray] = []
-    with av.open(str(source)) as container:
-        for decoded in chain(container.decode(audio=0), [None]):
-            chunks.extend(frame.to_ndarray().reshape(-1) for frame in resampler.resample(decoded))
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    total = max(len(samples), math.ceil(seconds * PAD_RATE))
-    padded = np.zeros(total, dtype=np.int16)
-    padded[: len(samples)] = samples
-    with wave.open(str(destination), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(PAD_RATE)
-        out.writeframes(padded.tobytes())
     return destination

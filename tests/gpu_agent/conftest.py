@@ -32,6 +32,7 @@ from gpu_agent.pipeline import Pipeline, PipelineLimits
 from gpu_agent.probes import MediaProbes
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.retry import API_RETRY, TRANSFER_RETRY, RetryPolicy
+from gpu_agent.settings import AgentSettings
 from infinitetalk.engine import VideoRequest, VideoResult
 
 CF_BASE = "http://cf.test/client/v4"
@@ -65,6 +66,22 @@ def recorded(policy: RetryPolicy, sleeps: list[float]) -> RetryPolicy:
 
 def envelope(status: int, code: str, message: str = "nope") -> httpx.Response:
     return httpx.Response(status, json={"error": {"code": code, "message": message}})
+
+
+def agent_settings(work_dir: Path, **extra: str) -> AgentSettings:
+    """An agent's settings for the fakes here (the edge, the queue), working in `work_dir`."""
+    return AgentSettings.from_env(
+        {
+            "EDGE_URL": EDGE_URL,
+            "AGENT_TOKEN": AGENT_TOKEN,
+            "CF_API_BASE": CF_BASE,
+            "CF_ACCOUNT_ID": ACCOUNT,
+            "CF_QUEUE_ID": QUEUE,
+            "CF_API_TOKEN": CF_TOKEN,
+            "WORK_DIR": str(work_dir),
+            **extra,
+        }
+    )
 
 
 def pulled(job_id: str = JOB_ID, lease_id: str = "lease-1", **overrides: Any) -> PulledMessage:
@@ -313,13 +330,20 @@ class FakeProbes:
     )
     on_probe: Callable[[str, Path], None] | None = None
     seen: list[tuple[str, Path]] = field(default_factory=list)
+    prepared: Any = field(default_factory=object)
+    """What the audio's pass returns: the engine's request should carry it."""
+    prepared_in: list[Path] = field(default_factory=list)
 
     def probes(self) -> MediaProbes:
         return MediaProbes(
             lambda path: self._probe("image", path, self.image_error, object()),
-            lambda path: self._probe("audio", path, self.audio_error, object()),
+            lambda path, directory: self._prepare(path, directory),
             lambda path: self._probe("video", path, self.video_error, self.video),
         )
+
+    def _prepare(self, path: Path, directory: Path) -> Any:
+        self.prepared_in.append(directory)
+        return self._probe("audio", path, self.audio_error, self.prepared)
 
     def _probe(self, kind: str, path: Path, error: Exception | None, facts: Any) -> Any:
         self.seen.append((kind, path))
@@ -332,17 +356,19 @@ class FakeProbes:
 
 @pytest.fixture
 def fake_media(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """Stands in for `infinitetalk.media.probe` (PyAV/Pillow), where the real probes live."""
+    """Stands in for `infinitetalk.media.probe` (PyAV/Pillow), where the real probes live,
+    and for `infinitetalk.media.audio_pass`, the audio's one decode; it holds all three."""
     media = types.ModuleType("infinitetalk.media.probe")
     vars(media).update(
         probe_image=lambda path: None,
-        probe_audio=lambda path: None,
+        prepare_audio=lambda path, directory: None,
         probe_video=lambda path: SimpleNamespace(duration_seconds=1.0, width=8, height=8),
     )
-    monkeypatch.setitem(sys.modules, "infinitetalk.media.probe", media)
     import infinitetalk.media
 
-    monkeypatch.setattr(infinitetalk.media, "probe", media, raising=False)
+    for name in ("probe", "audio_pass"):
+        monkeypatch.setitem(sys.modules, f"infinitetalk.media.{name}", media)
+        monkeypatch.setattr(infinitetalk.media, name, media, raising=False)
     return media
 
 

@@ -21,12 +21,11 @@ from infinitetalk.engine import CancelledError
 from .conftest import (
     ACCOUNT,
     AGENT_TOKEN,
-    CF_BASE,
     CF_TOKEN,
     EDGE_URL,
-    QUEUE,
     FakeCloud,
     FakeEngine,
+    agent_settings,
     pulled,
 )
 
@@ -66,19 +65,7 @@ def restore_logging() -> object:
 
 
 def _settings(tmp_path: Path, **extra: str) -> AgentSettings:
-    return AgentSettings.from_env(
-        {
-            "EDGE_URL": EDGE_URL,
-            "AGENT_TOKEN": AGENT_TOKEN,
-            "CF_API_BASE": CF_BASE,
-            "CF_ACCOUNT_ID": ACCOUNT,
-            "CF_QUEUE_ID": QUEUE,
-            "CF_API_TOKEN": CF_TOKEN,
-            "AGENT_ID": "cli-agent",
-            "WORK_DIR": str(tmp_path / "work"),
-            **extra,
-        }
-    )
+    return agent_settings(tmp_path / "work", AGENT_ID="cli-agent", **extra)
 
 
 def test_bad_env_exits_2_naming_every_problem(

@@ -193,6 +193,19 @@ def test_inputs_are_named_by_their_bytes(
     assert (request.image_path.name, request.audio_path.name) == names
 
 
+def test_the_engine_gets_the_audio_as_its_one_pass_prepared_it(
+    make_delivery: Any, fake_probes: FakeProbes
+) -> None:
+    """The audio is decoded once, by its probe: the engine receives that pass, not a path to
+    decode again, and the pass writes beside the job's downloads."""
+    engine = FakeEngine()
+    assert make_delivery(engine).handle(pulled()) is Outcome.COMPLETED
+    request = engine.requests[0]
+    assert request.audio is fake_probes.prepared
+    assert [kind for kind, _ in fake_probes.seen] == ["image", "audio", "video"]
+    assert fake_probes.prepared_in == [request.audio_path.parent / "prepared"]
+
+
 # --- retries of transfers ---------------------------------------------------------
 
 

@@ -10,5 +10,5 @@ from gpu_agent.probes import MediaProbes
 def test_default_probes_come_from_infinitetalk_media(fake_media: types.ModuleType) -> None:
     media = fake_media
     assert MediaProbes.default() == MediaProbes(
-        media.probe_image, media.probe_audio, media.probe_video
+        media.probe_image, media.prepare_audio, media.probe_video
     )

@@ -6,10 +6,9 @@ import threading
 from pathlib import Path
 
 from gpu_agent import cli
-from gpu_agent.settings import AgentSettings
 from tests.conftest import png_bytes, wav_bytes
 
-from .conftest import ACCOUNT, AGENT_TOKEN, CF_BASE, CF_TOKEN, EDGE_URL, QUEUE, FakeCloud, pulled
+from .conftest import FakeCloud, agent_settings, pulled
 
 
 def test_preview_job_completes_with_measured_metadata(tmp_path: Path) -> None:
@@ -22,17 +21,7 @@ def test_preview_job_completes_with_measured_metadata(tmp_path: Path) -> None:
     )
     stop = threading.Event()
     cloud.on_call = lambda call: stop.set() if call.kind in ("complete", "fail") else None
-    settings = AgentSettings.from_env(
-        {
-            "EDGE_URL": EDGE_URL,
-            "AGENT_TOKEN": AGENT_TOKEN,
-            "CF_API_BASE": CF_BASE,
-            "CF_ACCOUNT_ID": ACCOUNT,
-            "CF_QUEUE_ID": QUEUE,
-            "CF_API_TOKEN": CF_TOKEN,
-            "WORK_DIR": str(tmp_path),
-        }
-    )
+    settings = agent_settings(tmp_path)
     assert cli.run_agent(settings, stop, transport=cloud.transport()) == 0
 
     assert cloud.bodies("fail") == []

@@ -13,11 +13,10 @@ import pytest
 from PIL import Image
 
 from contracts import Resolution
-from infinitetalk.engine import EngineError, InvalidInputError
+from infinitetalk.engine import AudioInfo, EngineError, InvalidInputError
 from infinitetalk.media import probe
 from infinitetalk.media.output import output_size, verify_output
 from infinitetalk.media.probe import (
-    AudioInfo,
     ImageInfo,
     VideoInfo,
     probe_audio,

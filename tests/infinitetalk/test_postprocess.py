@@ -11,7 +11,8 @@ import pytest
 
 from contracts import Quality, Resolution
 from infinitetalk.engine import EngineError
-from infinitetalk.media.probe import probe_audio, probe_video
+from infinitetalk.media.audio_pass import prepare_audio
+from infinitetalk.media.probe import probe_video
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream.postprocess import finalize, write_frames
 from infinitetalk.upstream.prepare import JobPlan
@@ -52,11 +53,12 @@ def raw_video(
 
 
 def plan(audio: Path, seconds: float, target: int, tmp_path: Path) -> JobPlan:
+    prepared = prepare_audio(audio, tmp_path / "audio")
     return JobPlan(
         image_path=tmp_path / "portrait.png",
         audio_path=audio,
         source_audio=audio,
-        audio=replace(probe_audio(audio), duration_seconds=seconds),
+        audio=replace(prepared, info=replace(prepared.info, duration_seconds=seconds)),
         prompt="x",
         resolution=Resolution.P480,
         size=SIZE,

@@ -56,16 +56,26 @@ def generate(
     cancel_after: float | None = None,
     quality: Quality = Quality.STANDARD,
 ) -> tuple[Path, list[Report]]:
+    """Run one job; `cancel_after` counts from the first report, once the inputs are ready."""
     reports: list[Report] = []
-    started = time.monotonic()
+    first_report: list[float] = []
+
+    def report(percent: float, stage: Stage, eta: float | None) -> None:
+        if not first_report:
+            first_report.append(time.monotonic())
+        reports.append((percent, stage, eta))
 
     def cancelled() -> bool:
-        return cancel_after is not None and time.monotonic() - started > cancel_after
+        return (
+            cancel_after is not None
+            and bool(first_report)
+            and time.monotonic() - first_report[0] > cancel_after
+        )
 
     result = engine.generate(
         VideoRequest(portrait, audio, prompt, Resolution.P480, seed=1, quality=quality),
         workdir,
-        lambda p, s, e: reports.append((p, s, e)),
+        report,
         cancelled,
     )
     return result.path, reports

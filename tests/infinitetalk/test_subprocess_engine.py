@@ -10,18 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import pytest
 
 from contracts import Quality, Resolution, Stage
 from infinitetalk.engine import (
+    AudioInfo,
     CancelledError,
     EngineError,
+    PreparedAudio,
     QualityUnavailableError,
     VideoRequest,
 )
 from infinitetalk.factory import start_infinitetalk
-from infinitetalk.media.probe import AudioInfo, probe_video
+from infinitetalk.media.probe import probe_video
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Quantization, Sampling
 from infinitetalk.upstream import subprocess_mode
 from infinitetalk.upstream.engine import UpstreamEngine
@@ -30,6 +31,7 @@ from infinitetalk.upstream.profiles import ResolvedProfile
 from infinitetalk.upstream.progress import SAMPLING_END, SAMPLING_START
 from infinitetalk.upstream.subprocess_mode import SubprocessBackend, build_command
 from tests.fixtures.standin import STANDIN_DIR, agent_env
+from tests.infinitetalk.decodes import count_decodes
 
 Report = tuple[float, Stage, float | None]
 STANDARD = InfiniteTalkSettings().sampling(Quality.STANDARD)
@@ -65,7 +67,12 @@ def a_plan(tmp_path: Path, sampling: Sampling = STANDARD) -> JobPlan:
         image_path=tmp_path / "in" / "portrait.png",
         audio_path=tmp_path / "in" / "audio.wav",
         source_audio=tmp_path / "in" / "audio.wav",
-        audio=AudioInfo(duration_seconds=60.0, sample_rate=16000, channels=1, codec="pcm_s16le"),
+        audio=PreparedAudio(
+            info=AudioInfo(duration_seconds=60.0, sample_rate=16000, channels=1, codec="pcm_s16le"),
+            aac_path=tmp_path / "in" / "audio" / "audio.m4a",
+            loudness_path=tmp_path / "in" / "audio" / "loudness.f64",
+            padded_path=None,
+        ),
         prompt="A presenter",
         resolution=Resolution.P720,
         size=(832, 1088),
@@ -250,26 +257,18 @@ def test_a_job_runs_in_its_own_directory_and_reports_each_chunk(
     assert progress.reports[-1] == (100.0, Stage.ENCODING, 0.0)
 
 
-def test_a_job_reads_its_audio_once_to_probe_and_once_to_mux(
+def test_a_job_used_directly_decodes_its_audio_once(
     standin_models: Path,
     portrait_png: Path,
     speech_4s: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The probe's facts travel in the plan: finalizing never probes the audio again."""
-    opened: list[str] = []
-    real_open = av.open
-
-    def counting_open(file: object, *args: object, **kwargs: object) -> object:
-        if file == str(speech_4s):
-            opened.append(str(kwargs.get("mode", args[0] if args else "r")))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(av, "open", counting_open)
+    """Without the agent's pass the engine makes it: the mux stream-copies its AAC track."""
+    decodes = count_decodes(monkeypatch)
     request = VideoRequest(portrait_png, speech_4s, "A presenter", Resolution.P480, seed=3)
     engine_for(standin_models).generate(request, tmp_path, Progress(), lambda: False)
-    assert opened == ["r", "r"]  # probe_audio, then the AAC re-encode of the mux
+    assert decodes[str(speech_4s.resolve())] == 1
 
 
 def sampled(workdir: Path) -> dict[str, float]:
