@@ -8,7 +8,7 @@ The field constraints are the checks; `from_env` turns pydantic's errors into on
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any, ClassVar, Literal, Self, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import AliasChoices, BeforeValidator, ValidationError
@@ -44,6 +44,16 @@ def _fold_case(value: object) -> object:
 
 CaseInsensitive = BeforeValidator(_fold_case)
 """For choices (enums, lower-case values): `Resident` and `RESIDENT` mean `resident`."""
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+"""`LOG_LEVEL`, the same for every process; `info` means `INFO`."""
 
 
 class MappingSource(EnvSettingsSource):

@@ -6,7 +6,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, MiB
-from contracts.settings import EnvSettings
+from contracts.settings import EnvSettings, LogLevel
 
 
 class EdgeSettings(EnvSettings):
@@ -47,7 +47,7 @@ class EdgeSettings(EnvSettings):
         "whole bodies in a 128 MB isolate, so it sets this and points larger files to /uploads",
     )
     signing_secret: str = Field(default="", description="HMAC key of local signed URLs")
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
 
     @field_validator("api_keys", mode="before")
     @classmethod

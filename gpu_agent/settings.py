@@ -10,12 +10,12 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 
 from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, EngineName
-from contracts.settings import CODE_ONLY, CaseInsensitive, EnvSettings
+from contracts.settings import CODE_ONLY, CaseInsensitive, EnvSettings, LogLevel
 from infinitetalk.settings import InfiniteTalkSettings
 
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4"
@@ -32,14 +32,7 @@ def _http_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
-
-
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
-LogLevel = Annotated[
-    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
-]
 
 
 def default_agent_id() -> str:

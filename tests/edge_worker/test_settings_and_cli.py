@@ -36,6 +36,15 @@ def test_settings_error_names_every_problem() -> None:
         assert name in message
 
 
+def test_log_level_is_one_of_the_levels_in_any_case() -> None:
+    assert EdgeSettings.from_env({**ENV, "LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    with pytest.raises(SettingsError) as err:
+        EdgeSettings.from_env({**ENV, "LOG_LEVEL": "loud"})
+    assert err.value.problems == {
+        "LOG_LEVEL": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    }
+
+
 def test_settings_built_in_code_and_an_own_signing_secret() -> None:
     keys = ("k" * 16, "l" * 16)
     settings = EdgeSettings(api_keys=keys, agent_token="t" * 16)
