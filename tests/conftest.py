@@ -34,6 +34,7 @@ LAYER_BY_PATH = {
     "infinitetalk/test_resident_worker.py": "e2e",  # the worker's whole job path, in-process
     "infinitetalk/test_subprocess_engine.py": "e2e",  # the stand-in upstream as a child
     "bench/test_gpu.py": "e2e",  # the whole bench as a process
+    "bench/test_http_paths.py": "e2e",  # uvicorn servers under load
     "bench/test_device_check.py": "e2e",  # scripts/device_check.sh
     "edge_worker/cloudflare/test_pyodide_guard.py": "pyodide",  # a fresh interpreter each
 }
