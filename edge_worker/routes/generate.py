@@ -3,20 +3,18 @@
 from typing import Any
 
 from litestar import Request, post
-from litestar.di import NamedDependency
 
 from contracts import JobView
 from edge_worker.domain.job_request import job_request
-from edge_worker.http.dependencies import CLIENT_DEPENDENCIES
+from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
 from edge_worker.http.generate_input import form_rules, read_json
 from edge_worker.http.multipart_form import read_form
-from edge_worker.usecases.wiring import UseCases
 
 
 @post(
     "/generate",
     status_code=200,
-    dependencies=CLIENT_DEPENDENCIES,
+    middleware=CLIENT_MIDDLEWARE,
     request_max_body_size=None,
     summary="Create a job from a portrait, a speech recording and a prompt",
     description=(
@@ -33,9 +31,9 @@ from edge_worker.usecases.wiring import UseCases
 )
 async def generate(
     request: Request[Any, Any, Any],
-    owner: NamedDependency[str],
-    use_cases: NamedDependency[UseCases],
 ) -> JobView:
+    owner = client_owner(request)
+    use_cases = client_use_cases(request)
     idempotency_key = request.headers.get("idempotency-key")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "application/json":

@@ -1,28 +1,22 @@
 """Client views of jobs: status, result, list."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Router, delete, get
-from litestar.di import NamedDependency
+from litestar import Request, Router, delete, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts import JobList, JobView, ResultView
-from edge_worker.http.dependencies import CLIENT_DEPENDENCIES
-from edge_worker.usecases.wiring import UseCases
+from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
 
 
 @get("/status/{job_id:str}", summary="Status, progress, queue position and ETA of a job")
-async def job_status(
-    job_id: FromPath[str], owner: NamedDependency[str], use_cases: NamedDependency[UseCases]
-) -> JobView:
-    return await use_cases.views.status(owner, job_id)
+async def job_status(job_id: FromPath[str], request: Request[Any, Any, Any]) -> JobView:
+    return await client_use_cases(request).views.status(client_owner(request), job_id)
 
 
 @get("/result/{job_id:str}", summary="A signed download URL of the finished MP4")
-async def job_result(
-    job_id: FromPath[str], owner: NamedDependency[str], use_cases: NamedDependency[UseCases]
-) -> ResultView:
-    return await use_cases.views.result(owner, job_id)
+async def job_result(job_id: FromPath[str], request: Request[Any, Any, Any]) -> ResultView:
+    return await client_use_cases(request).views.result(client_owner(request), job_id)
 
 
 @delete(
@@ -34,24 +28,22 @@ async def job_result(
 )
 async def cancel_job(
     job_id: FromPath[str],
-    owner: NamedDependency[str],
-    use_cases: NamedDependency[UseCases],
+    request: Request[Any, Any, Any],
 ) -> JobView:
-    return await use_cases.transitions.cancel(owner, job_id)
+    return await client_use_cases(request).transitions.cancel(client_owner(request), job_id)
 
 
 @get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
-    owner: NamedDependency[str],
-    use_cases: NamedDependency[UseCases],
+    request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     cursor: FromQuery[str | None] = None,
 ) -> JobList:
-    return await use_cases.views.list_owned(owner, limit, cursor)
+    return await client_use_cases(request).views.list_owned(client_owner(request), limit, cursor)
 
 
 jobs_router = Router(
     path="/",
     route_handlers=[job_status, job_result, list_jobs, cancel_job],
-    dependencies=CLIENT_DEPENDENCIES,
+    middleware=CLIENT_MIDDLEWARE,
 )

@@ -1,18 +1,18 @@
 """`POST /uploads`: presigned PUT URLs so large files go straight to storage."""
 
-from litestar import post
-from litestar.di import NamedDependency
+from typing import Any
+
+from litestar import Request, post
 from litestar.params import JSONBody
 
-from edge_worker.http.dependencies import CLIENT_DEPENDENCIES
+from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
 from edge_worker.usecases.uploads import UploadsRequest, UploadsResponse
-from edge_worker.usecases.wiring import UseCases
 
 
 @post(
     "/uploads",
     status_code=200,
-    dependencies=CLIENT_DEPENDENCIES,
+    middleware=CLIENT_MIDDLEWARE,
     summary="Presigned PUT URLs for the image and/or audio of a job",
     description="Declare each file's content type and size; PUT the bytes to `url` with exactly "
     "`headers`, then `POST /generate` with JSON `{image_upload_id, audio_upload_id, prompt}`. "
@@ -21,7 +21,6 @@ from edge_worker.usecases.wiring import UseCases
 )
 async def create_uploads(
     data: JSONBody[UploadsRequest],
-    owner: NamedDependency[str],
-    use_cases: NamedDependency[UseCases],
+    request: Request[Any, Any, Any],
 ) -> UploadsResponse:
-    return await use_cases.uploads.grant(owner, data)
+    return await client_use_cases(request).uploads.grant(client_owner(request), data)

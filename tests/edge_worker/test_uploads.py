@@ -96,6 +96,11 @@ def test_bad_declarations_are_refused(
 
 def test_uploads_need_a_key(client: TestClient) -> None:
     assert client.post("/uploads", json={}).status_code == 401
+    # The key is checked before the body is read, as at /generate.
+    malformed = client.post(
+        "/uploads", content=b"{bad", headers={"content-type": "application/json"}
+    )
+    assert malformed.json()["error"]["code"] == "UNAUTHORIZED"
 
 
 @pytest.mark.parametrize(
