@@ -64,7 +64,6 @@ def client_use_cases(request: Request[Any, Any, Any]) -> UseCases:
 DEPENDENCIES = {
     name: Provide(provider, sync_to_thread=False)
     for name, provider in {
-        "use_cases": provide_use_cases,
         "agent_protocol": provide_agent_protocol,
         "job_store": provide_job_store,
     }.items()
