@@ -2,18 +2,24 @@
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router, get
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 from litestar.types import ControllerRouterHandler
 
 from edge_worker import __version__
 from edge_worker.http.dependencies import DEPENDENCIES
+from edge_worker.http.docs_ui import LocalSwaggerPlugin
 from edge_worker.http.errors import exception_handlers
 from edge_worker.http.json_response import ModelResponse
 from edge_worker.http.observability import mark_request, stamp_response
+from edge_worker.http.openapi import AGENT_SCHEME, AGENT_SECURITY_SCHEMES, SECURITY_SCHEMES
 from edge_worker.routes.agent import agent_router
 from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
@@ -22,6 +28,49 @@ from edge_worker.routes.uploads import create_uploads
 from edge_worker.usecases.wiring import UseCases
 
 JSON_BODY_LIMIT = 1024 * 1024
+SCHEMA_PATH = "/schema"
+TITLE = "Infinite Avatar API"
+
+
+def _handler_operation_id(handler: HTTPRouteHandler, _: Any, __: Any) -> str:
+    """`claimJob` for `claim_job`: the agent document's ids, from the handlers' names."""
+    first, *rest = handler.handler_name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+@cache
+def agent_document() -> dict[str, Any]:
+    """The agent protocol's own OpenAPI document, built once from the same handlers."""
+    documented = Router(
+        path="/",
+        route_handlers=[agent_router],
+        include_in_schema=True,
+        security=[{AGENT_SCHEME: []}],
+    )
+    app = Litestar(
+        route_handlers=[documented],
+        dependencies=DEPENDENCIES,
+        openapi_config=OpenAPIConfig(
+            title=f"{TITLE}: agent protocol",
+            version=__version__,
+            description="For GPU agents only (docs/API.md#agent-protocol).",
+            components=Components(security_schemes=AGENT_SECURITY_SCHEMES),
+            operation_id_creator=_handler_operation_id,
+        ),
+    )
+    return app.openapi_schema.to_schema()
+
+
+@get(f"{SCHEMA_PATH}/agent/openapi.json", include_in_schema=False, sync_to_thread=False)
+def agent_openapi() -> dict[str, Any]:
+    return agent_document()
+
+
+def _docs_ui(docs_assets: Path | None) -> OpenAPIRenderPlugin:
+    """Swagger UI from local files when the runtime has them, else from the CDN."""
+    if docs_assets is None:
+        return SwaggerRenderPlugin()
+    return LocalSwaggerPlugin(docs_assets, SCHEMA_PATH)
 
 
 def create_app(
@@ -29,15 +78,25 @@ def create_app(
     extra_routes: Sequence[ControllerRouterHandler] = (),
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     debug: bool = False,
+    docs_assets: Path | None = None,
 ) -> Litestar:
     """Build the app; runtimes add their own routes (local blobs, queue) and lifespans.
 
     The Worker builds it before it has bindings (`use_cases=None`, at import time) and
-    attaches its use cases on its first event with `attach_use_cases`.
+    attaches its use cases on its first event with `attach_use_cases`. `docs_assets`: a
+    folder of Swagger UI's files (`docs_ui.swagger_assets()`), else the docs UI uses a CDN.
     """
     app = Litestar(
         lifespan=list(lifespan),
-        route_handlers=[generate, create_uploads, jobs_router, health, agent_router, *extra_routes],
+        route_handlers=[
+            generate,
+            create_uploads,
+            jobs_router,
+            health,
+            Router(path="/", route_handlers=[agent_router], include_in_schema=False),
+            agent_openapi,
+            *extra_routes,
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
         response_class=ModelResponse,
@@ -47,16 +106,11 @@ def create_app(
         logging_config=None,
         debug=debug,
         openapi_config=OpenAPIConfig(
-            title="Infinite Avatar API",
+            title=TITLE,
             version=__version__,
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", description="API key")
-                }
-            ),
-            security=[{"bearer": []}],
+            path=SCHEMA_PATH,
+            render_plugins=[_docs_ui(docs_assets)],
+            components=Components(security_schemes=SECURITY_SCHEMES),
         ),
     )
     if use_cases is not None:

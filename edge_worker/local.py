@@ -25,6 +25,7 @@ from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
+from edge_worker.http.docs_ui import swagger_assets
 from edge_worker.ports import Clock
 from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.context import EdgeContext
@@ -97,7 +98,7 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
         queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
     ]
     timer = maintenance_timer(use_cases.maintenance, settings.maintenance_interval_seconds)
-    app = create_app(use_cases, extra, lifespan=[timer])
+    app = create_app(use_cases, extra, lifespan=[timer], docs_assets=swagger_assets())
     return LocalRuntime(app, use_cases, database, store, queue, blobs)
 
 

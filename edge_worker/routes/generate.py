@@ -4,11 +4,12 @@ from typing import Any
 
 from litestar import Request, post
 
-from contracts import JobView
+from contracts import ErrorCode, JobView
 from edge_worker.domain.job_request import job_request
 from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
 from edge_worker.http.generate_input import form_rules, read_json
 from edge_worker.http.multipart_form import read_form
+from edge_worker.http.openapi import GENERATE_BODY, IDEMPOTENCY_KEY, JOB_ID_LINKS, documented
 
 
 @post(
@@ -16,6 +17,19 @@ from edge_worker.http.multipart_form import read_form
     status_code=200,
     middleware=CLIENT_MIDDLEWARE,
     request_max_body_size=None,
+    **documented(
+        "createJob",
+        [
+            ErrorCode.INVALID_INPUT,
+            ErrorCode.UNSUPPORTED_MEDIA,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.CONFLICT,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        ],
+        headers=[IDEMPOTENCY_KEY],
+        success_links=JOB_ID_LINKS,
+        request_body=GENERATE_BODY,
+    ),
     summary="Create a job from a portrait, a speech recording and a prompt",
     description=(
         "Either `application/json` `{image_upload_id, audio_upload_id, prompt, resolution, "

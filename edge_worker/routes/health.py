@@ -6,10 +6,11 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 
 from edge_worker import __version__
+from edge_worker.http.openapi import documented
 from edge_worker.ports import JobStore
 
 
-@get("/health", summary="Service health (no auth)")
+@get("/health", **documented("getHealth", [], public=True), summary="Service health (no auth)")
 async def health(job_store: NamedDependency[JobStore]) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:

@@ -5,16 +5,28 @@ from typing import Annotated, Any
 from litestar import Request, Router, delete, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from contracts import JobList, JobView, ResultView
+from contracts import ErrorCode, JobList, JobView, ResultView
 from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
+from edge_worker.http.openapi import documented
 
 
-@get("/status/{job_id:str}", summary="Status, progress, queue position and ETA of a job")
+@get(
+    "/status/{job_id:str}",
+    **documented("getJobStatus", [ErrorCode.JOB_NOT_FOUND]),
+    summary="Status, progress, queue position and ETA of a job",
+)
 async def job_status(job_id: FromPath[str], request: Request[Any, Any, Any]) -> JobView:
     return await client_use_cases(request).views.status(client_owner(request), job_id)
 
 
-@get("/result/{job_id:str}", summary="A signed download URL of the finished MP4")
+@get(
+    "/result/{job_id:str}",
+    **documented(
+        "getJobResult",
+        [ErrorCode.JOB_NOT_FOUND, ErrorCode.RESULT_NOT_READY, ErrorCode.RESULT_EXPIRED],
+    ),
+    summary="A signed download URL of the finished MP4",
+)
 async def job_result(job_id: FromPath[str], request: Request[Any, Any, Any]) -> ResultView:
     return await client_use_cases(request).views.result(client_owner(request), job_id)
 
@@ -22,6 +34,7 @@ async def job_result(job_id: FromPath[str], request: Request[Any, Any, Any]) -> 
 @delete(
     "/jobs/{job_id:str}",
     status_code=200,
+    **documented("cancelJob", [ErrorCode.JOB_NOT_FOUND, ErrorCode.CONFLICT]),
     summary="Cancel a pending or processing job",
     description="A pending job is cancelled at once; a processing job's agent is told on its "
     "next heartbeat and stops within seconds. No result is ever published for it.",
@@ -33,7 +46,11 @@ async def cancel_job(
     return await client_use_cases(request).transitions.cancel(client_owner(request), job_id)
 
 
-@get("/jobs", summary="The caller's jobs, newest first")
+@get(
+    "/jobs",
+    **documented("listJobs", [ErrorCode.INVALID_INPUT]),
+    summary="The caller's jobs, newest first",
+)
 async def list_jobs(
     request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,

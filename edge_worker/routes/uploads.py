@@ -5,7 +5,9 @@ from typing import Any
 from litestar import Request, post
 from litestar.params import JSONBody
 
+from contracts import ErrorCode
 from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
+from edge_worker.http.openapi import documented
 from edge_worker.usecases.uploads import UploadsRequest, UploadsResponse
 
 
@@ -13,6 +15,10 @@ from edge_worker.usecases.uploads import UploadsRequest, UploadsResponse
     "/uploads",
     status_code=200,
     middleware=CLIENT_MIDDLEWARE,
+    **documented(
+        "createUploads",
+        [ErrorCode.INVALID_INPUT, ErrorCode.UNSUPPORTED_MEDIA, ErrorCode.PAYLOAD_TOO_LARGE],
+    ),
     summary="Presigned PUT URLs for the image and/or audio of a job",
     description="Declare each file's content type and size; PUT the bytes to `url` with exactly "
     "`headers`, then `POST /generate` with JSON `{image_upload_id, audio_upload_id, prompt}`. "

@@ -1,0 +1,259 @@
+"""What the OpenAPI documents say that Litestar cannot infer from the handlers: the error
+envelope of each code, the bodies the handlers read from the raw stream, the headers, the
+security of each route and the links between operations (docs/API.md#openapi)."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from litestar.enums import ParamType
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    Link,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
+from pydantic import BaseModel, Field, create_model
+
+from contracts import ErrorCode
+from edge_worker.usecases.creation import GenerateFromUploads
+
+CLIENT_SCHEME = "apiKey"
+AGENT_SCHEME = "agentToken"
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    CLIENT_SCHEME: SecurityScheme(
+        type="http", scheme="bearer", description="An API key from the edge's `API_KEYS`"
+    ),
+}
+AGENT_SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    AGENT_SCHEME: SecurityScheme(
+        type="http", scheme="bearer", description="The edge's `AGENT_TOKEN`; API keys are refused"
+    ),
+}
+COMPONENT_REF = "#/components/schemas/{model}"
+
+_REQUEST_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern=r"^[A-Za-z0-9._-]{8,128}$")
+REQUEST_ID = Parameter(
+    name="X-Request-ID",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=_REQUEST_ID_SCHEMA,
+    description="Your id for this request, echoed back; a malformed one is replaced by the edge's.",
+)
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[ -~]+$"),
+    description="Makes retries safe: the same key and request return the same job for 24 h; "
+    "a different request with the key is `422 IDEMPOTENCY_KEY_REUSED`.",
+)
+_RESPONSE_REQUEST_ID = OpenAPIHeader(
+    schema=_REQUEST_ID_SCHEMA,
+    required=True,
+    description="The request's id (yours when well-formed): quote it when reporting a problem.",
+)
+_RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+    description="Seconds to wait before retrying.",
+)
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+JOB_ID_LINKS = {
+    name: Link(
+        operation_id=operation_id,
+        parameters={"job_id": "$response.body#/job_id"},
+        description=description,
+    )
+    for name, operation_id, description in (
+        ("GetJobStatus", "getJobStatus", "Poll the job just created"),
+        ("GetJobResult", "getJobResult", "Fetch its video once it is completed"),
+        ("CancelJob", "cancelJob", "Cancel it while it is pending or processing"),
+    )
+}
+
+# What each code says in `details`; the other codes send `{}`.
+_ERROR_DETAILS: Mapping[ErrorCode, type[BaseModel]] = {}
+_ERROR_MEANINGS: Mapping[ErrorCode, str] = {
+    ErrorCode.UNAUTHORIZED: "no key, or a wrong one",
+    ErrorCode.INVALID_INPUT: "a missing or malformed field, parameter or body",
+    ErrorCode.UNSUPPORTED_MEDIA: "the image is not PNG/JPEG or the audio not WAV/MP3",
+    ErrorCode.PAYLOAD_TOO_LARGE: "a file or the body is over its limit",
+    ErrorCode.JOB_NOT_FOUND: "no such job for this key",
+    ErrorCode.RESULT_NOT_READY: "the job has not completed",
+    ErrorCode.RESULT_EXPIRED: "the video was deleted after its retention period",
+    ErrorCode.NOT_FOUND: "no such route",
+    ErrorCode.METHOD_NOT_ALLOWED: "the route does not take this method",
+    ErrorCode.CONFLICT: "the request collides with the job's state or a concurrent request",
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: "the Idempotency-Key was used for a different request",
+    ErrorCode.RATE_LIMITED: "too many requests",
+    ErrorCode.STORAGE_ERROR: "storage is unavailable",
+    ErrorCode.INTERNAL_ERROR: "an unexpected failure; the edge's logs have the details",
+}
+
+
+class NoDetails(BaseModel):
+    """`details` of a code that carries none."""
+
+
+def _variant_name(code: ErrorCode) -> str:
+    """`JobNotFoundError` for `JOB_NOT_FOUND`, `InternalError` for `INTERNAL_ERROR`."""
+    name = "".join(word.title() for word in code.value.split("_"))
+    return name if name.endswith("Error") else f"{name}Error"
+
+
+def _error_variant(code: ErrorCode) -> type[BaseModel]:
+    code_type: Any = Literal[(code,)]
+    model: type[BaseModel] = create_model(
+        _variant_name(code),
+        __doc__=f"`{code.value}` ({code.http_status}): {_ERROR_MEANINGS[code]}.",
+        code=(code_type, ...),
+        message=(str, ...),
+        details=(_ERROR_DETAILS.get(code, NoDetails), ...),
+    )
+    return model
+
+
+_ERROR_VARIANTS = tuple(_error_variant(code) for code in ErrorCode)
+
+
+_ERROR_BODY: Any = Annotated[Union[_ERROR_VARIANTS], Field(discriminator="code")]  # noqa: UP007
+ErrorEnvelope: type[BaseModel] = create_model(
+    "ErrorEnvelope",
+    __doc__="Every error the edge sends: `error.code` says which, and what `details` holds.",
+    error=(_ERROR_BODY, ...),
+)
+
+
+def error_responses(codes: Iterable[ErrorCode]) -> dict[int, ResponseSpec]:
+    """One response per status among `codes`, each the envelope, naming its codes."""
+    by_status: dict[int, list[ErrorCode]] = {}
+    for code in codes:
+        by_status.setdefault(code.http_status, []).append(code)
+    return {
+        status: ResponseSpec(
+            data_container=ErrorEnvelope,
+            generate_examples=False,
+            description="; ".join(f"`{code.value}`: {_ERROR_MEANINGS[code]}" for code in group),
+        )
+        for status, group in sorted(by_status.items())
+    }
+
+
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema, its enums referring to the components Litestar registered."""
+    schema = model.model_json_schema(ref_template=COMPONENT_REF)
+    schema.pop("$defs", None)
+    return schema
+
+
+def _generate_bodies() -> dict[str, Any]:
+    """`POST /generate`'s two bodies: a form with files or upload ids, or JSON with ids."""
+    json_schema = _model_schema(GenerateFromUploads)
+    fields = json_schema["properties"]
+    form = {
+        "type": "object",
+        "properties": {
+            "image": {
+                "type": "string",
+                "format": "binary",
+                "description": "PNG or JPEG (judged by content); or send `image_upload_id`",
+            },
+            "audio": {
+                "type": "string",
+                "format": "binary",
+                "description": "WAV or MP3 (judged by content), any length; or send "
+                "`audio_upload_id`",
+            },
+            **fields,
+        },
+        "required": ["prompt"],
+        "description": "Each of the image and the audio as a file part or as the id of an "
+        "upload from `POST /uploads`, mixed freely.",
+    }
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": form,
+                "encoding": {
+                    "image": {"contentType": "image/png, image/jpeg"},
+                    "audio": {"contentType": "audio/wav, audio/mpeg"},
+                },
+            },
+            "application/json": {"schema": json_schema},
+        },
+    }
+
+
+@dataclass
+class DocumentedOperation(Operation):
+    """An operation with what every one of ours has: `X-Request-ID` both ways, `Retry-After`
+    where it applies, and no responses but its success and its declared errors."""
+
+    statuses: ClassVar[frozenset[int]] = frozenset()
+    headers: ClassVar[Sequence[Parameter]] = ()
+    success_links: ClassVar[Mapping[str, Link]] = {}
+    request_body_schema: ClassVar[Mapping[str, Any] | None] = None
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), *self.headers, REQUEST_ID]
+        responses: dict[str, OpenAPIResponse | Reference] = {}
+        for status, response in (self.responses or {}).items():
+            code = int(status)
+            if code >= 400 and code not in self.statuses:
+                continue  # Litestar's own 400 body, which the edge never sends
+            if isinstance(response, OpenAPIResponse):
+                response.headers = {"X-Request-ID": _RESPONSE_REQUEST_ID}
+                if code in RETRY_AFTER_STATUSES:
+                    response.headers["Retry-After"] = _RETRY_AFTER
+                if code < 400 and self.success_links:
+                    response.links = dict(self.success_links)
+            responses[status] = response
+        self.responses = responses
+
+    def to_schema(self) -> dict[str, Any]:
+        schema = super().to_schema()
+        if self.request_body_schema is not None:
+            schema["requestBody"] = dict(self.request_body_schema)
+        return schema
+
+
+def documented(
+    operation_id: str,
+    errors: Iterable[ErrorCode],
+    *,
+    public: bool = False,
+    headers: Sequence[Parameter] = (),
+    success_links: Mapping[str, Link] | None = None,
+    request_body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The route decorator's OpenAPI arguments for one public operation."""
+    codes = [*errors, ErrorCode.INTERNAL_ERROR]
+    if not public:
+        codes.append(ErrorCode.UNAUTHORIZED)
+    operation_class = type(
+        f"{operation_id[0].upper()}{operation_id[1:]}Operation",
+        (DocumentedOperation,),
+        {
+            "statuses": frozenset(code.http_status for code in codes),
+            "headers": tuple(headers),
+            "success_links": dict(success_links or {}),
+            "request_body_schema": request_body,
+        },
+    )
+    return {
+        "operation_id": operation_id,
+        "responses": error_responses(codes),
+        "operation_class": dataclass(operation_class),
+        "security": None if public else [{CLIENT_SCHEME: []}],
+    }
+
+
+GENERATE_BODY = _generate_bodies()
