@@ -20,10 +20,14 @@ log = logging.getLogger("edge_worker.errors")
 
 
 def error_response(
-    code: ErrorCode, message: str, details: dict[str, Any] | None = None
+    code: ErrorCode,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     envelope = ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details or {}))
-    headers = {"WWW-Authenticate": "Bearer"} if code is ErrorCode.UNAUTHORIZED else None
+    if code is ErrorCode.UNAUTHORIZED:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return Response(
         envelope.model_dump(mode="json"),
         status_code=code.http_status,
@@ -58,6 +62,9 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
         code, message = _HTTP_CODES[404]
     elif isinstance(exc, MethodNotAllowedException):
         code, message = _HTTP_CODES[405]
+        return error_response(
+            code, message, headers={"Allow": (exc.headers or {}).get("allow", "")}
+        )
     elif exc.status_code in _HTTP_CODES:
         code, message = _HTTP_CODES[exc.status_code]
     elif exc.status_code < 500:

@@ -43,8 +43,9 @@ REQUEST_ID = Parameter(
     name="X-Request-ID",
     param_in=ParamType.HEADER,
     required=False,
-    schema=_REQUEST_ID_SCHEMA,
-    description="Your id for this request, echoed back; a malformed one is replaced by the edge's.",
+    schema=Schema(type=OpenAPIType.STRING),
+    description="Your id for this request: echoed back when it is 8-128 characters of "
+    "`A-Za-z0-9._-`, else replaced by one the edge makes.",
 )
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",

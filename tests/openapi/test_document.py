@@ -1,0 +1,134 @@
+"""The public and agent OpenAPI documents, read from the running app: valid OpenAPI 3.1,
+every operation with its id and every error it can answer, public routes public, agent
+routes only in their own document, and the docs UI served from the edge itself."""
+
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from openapi_spec_validator import validate
+
+from tests.edge_worker.conftest import client, clock, runtime  # noqa: F401 (fixtures)
+
+OPERATIONS = {
+    ("post", "/generate"): "createJob",
+    ("post", "/uploads"): "createUploads",
+    ("get", "/status/{job_id}"): "getJobStatus",
+    ("get", "/result/{job_id}"): "getJobResult",
+    ("delete", "/jobs/{job_id}"): "cancelJob",
+    ("get", "/jobs"): "listJobs",
+    ("get", "/health"): "getHealth",
+}
+ERRORS = {
+    "createJob": {"400", "401", "409", "413", "422", "500"},
+    "createUploads": {"400", "401", "413", "500"},
+    "getJobStatus": {"401", "404", "500"},
+    "getJobResult": {"401", "404", "410", "500"},
+    "cancelJob": {"401", "404", "409", "500"},
+    "listJobs": {"400", "401", "500"},
+    "getHealth": {"500"},
+}
+ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+
+@pytest.fixture
+def document(client: TestClient) -> dict[str, Any]:  # noqa: F811
+    response = client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def test_the_document_is_valid_openapi_31(document: dict[str, Any]) -> None:
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_every_operation_has_its_id_and_every_error_it_can_answer(
+    document: dict[str, Any],
+) -> None:
+    found = operations(document)
+    assert {key: op["operationId"] for key, op in found.items()} == OPERATIONS
+    for operation in found.values():
+        statuses = set(operation["responses"])
+        errors = {status for status in statuses if status >= "400"}
+        assert errors == ERRORS[operation["operationId"]], operation["operationId"]
+        for status in errors:
+            response = operation["responses"][status]
+            assert response["content"]["application/json"]["schema"] == ENVELOPE
+            assert "X-Request-ID" in response["headers"]
+        assert "X-Request-ID" in operation["responses"]["200"]["headers"]
+        assert "X-Request-ID" in {p["name"] for p in operation["parameters"]}
+
+
+def test_litestars_default_400_is_gone(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert not any("extra" in schema.get("properties", {}) for schema in schemas.values())
+    variants = schemas["ErrorEnvelope"]["properties"]["error"]["oneOf"]
+    codes = {schemas[v["$ref"].rsplit("/", 1)[1]]["properties"]["code"]["const"] for v in variants}
+    assert "INVALID_INPUT" in codes and "JOB_NOT_FOUND" in codes
+
+
+def test_only_client_routes_need_a_key(document: dict[str, Any]) -> None:
+    assert "security" not in document
+    for (_, path), operation in operations(document).items():
+        expected = None if path == "/health" else [{"apiKey": []}]
+        assert operation.get("security") == expected, path
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_generate_documents_both_bodies_and_its_headers(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/generate"]["post"]
+    content = operation["requestBody"]["content"]
+    form = content["multipart/form-data"]["schema"]["properties"]
+    assert form["image"]["format"] == form["audio"]["format"] == "binary"
+    assert {"image_upload_id", "audio_upload_id", "prompt", "quality"} <= set(form)
+    assert content["application/json"]["schema"]["required"] == [
+        "image_upload_id",
+        "audio_upload_id",
+        "prompt",
+    ]
+    assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
+    links = operation["responses"]["200"]["links"]
+    assert {link["operationId"] for link in links.values()} == {
+        "getJobStatus",
+        "getJobResult",
+        "cancelJob",
+    }
+    uploads = document["paths"]["/uploads"]["post"]["requestBody"]["content"]
+    assert uploads["application/json"]["schema"] == {"$ref": "#/components/schemas/UploadsRequest"}
+
+
+def test_agent_routes_have_their_own_document(
+    document: dict[str, Any],
+    client: TestClient,  # noqa: F811
+) -> None:
+    assert not any(path.startswith(("/agent", "/client/v4")) for path in document["paths"])
+    agent = client.get("/schema/agent/openapi.json").json()
+    validate(agent)
+    ids = {op["operationId"] for op in operations(agent).values()}
+    assert ids == {"claimJob", "reportProgress", "completeJob", "failJob"}
+    assert all(op["security"] == [{"agentToken": []}] for op in operations(agent).values())
+
+
+def test_the_docs_ui_is_served_offline(client: TestClient) -> None:  # noqa: F811
+    page = client.get("/schema/swagger")
+    assert page.status_code == 200
+    assert "cdn" not in page.text and "unpkg" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+        assert f"/schema/swagger-assets/{asset}" in page.text
+        served = client.get(f"/schema/swagger-assets/{asset}")
+        assert served.status_code == 200 and len(served.content) > 10_000, asset
+
+
+def test_a_wrong_method_names_the_allowed_ones(client: TestClient) -> None:  # noqa: F811
+    response = client.request("TRACE", "/health")
+    assert response.status_code == 405
+    assert "GET" in response.headers["allow"]
