@@ -4,7 +4,7 @@ under `adapters/`."""
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Protocol
 
 from contracts import QueueMessage
 from edge_worker.domain.idempotency import IdempotencyRecord
@@ -30,7 +30,6 @@ class JobPage:
     next_cursor: str | None
 
 
-@runtime_checkable  # the health route takes it as a dependency, which Litestar checks
 class JobStore(Protocol):
     async def insert(self, job: Job) -> None: ...
 

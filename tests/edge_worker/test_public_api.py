@@ -251,6 +251,8 @@ def test_health_and_openapi_need_no_key(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["checks"] == {"job_store": "ok"}
+    limits = health["limits"]
+    assert (limits["max_image_bytes"], limits["max_audio_bytes"]) == (10 * MiB, 50 * MiB)
     schema = client.get("/schema/openapi.json").json()
     assert {"/generate", "/status/{job_id}", "/result/{job_id}", "/health"} <= set(schema["paths"])
     assert "`quality`" in schema["paths"]["/generate"]["post"]["description"]
@@ -261,6 +263,11 @@ def test_health_and_openapi_need_no_key(client: TestClient) -> None:
         ["standard", "fast"],
         "standard",
     )
+
+
+def test_health_advertises_the_largest_inline_request(client: TestClient) -> None:
+    """Both files at their limits and room for the rest, where the runtime has no cap."""
+    assert client.get("/health").json()["limits"]["max_request_bytes"] == 61 * MiB
 
 
 def test_health_reports_a_broken_store(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]

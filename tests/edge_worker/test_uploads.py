@@ -227,6 +227,8 @@ def test_inline_cap_points_large_requests_to_uploads(capped: TestClient) -> None
     )
     assert response.status_code == 413
     assert "/uploads" in response.json()["error"]["message"]
+    assert response.json()["error"]["details"] == {"limit_bytes": MiB}
+    assert capped.get("/health").json()["limits"]["max_request_bytes"] == MiB
     small = capped.post(
         "/generate",
         headers=AUTH,

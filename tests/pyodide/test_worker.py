@@ -57,6 +57,7 @@ def test_the_bundle_holds_what_the_worker_imports_and_nothing_else(
 def test_a_body_over_the_inline_cap_is_refused_before_it_is_read(
     client: httpx.Client,
 ) -> None:
+    assert client.get("/health").json()["limits"]["max_request_bytes"] == INLINE_CAP
     body = bytes(INLINE_CAP + 1)
     headers = {**AUTH, "Content-Type": "multipart/form-data; boundary=x"}
     response = client.post("/generate", headers=headers, content=body)
