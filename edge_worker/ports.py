@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import IO, Protocol
 
-from contracts import QueueMessage
+from contracts import JobStatus, QueueMessage
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 
@@ -41,8 +41,15 @@ class JobStore(Protocol):
 
     async def count_pending_before(self, job: Job) -> int: ...
 
-    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage:
-        """Newest first; raises ValueError for a cursor this store did not hand out."""
+    async def list_for_owner(
+        self,
+        owner: str,
+        limit: int,
+        cursor: str | None,
+        statuses: frozenset[JobStatus] = frozenset(),
+    ) -> JobPage:
+        """Newest first, only jobs in `statuses` unless it is empty; raises ValueError for a
+        cursor this store did not hand out."""
         ...
 
     async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]: ...

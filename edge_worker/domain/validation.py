@@ -3,7 +3,7 @@
 Filenames and declared content types are never trusted; only the bytes decide.
 """
 
-from contracts import ErrorCode, Quality, Resolution
+from contracts import ErrorCode, JobStatus, Quality, Resolution
 from contracts.media import MediaFormat, MediaKind, sniff, wav_truncation
 from edge_worker.domain.problems import Problem
 
@@ -93,3 +93,17 @@ def parse_seed(value: str | int | None) -> int | None:
             ErrorCode.INVALID_INPUT, "seed must be between 0 and 2^32-1", {"field": "seed"}
         )
     return seed
+
+
+def parse_statuses(value: str | None) -> frozenset[JobStatus]:
+    """`?status=pending,processing`: the job statuses to list; empty means all of them."""
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    try:
+        return frozenset(JobStatus(name) for name in names)
+    except ValueError:
+        raise Problem(
+            ErrorCode.INVALID_INPUT,
+            f"status must be one or more of {', '.join(s.value for s in JobStatus)}, "
+            "comma-separated",
+            {"field": "status"},
+        ) from None

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
+from edge_worker.domain.validation import parse_statuses
 from edge_worker.usecases.context import EdgeContext
 
 RESULT_URL_TTL = timedelta(hours=6)
@@ -23,9 +24,12 @@ class JobViews:
     async def status(self, owner: str, job_id: str) -> JobView:
         return await self.view(await self.get_owned(owner, job_id))
 
-    async def list_owned(self, owner: str, limit: int, cursor: str | None) -> JobList:
+    async def list_owned(
+        self, owner: str, limit: int, cursor: str | None, status: str | None = None
+    ) -> JobList:
+        statuses = parse_statuses(status)
         try:
-            page = await self.context.store.list_for_owner(owner, limit, cursor)
+            page = await self.context.store.list_for_owner(owner, limit, cursor, statuses)
         except ValueError:
             raise Problem(
                 ErrorCode.INVALID_INPUT, "malformed cursor", {"field": "cursor"}

@@ -247,6 +247,25 @@ def test_list_jobs_newest_first_with_cursor(client: TestClient) -> None:
     assert (bad_limit.status_code, error_of(bad_limit)) == (400, "INVALID_INPUT")
 
 
+def test_list_jobs_filters_on_status(client: TestClient) -> None:
+    kept, cancelled = submit(client)["job_id"], submit(client)["job_id"]
+    assert client.delete(f"/jobs/{cancelled}", headers=AUTH).status_code == 200
+
+    def listed(status: str) -> list[str]:
+        response = client.get("/jobs", params={"status": status}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return [job["job_id"] for job in response.json()["jobs"]]
+
+    assert listed("pending") == [kept]
+    assert listed("cancelled") == [cancelled]
+    assert listed("pending,processing") == [kept]
+    assert listed("pending, cancelled") == [cancelled, kept]
+    assert listed("completed,failed") == []
+    unknown = client.get("/jobs", params={"status": "pending,done"}, headers=AUTH)
+    assert (unknown.status_code, error_of(unknown)) == (400, "INVALID_INPUT")
+    assert "pending, processing, completed" in unknown.json()["error"]["message"]
+
+
 def test_health_and_openapi_need_no_key(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok"
