@@ -64,7 +64,9 @@ class JobView(BaseModel):
     queue_position: int | None = Field(
         default=None, description="Jobs ahead of this one while pending"
     )
-    eta_seconds: float | None = Field(default=None, description="Estimated seconds to completion")
+    eta_seconds: int | None = Field(
+        default=None, description="Estimated whole seconds to completion (rounded up)"
+    )
     resolution: Resolution = Resolution.P720
     quality: Quality = Quality.STANDARD
     engine: str | None = Field(

@@ -1,5 +1,6 @@
 """What clients read: a job's status, its result link, their list of jobs."""
 
+import math
 from datetime import datetime, timedelta
 
 from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
@@ -95,8 +96,15 @@ class JobViews:
             attempts=job.attempts,
             error=error,
             queue_position=queue_position,
-            eta_seconds=job.eta_seconds if job.status is JobStatus.PROCESSING else None,
+            eta_seconds=_whole_seconds(job.eta_seconds)
+            if job.status is JobStatus.PROCESSING
+            else None,
             resolution=job.resolution,
             quality=job.quality,
             engine=job.result.engine if job.result else None,
         )
+
+
+def _whole_seconds(eta: float | None) -> int | None:
+    """Rounded up: a job never looks closer to done than the agent estimates."""
+    return None if eta is None else math.ceil(eta)

@@ -101,10 +101,11 @@ def test_full_protocol_happy_path(client: TestClient) -> None:
         client,
         job["job_id"],
         "progress",
-        {"claim_token": token, "progress": 42.5, "stage": "generating", "eta_seconds": 9},
+        {"claim_token": token, "progress": 42.5, "stage": "generating", "eta_seconds": 8.2},
     )
     assert reply.json() == {"cancel_requested": False}
     status = client.get(f"/status/{job['job_id']}", headers=AUTH).json()
+    # Whole seconds, rounded up: never closer to done than the agent's estimate.
     assert (status["progress"], status["stage"], status["eta_seconds"]) == (42.5, "generating", 9)
 
     upload(client, grant)
