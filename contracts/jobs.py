@@ -28,6 +28,7 @@ class Stage(StrEnum):
     ENCODING = "encoding"
     UPLOADING = "uploading"
     DONE = "done"
+    CANCELLED = "cancelled"  # set by the edge when a client cancels; agents may not report it
 
 
 class Resolution(StrEnum):

@@ -218,6 +218,7 @@ def test_retryable_failure_requeues_the_job(client: TestClient) -> None:
         {"claim_token": "t", "progress": 101, "stage": "generating"},
         {"claim_token": "t", "progress": 1, "stage": "sleeping"},
         {"progress": 1, "stage": "generating"},
+        {"claim_token": "t", "progress": 1, "stage": "cancelled"},  # only a client cancels
     ],
 )
 def test_malformed_agent_bodies_are_invalid_input(client: TestClient, body: dict) -> None:
@@ -225,6 +226,8 @@ def test_malformed_agent_bodies_are_invalid_input(client: TestClient, body: dict
     response = post(client, job["job_id"], "progress", body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "INVALID_INPUT"
+    if body.get("stage") == "cancelled":
+        assert "fail the job instead" in response.text
 
 
 def test_lost_replies_are_safe_to_retry(client: TestClient) -> None:
