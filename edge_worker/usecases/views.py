@@ -4,8 +4,9 @@ import math
 from datetime import datetime, timedelta
 
 from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
+from contracts.errors import JobDetails, JobStateDetails
 from edge_worker.domain.jobs import Job
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.validation import parse_statuses
 from edge_worker.usecases.context import EdgeContext
 
@@ -19,7 +20,7 @@ class JobViews:
     async def get_owned(self, owner: str, job_id: str) -> Job:
         job = await self.context.store.get(job_id)
         if job is None or job.owner != owner:
-            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", JobDetails(job_id=job_id))
         return job
 
     async def status(self, owner: str, job_id: str) -> JobView:
@@ -32,9 +33,7 @@ class JobViews:
         try:
             page = await self.context.store.list_for_owner(owner, limit, cursor, statuses)
         except ValueError:
-            raise Problem(
-                ErrorCode.INVALID_INPUT, "malformed cursor", {"field": "cursor"}
-            ) from None
+            raise invalid_input("malformed cursor", "cursor") from None
         return JobList(
             jobs=[await self.view(job) for job in page.jobs], next_cursor=page.next_cursor
         )
@@ -54,7 +53,7 @@ class JobViews:
             raise Problem(
                 ErrorCode.RESULT_NOT_READY,
                 f"job is {job.status}; the result exists once it is completed",
-                {"status": job.status.value},
+                JobStateDetails(status=job.status.value),
             )
         url, expires_at = self._result_link(job.result_key, job.expires_at)
         return ResultView(

@@ -75,7 +75,8 @@ def test_a_body_without_a_length_is_refused(client: httpx.Client) -> None:
     headers = {**AUTH, "Content-Type": "multipart/form-data; boundary=x"}
     response = client.post("/generate", headers=headers, content=chunks())
     assert response.status_code == 400
-    assert response.json()["error"]["details"] == {"header": "Content-Length"}
+    errors = response.json()["error"]["details"]["errors"]
+    assert [error["field"] for error in errors] == ["Content-Length"]
 
 
 def test_a_job_lands_in_d1_r2_and_the_queue(client: httpx.Client, worker: RunningWorker) -> None:
