@@ -458,10 +458,10 @@ def run_dev(
     out: TextIO,
     commands: Callable[[DevOptions], tuple[list[str], list[str]]] = default_commands,
     stop_event: threading.Event | None = None,
-    missing: Callable[[], list[str]] = missing_modules,
+    find_missing: Callable[[], list[str]] = missing_modules,
 ) -> int:
     """Entry point of `avatar dev`; returns the exit status."""
-    if missing := missing():
+    if missing := find_missing():
         print(
             f"error: `avatar dev` runs the edge and an agent, which need {', '.join(missing)}: "
             f"pip install '{SERVER_EXTRAS}' (the client alone installs without them)",

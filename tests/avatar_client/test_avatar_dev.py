@@ -534,7 +534,7 @@ def test_dev_without_the_server_extras_names_the_extra_to_install(tmp_path: Path
         env={},
         cwd=tmp_path,
         out=out,
-        missing=lambda: ["litestar", "av"],
+        find_missing=lambda: ["litestar", "av"],
     )
     assert code == 1
     assert "litestar, av" in out.getvalue()
