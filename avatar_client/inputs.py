@@ -86,7 +86,8 @@ def open_media(kind: MediaKind, source: MediaSource) -> Media:
             raise InvalidInput(f"{kind.value} file not found: {path}")
         return _media(kind, path.name, path.open("rb"), owned=True)
     name = Path(str(getattr(source, "name", "") or f"{kind.value}.bin")).name
-    if not _seekable(source):
+    # httpx rewinds file parts to 0, so a stream read from elsewhere is copied first.
+    if not _seekable(source) or source.tell() != 0:
         spool = Spool(kind, name, limit=None)
         for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
             spool.write(chunk)
@@ -125,6 +126,7 @@ class Spool(AbstractContextManager["Spool"]):
 
     def finish(self) -> Media:
         self._done = True
+        self._file.seek(0)
         return _media(self.kind, self.filename, self._file, owned=True)
 
     def __exit__(
