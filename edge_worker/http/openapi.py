@@ -22,6 +22,7 @@ from litestar.openapi.spec import (
 from pydantic import BaseModel, Field, create_model
 
 from contracts import ErrorCode
+from contracts.errors import ERROR_DETAILS
 from edge_worker.usecases.creation import GenerateFromUploads
 
 CLIENT_SCHEME = "apiKey"
@@ -79,8 +80,6 @@ JOB_ID_LINKS = {
     )
 }
 
-# What each code says in `details`; the other codes send `{}`.
-_ERROR_DETAILS: Mapping[ErrorCode, type[BaseModel]] = {}
 _ERROR_MEANINGS: Mapping[ErrorCode, str] = {
     ErrorCode.UNAUTHORIZED: "no key, or a wrong one",
     ErrorCode.INVALID_INPUT: "a missing or malformed field, parameter or body",
@@ -99,10 +98,6 @@ _ERROR_MEANINGS: Mapping[ErrorCode, str] = {
 }
 
 
-class NoDetails(BaseModel):
-    """`details` of a code that carries none."""
-
-
 def _variant_name(code: ErrorCode) -> str:
     """`JobNotFoundError` for `JOB_NOT_FOUND`, `InternalError` for `INTERNAL_ERROR`."""
     name = "".join(word.title() for word in code.value.split("_"))
@@ -116,7 +111,7 @@ def _error_variant(code: ErrorCode) -> type[BaseModel]:
         __doc__=f"`{code.value}` ({code.http_status}): {_ERROR_MEANINGS[code]}.",
         code=(code_type, ...),
         message=(str, ...),
-        details=(_ERROR_DETAILS.get(code, NoDetails), ...),
+        details=(ERROR_DETAILS[code], ...),
     )
     return model
 
@@ -234,8 +229,10 @@ def documented(
     headers: Sequence[Parameter] = (),
     success_links: Mapping[str, Link] | None = None,
     request_body: Mapping[str, Any] | None = None,
+    responses: Mapping[int, ResponseSpec] | None = None,
 ) -> dict[str, Any]:
-    """The route decorator's OpenAPI arguments for one public operation."""
+    """The route decorator's OpenAPI arguments for one public operation; `responses`: those
+    other than its success and its error envelopes."""
     codes = [*errors, ErrorCode.INTERNAL_ERROR]
     if not public:
         codes.append(ErrorCode.UNAUTHORIZED)
@@ -243,7 +240,7 @@ def documented(
         f"{operation_id[0].upper()}{operation_id[1:]}Operation",
         (DocumentedOperation,),
         {
-            "statuses": frozenset(code.http_status for code in codes),
+            "statuses": frozenset({*(code.http_status for code in codes), *(responses or {})}),
             "headers": tuple(headers),
             "success_links": dict(success_links or {}),
             "request_body_schema": request_body,
@@ -251,7 +248,7 @@ def documented(
     )
     return {
         "operation_id": operation_id,
-        "responses": error_responses(codes),
+        "responses": {**error_responses(codes), **(responses or {})},
         "operation_class": dataclass(operation_class),
         "security": None if public else [{CLIENT_SCHEME: []}],
     }

@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 
 from litestar import Request, Router, delete, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from contracts import ErrorCode, JobList, JobView, ResultView
 from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
@@ -54,9 +54,19 @@ async def cancel_job(
 async def list_jobs(
     request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    cursor: FromQuery[str | None] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(description="`next_cursor` of the previous page")
+    ] = None,
+    status: Annotated[
+        str | None,
+        QueryParameter(
+            description="Only jobs in these statuses (JobStatus), comma-separated: "
+            "`pending,processing`"
+        ),
+    ] = None,
 ) -> JobList:
-    return await client_use_cases(request).views.list_owned(client_owner(request), limit, cursor)
+    views = client_use_cases(request).views
+    return await views.list_owned(client_owner(request), limit, cursor, status)
 
 
 jobs_router = Router(
