@@ -57,13 +57,13 @@ RUN git init --quiet /opt/InfiniteTalk \
     && git -C /opt/InfiniteTalk checkout --quiet --detach FETCH_HEAD
 
 # The dependencies first, as their own layer (~10 GB that rarely changes): the project's
-# metadata with empty packages, installed with [gpu]; then flash-attn's prebuilt wheel.
+# metadata with empty packages, installed with [agent,gpu]; then flash-attn's prebuilt wheel.
 # Versions are pinned in pyproject.toml's [gpu] extra and in FLASH_ATTN_WHEEL.
 COPY pyproject.toml README.md /src/
 # hadolint ignore=DL3013
 RUN mkdir -p /src/contracts /src/edge_worker /src/gpu_agent /src/infinitetalk \
         /src/avatar_client /src/migrations \
-    && pip install --no-cache-dir "/src[gpu]" \
+    && pip install --no-cache-dir "/src[agent,gpu]" \
     && pip install --no-cache-dir "${FLASH_ATTN_WHEEL}"
 
 # The project itself (dependencies are already in place).

@@ -1,5 +1,21 @@
-"""Python SDK and `avatar` CLI for the talking-avatar video API."""
+"""Python SDK and `avatar` CLI for the talking-avatar video API (docs/CLIENT.md).
 
-from avatar_client.client import ApiError, AvatarClient, ConnectionFailed
+It depends on httpx, pydantic and `contracts`' wire models only, never on the server.
+"""
 
-__all__ = ["ApiError", "AvatarClient", "ConnectionFailed"]
+from avatar_client.async_client import AsyncAvatarClient
+from avatar_client.models import AsyncJob, AsyncJobHandle, AsyncResult, Job, JobHandle, Result
+from avatar_client.retry import RetryPolicy
+from avatar_client.sync_client import AvatarClient
+
+__all__ = [
+    "AsyncAvatarClient",
+    "AsyncJob",
+    "AsyncJobHandle",
+    "AsyncResult",
+    "AvatarClient",
+    "Job",
+    "JobHandle",
+    "Result",
+    "RetryPolicy",
+]

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
-from dotenv import dotenv_values
 
-SECRETS_FILE = "dev-secrets.json"
-DEFAULT_URL = "http://127.0.0.1:8787"
+from avatar_client.config import DEFAULT_URL, DEV_DATA_DIR, DEV_SECRETS_FILE
+
+SERVER_MODULES = ("dotenv", "pydantic_settings", "litestar", "uvicorn", "av", "numpy")
+"""What the edge and the agent import: the `[edge]` and `[agent]` extras, not the client."""
+SERVER_EXTRAS = "infinite-avatar[edge,agent]"
 DEFAULT_ACCOUNT_ID = "local"
 DEFAULT_QUEUE_ID = "avatar-jobs"
 DEFAULT_ENGINE = "preview"
@@ -49,7 +51,7 @@ class ChildFailed(DevError):
 class DevOptions:
     host: str = "127.0.0.1"
     port: int = 8787
-    data_dir: Path = Path(".avatar")
+    data_dir: Path = DEV_DATA_DIR
     # None: ENGINE from the environment or `.env` (see `run_dev`), else preview.
     engine: str | None = None
     reload: bool = False
@@ -89,6 +91,8 @@ class ChildSpec:
 
 def load_env(cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
     """The environment with `cwd/.env` underneath it: real variables always win."""
+    from dotenv import dotenv_values  # the [edge] extra: run_dev checks it is installed
+
     merged: dict[str, str] = {}
     dotenv_path = cwd / ".env"
     if dotenv_path.is_file():
@@ -108,7 +112,7 @@ def resolve_secrets(
     Generated values are persisted (mode 0600) so the API key a user pasted keeps working
     across restarts.
     """
-    path = data_dir / SECRETS_FILE
+    path = data_dir / DEV_SECRETS_FILE
     stored = _read_secrets(path)
     generated: dict[str, str] = {}
 
@@ -386,6 +390,11 @@ def package_dirs(names: Sequence[str] = WATCHED_PACKAGES) -> list[Path]:
     return dirs
 
 
+def missing_modules(names: Sequence[str] = SERVER_MODULES) -> list[str]:
+    """The server's modules this interpreter lacks, found without importing them."""
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
 def ensure_port_free(host: str, port: int) -> None:
     """Fail early and clearly instead of letting a health check reach some other server."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -449,8 +458,16 @@ def run_dev(
     out: TextIO,
     commands: Callable[[DevOptions], tuple[list[str], list[str]]] = default_commands,
     stop_event: threading.Event | None = None,
+    find_missing: Callable[[], list[str]] = missing_modules,
 ) -> int:
     """Entry point of `avatar dev`; returns the exit status."""
+    if missing := find_missing():
+        print(
+            f"error: `avatar dev` runs the edge and an agent, which need {', '.join(missing)}: "
+            f"pip install '{SERVER_EXTRAS}' (the client alone installs without them)",
+            file=out,
+        )
+        return 1
     stop_event = stop_event or threading.Event()
     merged = load_env(cwd, env)
     options = replace(options, engine=options.engine or merged.get("ENGINE"))

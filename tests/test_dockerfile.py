@@ -59,7 +59,7 @@ def test_upstream_is_cloned_at_the_pinned_commit() -> None:
 
 def test_the_project_is_installed_with_gpu_and_runs_the_agent() -> None:
     runs = [argument for kind, argument in instructions() if kind == "RUN"]
-    assert any(re.search(r'pip install --no-cache-dir "/src\[gpu\]"', run) for run in runs)
+    assert any(re.search(r'pip install --no-cache-dir "/src\[agent,gpu\]"', run) for run in runs)
     cmds = [argument for kind, argument in instructions() if kind == "CMD"]
     command = json.loads(cmds[-1])
     assert command[:2] == ["sh", "-c"] and command[2].endswith("&& exec avatar-agent run")

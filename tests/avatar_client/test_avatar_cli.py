@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from avatar_client import AvatarClient, cli
+from avatar_client import cli
+from avatar_client.client import AvatarClient
 from avatar_client.dev import DevOptions
 from contracts import JobView
 from tests.avatar_client.avatar_fakes import (

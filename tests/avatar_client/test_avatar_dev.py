@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from avatar_client import dev
+from avatar_client.config import DEV_SECRETS_FILE
 from avatar_client.dev import (
     ChildFailed,
     ChildSpec,
@@ -98,7 +99,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "token02-0123456789abcdef",
         "token03-0123456789abcdef",
     )
-    path = data_dir / dev.SECRETS_FILE
+    path = data_dir / DEV_SECRETS_FILE
     assert first.path == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == {
@@ -125,14 +126,14 @@ def test_configured_secrets_are_used_and_never_written(tmp_path: Path) -> None:
     got = dev.resolve_secrets(env, tmp_path)
     assert (got.api_keys, got.agent_token, got.cf_api_token) == ("sk_a,sk_b", "agent-tok", "cf-tok")
     assert got.local_api_key is None
-    assert not (tmp_path / dev.SECRETS_FILE).exists()
+    assert not (tmp_path / DEV_SECRETS_FILE).exists()
 
     single = dev.resolve_secrets({"API_KEY": "sk_single", **env, "API_KEYS": ""}, tmp_path)
     assert (single.api_keys, single.local_api_key) == ("sk_single", None)
 
 
 def test_only_missing_secrets_are_generated_and_stored_values_kept(tmp_path: Path) -> None:
-    path = tmp_path / dev.SECRETS_FILE
+    path = tmp_path / DEV_SECRETS_FILE
     path.write_text(json.dumps({"API_KEYS": "sk_local_old", "OTHER": "x"}))
     got = dev.resolve_secrets({"AGENT_TOKEN": "agent-tok"}, tmp_path, token=lambda: "new")
     assert (got.api_keys, got.agent_token, got.cf_api_token) == ("sk_local_old", "agent-tok", "new")
@@ -147,7 +148,7 @@ def test_only_missing_secrets_are_generated_and_stored_values_kept(tmp_path: Pat
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"API_KEYS": 5}'])
 def test_unreadable_secrets_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
-    (tmp_path / dev.SECRETS_FILE).write_text(content)
+    (tmp_path / DEV_SECRETS_FILE).write_text(content)
     with pytest.raises(DevError, match="delete it"):
         dev.resolve_secrets({}, tmp_path)
 
@@ -438,7 +439,7 @@ def test_run_dev_starts_both_prints_banner_and_stops_on_ctrl_c(tmp_path: Path) -
     code = dev.run_dev(options, env={}, cwd=tmp_path, out=out, commands=commands)
     assert code == 0
     text = out.getvalue()
-    saved = json.loads((tmp_path / "data" / dev.SECRETS_FILE).read_text())
+    saved = json.loads((tmp_path / "data" / DEV_SECRETS_FILE).read_text())
     assert f"export AVATAR_API_KEY={saved['API_KEYS']}" in text
     assert text.rstrip().endswith("stopped edge and agent")
     assert len(called) == 1
@@ -521,3 +522,20 @@ def test_supervise_ignores_changes_reported_after_a_stop() -> None:
     out = io.StringIO()
     assert dev.supervise(procs, ticks(), stop, restart_on_failure=True, out=out) == 0
     assert "restarting" not in out.getvalue()
+
+
+def test_dev_without_the_server_extras_names_the_extra_to_install(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert dev.missing_modules(("json", "no_such_module_for_avatar")) == [
+        "no_such_module_for_avatar"
+    ]
+    code = dev.run_dev(
+        DevOptions(data_dir=tmp_path),
+        env={},
+        cwd=tmp_path,
+        out=out,
+        find_missing=lambda: ["litestar", "av"],
+    )
+    assert code == 1
+    assert "litestar, av" in out.getvalue()
+    assert "pip install 'infinite-avatar[edge,agent]'" in out.getvalue()

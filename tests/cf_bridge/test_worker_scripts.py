@@ -49,8 +49,8 @@ def test_the_lock_pins_every_package_with_its_hash_within_pyproject_ranges() -> 
     assert {"litestar", "pydantic", "pydantic-core", "msgspec", "workers-runtime-sdk"} <= set(
         entries
     )
-    dependencies = tomllib.loads((stage_worker.ROOT / "pyproject.toml").read_text())["project"]
-    for dependency in dependencies["dependencies"]:
+    project = tomllib.loads((stage_worker.ROOT / "pyproject.toml").read_text())["project"]
+    for dependency in project["dependencies"] + project["optional-dependencies"]["edge"]:
         requirement = Requirement(dependency)
         if requirement.name in entries:
             assert requirement.specifier.contains(entries[requirement.name][0]), dependency

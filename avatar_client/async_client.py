@@ -1,0 +1,251 @@
+"""`AsyncAvatarClient`: `AvatarClient`'s mirror for asyncio. The same shared modules decide
+(calls, retry, uploads, inputs, polling); this module only awaits the I/O."""
+
+import asyncio
+import inspect
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from avatar_client import calls, uploads
+from avatar_client.calls import Api, Call, SubmitOptions
+from avatar_client.config import resolve_api_key, resolve_url
+from avatar_client.errors import AvatarError, ConnectionFailed, JobFailed, PayloadTooLarge
+from avatar_client.inputs import CHUNK_BYTES, Media, MediaSource, Spool, is_url, open_media
+from avatar_client.models import AsyncJob, AsyncJobHandle, AsyncResult, Destination
+from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
+from avatar_client.retry import Retries, RetryPolicy
+from avatar_client.sync_client import DEFAULT_TIMEOUT
+from avatar_client.uploads import ServerLimits, UploadGrants
+from contracts import JobList, JobStatus, JobView, Quality, Resolution
+from contracts.media import MediaKind
+
+OnUpdate = Callable[[AsyncJob], object | Awaitable[object]]
+
+
+class AsyncAvatarClient:
+    """`AvatarClient` for asyncio: the same constructor and methods, awaited
+    (`async for job in client.jobs()`). `sleep` is awaited between retries and polls."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.url = resolve_url(url, env)
+        self._api_key = resolve_api_key(api_key, env, self.url, Path.cwd())
+        self._api = Api(self.url)
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=timeout, headers={"User-Agent": calls.USER_AGENT}
+        )
+        self._retry = retry or RetryPolicy()
+        self._poll_interval = poll_interval
+        self._sleep = sleep
+        self._clock = clock
+        self._limits: ServerLimits | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        return calls.parse_json(await self._send(self._api.health()))
+
+    async def run(
+        self,
+        image: MediaSource,
+        audio: MediaSource,
+        prompt: str,
+        *,
+        resolution: Resolution | str | None = None,
+        seed: int | None = None,
+        quality: Quality | str | None = None,
+        on_update: OnUpdate | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the wait's deadline, as in AvatarClient
+        idempotency_key: str | None = None,
+    ) -> AsyncJob:
+        """Submit, wait, and return the completed job; `JobFailed` if it ended otherwise."""
+        handle = await self.submit(
+            image,
+            audio,
+            prompt,
+            resolution=resolution,
+            seed=seed,
+            quality=quality,
+            idempotency_key=idempotency_key,
+        )
+        job = await handle.wait(on_update=on_update, timeout=timeout)
+        if job.status is not JobStatus.COMPLETED:
+            raise JobFailed(job)
+        return job
+
+    async def submit(
+        self,
+        image: MediaSource,
+        audio: MediaSource,
+        prompt: str,
+        *,
+        resolution: Resolution | str | None = None,
+        seed: int | None = None,
+        quality: Quality | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncJobHandle:
+        """Create a job: inline below the server's cap, else through `/uploads`."""
+        options = SubmitOptions(prompt, resolution, seed, quality)
+        key = idempotency_key or str(uuid.uuid4())
+        limits = await self._server_limits()
+        async with AsyncExitStack() as stack:
+            image_media = stack.enter_context(await self._media(MediaKind.IMAGE, image, limits))
+            audio_media = stack.enter_context(await self._media(MediaKind.AUDIO, audio, limits))
+            if uploads.fits_inline(image_media, audio_media, limits.max_request_bytes):
+                try:
+                    call = self._api.generate_form(options, image_media, audio_media, key)
+                    return self.job(calls.parse(JobView, await self._send(call)).job_id)
+                except PayloadTooLarge as exc:
+                    cap = uploads.request_cap(exc)
+                    if cap is None:
+                        raise
+                    self._limits = limits.model_copy(update={"max_request_bytes": cap})
+            body = uploads.uploads_body(image_media, audio_media)
+            grants = calls.parse(UploadGrants, await self._send(self._api.uploads(body)))
+            for grant, media in ((grants.image, image_media), (grants.audio, audio_media)):
+                await self._send(calls.put(grant, media, partial(_chunks, media)))
+            call = self._api.generate_json(options, grants, key)
+            return self.job(calls.parse(JobView, await self._send(call)).job_id)
+
+    def job(self, job_id: str) -> AsyncJobHandle:
+        return AsyncJobHandle(self, job_id)
+
+    async def jobs(
+        self,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[AsyncJob]:
+        """Your jobs, newest first, across every page; at most `limit` in all."""
+        pages = calls.Pages(status, limit)
+        while (call := pages.next_call(self._api)) is not None:
+            for view in pages.take(calls.parse(JobList, await self._send(call))):
+                yield AsyncJob.model_validate(view.model_dump()).bind(self)
+
+    async def download(self, url: str, dest: Destination) -> Path:
+        """Stream a signed URL to `dest` through a `.part` sibling; the key is never sent."""
+        dest = Path(dest)
+        part = dest.with_name(dest.name + ".part")
+        try:
+            async with self._stream(calls.fetch(self._api.absolute(url))) as response:
+                with part.open("wb") as out:
+                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                        out.write(chunk)
+            part.replace(dest)
+        except httpx.TransportError as exc:
+            raise calls.broken(url, exc) from exc
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
+
+    async def _fetch_status(self, job_id: str) -> AsyncJob:
+        return calls.parse(AsyncJob, await self._send(self._api.status(job_id))).bind(self)
+
+    async def _wait_for(
+        self,
+        job_id: str,
+        on_update: OnUpdate | None,
+        timeout: float | None,  # noqa: ASYNC109 - the wait's deadline
+    ) -> AsyncJob:
+        deadline = Deadline(job_id, timeout, self._poll_interval, self._clock)
+        while True:
+            job = await self._fetch_status(job_id)
+            if on_update is not None:
+                outcome = on_update(job)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            if job.status.is_terminal:
+                return job
+            await self._sleep(deadline.next_sleep())
+
+    async def _cancel(self, job_id: str) -> AsyncJob:
+        return calls.parse(AsyncJob, await self._send(self._api.cancel(job_id))).bind(self)
+
+    async def _fetch_result(self, job_id: str) -> AsyncResult:
+        return calls.parse(AsyncResult, await self._send(self._api.result(job_id))).bind(self)
+
+    async def _server_limits(self) -> ServerLimits:
+        """`/health`'s limits, asked once per client (again after a failed ask)."""
+        if self._limits is None:
+            try:
+                self._limits = uploads.limits_from_health(await self.health())
+            except ConnectionFailed:
+                raise
+            except AvatarError:
+                return ServerLimits()
+        return self._limits
+
+    async def _media(self, kind: MediaKind, source: MediaSource, limits: ServerLimits) -> Media:
+        if not isinstance(source, str) or not is_url(source):
+            return open_media(kind, source)
+        with Spool.for_url(kind, source, limits.file_limit(kind)) as spool:
+            try:
+                async with self._stream(calls.fetch(source)) as response:
+                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                        spool.write(chunk)
+            except httpx.TransportError as exc:
+                raise calls.broken(source, exc) from exc
+            return spool.finish()
+
+    @asynccontextmanager
+    async def _stream(self, call: Call) -> AsyncIterator[httpx.Response]:
+        response = await self._send(call, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
+        """Send `call`, retrying as the policy allows; a non-2xx answer raises its error."""
+        retries = Retries(self._retry, call.url)
+        while True:
+            try:
+                request = call.build(self._http, self._api_key)
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                await self._sleep(retries.after_error(exc))
+                continue
+            if response.is_success:
+                return response
+            await response.aread()
+            await self._sleep(retries.after_answer(response))
+
+
+async def _chunks(media: Media) -> AsyncIterator[bytes]:
+    """httpx's async client streams only async iterables; the file reads stay short."""
+    for chunk in media.chunks():
+        yield chunk
