@@ -1,6 +1,6 @@
 """The agent protocol: claim, progress (heartbeat), complete, fail (docs/ARCHITECTURE.md)."""
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from contracts.errors import FailureCode
 from contracts.jobs import Quality, Resolution, Stage
@@ -45,6 +45,15 @@ class ProgressRequest(BaseModel):
     progress: float = Field(ge=0, le=100)
     stage: Stage
     eta_seconds: float | None = Field(default=None, ge=0)
+
+    @field_validator("stage")
+    @classmethod
+    def _not_cancelled(cls, stage: Stage) -> Stage:
+        """Only a client cancels a job (`DELETE /jobs/{id}`); an agent that wants to stop
+        fails the job or hands it back."""
+        if stage is Stage.CANCELLED:
+            raise ValueError("an agent may not report stage 'cancelled'; fail the job instead")
+        return stage
 
 
 class ProgressReply(BaseModel):

@@ -1,7 +1,8 @@
-"""The error envelope and the one list of error codes (docs/API.md)."""
+"""The error envelope, the one list of error codes, and the shape of each code's
+`details` (docs/API.md#errors)."""
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -61,10 +62,105 @@ class FailureCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
+class NoDetails(BaseModel):
+    """`{}`: the message says it all."""
+
+
+class FieldError(BaseModel):
+    field: str | None = Field(
+        description="the form field, query parameter, header or dotted JSON path; "
+        "null when the body as a whole is wrong"
+    )
+    message: str
+
+
+class FieldErrors(BaseModel):
+    """`INVALID_INPUT`: every problem found, each with the field it is about."""
+
+    errors: list[FieldError] = Field(min_length=1)
+
+
+class MediaDetails(BaseModel):
+    """`UNSUPPORTED_MEDIA`: which file is not the kind of media it must be."""
+
+    field: Literal["image", "audio"]
+
+
+class TooLargeDetails(BaseModel):
+    """`PAYLOAD_TOO_LARGE`: the limit that was broken; `field` when one file broke its own."""
+
+    limit_bytes: int
+    field: str | None = None
+
+
+class JobDetails(BaseModel):
+    """`JOB_NOT_FOUND`."""
+
+    job_id: str
+
+
+class JobStateDetails(BaseModel):
+    """`RESULT_NOT_READY`: where the job is now."""
+
+    status: str = Field(description="the job's status (JobStatus)")
+
+
+class ConflictDetails(BaseModel):
+    """`CONFLICT`: the job's status when it refuses the change, the upload id already used,
+    or the header whose first request is still being processed; none when contended."""
+
+    status: str | None = None
+    field: str | None = None
+    header: str | None = None
+
+
+class HeaderDetails(BaseModel):
+    """`IDEMPOTENCY_KEY_REUSED`: the header at fault."""
+
+    header: str
+
+
+class StorageDetails(BaseModel):
+    """`STORAGE_ERROR`: for agents, the object that is missing or has the wrong size."""
+
+    key: str | None = None
+    stored_bytes: int | None = None
+
+
+ERROR_DETAILS: dict[ErrorCode, type[BaseModel]] = {
+    ErrorCode.UNAUTHORIZED: NoDetails,
+    ErrorCode.INVALID_INPUT: FieldErrors,
+    ErrorCode.UNSUPPORTED_MEDIA: MediaDetails,
+    ErrorCode.PAYLOAD_TOO_LARGE: TooLargeDetails,
+    ErrorCode.JOB_NOT_FOUND: JobDetails,
+    ErrorCode.RESULT_NOT_READY: JobStateDetails,
+    ErrorCode.RESULT_EXPIRED: NoDetails,
+    ErrorCode.NOT_FOUND: NoDetails,
+    ErrorCode.METHOD_NOT_ALLOWED: NoDetails,
+    ErrorCode.CONFLICT: ConflictDetails,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: HeaderDetails,
+    ErrorCode.RATE_LIMITED: NoDetails,
+    ErrorCode.STORAGE_ERROR: StorageDetails,
+    ErrorCode.INTERNAL_ERROR: NoDetails,
+}
+"""The model of each code's `details`; fields at their default are left out of the reply."""
+
+
+def details_of(code: ErrorCode, details: BaseModel | None = None) -> dict[str, Any]:
+    """`details` as sent: refuses a model that is not `code`'s, so the shapes stay one each."""
+    model = ERROR_DETAILS[code]
+    chosen = model() if details is None else details
+    if type(chosen) is not model:
+        raise TypeError(f"{code} details are {model.__name__}, not {type(chosen).__name__}")
+    return chosen.model_dump(mode="json", exclude_defaults=True)
+
+
 class ErrorBody(BaseModel):
     code: ErrorCode
     message: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="shaped by `code`: see ERROR_DETAILS"
+    )
 
 
 class ErrorEnvelope(BaseModel):

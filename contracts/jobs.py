@@ -28,6 +28,7 @@ class Stage(StrEnum):
     ENCODING = "encoding"
     UPLOADING = "uploading"
     DONE = "done"
+    CANCELLED = "cancelled"  # set by the edge when a client cancels; agents may not report it
 
 
 class Resolution(StrEnum):
@@ -64,7 +65,9 @@ class JobView(BaseModel):
     queue_position: int | None = Field(
         default=None, description="Jobs ahead of this one while pending"
     )
-    eta_seconds: float | None = Field(default=None, description="Estimated seconds to completion")
+    eta_seconds: int | None = Field(
+        default=None, description="Estimated whole seconds to completion (rounded up)"
+    )
     resolution: Resolution = Resolution.P720
     quality: Quality = Quality.STANDARD
     engine: str | None = Field(

@@ -4,9 +4,9 @@ under `adapters/`."""
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Protocol
 
-from contracts import QueueMessage
+from contracts import JobStatus, QueueMessage
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 
@@ -30,7 +30,6 @@ class JobPage:
     next_cursor: str | None
 
 
-@runtime_checkable  # the health route takes it as a dependency, which Litestar checks
 class JobStore(Protocol):
     async def insert(self, job: Job) -> None: ...
 
@@ -42,8 +41,15 @@ class JobStore(Protocol):
 
     async def count_pending_before(self, job: Job) -> int: ...
 
-    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage:
-        """Newest first; raises ValueError for a cursor this store did not hand out."""
+    async def list_for_owner(
+        self,
+        owner: str,
+        limit: int,
+        cursor: str | None,
+        statuses: frozenset[JobStatus] = frozenset(),
+    ) -> JobPage:
+        """Newest first, only jobs in `statuses` unless it is empty; raises ValueError for a
+        cursor this store did not hand out."""
         ...
 
     async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]: ...

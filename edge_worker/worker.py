@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio._backends._asyncio  # noqa: F401  (see the module docstring)
 
-from contracts import ErrorBody, ErrorCode, ErrorEnvelope
+from contracts import ErrorBody, ErrorEnvelope
 from contracts.logs import configure_logging
 from edge_worker.adapters.cloudflare.d1_executor import D1Executor
 from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
@@ -26,7 +26,7 @@ from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.app import attach_use_cases, create_app
 from edge_worker.clock import SystemClock
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.http.generate_input import form_rules
 from edge_worker.settings import EdgeSettings, MiB
 from edge_worker.usecases.context import EdgeContext
@@ -130,15 +130,11 @@ def body_refusal(
     if content_length is None:
         if not has_body:
             return None
-        return Problem(
-            ErrorCode.INVALID_INPUT,
-            "a request with a body needs a Content-Length header",
-            {"header": "Content-Length"},
+        return invalid_input(
+            "a request with a body needs a Content-Length header", "Content-Length"
         )
     if not (content_length.isascii() and content_length.isdigit()):
-        return Problem(
-            ErrorCode.INVALID_INPUT, "malformed Content-Length", {"header": "Content-Length"}
-        )
+        return invalid_input("malformed Content-Length", "Content-Length")
     if int(content_length) > runtime.settings.max_request_bytes:
         return form_rules(runtime.settings).too_large()
     return None

@@ -172,11 +172,15 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return created, job_id
 
 
-LIST_FOR_OWNER_SQL = f"{SELECT_SQL} WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT ?"
-LIST_FOR_OWNER_AFTER_SQL = (
-    f"{SELECT_SQL} WHERE owner = ? AND (created_at < ? OR (created_at = ? AND id < ?)) "
-    "ORDER BY created_at DESC, id DESC LIMIT ?"
-)
+def list_for_owner_sql(*, statuses: int, after_cursor: bool) -> str:
+    """A page of one owner's jobs, newest first; parameters: owner, `statuses` status values,
+    the cursor's (created_at, created_at, id) when `after_cursor`, then the row limit."""
+    where = ["owner = ?"]
+    if statuses:
+        where.append(f"status IN ({', '.join('?' for _ in range(statuses))})")
+    if after_cursor:
+        where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+    return f"{SELECT_SQL} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
 
 
 SWEEP_SQL = {

@@ -9,6 +9,7 @@ says whether the compare-and-swap won, and an idempotency key is claimed by one
 from datetime import datetime
 from typing import Any, Protocol
 
+from contracts import JobStatus
 from edge_worker.adapters import job_rows
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
@@ -49,14 +50,18 @@ class SqlJobStore:
         found = await self._db.first(job_rows.COUNT_PENDING_BEFORE_SQL, (created, created, job.id))
         return int(found["ahead"]) if found else 0
 
-    async def list_for_owner(self, owner: str, limit: int, cursor: str | None) -> JobPage:
-        if cursor is None:
-            rows = await self._db.rows(job_rows.LIST_FOR_OWNER_SQL, (owner, limit + 1))
-        else:
-            created, job_id = job_rows.decode_cursor(cursor)
-            rows = await self._db.rows(
-                job_rows.LIST_FOR_OWNER_AFTER_SQL, (owner, created, created, job_id, limit + 1)
-            )
+    async def list_for_owner(
+        self,
+        owner: str,
+        limit: int,
+        cursor: str | None,
+        statuses: frozenset[JobStatus] = frozenset(),
+    ) -> JobPage:
+        after = job_rows.decode_cursor(cursor) if cursor is not None else None
+        wanted = sorted(status.value for status in statuses)
+        sql = job_rows.list_for_owner_sql(statuses=len(wanted), after_cursor=after is not None)
+        keyset = (after[0], after[0], after[1]) if after is not None else ()
+        rows = await self._db.rows(sql, (owner, *wanted, *keyset, limit + 1))
         found = [job_rows.from_row(row) for row in rows]
         page = found[:limit]
         next_cursor = job_rows.encode_cursor(page[-1]) if len(found) > limit else None

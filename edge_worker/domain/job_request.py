@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from contracts import ErrorCode, Quality, Resolution
+from contracts import Quality, Resolution
 from contracts.media import WAV, MediaFormat
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import invalid_input
 from edge_worker.domain.validation import (
     check_wav_complete,
     parse_prompt,
@@ -51,7 +51,7 @@ def job_request(text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> J
     quality = parse_quality(text.get("quality"))
     for name in FILE_FIELDS:
         if name not in files:
-            raise Problem(ErrorCode.INVALID_INPUT, f"{name} is required", {"field": name})
+            raise invalid_input(f"{name} is required", name)
     image, audio = files["image"], files["audio"]
     if audio.format is WAV:
         check_wav_complete(audio.head, audio.size_bytes)

@@ -6,6 +6,8 @@
        └─ agent lost ─────┘     (and lost too often ──▶ failed)
     pending | processing ──cancel──▶ cancelled
 
+Only a completed job has `completed_at`; a cancelled one is at stage `cancelled`.
+
 Every transition returns a new `Job` with `version` bumped, so stores apply it as a
 compare-and-swap and concurrent writers (two agents, the sweep, a client) cannot both win.
 """
@@ -218,7 +220,6 @@ def _failed(job: Job, now: datetime, code: FailureCode, message: str) -> Job:
         now,
         status=JobStatus.FAILED,
         eta_seconds=None,
-        completed_at=now,
         error_code=code,
         error_message=message,
     )
@@ -249,7 +250,7 @@ def cancel(job: Job, *, now: datetime) -> Job:
     """
     if job.status not in (JobStatus.PENDING, JobStatus.PROCESSING):
         raise JobStateError(f"job {job.id} is already {job.status}")
-    return _next(job, now, status=JobStatus.CANCELLED, eta_seconds=None, completed_at=now)
+    return _next(job, now, status=JobStatus.CANCELLED, stage=Stage.CANCELLED, eta_seconds=None)
 
 
 def is_reclaim(job: Job, agent_id: str) -> bool:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contracts import ErrorCode
+from contracts.errors import MediaDetails, TooLargeDetails
 from contracts.media import MediaKind
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 
 UPLOAD_URL_TTL = timedelta(hours=1)
 UPLOAD_ID_TTL = timedelta(hours=24)
@@ -55,13 +56,13 @@ def check_declared(kind: MediaKind, content_type: str, size_bytes: int, limit: i
         raise Problem(
             ErrorCode.UNSUPPORTED_MEDIA,
             f"{kind.value} content_type must be one of {', '.join(accepted)}",
-            {"field": f"{kind.value}.content_type"},
+            MediaDetails(field=kind.value),
         )
     if size_bytes > limit:
         raise Problem(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"{kind.value} is larger than the limit of {limit / (1024 * 1024):g} MiB",
-            {"field": f"{kind.value}.size_bytes", "limit_bytes": limit},
+            TooLargeDetails(limit_bytes=limit, field=kind.value),
         )
 
 
@@ -87,9 +88,7 @@ def issue(ticket: UploadTicket, secret: str) -> str:
 def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: datetime) -> UploadTicket:
     """The ticket behind an id, or INVALID_INPUT for anything forged, foreign or stale."""
     field = f"{kind.value}_upload_id"
-    unknown = Problem(
-        ErrorCode.INVALID_INPUT, f"{field} is not an upload of yours", {"field": field}
-    )
+    unknown = invalid_input(f"{field} is not an upload of yours", field)
     if not upload_id.startswith("up_") or "." not in upload_id:
         raise unknown
     body, _, signature = upload_id[3:].partition(".")
@@ -110,9 +109,5 @@ def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: dateti
     if ticket.owner != owner or ticket.kind is not kind:
         raise unknown
     if ticket.expires_at <= now:
-        raise Problem(
-            ErrorCode.INVALID_INPUT,
-            f"{field} has expired; upload the file again",
-            {"field": field},
-        )
+        raise invalid_input(f"{field} has expired; upload the file again", field)
     return ticket

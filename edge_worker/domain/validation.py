@@ -3,9 +3,10 @@
 Filenames and declared content types are never trusted; only the bytes decide.
 """
 
-from contracts import ErrorCode, Quality, Resolution
+from contracts import ErrorCode, JobStatus, Quality, Resolution
+from contracts.errors import MediaDetails, TooLargeDetails
 from contracts.media import MediaFormat, MediaKind, sniff, wav_truncation
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 
 PROMPT_MAX_CHARS = 2000
 
@@ -17,7 +18,7 @@ def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
         raise Problem(
             ErrorCode.UNSUPPORTED_MEDIA,
             f"{field} must be {accepted}; its content is not",
-            {"field": field},
+            MediaDetails(field=kind.value),
         )
     return fmt
 
@@ -26,7 +27,7 @@ def check_wav_complete(head: bytes, size_bytes: int) -> None:
     """Streaming writers' unknown sizes are not judged here (the agent decodes every input)."""
     problem = wav_truncation(head, size_bytes)
     if problem is not None:
-        raise Problem(ErrorCode.INVALID_INPUT, problem, {"field": "audio"})
+        raise invalid_input(problem, "audio")
 
 
 def check_size(field: str, size_bytes: int, limit: int) -> None:
@@ -34,22 +35,18 @@ def check_size(field: str, size_bytes: int, limit: int) -> None:
         raise Problem(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"{field} is larger than the limit of {limit // (1024 * 1024)} MiB",
-            {"field": field, "limit_bytes": limit},
+            TooLargeDetails(limit_bytes=limit, field=field),
         )
     if size_bytes == 0:
-        raise Problem(ErrorCode.INVALID_INPUT, f"{field} is empty", {"field": field})
+        raise invalid_input(f"{field} is empty", field)
 
 
 def parse_prompt(value: str | None) -> str:
     prompt = (value or "").strip()
     if not prompt:
-        raise Problem(ErrorCode.INVALID_INPUT, "prompt is required", {"field": "prompt"})
+        raise invalid_input("prompt is required", "prompt")
     if len(prompt) > PROMPT_MAX_CHARS:
-        raise Problem(
-            ErrorCode.INVALID_INPUT,
-            f"prompt must be at most {PROMPT_MAX_CHARS} characters",
-            {"field": "prompt"},
-        )
+        raise invalid_input(f"prompt must be at most {PROMPT_MAX_CHARS} characters", "prompt")
     return prompt
 
 
@@ -59,11 +56,7 @@ def parse_resolution(value: str | None) -> Resolution:
     try:
         return Resolution(value)
     except ValueError:
-        raise Problem(
-            ErrorCode.INVALID_INPUT,
-            "resolution must be one of 480p, 720p",
-            {"field": "resolution"},
-        ) from None
+        raise invalid_input("resolution must be one of 480p, 720p", "resolution") from None
 
 
 def parse_quality(value: str | None) -> Quality:
@@ -72,10 +65,8 @@ def parse_quality(value: str | None) -> Quality:
     try:
         return Quality(value)
     except ValueError:
-        raise Problem(
-            ErrorCode.INVALID_INPUT,
-            f"quality must be one of {', '.join(q.value for q in Quality)}",
-            {"field": "quality"},
+        raise invalid_input(
+            f"quality must be one of {', '.join(q.value for q in Quality)}", "quality"
         ) from None
 
 
@@ -85,11 +76,20 @@ def parse_seed(value: str | int | None) -> int | None:
     try:
         seed = int(value)
     except (TypeError, ValueError):
-        raise Problem(
-            ErrorCode.INVALID_INPUT, "seed must be an integer", {"field": "seed"}
-        ) from None
+        raise invalid_input("seed must be an integer", "seed") from None
     if not 0 <= seed < 2**32:
-        raise Problem(
-            ErrorCode.INVALID_INPUT, "seed must be between 0 and 2^32-1", {"field": "seed"}
-        )
+        raise invalid_input("seed must be between 0 and 2^32-1", "seed")
     return seed
+
+
+def parse_statuses(value: str | None) -> frozenset[JobStatus]:
+    """`?status=pending,processing`: the job statuses to list; empty means all of them."""
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    try:
+        return frozenset(JobStatus(name) for name in names)
+    except ValueError:
+        raise invalid_input(
+            f"status must be one or more of {', '.join(s.value for s in JobStatus)}, "
+            "comma-separated",
+            "status",
+        ) from None

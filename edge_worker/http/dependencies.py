@@ -10,7 +10,6 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from edge_worker.auth import authenticate_client, authenticate_token
-from edge_worker.ports import JobStore
 from edge_worker.usecases.agent_protocol import AgentProtocol
 from edge_worker.usecases.wiring import UseCases
 
@@ -21,10 +20,6 @@ def provide_use_cases(state: State) -> UseCases:
 
 def provide_agent_protocol(state: State) -> AgentProtocol:
     return provide_use_cases(state).agent_protocol
-
-
-def provide_job_store(state: State) -> JobStore:
-    return provide_use_cases(state).context.store
 
 
 def client_auth(app: ASGIApp) -> ASGIApp:
@@ -61,13 +56,7 @@ def client_use_cases(request: Request[Any, Any, Any]) -> UseCases:
     return provide_use_cases(request.app.state)
 
 
-DEPENDENCIES = {
-    name: Provide(provider, sync_to_thread=False)
-    for name, provider in {
-        "agent_protocol": provide_agent_protocol,
-        "job_store": provide_job_store,
-    }.items()
-}
+DEPENDENCIES = {"agent_protocol": Provide(provide_agent_protocol, sync_to_thread=False)}
 CLIENT_MIDDLEWARE = [client_auth]
 
 

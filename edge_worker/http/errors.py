@@ -1,5 +1,5 @@
 """The exception handlers that turn every failure, a `Problem` or not, into the error
-envelope of docs/API.md#errors."""
+envelope of docs/API.md#errors, with each code's one `details` shape."""
 
 import logging
 from typing import Any
@@ -14,57 +14,68 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from contracts import ErrorBody, ErrorCode, ErrorEnvelope
-from edge_worker.domain.problems import Problem
+from contracts.errors import FieldError, TooLargeDetails
+from edge_worker.domain.problems import Problem, invalid_fields, invalid_input
 
 log = logging.getLogger("edge_worker.errors")
 
 
-def error_response(
-    code: ErrorCode, message: str, details: dict[str, Any] | None = None
-) -> Response[dict[str, Any]]:
-    envelope = ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details or {}))
-    headers = {"WWW-Authenticate": "Bearer"} if code is ErrorCode.UNAUTHORIZED else None
+def problem_response(problem: Problem) -> Response[dict[str, Any]]:
+    body = ErrorBody(code=problem.code, message=problem.message, details=problem.details)
+    headers = {"WWW-Authenticate": "Bearer"} if problem.code is ErrorCode.UNAUTHORIZED else None
     return Response(
-        envelope.model_dump(mode="json"),
-        status_code=code.http_status,
+        ErrorEnvelope(error=body).model_dump(mode="json"),
+        status_code=problem.code.http_status,
         media_type=MediaType.JSON,
         headers=headers,
     )
 
 
 def _problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
-    return error_response(exc.code, exc.message, exc.details)
+    return problem_response(exc)
 
 
 def _validation_error(
     _: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
+    """Litestar's parameter and body validation, in `INVALID_INPUT`'s one details shape."""
     extra = exc.extra if isinstance(exc.extra, list) else []
-    return error_response(ErrorCode.INVALID_INPUT, "request is malformed", {"errors": extra})
+    errors = [
+        FieldError(field=item.get("key") or None, message=str(item.get("message", "invalid")))
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    if not errors:
+        return problem_response(invalid_input(exc.detail or "request is malformed"))
+    return problem_response(invalid_fields(errors))
 
 
 _HTTP_CODES = {
     401: (ErrorCode.UNAUTHORIZED, "missing or invalid API key"),
-    404: (ErrorCode.NOT_FOUND, "no such route"),
-    405: (ErrorCode.METHOD_NOT_ALLOWED, "method not allowed on this route"),
     409: (ErrorCode.CONFLICT, "conflict"),
-    413: (ErrorCode.PAYLOAD_TOO_LARGE, "request body is too large"),
     429: (ErrorCode.RATE_LIMITED, "too many requests"),
 }
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     if isinstance(exc, NotFoundException):
-        code, message = _HTTP_CODES[404]
+        problem = Problem(ErrorCode.NOT_FOUND, "no such route")
     elif isinstance(exc, MethodNotAllowedException):
-        code, message = _HTTP_CODES[405]
+        problem = Problem(ErrorCode.METHOD_NOT_ALLOWED, "method not allowed on this route")
+    elif exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size() or 0
+        problem = Problem(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"request body is larger than {limit} bytes",
+            TooLargeDetails(limit_bytes=limit),
+        )
     elif exc.status_code in _HTTP_CODES:
-        code, message = _HTTP_CODES[exc.status_code]
+        problem = Problem(*_HTTP_CODES[exc.status_code])
     elif exc.status_code < 500:
-        code, message = ErrorCode.INVALID_INPUT, exc.detail or "bad request"
+        problem = invalid_input(exc.detail or "bad request")
     else:
-        code, message = ErrorCode.INTERNAL_ERROR, "internal error"
-    return error_response(code, message)
+        problem = Problem(ErrorCode.INTERNAL_ERROR, "internal error")
+    return problem_response(problem)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -72,7 +83,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
         "unhandled error",
         extra={"request_id": request.scope.get("state", {}).get("request_id")},
     )
-    return error_response(ErrorCode.INTERNAL_ERROR, "internal error")
+    return problem_response(Problem(ErrorCode.INTERNAL_ERROR, "internal error"))
 
 
 exception_handlers: ExceptionHandlersMap = {

@@ -5,8 +5,9 @@ from collections.abc import AsyncIterator
 from pydantic import ValidationError
 
 from contracts import ErrorCode
+from contracts.errors import FieldError, TooLargeDetails
 from contracts.media import MediaKind
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_fields
 from edge_worker.domain.validation import PROMPT_MAX_CHARS
 from edge_worker.http.multipart_form import FileRule, FormRules
 from edge_worker.settings import EdgeSettings
@@ -43,14 +44,17 @@ async def read_json(chunks: AsyncIterator[bytes]) -> GenerateFromUploads:
     async for chunk in chunks:
         body += chunk
         if len(body) > JSON_LIMIT:
-            raise Problem(ErrorCode.PAYLOAD_TOO_LARGE, "JSON body is larger than 64 KiB")
+            raise Problem(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                "JSON body is larger than 64 KiB",
+                TooLargeDetails(limit_bytes=JSON_LIMIT),
+            )
     try:
         return GenerateFromUploads.model_validate_json(body)
     except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-            for err in exc.errors()
-        ]
-        raise Problem(
-            ErrorCode.INVALID_INPUT, "request is malformed", {"errors": problems}
+        raise invalid_fields(
+            [
+                FieldError(field=".".join(str(p) for p in err["loc"]) or None, message=err["msg"])
+                for err in exc.errors()
+            ]
         ) from None

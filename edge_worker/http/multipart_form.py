@@ -15,9 +15,10 @@ from typing import IO
 from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_options_header
 
 from contracts import ErrorCode
+from contracts.errors import TooLargeDetails
 from contracts.media import SNIFF_BYTES, MediaFormat, MediaKind
 from edge_worker.domain.job_request import ReceivedFile
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.validation import require_format
 
 
@@ -41,7 +42,7 @@ class FormRules:
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"request body is larger than {self.max_total_bytes / (1024 * 1024):g} MiB"
             + self.too_large_hint,
-            {"limit_bytes": self.max_total_bytes},
+            TooLargeDetails(limit_bytes=self.max_total_bytes),
         )
 
 
@@ -58,11 +59,7 @@ class Form:
 def boundary_of(content_type: str | None) -> str:
     mime, options = parse_options_header(content_type or "")
     if mime != "multipart/form-data" or not options.get("boundary"):
-        raise Problem(
-            ErrorCode.INVALID_INPUT,
-            "send multipart/form-data with the fields image, audio and prompt",
-            {"content_type": mime},
-        )
+        raise invalid_input("send multipart/form-data with the fields image, audio and prompt")
     return options["boundary"]
 
 
@@ -74,9 +71,7 @@ class _PartWriter:
         self.file_rule = rules.files.get(segment.name)
         text_limit = rules.text_max_bytes.get(segment.name)
         if self.file_rule is None and text_limit is None:
-            raise Problem(
-                ErrorCode.INVALID_INPUT, f"unknown field {segment.name!r}", {"field": segment.name}
-            )
+            raise invalid_input(f"unknown field {segment.name!r}", segment.name)
         self.limit = self.file_rule.max_bytes if self.file_rule else (text_limit or 0)
         self.size = 0
         self.head = b""
@@ -93,7 +88,7 @@ class _PartWriter:
                 f"{self.name} is larger than the limit of {limit_mib:g} MiB"
                 if self.file_rule
                 else f"{self.name} is too long",
-                {"field": self.name, "limit_bytes": self.limit},
+                TooLargeDetails(limit_bytes=self.limit, field=self.name),
             )
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
@@ -108,22 +103,18 @@ class _PartWriter:
 
     def finish(self, form: Form) -> None:
         if self.name in form.files or self.name in form.text:
-            raise Problem(
-                ErrorCode.INVALID_INPUT, f"field {self.name!r} sent twice", {"field": self.name}
-            )
+            raise invalid_input(f"field {self.name!r} sent twice", self.name)
         if self.file_rule is None:
             self.buffer.seek(0)
             try:
                 form.text[self.name] = self.buffer.read().decode("utf-8")
             except UnicodeDecodeError:
-                raise Problem(
-                    ErrorCode.INVALID_INPUT, f"{self.name} must be UTF-8 text", {"field": self.name}
-                ) from None
+                raise invalid_input(f"{self.name} must be UTF-8 text", self.name) from None
             finally:
                 self.buffer.close()
             return
         if self.size == 0:
-            raise Problem(ErrorCode.INVALID_INPUT, f"{self.name} is empty", {"field": self.name})
+            raise invalid_input(f"{self.name} is empty", self.name)
         self._check_format()
         assert self.format is not None
         self.buffer.seek(0)
@@ -178,7 +169,7 @@ async def read_form(
             writer.buffer.close()
         if error is None:
             form.close()
-            raise Problem(ErrorCode.INVALID_INPUT, f"malformed multipart body: {exc}") from None
+            raise invalid_input(f"malformed multipart body: {exc}") from None
     if error is not None:
         form.close()
         raise error

@@ -1,22 +1,33 @@
-"""`GET /health`: liveness plus a cheap check of each port."""
+"""`GET /health`: liveness plus a cheap check of each port, and the edge's size limits."""
 
-from typing import Any
+from typing import Any, Literal
 
-from litestar import Response, get
-from litestar.di import NamedDependency
+from litestar import Request, Response, get
 
+from contracts.health import HealthView, Limits
 from edge_worker import __version__
-from edge_worker.ports import JobStore
+from edge_worker.http.dependencies import provide_use_cases
 
 
 @get("/health", summary="Service health (no auth)")
-async def health(job_store: NamedDependency[JobStore]) -> Response[dict[str, Any]]:
-    checks: dict[str, str] = {}
+async def health(request: Request[Any, Any, Any]) -> Response[HealthView]:
+    context = provide_use_cases(request.app.state).context
+    checks: dict[str, Literal["ok", "error"]] = {}
     try:
-        await job_store.get("00000000-0000-0000-0000-000000000000")
+        await context.store.get("00000000-0000-0000-0000-000000000000")
         checks["job_store"] = "ok"
     except Exception:
         checks["job_store"] = "error"
     healthy = all(value == "ok" for value in checks.values())
-    body = {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks}
+    settings = context.settings
+    body = HealthView(
+        status="ok" if healthy else "degraded",
+        version=__version__,
+        checks=checks,
+        limits=Limits(
+            max_request_bytes=settings.max_request_bytes,
+            max_image_bytes=settings.max_image_bytes,
+            max_audio_bytes=settings.max_audio_bytes,
+        ),
+    )
     return Response(body, status_code=200 if healthy else 503)

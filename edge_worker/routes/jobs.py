@@ -38,8 +38,10 @@ async def list_jobs(
     request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     cursor: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
 ) -> JobList:
-    return await client_use_cases(request).views.list_owned(client_owner(request), limit, cursor)
+    views = client_use_cases(request).views
+    return await views.list_owned(client_owner(request), limit, cursor, status)
 
 
 jobs_router = Router(

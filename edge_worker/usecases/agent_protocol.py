@@ -25,6 +25,7 @@ from contracts import (
     ProgressRequest,
     QueueMessage,
 )
+from contracts.errors import ConflictDetails, JobDetails, StorageDetails
 from edge_worker.domain import jobs
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
@@ -111,20 +112,22 @@ class AgentProtocol:
     async def complete(self, job_id: str, request: CompleteRequest) -> JobView:
         current = await self.context.store.get(job_id)
         if current is None:
-            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", JobDetails(job_id=job_id))
         if jobs.finished_by(current, request.claim_token):
             return await self.views.view(current)
         try:
             jobs.require_claim(current, request.claim_token)
         except jobs.StaleClaim as exc:
-            raise Problem(ErrorCode.CONFLICT, str(exc), {"status": current.status.value}) from None
+            raise Problem(
+                ErrorCode.CONFLICT, str(exc), ConflictDetails(status=current.status.value)
+            ) from None
         key = video_key(job_id, current.attempts)
         stored = await self.context.blobs.head(key)
         if stored is None or stored.size_bytes != request.result.size_bytes:
             raise Problem(
                 ErrorCode.STORAGE_ERROR,
                 "the result is not in storage with the reported size; upload it first",
-                {"key": key, "stored_bytes": stored.size_bytes if stored else None},
+                StorageDetails(key=key, stored_bytes=stored.size_bytes if stored else None),
             )
         now = self.context.clock.now()
         retention = timedelta(hours=self.context.settings.video_retention_hours)

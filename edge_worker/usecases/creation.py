@@ -9,15 +9,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
+from contracts.errors import ConflictDetails, HeaderDetails
 from contracts.media import MediaKind
 from edge_worker.domain import idempotency, jobs
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.job_request import JobRequest
 from edge_worker.domain.jobs import Job
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.storage_keys import input_key
 from edge_worker.domain.upload_tokens import UploadTicket
 from edge_worker.domain.validation import PROMPT_MAX_CHARS, parse_prompt
@@ -30,7 +31,10 @@ log = logging.getLogger("edge_worker.jobs")
 
 
 class GenerateFromUploads(BaseModel):
-    """`POST /generate` with JSON: a job from objects already PUT through `/uploads`."""
+    """`POST /generate` with JSON: a job from objects already PUT through `/uploads`.
+    Unknown fields are refused, so a misspelt one is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     image_upload_id: str = Field(min_length=1, max_length=2048)
     audio_upload_id: str = Field(min_length=1, max_length=2048)
@@ -170,7 +174,7 @@ class JobCreation:
                 raise Problem(
                     ErrorCode.CONFLICT,
                     f"{ticket.kind.value} upload was already used for another job",
-                    {"field": f"{ticket.kind.value}_upload_id"},
+                    ConflictDetails(field=f"{ticket.kind.value}_upload_id"),
                 )
             taken.append(record)
         return taken
@@ -184,10 +188,9 @@ class JobCreation:
     ) -> JobView:
         """Run `create` at most once per (owner, key) and request; see `idempotency`."""
         if not idempotency.valid_key(key):
-            raise Problem(
-                ErrorCode.INVALID_INPUT,
+            raise invalid_input(
                 f"Idempotency-Key must be 1-{idempotency.MAX_KEY_LENGTH} printable ASCII chars",
-                {"header": "Idempotency-Key"},
+                "Idempotency-Key",
             )
         now = self.context.clock.now()
         record = idempotency.new_record(owner, key, request_print, now)
@@ -204,13 +207,13 @@ class JobCreation:
                 raise Problem(
                     ErrorCode.IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was used for a different request",
-                    {"header": "Idempotency-Key"},
+                    HeaderDetails(header="Idempotency-Key"),
                 )
             if decision is idempotency.Decision.IN_PROGRESS:
                 raise Problem(
                     ErrorCode.CONFLICT,
                     "a request with this Idempotency-Key is still being processed; retry shortly",
-                    {"header": "Idempotency-Key"},
+                    ConflictDetails(header="Idempotency-Key"),
                 )
             if existing is not None:
                 await store.delete_idempotency(existing)

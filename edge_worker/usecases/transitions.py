@@ -3,6 +3,7 @@
 import logging
 
 from contracts import ErrorCode, JobStatus, JobView
+from contracts.errors import ConflictDetails, JobDetails
 from edge_worker.domain import jobs
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
@@ -32,13 +33,13 @@ class JobTransitions:
             job = await store.get(job_id)
             if job is None:
                 raise TransitionRefused(
-                    ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id}
+                    ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", JobDetails(job_id=job_id)
                 )
             try:
                 updated = change(job)
             except jobs.JobStateError as exc:
                 raise TransitionRefused(
-                    ErrorCode.CONFLICT, str(exc), {"status": job.status.value}
+                    ErrorCode.CONFLICT, str(exc), ConflictDetails(status=job.status.value)
                 ) from None
             if await store.replace(updated, expected_version=job.version):
                 return updated

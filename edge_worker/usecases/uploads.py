@@ -3,12 +3,11 @@ uses it. Upload ids are signed tokens (`domain.upload_tokens`), so no table is n
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import ErrorCode
 from contracts.media import SNIFF_BYTES, WAV, MediaKind
 from edge_worker.domain import upload_tokens
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import invalid_input
 from edge_worker.domain.upload_tokens import UploadTicket
 from edge_worker.domain.validation import check_size, check_wav_complete, require_format
 from edge_worker.settings import EdgeSettings
@@ -16,11 +15,17 @@ from edge_worker.usecases.context import EdgeContext
 
 
 class DeclaredFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     content_type: str = Field(description="image/png, image/jpeg, audio/wav or audio/mpeg")
     size_bytes: int = Field(gt=0, description="exact size of the file you will PUT")
 
 
 class UploadsRequest(BaseModel):
+    """Unknown fields are refused, so a misspelt one is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
     image: DeclaredFile | None = None
     audio: DeclaredFile | None = None
 
@@ -51,7 +56,7 @@ class Uploads:
     async def grant(self, owner: str, request: UploadsRequest) -> UploadsResponse:
         wanted = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         if not any(wanted.values()):
-            raise Problem(ErrorCode.INVALID_INPUT, "declare an image, an audio file or both")
+            raise invalid_input("declare an image, an audio file or both")
         settings = self.context.settings
         now = self.context.clock.now()
         grants: dict[str, UploadGrant] = {}
@@ -85,10 +90,8 @@ class Uploads:
         field = f"{kind.value}_upload_id"
         stored = await context.blobs.head(ticket.key)
         if stored is None:
-            raise Problem(
-                ErrorCode.INVALID_INPUT,
-                f"nothing was uploaded for {field}; PUT the file to its URL first",
-                {"field": field},
+            raise invalid_input(
+                f"nothing was uploaded for {field}; PUT the file to its URL first", field
             )
         check_size(kind.value, stored.size_bytes, size_limit(context.settings, kind))
         head = await context.blobs.read_range(ticket.key, SNIFF_BYTES)

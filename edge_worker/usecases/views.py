@@ -1,10 +1,13 @@
 """What clients read: a job's status, its result link, their list of jobs."""
 
+import math
 from datetime import datetime, timedelta
 
 from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
+from contracts.errors import JobDetails, JobStateDetails
 from edge_worker.domain.jobs import Job
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
+from edge_worker.domain.validation import parse_statuses
 from edge_worker.usecases.context import EdgeContext
 
 RESULT_URL_TTL = timedelta(hours=6)
@@ -17,19 +20,20 @@ class JobViews:
     async def get_owned(self, owner: str, job_id: str) -> Job:
         job = await self.context.store.get(job_id)
         if job is None or job.owner != owner:
-            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", {"job_id": job_id})
+            raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", JobDetails(job_id=job_id))
         return job
 
     async def status(self, owner: str, job_id: str) -> JobView:
         return await self.view(await self.get_owned(owner, job_id))
 
-    async def list_owned(self, owner: str, limit: int, cursor: str | None) -> JobList:
+    async def list_owned(
+        self, owner: str, limit: int, cursor: str | None, status: str | None = None
+    ) -> JobList:
+        statuses = parse_statuses(status)
         try:
-            page = await self.context.store.list_for_owner(owner, limit, cursor)
+            page = await self.context.store.list_for_owner(owner, limit, cursor, statuses)
         except ValueError:
-            raise Problem(
-                ErrorCode.INVALID_INPUT, "malformed cursor", {"field": "cursor"}
-            ) from None
+            raise invalid_input("malformed cursor", "cursor") from None
         return JobList(
             jobs=[await self.view(job) for job in page.jobs], next_cursor=page.next_cursor
         )
@@ -49,7 +53,7 @@ class JobViews:
             raise Problem(
                 ErrorCode.RESULT_NOT_READY,
                 f"job is {job.status}; the result exists once it is completed",
-                {"status": job.status.value},
+                JobStateDetails(status=job.status.value),
             )
         url, expires_at = self._result_link(job.result_key, job.expires_at)
         return ResultView(
@@ -91,8 +95,15 @@ class JobViews:
             attempts=job.attempts,
             error=error,
             queue_position=queue_position,
-            eta_seconds=job.eta_seconds if job.status is JobStatus.PROCESSING else None,
+            eta_seconds=_whole_seconds(job.eta_seconds)
+            if job.status is JobStatus.PROCESSING
+            else None,
             resolution=job.resolution,
             quality=job.quality,
             engine=job.result.engine if job.result else None,
         )
+
+
+def _whole_seconds(eta: float | None) -> int | None:
+    """Rounded up: a job never looks closer to done than the agent estimates."""
+    return None if eta is None else math.ceil(eta)

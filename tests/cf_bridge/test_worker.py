@@ -191,7 +191,15 @@ def test_a_body_over_the_inline_cap_is_refused_before_the_bridge(workers: FakeWo
 
 
 def test_a_body_without_a_length_is_refused(workers: FakeWorkers) -> None:
-    refused(workers, Request("POST", "/generate", body=b"chunked"), 400, "INVALID_INPUT")
+    reply = refused(workers, Request("POST", "/generate", body=b"chunked"), 400, "INVALID_INPUT")
+    assert json.loads(reply.body)["error"]["details"] == {
+        "errors": [
+            {
+                "field": "Content-Length",
+                "message": "a request with a body needs a Content-Length header",
+            }
+        ]
+    }
 
 
 def test_a_malformed_length_is_refused(workers: FakeWorkers) -> None:

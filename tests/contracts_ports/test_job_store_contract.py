@@ -248,6 +248,35 @@ def test_a_page_that_ends_the_list_has_no_cursor(job_store: JobStore) -> None:
     assert second.next_cursor is None
 
 
+def test_list_for_owner_filters_on_statuses_across_pages(job_store: JobStore) -> None:
+    made = [make_job(f"s-{n}", created=T0 + timedelta(seconds=n)) for n in range(7)]
+    insert(job_store, *made, make_job("b-pending", owner="owner-b", created=T0))
+    for job in made[1::3]:  # s-1 and s-4 are processing
+        claimed = jobs.claim(job, agent_id="a", claim_token="t", now=T0 + timedelta(minutes=1))
+        assert run(job_store.replace(claimed, expected_version=job.version))
+    for job in made[2::3]:  # s-2 and s-5 are cancelled
+        cancelled = jobs.cancel(job, now=T0 + timedelta(minutes=1))
+        assert run(job_store.replace(cancelled, expected_version=job.version))
+
+    def listed(*statuses: JobStatus) -> list[str]:
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = run(job_store.list_for_owner("owner-a", 2, cursor, frozenset(statuses)))
+            seen += [job.id for job in page.jobs]
+            assert all(job.status in statuses for job in page.jobs)
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    assert listed(JobStatus.PENDING) == ["s-6", "s-3", "s-0"]
+    assert listed(JobStatus.PENDING, JobStatus.PROCESSING) == ["s-6", "s-4", "s-3", "s-1", "s-0"]
+    assert listed(JobStatus.CANCELLED) == ["s-5", "s-2"]
+    assert listed(JobStatus.COMPLETED) == []
+    everything = run(job_store.list_for_owner("owner-a", 10, None, frozenset()))
+    assert len(everything.jobs) == 7
+
+
 def test_listed_jobs_are_whole_jobs(job_store: JobStore) -> None:
     job = every_field_set("job-listed")
     insert(job_store, job)

@@ -59,6 +59,7 @@ def test_a_50_mib_wav_completes_above_the_workers_inline_cap(
     ):
         job = client.run(EXAMPLES / "portrait.png", audio, "A long talk", resolution="480p")
         out = job.download(tmp_path / "long.mp4")
-    assert "POST /uploads" in sent
+    # `/health` advertised the cap, so no inline attempt was made first.
+    assert sent.count("POST /generate") == 1 and "POST /uploads" in sent
     check_mp4(out, seconds, 480)
     print(f"\n50 MiB WAV ({seconds:.1f} s of audio) to MP4 in {time.monotonic() - started:.1f} s")

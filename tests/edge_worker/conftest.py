@@ -62,6 +62,15 @@ def client(runtime: LocalRuntime) -> Iterator[TestClient]:
         yield test_client
 
 
+def invalid_fields(response) -> list[str | None]:  # type: ignore[no-untyped-def]
+    """The fields an `INVALID_INPUT` reply names, in its one details shape."""
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (400, "INVALID_INPUT"), response.text
+    assert set(error["details"]) == {"errors"}
+    assert all(set(item) == {"field", "message"} for item in error["details"]["errors"])
+    return [item["field"] for item in error["details"]["errors"]]
+
+
 def submit(client: TestClient, **overrides: object) -> dict:
     files = {"image": ("face.png", png_bytes()), "audio": ("speech.wav", wav_bytes())}
     data = {"prompt": "A person talking", "resolution": "480p"}

@@ -101,10 +101,11 @@ def test_full_protocol_happy_path(client: TestClient) -> None:
         client,
         job["job_id"],
         "progress",
-        {"claim_token": token, "progress": 42.5, "stage": "generating", "eta_seconds": 9},
+        {"claim_token": token, "progress": 42.5, "stage": "generating", "eta_seconds": 8.2},
     )
     assert reply.json() == {"cancel_requested": False}
     status = client.get(f"/status/{job['job_id']}", headers=AUTH).json()
+    # Whole seconds, rounded up: never closer to done than the agent's estimate.
     assert (status["progress"], status["stage"], status["eta_seconds"]) == (42.5, "generating", 9)
 
     upload(client, grant)
@@ -217,6 +218,7 @@ def test_retryable_failure_requeues_the_job(client: TestClient) -> None:
         {"claim_token": "t", "progress": 101, "stage": "generating"},
         {"claim_token": "t", "progress": 1, "stage": "sleeping"},
         {"progress": 1, "stage": "generating"},
+        {"claim_token": "t", "progress": 1, "stage": "cancelled"},  # only a client cancels
     ],
 )
 def test_malformed_agent_bodies_are_invalid_input(client: TestClient, body: dict) -> None:
@@ -224,6 +226,8 @@ def test_malformed_agent_bodies_are_invalid_input(client: TestClient, body: dict
     response = post(client, job["job_id"], "progress", body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "INVALID_INPUT"
+    if body.get("stage") == "cancelled":
+        assert "fail the job instead" in response.text
 
 
 def test_lost_replies_are_safe_to_retry(client: TestClient) -> None:

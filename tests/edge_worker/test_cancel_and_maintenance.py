@@ -40,7 +40,9 @@ def test_cancel_a_pending_job(client: TestClient) -> None:
     job = submit(client)
     response = client.delete(f"/jobs/{job['job_id']}", headers=AUTH)
     assert response.status_code == 200
-    assert response.json()["status"] == "cancelled"
+    cancelled = response.json()
+    assert (cancelled["status"], cancelled["stage"]) == ("cancelled", "cancelled")
+    assert cancelled["completed_at"] is None
     assert client.delete(f"/jobs/{job['job_id']}", headers=AUTH).status_code == 200
     refused = client.post(
         f"/agent/jobs/{job['job_id']}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
@@ -79,6 +81,7 @@ def test_cancel_a_processing_job_tells_the_agent_and_publishes_nothing(
     assert failed.status_code == 200
     final = status(client, job["job_id"])
     assert (final["status"], final["result_url"], final["error"]) == ("cancelled", None, None)
+    assert (final["stage"], final["completed_at"]) == ("cancelled", None)
     assert client.get(f"/result/{job['job_id']}", headers=AUTH).status_code == 404
 
 

@@ -139,7 +139,7 @@ def test_non_retryable_failure_is_final() -> None:
     assert failed.status is JobStatus.FAILED
     assert failed.error_code is FailureCode.INVALID_INPUT
     assert failed.error_message == "audio cannot be decoded"
-    assert failed.completed_at == T0
+    assert failed.completed_at is None  # only completed jobs have completed_at
 
 
 def test_retryable_failure_requeues_while_attempts_remain() -> None:
@@ -206,9 +206,10 @@ def test_a_job_with_a_recent_heartbeat_is_not_lost() -> None:
 
 def test_cancel_pending_and_processing() -> None:
     cancelled = jobs.cancel(pending(), now=T0)
-    assert cancelled.status is JobStatus.CANCELLED
-    assert cancelled.completed_at == T0
+    assert (cancelled.status, cancelled.stage) == (JobStatus.CANCELLED, Stage.CANCELLED)
+    assert cancelled.completed_at is None
     running = jobs.cancel(claimed("tok"), now=T0)
+    assert (running.stage, running.completed_at) == (Stage.CANCELLED, None)
     assert jobs.cancel_requested(running, "tok")
     assert not jobs.cancel_requested(running, "other")
     assert not jobs.cancel_requested(claimed("tok"), "tok")

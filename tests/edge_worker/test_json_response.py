@@ -31,7 +31,7 @@ def test_models_render_as_litestar_renders_them() -> None:
         attempts=2,
         error=JobError(code=FailureCode.GENERATION_FAILED, message='é"<\u2028\x01'),
         queue_position=3,
-        eta_seconds=1.5e-7,
+        eta_seconds=17,
     )
     litestar = get_serializer(PydanticInitPlugin.encoders())
     response = ModelResponse(None)

@@ -7,7 +7,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.conftest import png_bytes, wav_bytes
-from tests.edge_worker.conftest import API_KEY, AUTH, OTHER_AUTH, submit
+from tests.edge_worker.conftest import API_KEY, AUTH, OTHER_AUTH, invalid_fields, submit
 
 MiB = 1024 * 1024
 
@@ -103,7 +103,9 @@ def test_a_bad_quality_names_the_field_and_the_choices(client: TestClient) -> No
     assert response.json()["error"] == {
         "code": "INVALID_INPUT",
         "message": "quality must be one of standard, fast",
-        "details": {"field": "quality"},
+        "details": {
+            "errors": [{"field": "quality", "message": "quality must be one of standard, fast"}]
+        },
     }
 
 
@@ -112,8 +114,7 @@ def test_missing_file_is_invalid_input(client: TestClient, missing: str) -> None
     files = {"image": ("face.png", png_bytes()), "audio": ("speech.wav", wav_bytes())}
     del files[missing]
     response = client.post("/generate", headers=AUTH, files=files, data={"prompt": "x"})
-    assert response.status_code == 400
-    assert response.json()["error"]["details"] == {"field": missing}
+    assert invalid_fields(response) == [missing]
 
 
 def test_oversized_image_is_refused_while_streaming(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]
@@ -247,10 +248,31 @@ def test_list_jobs_newest_first_with_cursor(client: TestClient) -> None:
     assert (bad_limit.status_code, error_of(bad_limit)) == (400, "INVALID_INPUT")
 
 
+def test_list_jobs_filters_on_status(client: TestClient) -> None:
+    kept, cancelled = submit(client)["job_id"], submit(client)["job_id"]
+    assert client.delete(f"/jobs/{cancelled}", headers=AUTH).status_code == 200
+
+    def listed(status: str) -> list[str]:
+        response = client.get("/jobs", params={"status": status}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return [job["job_id"] for job in response.json()["jobs"]]
+
+    assert listed("pending") == [kept]
+    assert listed("cancelled") == [cancelled]
+    assert listed("pending,processing") == [kept]
+    assert listed("pending, cancelled") == [cancelled, kept]
+    assert listed("completed,failed") == []
+    unknown = client.get("/jobs", params={"status": "pending,done"}, headers=AUTH)
+    assert (unknown.status_code, error_of(unknown)) == (400, "INVALID_INPUT")
+    assert "pending, processing, completed" in unknown.json()["error"]["message"]
+
+
 def test_health_and_openapi_need_no_key(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["checks"] == {"job_store": "ok"}
+    limits = health["limits"]
+    assert (limits["max_image_bytes"], limits["max_audio_bytes"]) == (10 * MiB, 50 * MiB)
     schema = client.get("/schema/openapi.json").json()
     assert {"/generate", "/status/{job_id}", "/result/{job_id}", "/health"} <= set(schema["paths"])
     assert "`quality`" in schema["paths"]["/generate"]["post"]["description"]
@@ -261,6 +283,11 @@ def test_health_and_openapi_need_no_key(client: TestClient) -> None:
         ["standard", "fast"],
         "standard",
     )
+
+
+def test_health_advertises_the_largest_inline_request(client: TestClient) -> None:
+    """Both files at their limits and room for the rest, where the runtime has no cap."""
+    assert client.get("/health").json()["limits"]["max_request_bytes"] == 61 * MiB
 
 
 def test_health_reports_a_broken_store(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]

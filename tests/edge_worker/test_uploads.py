@@ -11,7 +11,7 @@ from contracts.media import MediaKind
 from edge_worker.domain import upload_tokens
 from edge_worker.local import build_local, local_settings
 from tests.conftest import png_bytes, wav_bytes
-from tests.edge_worker.conftest import AGENT_AUTH, AUTH, ENV, OTHER_AUTH, FakeClock
+from tests.edge_worker.conftest import AGENT_AUTH, AUTH, ENV, OTHER_AUTH, FakeClock, invalid_fields
 
 MiB = 1024 * 1024
 
@@ -157,7 +157,7 @@ def test_foreign_forged_and_stale_upload_ids(client: TestClient, clock: FakeCloc
     upload_id = mine["image"]["upload_id"]
     flipped = "0" if upload_id[-1] != "0" else "1"
     forged = dict(mine, image={"upload_id": upload_id[:-1] + flipped})
-    assert generate(client, forged).json()["error"]["details"] == {"field": "image_upload_id"}
+    assert invalid_fields(generate(client, forged)) == ["image_upload_id"]
     swapped = {"image": mine["audio"], "audio": mine["image"]}
     assert generate(client, swapped).status_code == 400
     clock.advance(hours=25)
@@ -227,6 +227,8 @@ def test_inline_cap_points_large_requests_to_uploads(capped: TestClient) -> None
     )
     assert response.status_code == 413
     assert "/uploads" in response.json()["error"]["message"]
+    assert response.json()["error"]["details"] == {"limit_bytes": MiB}
+    assert capped.get("/health").json()["limits"]["max_request_bytes"] == MiB
     small = capped.post(
         "/generate",
         headers=AUTH,

@@ -57,6 +57,7 @@ def test_the_bundle_holds_what_the_worker_imports_and_nothing_else(
 def test_a_body_over_the_inline_cap_is_refused_before_it_is_read(
     client: httpx.Client,
 ) -> None:
+    assert client.get("/health").json()["limits"]["max_request_bytes"] == INLINE_CAP
     body = bytes(INLINE_CAP + 1)
     headers = {**AUTH, "Content-Type": "multipart/form-data; boundary=x"}
     response = client.post("/generate", headers=headers, content=body)
@@ -74,7 +75,8 @@ def test_a_body_without_a_length_is_refused(client: httpx.Client) -> None:
     headers = {**AUTH, "Content-Type": "multipart/form-data; boundary=x"}
     response = client.post("/generate", headers=headers, content=chunks())
     assert response.status_code == 400
-    assert response.json()["error"]["details"] == {"header": "Content-Length"}
+    errors = response.json()["error"]["details"]["errors"]
+    assert [error["field"] for error in errors] == ["Content-Length"]
 
 
 def test_a_job_lands_in_d1_r2_and_the_queue(client: httpx.Client, worker: RunningWorker) -> None:

@@ -11,8 +11,9 @@ from litestar.params import FromPath
 from litestar.response import File
 
 from contracts import ErrorCode
+from contracts.errors import TooLargeDetails
 from edge_worker.adapters.local.fs_blobs import CONTENT_TYPES, FsBlobStore, InvalidKey
-from edge_worker.domain.problems import Problem
+from edge_worker.domain.problems import Problem, invalid_input
 
 
 def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any, Any]) -> int:
@@ -30,11 +31,7 @@ def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any
     ):
         raise Problem(ErrorCode.UNAUTHORIZED, "signed URL is invalid or expired")
     if method == "PUT" and request.headers.get("content-type", "") != content_type:
-        raise Problem(
-            ErrorCode.INVALID_INPUT,
-            f"Content-Type must be {content_type}, as signed",
-            {"expected": content_type},
-        )
+        raise invalid_input(f"Content-Type must be {content_type}, as signed", "Content-Type")
     return max_bytes
 
 
@@ -64,6 +61,7 @@ def blob_routes(store: FsBlobStore) -> Router:
                         raise Problem(
                             ErrorCode.PAYLOAD_TOO_LARGE,
                             f"object is larger than the signed limit of {max_bytes} bytes",
+                            TooLargeDetails(limit_bytes=max_bytes),
                         )
                     out.write(chunk)
             os.replace(tmp, target)

@@ -251,7 +251,9 @@ def test_put_over_max_bytes_is_413_and_stores_nothing(tmp_path: Path) -> None:
         response = c.put(url, content=body(), headers={"Content-Type": "audio/wav"})
         assert_error(response, 413, "PAYLOAD_TOO_LARGE")
         one_over = c.put(url, content=b"z" * 100_001, headers={"Content-Type": "audio/wav"})
-        assert_error(one_over, 413, "PAYLOAD_TOO_LARGE")
+        assert assert_error(one_over, 413, "PAYLOAD_TOO_LARGE")["details"] == {
+            "limit_bytes": 100_000
+        }
     assert not (small.root / "inputs/j/audio.wav").exists()
     assert leftovers(small.root) == []
 
@@ -276,7 +278,11 @@ def test_put_with_a_content_type_other_than_the_signed_one_is_400(
     headers = {"Content-Type": sent} if sent else {}
     response = client.put(local(url), content=b"data", headers=headers)
     error = assert_error(response, 400, "INVALID_INPUT")
-    assert error["details"] == {"expected": "image/png"}
+    assert error["details"] == {
+        "errors": [
+            {"field": "Content-Type", "message": "Content-Type must be image/png, as signed"}
+        ]
+    }
     assert not (store.root / "inputs/j/image.png").exists()
 
 

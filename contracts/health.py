@@ -1,0 +1,22 @@
+"""`GET /health`'s reply: liveness, the checks behind it, and the limits clients size to."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Limits(BaseModel):
+    """The sizes this edge accepts, so clients choose inline or `/uploads` without guessing."""
+
+    max_request_bytes: int = Field(
+        description="largest multipart `POST /generate` body; bigger files go through /uploads"
+    )
+    max_image_bytes: int
+    max_audio_bytes: int
+
+
+class HealthView(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    checks: dict[str, Literal["ok", "error"]]
+    limits: Limits

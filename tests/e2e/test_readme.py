@@ -1,0 +1,145 @@
+"""The README's curl walkthrough, run as written against `avatar dev` in a fresh directory.
+
+Only the port changes (a free one instead of 8787), so a developer's running `make dev` is
+left alone. The directory holds what a fresh clone has at its root and nothing else, so the
+test also sees any file the walkthrough leaves behind.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import EXAMPLES, ROOT, free_port
+from tests.e2e.test_upload_to_mp4 import audio_seconds, check_mp4
+
+README = ROOT / "README.md"
+# What `make dev` leaves in a fresh clone, and what the walkthrough may add to it.
+CHECKOUT = {"examples", "README.md", ".venv"}
+EXPECTED_AFTER = CHECKOUT | {".avatar", "out.mp4"}
+
+
+def walkthrough(readme: str) -> str:
+    """The first bash block of the "Try it with curl" section."""
+    section = readme.split("## Try it with curl", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "README has no bash block under 'Try it with curl'"
+    return block.group(1)
+
+
+def replies_and_words(output: str) -> tuple[list[dict], list[str]]:
+    """curl prints bodies without a trailing newline: split JSON bodies from other output."""
+    decoder = json.JSONDecoder()
+    replies: list[dict] = []
+    words: list[str] = []
+    position = 0
+    while position < len(output):
+        if output[position].isspace():
+            position += 1
+        elif output[position] == "{":
+            reply, position = decoder.raw_decode(output, position)
+            replies.append(reply)
+        else:
+            end = re.compile(r"[\s{]").search(output, position)
+            stop = end.start() if end else len(output)
+            words.append(output[position:stop])
+            position = stop
+    return replies, words
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "clone"
+    root.mkdir()
+    (root / "examples").symlink_to(EXAMPLES)
+    (root / "README.md").symlink_to(README)
+    (root / ".venv").symlink_to(Path(sys.prefix))
+    return root
+
+
+@pytest.fixture
+def dev_stack(checkout: Path, tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """`avatar dev` as `make dev` starts it, with nothing configured: it makes its own key."""
+    port = free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AVATAR_", "API_KEY", "AGENT_", "CF_", "ENGINE", "EDGE_"))
+    }
+    log = (tmp_path / "dev.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avatar_client.cli", "dev", "--port", str(port)],
+        cwd=checkout,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "dev.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()
+            time.sleep(0.2)
+        yield port, env
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_readme_walkthrough_runs_as_written(
+    dev_stack: tuple[int, dict[str, str]], checkout: Path
+) -> None:
+    port, env = dev_stack
+    script = walkthrough(README.read_text()).replace(":8787", f":{port}")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    replies, job_ids = replies_and_words(done.stdout)
+
+    health = replies[0]
+    assert health["status"] == "ok"
+    assert health["limits"]["max_request_bytes"] > 0
+
+    errors = [reply["error"] for reply in replies if "error" in reply]
+    assert [error["code"] for error in errors] == ["UNSUPPORTED_MEDIA"], errors
+    assert errors[0]["details"]["field"] == "image"
+
+    cancelled = [reply for reply in replies if reply.get("status") == "cancelled"]
+    assert cancelled and cancelled[0]["stage"] == "cancelled"
+    assert cancelled[0]["completed_at"] is None
+
+    listings = [reply["jobs"] for reply in replies if "jobs" in reply]
+    assert len(listings) == 2
+    everything, finished = listings
+    assert len(everything) == 6  # first, fast, cancelled, from uploads, mixed, idempotent once
+    assert {job["status"] for job in finished} <= {"completed", "cancelled"}
+    assert any(job["status"] == "cancelled" for job in finished)
+
+    assert len(job_ids) == 2 and job_ids[0] == job_ids[1], done.stdout  # Idempotency-Key
+
+    check_mp4(checkout / "out.mp4", audio_seconds(EXAMPLES / "speech.wav"), 480)
+    assert {path.name for path in checkout.iterdir()} == EXPECTED_AFTER
