@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.e2e.conftest import API_KEY, EXAMPLES, ROOT, Stack
+from tests.e2e.test_upload_to_mp4 import audio_seconds, check_mp4
 
 ROOT_PYTHONPATH = {"PYTHONPATH": str(ROOT)}
 
@@ -79,7 +80,9 @@ def test_generate_status_list_cancel_and_download(stack: Stack, tmp_path: Path) 
     assert [line.split()[0] for line in only.splitlines()] == [job_id]
 
     out = tmp_path / "copy" / "again.mp4"
-    assert ok(avatar(stack, tmp_path, "download", video_id, "-o", str(out)), stack) == f"{out}\n"
+    given = ("--url", stack.url, "--api-key", API_KEY)  # the options, not the environment
+    fetched = avatar(stack, tmp_path, "download", video_id, "-o", str(out), *given, key="wrong")
+    assert ok(fetched, stack) == f"{out}\n"
     result = json.loads(ok(avatar(stack, tmp_path, "result", video_id, "--json"), stack))
     assert out.stat().st_size == size == result["size_bytes"]
 
@@ -99,4 +102,4 @@ def test_generate_shows_progress_lines_and_reads_the_dev_key(stack: Stack, tmp_p
     assert progress[0].startswith("job ") and progress[0].endswith(" submitted")
     assert progress[-2] == "done 100%"
     assert progress[-1] == "note: made by the preview engine, not by InfiniteTalk"
-    assert out.stat().st_size > 0
+    check_mp4(out, audio_seconds(EXAMPLES / "speech.wav"), 480)
