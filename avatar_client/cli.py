@@ -1,104 +1,224 @@
-"""The `avatar` command: generate a video, inspect jobs, or run the local stack (`avatar dev`).
+"""The `avatar` command: make a video, inspect and manage jobs, or run the local stack.
 
 Only this module and `dev` read the environment; everything below them gets settings passed in.
 """
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from tqdm import tqdm
-
-from avatar_client.client import ApiError, AvatarClient, ConnectionFailed
-from contracts import JobStatus, JobView, Quality, ResultView
+from avatar_client import AvatarClient, Job, JobHandle
+from avatar_client.config import resolve_api_key, resolve_url
+from avatar_client.errors import AvatarError, ConnectionFailed, MissingApiKey, WaitTimeout
+from avatar_client.progress import ProgressDisplay, plain_line
+from contracts import JobStatus, Quality, Resolution
 from contracts.media import EngineName
 
-DEFAULT_URL = "http://127.0.0.1:8787"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-ClientFactory = Callable[[str, str], AvatarClient]
-# tqdm's own rate and ETA would describe polls, not the job: show the server's instead.
-_BAR_FORMAT = "{desc:<11} {percentage:3.0f}%|{bar:30}| {elapsed}{postfix}"
+ClientFactory = Callable[[str | None, str | None, Mapping[str, str]], AvatarClient]
+DEFAULT_LIST_LIMIT = 20
 
 
 class UsageError(Exception):
     """A problem with the command line or configuration (exit status 2)."""
 
 
-def resolve_url(env: Mapping[str, str], explicit: str | None) -> str:
-    return explicit or env.get("AVATAR_URL") or DEFAULT_URL
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help: the value, or the help's own `(default: ...)`.
 
+    argparse's ArgumentDefaultsHelpFormatter would print `(default: None)` for options whose
+    default comes from elsewhere (the environment, the job id); those say so themselves.
+    """
 
-def resolve_api_key(env: Mapping[str, str], explicit: str | None) -> str:
-    """`--api-key`, then `AVATAR_API_KEY`, then the edge's own names (a shell set up for the
-    local edge can call it as is)."""
-    if explicit:
-        return explicit
-    if env.get("AVATAR_API_KEY"):
-        return env["AVATAR_API_KEY"]
-    for name in ("API_KEYS", "API_KEY"):
-        keys = [k.strip() for k in env.get(name, "").split(",") if k.strip()]
-        if keys:
-            return keys[0]
-    raise UsageError(
-        "no API key: pass --api-key or set AVATAR_API_KEY "
-        "(`avatar dev` prints a ready-to-paste export line)"
-    )
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default: " in text or not action.option_strings:
+            return text
+        if action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Never split a name such as `dev-secrets.json` at its hyphen."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="avatar", description="Talking-avatar video API client and local dev stack."
+        prog="avatar",
+        description="Talking-avatar video API client and local dev stack.",
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  avatar generate portrait.png speech.wav --prompt 'A presenter'\n"
+        "run `avatar COMMAND --help` for each command's options and defaults",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     conn = argparse.ArgumentParser(add_help=False)
-    conn.add_argument("--url", help=f"API base URL (env AVATAR_URL, default {DEFAULT_URL})")
-    conn.add_argument("--api-key", help="API key (env AVATAR_API_KEY, else API_KEYS/API_KEY)")
+    conn.add_argument(
+        "--url", help="API base URL (default: $AVATAR_URL, else http://127.0.0.1:8787)"
+    )
+    conn.add_argument(
+        "--api-key",
+        help="API key (default: $AVATAR_API_KEY, else for a local URL the key `avatar dev` "
+        "keeps in .avatar/dev-secrets.json)",
+    )
+    out = argparse.ArgumentParser(add_help=False, parents=[conn])
+    out.add_argument("--json", action="store_true", help="print JSON on stdout, nothing else there")
 
-    gen = sub.add_parser("generate", parents=[conn], help="create a video and download it")
-    gen.add_argument("image", type=Path, help="portrait, PNG or JPEG")
-    gen.add_argument("audio", type=Path, help="speech, WAV or MP3")
+    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            parents=[out],
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            formatter_class=_HelpFormatter,
+            epilog=f"example:\n  {example}",
+        )
+
+    gen = command(
+        "generate",
+        "create a video, show its progress and download the MP4",
+        "avatar generate examples/portrait.png examples/speech.wav "
+        "--prompt 'A friendly presenter' --resolution 480p -o out.mp4",
+    )
+    gen.add_argument("image", help="portrait, PNG or JPEG: a file or an http(s) URL")
+    gen.add_argument("audio", help="speech, WAV or MP3, any length: a file or an http(s) URL")
     gen.add_argument("--prompt", required=True, help="text describing the scene")
-    gen.add_argument("-o", "--output", type=Path, required=True, help="where to write the MP4")
-    gen.add_argument("--resolution", choices=["480p", "720p"], default="720p")
-    gen.add_argument("--seed", type=int)
+    gen.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="where to write the MP4 (default: JOB_ID.mp4 in the current directory)",
+    )
+    gen.add_argument(
+        "--resolution",
+        choices=[r.value for r in Resolution],
+        default=Resolution.P720.value,
+        help="the video's short side",
+    )
+    gen.add_argument("--seed", type=int, help="sampling seed (default: a random one)")
     gen.add_argument(
         "--quality",
         choices=[quality.value for quality in Quality],
         default=Quality.STANDARD.value,
         help="standard: upstream's 40 sampling steps; fast: a distilled LoRA at 4 steps, "
-        "several times quicker, lower quality (default: %(default)s)",
+        "several times quicker, lower quality",
     )
-    gen.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
+    gen.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="print the job id (the job with --json) and return without waiting",
+    )
+    _timeout_option(gen)
 
-    status = sub.add_parser("status", parents=[conn], help="print a job's status as JSON")
-    status.add_argument("job_id")
-    result = sub.add_parser("result", parents=[conn], help="print a job's result as JSON")
-    result.add_argument("job_id")
+    for name, help_text in (
+        ("status", "show a job's status"),
+        ("result", "show a completed job's signed video URL"),
+        ("cancel", "cancel a pending or processing job"),
+    ):
+        command(name, help_text, f"avatar {name} JOB_ID").add_argument("job_id")
 
-    dev = sub.add_parser("dev", help="run the local edge and one GPU agent together")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8787)
-    dev.add_argument("--data-dir", type=Path, default=Path(".avatar"))
+    wait = command(
+        "wait",
+        "show a job's progress until it ends; exit 0 only if it completed",
+        "avatar wait JOB_ID && avatar download JOB_ID",
+    )
+    wait.add_argument("job_id")
+    _timeout_option(wait)
+
+    download = command(
+        "download", "download a completed job's MP4", "avatar download JOB_ID -o out.mp4"
+    )
+    download.add_argument("job_id")
+    download.add_argument(
+        "-o", "--output", type=Path, help="where to write it (default: JOB_ID.mp4 here)"
+    )
+
+    jobs = command(
+        "list", "list your jobs, newest first", "avatar list --status pending,processing"
+    )
+    jobs.add_argument(
+        "--status",
+        type=_statuses,
+        help="only these statuses, comma-separated: "
+        + ",".join(s.value for s in JobStatus)
+        + " (default: all)",
+    )
+    jobs.add_argument(
+        "--limit", type=_positive, default=DEFAULT_LIST_LIMIT, help="at most this many jobs"
+    )
+
+    sub.add_parser(
+        "key",
+        parents=[conn],
+        help="print the API key the other commands would use",
+        description="Print the API key the other commands would use.",
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  export AVATAR_API_KEY=$(avatar key)",
+    )
+
+    dev = sub.add_parser(
+        "dev",
+        help="run the local edge and one GPU agent together",
+        description="Run the local edge, its queue and one GPU agent; Ctrl-C stops all.",
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  avatar dev --engine preview",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address the edge listens on")
+    dev.add_argument("--port", type=int, default=8787, help="port the edge listens on")
+    dev.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".avatar"),
+        help="jobs, videos and the generated secrets (dev-secrets.json)",
+    )
     dev.add_argument(
         "--engine",
         choices=list(EngineName),
-        help="agent engine (env ENGINE, default preview)",
+        help="agent engine (default: $ENGINE, else preview)",
     )
     dev.add_argument("--reload", action="store_true", help="restart both when code changes")
     return parser
 
 
+def _timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="stop waiting after this many seconds; the job keeps running (default: no limit)",
+    )
+
+
+def _statuses(text: str) -> list[JobStatus]:
+    try:
+        return [JobStatus(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point: the real environment, streams and HTTP client."""
-    return run(argv, env=os.environ, make_client=AvatarClient, stdout=sys.stdout, stderr=sys.stderr)
+    return run(argv, env=os.environ, make_client=_make_client, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def _make_client(url: str | None, api_key: str | None, env: Mapping[str, str]) -> AvatarClient:
+    return AvatarClient(url, api_key, env=env)
 
 
 def run(
@@ -110,8 +230,7 @@ def run(
     stderr: TextIO,
 ) -> int:
     """Parse and dispatch; returns the exit status (argparse itself exits 2 on bad syntax)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "dev":
         # Imported here so the client commands never need the dev-only dependencies.
         from avatar_client import dev
@@ -124,26 +243,26 @@ def run(
             reload=args.reload,
         )
         return dev.run_dev(options, env=env, cwd=Path.cwd(), out=stdout)
+    command = _Command(args, stdout=stdout, stderr=stderr)
     try:
-        url = resolve_url(env, args.url)
-        key = resolve_api_key(env, args.api_key)
-        with make_client(url, key) as client:
-            if args.command == "generate":
-                return _generate(client, args, stdout=stdout, stderr=stderr)
-            view: JobView | ResultView
-            if args.command == "status":
-                view = client.status(args.job_id)
-            else:
-                view = client.result(args.job_id)
-            print(view.model_dump_json(indent=2), file=stdout)
+        if args.command == "key":
+            url = resolve_url(args.url, env)
+            print(resolve_api_key(args.api_key, env, url, Path.cwd()), file=stdout)
             return EXIT_OK
+        with make_client(args.url, args.api_key, env) as client:
+            return command.dispatch(client)
+    except _Reported as exc:
+        return exc.exit_code
     except UsageError as exc:
         print(f"error: {exc}", file=stderr)
+        return EXIT_USAGE
+    except MissingApiKey as exc:
+        print(f"error: {exc.message}", file=stderr)
         return EXIT_USAGE
     except ConnectionFailed as exc:
         print(f"error: {exc.message}", file=stderr)
         return EXIT_FAILED
-    except ApiError as exc:
+    except AvatarError as exc:
         print(f"error: {exc.code}: {exc.message}", file=stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -154,81 +273,187 @@ def run(
         return EXIT_FAILED
 
 
-def _generate(
-    client: AvatarClient, args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO
-) -> int:
-    for label, path in (("image", args.image), ("audio", args.audio)):
-        if not path.is_file():
-            raise UsageError(f"{label} file not found: {path}")
-    # Before the upload: a bad -o must not cost a whole generation.
+class _Command:
+    """One parsed command line, run against a client."""
+
+    def __init__(self, args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> None:
+        self.args = args
+        self.stdout = stdout
+        self.stderr = stderr
+        self.json: bool = getattr(args, "json", False)
+
+    def dispatch(self, client: AvatarClient) -> int:
+        handlers: dict[str, Callable[[AvatarClient], int]] = {
+            "generate": self.generate,
+            "status": self.status,
+            "result": self.result,
+            "cancel": self.cancel,
+            "wait": self.wait,
+            "download": self.download,
+            "list": self.list,
+        }
+        return handlers[self.args.command](client)
+
+    def generate(self, client: AvatarClient) -> int:
+        args = self.args
+        image, audio = _media("image", args.image), _media("audio", args.audio)
+        if args.output is not None:
+            _prepare_output(args.output)  # before the upload: a bad -o must not cost a job
+        handle = client.submit(
+            image,
+            audio,
+            args.prompt,
+            resolution=args.resolution,
+            seed=args.seed,
+            quality=args.quality,
+        )
+        if args.no_wait:
+            if self.json:
+                self._print_json(_fields(handle.status()))
+            else:
+                print(handle.id, file=self.stdout)
+            return EXIT_OK
+        self._note(f"job {handle.id} submitted")
+        job = self._wait(handle, then=f"avatar download {handle.id}")
+        if job.status is not JobStatus.COMPLETED:
+            return self._ended_badly(job)
+        path = job.download(args.output or Path(f"{job.id}.mp4"))
+        if job.engine == EngineName.PREVIEW:
+            self._note("note: made by the preview engine, not by InfiniteTalk")
+        if self.json:
+            self._print_json({**_fields(job), "output": str(path)})
+        else:
+            print(path, file=self.stdout)
+            print(f"job_id: {job.id}", file=self.stdout)
+        return EXIT_OK
+
+    def status(self, client: AvatarClient) -> int:
+        self._show_job(client.job(self.args.job_id).status())
+        return EXIT_OK
+
+    def result(self, client: AvatarClient) -> int:
+        result = client.job(self.args.job_id).result()
+        if self.json:
+            self._print_json(_fields(result))
+        else:
+            print(result.url, file=self.stdout)
+            print(
+                f"expires {result.expires_at.isoformat()}, {result.size_bytes} bytes, "
+                f"{result.duration_seconds:g} s, {result.width}x{result.height}",
+                file=self.stdout,
+            )
+        return EXIT_OK
+
+    def cancel(self, client: AvatarClient) -> int:
+        self._show_job(client.job(self.args.job_id).cancel())
+        return EXIT_OK
+
+    def wait(self, client: AvatarClient) -> int:
+        handle = client.job(self.args.job_id)
+        job = self._wait(handle, then=f"avatar download {handle.id}")
+        if job.status is not JobStatus.COMPLETED:
+            return self._ended_badly(job)
+        self._show_job(job)
+        return EXIT_OK
+
+    def download(self, client: AvatarClient) -> int:
+        job_id = self.args.job_id
+        output = self.args.output or Path(f"{job_id}.mp4")
+        _prepare_output(output)
+        result = client.job(job_id).result()
+        path = result.download(output)
+        if self.json:
+            self._print_json({**_fields(result), "output": str(path)})
+        else:
+            print(path, file=self.stdout)
+        return EXIT_OK
+
+    def list(self, client: AvatarClient) -> int:
+        jobs: Iterable[Job] = client.jobs(status=self.args.status, limit=self.args.limit)
+        if self.json:
+            self._print_json([_fields(job) for job in jobs])
+            return EXIT_OK
+        for job in jobs:
+            print(
+                f"{job.id}  {job.status.value:<10}  {job.created_at.isoformat()}  "
+                f"{plain_line(job)}",
+                file=self.stdout,
+            )
+        return EXIT_OK
+
+    def _wait(self, handle: JobHandle, *, then: str) -> Job:
+        """Wait with a progress display; on Ctrl-C or a timeout say how to pick it up again."""
+        live = self.stderr.isatty()
+        display = ProgressDisplay(self.stderr, live=live) if live or not self.json else None
+        resume = f"resume with `avatar wait {handle.id}`, then `{then}`"
+        try:
+            try:
+                return handle.wait(on_update=display, timeout=self.args.timeout)
+            finally:
+                if display is not None:
+                    display.close()
+        except KeyboardInterrupt:
+            print(f"interrupted; job {handle.id} keeps running: {resume}", file=self.stderr)
+            raise _Reported(EXIT_INTERRUPTED) from None
+        except WaitTimeout:
+            print(
+                f"error: job {handle.id} still running after {self.args.timeout:g} s; {resume}",
+                file=self.stderr,
+            )
+            raise _Reported(EXIT_FAILED) from None
+
+    def _ended_badly(self, job: Job) -> int:
+        if job.status is JobStatus.FAILED and job.error is not None:
+            print(f"error: {job.error.code}: {job.error.message}", file=self.stderr)
+        else:
+            print(f"error: job {job.id} ended {job.status.value}", file=self.stderr)
+        if self.json:
+            self._print_json(_fields(job))
+        return EXIT_FAILED
+
+    def _show_job(self, job: Job) -> None:
+        if self.json:
+            self._print_json(_fields(job))
+            return
+        print(f"{job.id}  {job.status.value}  {plain_line(job)}", file=self.stdout)
+        if job.error is not None:
+            print(f"error: {job.error.code}: {job.error.message}", file=self.stdout)
+
+    def _note(self, text: str) -> None:
+        if not self.json:
+            print(text, file=self.stderr)
+
+    def _print_json(self, value: Any) -> None:
+        print(json.dumps(value, indent=2), file=self.stdout)
+
+
+class _Reported(Exception):
+    """The user has been told what happened; only the exit status is left to return."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+def _fields(view: Any) -> Any:
+    return view.model_dump(mode="json")
+
+
+def _media(label: str, value: str) -> str | Path:
+    """An http(s) URL is passed on for the client to fetch; anything else must be a file."""
+    if value.startswith(("http://", "https://")):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(f"{label} file not found: {path}")
+    return path
+
+
+def _prepare_output(path: Path) -> None:
     try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the output directory: {exc}") from exc
-    job = client.generate(
-        args.image,
-        args.audio,
-        args.prompt,
-        resolution=args.resolution,
-        seed=args.seed,
-        quality=args.quality,
-    )
-    print(f"job {job.job_id} submitted", file=stderr)
-    try:
-        with tqdm(total=100, file=stderr, bar_format=_BAR_FORMAT) as bar:
-            progress = _ProgressView(bar)
-            progress(job)
-            job = client.wait(job.job_id, poll_interval=args.poll_interval, on_update=progress)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; job {job.job_id} keeps running: `avatar status {job.job_id}`",
-            file=stderr,
-        )
-        return EXIT_INTERRUPTED
-    if job.status is not JobStatus.COMPLETED:
-        print(f"error: {_failure_text(job)}", file=stderr)
-        return EXIT_FAILED
-    result = client.result(job.job_id)
-    path = client.download(result.url, args.output)
-    if job.engine == "preview":
-        print("note: made by the preview engine, not by InfiniteTalk", file=stderr)
-    print(path, file=stdout)
-    print(f"job_id: {job.job_id}", file=stdout)
-    return EXIT_OK
-
-
-def _failure_text(job: JobView) -> str:
-    if job.status is JobStatus.FAILED and job.error is not None:
-        return f"{job.error.code}: {job.error.message}"
-    return f"job {job.job_id} ended {job.status.value}"
-
-
-class _ProgressView:
-    """Mirrors a JobView onto a tqdm bar: percent, stage, queue position and ETA."""
-
-    def __init__(self, bar: tqdm) -> None:
-        self._bar = bar
-
-    def __call__(self, job: JobView) -> None:
-        self._bar.n = round(job.progress, 1)
-        self._bar.set_description_str(job.stage.value, refresh=False)
-        self._bar.set_postfix_str(describe_wait(job), refresh=False)
-        self._bar.refresh()
-
-
-def describe_wait(job: JobView) -> str:
-    """The bar's postfix: jobs ahead while pending, ETA once the server knows one."""
-    parts = []
-    if job.status is JobStatus.PENDING and job.queue_position is not None:
-        parts.append(f"{job.queue_position} ahead in queue")
-    if job.eta_seconds is not None:
-        parts.append(f"eta {_duration(job.eta_seconds)}")
-    return ", ".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m avatar_client.cli` (e2e tests)

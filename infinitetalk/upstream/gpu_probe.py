@@ -19,7 +19,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from contracts.settings import SettingsError
 from infinitetalk.settings import InfiniteTalkSettings, Mode
 from infinitetalk.upstream import pinned
-from infinitetalk.upstream.preflight import fast_unavailable, startup_problems
+from infinitetalk.upstream.preflight import (
+    DOWNLOAD_HINT,
+    fast_unavailable,
+    setup_problems,
+    weight_problems,
+)
 from infinitetalk.upstream.profiles import GIB, HostInfo, ResolvedProfile, resolve_profile
 from infinitetalk.upstream.weights import (
     WeightStatus,
@@ -55,8 +60,14 @@ class ProbeReport(BaseModel):
     upstream_commit_checkout: str | None
     host: HostInfo
     profile: ResolvedProfile
+    model_storage_path: str
     weights: list[WeightReport]
     problems: list[str]
+    """Every reason the agent cannot start, each missing weight file on its own line (for
+    scripts: bench/gpu.py reports them as they are)."""
+    setup_problems: list[str]
+    """The reasons that are not a missing weight file: the text report names those files
+    once, in its weights table, and these here."""
     fast_lora: WeightReport | None
     """The distilled LoRA of `quality=fast`, optional; None when INFINITETALK_FAST_LORA is blank."""
     fast_unavailable: str | None
@@ -118,6 +129,7 @@ def measure_in_subprocess(
 def build_report(settings: InfiniteTalkSettings, host: HostInfo) -> ProbeReport:
     profile = resolve_profile(settings, host, lambda q: quant_available(settings, q))
     statuses = check_weights(required_weights(settings, profile.quantization))
+    setup = setup_problems(settings)
     lora = fast_lora_file(settings)
     return ProbeReport(
         mode=settings.mode,
@@ -126,8 +138,10 @@ def build_report(settings: InfiniteTalkSettings, host: HostInfo) -> ProbeReport:
         upstream_commit_checkout=pinned.checkout_commit(settings.upstream_dir),
         host=host,
         profile=profile,
+        model_storage_path=str(settings.model_storage_path),
         weights=[_weight(status) for status in statuses],
-        problems=startup_problems(settings, profile),
+        problems=setup + weight_problems(settings, statuses),
+        setup_problems=setup,
         fast_lora=_weight(check_weights([lora])[0]) if lora is not None else None,
         fast_unavailable=fast_unavailable(settings, profile.quantization),
     )
@@ -166,7 +180,7 @@ def format_report(report: ProbeReport) -> str:
         f"  quantisation: {profile.quantization.value}",
         *(f"  why: {reason}" for reason in profile.reasons),
         *(f"  warning: {warning}" for warning in profile.warnings),
-        "weights:",
+        f"weights:        MODEL_STORAGE_PATH={report.model_storage_path}",
         *(_weight_line(w) for w in report.weights),
         "quality=fast:   "
         + (
@@ -177,7 +191,9 @@ def format_report(report: ProbeReport) -> str:
         *([_weight_line(report.fast_lora)] if report.fast_lora is not None else []),
     ]
     if report.problems:
-        lines += ["cannot start:", *(f"  - {problem}" for problem in report.problems)]
+        missing = sum(weight.size_bytes is None for weight in report.weights)
+        fetch = [f"{missing} weight files marked MISSING above: {DOWNLOAD_HINT}"] if missing else []
+        lines += ["cannot start:", *(f"  - {problem}" for problem in report.setup_problems + fetch)]
     else:
         lines.append("ready: the agent can start with ENGINE=infinitetalk")
     return "\n".join(lines)

@@ -9,7 +9,12 @@ import os
 from infinitetalk.settings import InfiniteTalkSettings, Mode, Quantization
 from infinitetalk.upstream import pinned
 from infinitetalk.upstream.profiles import ResolvedProfile
-from infinitetalk.upstream.weights import check_weights, fast_lora_file, required_weights
+from infinitetalk.upstream.weights import (
+    WeightStatus,
+    check_weights,
+    fast_lora_file,
+    required_weights,
+)
 
 DOWNLOAD_HINT = "fetch them with scripts/download_weights.sh (see docs/DEPLOY-RUNPOD.md)"
 
@@ -24,6 +29,12 @@ class EngineStartError(RuntimeError):
 
 def startup_problems(settings: InfiniteTalkSettings, profile: ResolvedProfile) -> list[str]:
     """Everything missing for this configuration; empty when a job can run."""
+    statuses = check_weights(required_weights(settings, profile.quantization))
+    return setup_problems(settings) + weight_problems(settings, statuses)
+
+
+def setup_problems(settings: InfiniteTalkSettings) -> list[str]:
+    """What is wrong besides the weights: the upstream checkout and its interpreter."""
     problems = []
     checkout = settings.upstream_dir
     if not (checkout / pinned.SCRIPT).is_file():
@@ -38,15 +49,17 @@ def startup_problems(settings: InfiniteTalkSettings, profile: ResolvedProfile) -
         settings.python.is_file() and os.access(settings.python, os.X_OK)
     ):
         problems.append(f"INFINITETALK_PYTHON={settings.python} is not an executable file")
-    missing = [
-        status.file
-        for status in check_weights(required_weights(settings, profile.quantization))
-        if not status.present
-    ]
-    problems += [f"missing {file.what}: {file.path}" for file in missing]
-    if missing:
-        problems.append(f"MODEL_STORAGE_PATH={settings.model_storage_path}: {DOWNLOAD_HINT}")
     return problems
+
+
+def weight_problems(settings: InfiniteTalkSettings, statuses: list[WeightStatus]) -> list[str]:
+    """One line per missing file, then where to get them; empty when all are present."""
+    missing = [status.file for status in statuses if not status.present]
+    if not missing:
+        return []
+    return [f"missing {file.what}: {file.path}" for file in missing] + [
+        f"MODEL_STORAGE_PATH={settings.model_storage_path}: {DOWNLOAD_HINT}"
+    ]
 
 
 def fast_unavailable(settings: InfiniteTalkSettings, quantization: Quantization) -> str | None:

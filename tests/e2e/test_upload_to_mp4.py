@@ -1,13 +1,11 @@
 """The most important test: upload over HTTP -> completed job -> downloaded, playable MP4."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import av
 import httpx
 
-from tests.e2e.conftest import API_KEY, EXAMPLES, ROOT, Stack, submit, terminal, wait_for
+from tests.e2e.conftest import EXAMPLES, Stack, submit, terminal, wait_for
 
 
 def audio_seconds(path: Path) -> float:
@@ -49,37 +47,6 @@ def test_examples_become_a_playable_mp4(stack: Stack, tmp_path: Path) -> None:
             f.write(chunk)
     assert out.stat().st_size == result["size_bytes"]
     check_mp4(out, audio_seconds(audio), 480)
-
-
-def test_avatar_generate_cli_against_the_stack(stack: Stack, tmp_path: Path) -> None:
-    stack.start_agent()
-    out = tmp_path / "cli.mp4"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avatar_client.cli",
-            "generate",
-            str(EXAMPLES / "portrait.png"),
-            str(EXAMPLES / "speech.wav"),
-            "--prompt",
-            "A presenter",
-            "--resolution",
-            "480p",
-            "-o",
-            str(out),
-            "--url",
-            stack.url,
-            "--api-key",
-            API_KEY,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{stack.logs()}"
-    check_mp4(out, audio_seconds(EXAMPLES / "speech.wav"), 480)
 
 
 def test_undecodable_image_fails_with_invalid_input_and_is_not_retried(stack: Stack) -> None:

@@ -203,3 +203,25 @@ def test_engine_that_cannot_start_exits_1(
     monkeypatch.setattr(cli, "load_engine", broken)
     assert cli.run_agent(_settings(tmp_path), threading.Event()) == 1
     assert "could not start" in capsys.readouterr().err
+
+
+def test_probe_names_each_missing_weight_file_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infinitetalk.settings import InfiniteTalkSettings, Quantization
+    from infinitetalk.upstream import gpu_probe
+    from infinitetalk.upstream.profiles import HostInfo
+    from infinitetalk.upstream.weights import required_weights
+
+    monkeypatch.setattr(gpu_probe, "measure_host", lambda: HostInfo(error="no torch"))
+    monkeypatch.setenv("MODEL_STORAGE_PATH", str(tmp_path / "models"))
+    monkeypatch.setenv("INFINITETALK_DIR", str(tmp_path / "checkout"))
+    monkeypatch.setenv("INFINITETALK_QUANT", "none")
+    assert cli.main(["probe"]) == 1
+    text = capsys.readouterr().out
+    files = required_weights(
+        InfiniteTalkSettings(model_storage_path=tmp_path / "models"), Quantization.NONE
+    )
+    assert files and all(text.count(f"{file.path}\n") == 1 for file in files)
+    assert f"  - {len(files)} weight files marked MISSING above: fetch them with" in text
+    assert "has no generate_infinitetalk.py" in text
