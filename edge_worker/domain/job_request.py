@@ -1,8 +1,9 @@
-"""A job request whose files came inline (multipart), validated into plain fields.
+"""A job request, validated into plain fields; each of its files came inline (multipart)
+or was PUT through `/uploads` beforehand and is named by its upload id.
 
-The HTTP layer streams the files to spooled temporaries while checking their bytes; this
-module turns its text fields and files into a `JobRequest`, in the order clients are told
-about problems: prompt, resolution, seed, quality, then the files.
+The HTTP layer streams inline files to spooled temporaries while checking their bytes; this
+module turns the form's text fields and files into a `JobRequest`, in the order clients are
+told about problems: prompt, resolution, seed, quality, then the files.
 """
 
 from collections.abc import Mapping
@@ -35,13 +36,27 @@ class ReceivedFile:
 
 
 @dataclass(frozen=True)
+class UploadRef:
+    """A file PUT through `/uploads`, named by its upload id; checked when the job is made."""
+
+    upload_id: str
+
+
+JobInput = ReceivedFile | UploadRef
+
+
+@dataclass(frozen=True)
 class JobRequest:
     prompt: str
     resolution: Resolution
     seed: int | None
     quality: Quality
-    image: ReceivedFile
-    audio: ReceivedFile
+    image: JobInput
+    audio: JobInput
+
+
+def upload_id_field(name: str) -> str:
+    return f"{name}_upload_id"
 
 
 def job_request(text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> JobRequest:
@@ -49,10 +64,20 @@ def job_request(text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> J
     resolution = parse_resolution(text.get("resolution"))
     seed = parse_seed(text.get("seed"))
     quality = parse_quality(text.get("quality"))
-    for name in FILE_FIELDS:
-        if name not in files:
-            raise invalid_input(f"{name} is required", name)
-    image, audio = files["image"], files["audio"]
-    if audio.format is WAV:
+    image, audio = (_input(name, text, files) for name in FILE_FIELDS)
+    if isinstance(audio, ReceivedFile) and audio.format is WAV:
         check_wav_complete(audio.head, audio.size_bytes)
     return JobRequest(prompt, resolution, seed, quality, image, audio)
+
+
+def _input(name: str, text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> JobInput:
+    """The file part `name`, or the upload named by its `<name>_upload_id` field."""
+    id_field = upload_id_field(name)
+    upload_id = text.get(id_field, "").strip()
+    if name in files and upload_id:
+        raise invalid_input(f"send {name} or {id_field}, not both", id_field)
+    if name in files:
+        return files[name]
+    if upload_id:
+        return UploadRef(upload_id)
+    raise invalid_input(f"{name} is required: a file part, or {id_field} from POST /uploads", name)

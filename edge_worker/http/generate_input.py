@@ -7,11 +7,12 @@ from pydantic import ValidationError
 from contracts import ErrorCode
 from contracts.errors import FieldError, TooLargeDetails
 from contracts.media import MediaKind
+from edge_worker.domain.job_request import FILE_FIELDS, upload_id_field
 from edge_worker.domain.problems import Problem, invalid_fields
 from edge_worker.domain.validation import PROMPT_MAX_CHARS
 from edge_worker.http.multipart_form import FileRule, FormRules
 from edge_worker.settings import EdgeSettings
-from edge_worker.usecases.creation import GenerateFromUploads
+from edge_worker.usecases.creation import UPLOAD_ID_MAX_CHARS, GenerateFromUploads
 
 JSON_LIMIT = 64 * 1024
 
@@ -32,6 +33,7 @@ def form_rules(settings: EdgeSettings) -> FormRules:
             "resolution": 16,
             "seed": 32,
             "quality": 16,
+            **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in FILE_FIELDS},
         },
         max_total_bytes=settings.max_request_bytes,
         too_large_hint=hint,

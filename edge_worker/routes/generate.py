@@ -52,14 +52,14 @@ async def generate(
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "application/json":
         body = await read_json(request.stream())
-        return await use_cases.creation.create_from_uploads(owner, body, idempotency_key)
+        return await use_cases.creation.create(owner, body.job_request(), idempotency_key)
     rules = form_rules(use_cases.context.settings)
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > rules.max_total_bytes:
         raise rules.too_large()
     form = await read_form(request.stream(), content_type, rules)
     try:
-        return await use_cases.creation.create_inline(
+        return await use_cases.creation.create(
             owner, job_request(form.text, form.files), idempotency_key
         )
     finally:

@@ -16,7 +16,7 @@ from contracts.errors import ConflictDetails, HeaderDetails
 from contracts.media import MediaKind
 from edge_worker.domain import idempotency, jobs
 from edge_worker.domain.idempotency import IdempotencyRecord
-from edge_worker.domain.job_request import JobRequest
+from edge_worker.domain.job_request import JobInput, JobRequest, ReceivedFile, UploadRef
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.storage_keys import input_key
@@ -30,14 +30,17 @@ from edge_worker.usecases.views import JobViews
 log = logging.getLogger("edge_worker.jobs")
 
 
+UPLOAD_ID_MAX_CHARS = 2048
+
+
 class GenerateFromUploads(BaseModel):
     """`POST /generate` with JSON: a job from objects already PUT through `/uploads`.
     Unknown fields are refused, so a misspelt one is an error rather than ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
-    image_upload_id: str = Field(min_length=1, max_length=2048)
-    audio_upload_id: str = Field(min_length=1, max_length=2048)
+    image_upload_id: str = Field(min_length=1, max_length=UPLOAD_ID_MAX_CHARS)
+    audio_upload_id: str = Field(min_length=1, max_length=UPLOAD_ID_MAX_CHARS)
     prompt: str = Field(max_length=PROMPT_MAX_CHARS * 4)
     resolution: Resolution = Resolution.P720
     seed: int | None = Field(default=None, ge=0, lt=2**32)
@@ -46,6 +49,16 @@ class GenerateFromUploads(BaseModel):
         description="`fast`: a distilled LoRA at 4 steps, several times quicker, lower quality",
     )
 
+    def job_request(self) -> JobRequest:
+        return JobRequest(
+            prompt=parse_prompt(self.prompt),
+            resolution=self.resolution,
+            seed=self.seed,
+            quality=self.quality,
+            image=UploadRef(self.image_upload_id),
+            audio=UploadRef(self.audio_upload_id),
+        )
+
 
 class JobCreation:
     def __init__(self, context: EdgeContext, views: JobViews, uploads: Uploads) -> None:
@@ -53,83 +66,68 @@ class JobCreation:
         self.views = views
         self.uploads = uploads
 
-    async def create_inline(
+    async def create(
         self, owner: str, request: JobRequest, idempotency_key: str | None = None
     ) -> JobView:
-        """A job from files that came with the request: they are stored under the job."""
+        """A job from its files: those sent inline are stored under the job; uploaded ones
+        are checked (exist, fit, right media) and each feeds this job only."""
+        inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
+        tickets = {
+            kind: await self.uploads.uploaded(owner, given.upload_id, kind)
+            for kind, given in inputs.items()
+            if isinstance(given, UploadRef)
+        }
 
         async def create() -> Job:
-            return await self._create_inline(owner, request)
+            return await self._create_job(owner, request, inputs, tickets)
 
         if idempotency_key is None:
             return await self.views.view(await create())
+        refs = [
+            given.sha256 if isinstance(given, ReceivedFile) else tickets[kind].key
+            for kind, given in inputs.items()
+        ]
         request_print = idempotency.request_fingerprint(
-            "multipart",
+            _source(tickets),
             request.prompt,
             request.resolution.value,
             str(request.seed),
-            request.image.sha256,
-            request.audio.sha256,
+            *refs,
             quality=request.quality,
         )
         return await self._create_once(owner, idempotency_key, request_print, create)
 
-    async def _create_inline(self, owner: str, request: JobRequest) -> Job:
+    async def _create_job(
+        self,
+        owner: str,
+        request: JobRequest,
+        inputs: dict[MediaKind, JobInput],
+        tickets: dict[MediaKind, UploadTicket],
+    ) -> Job:
         job_id = str(uuid.uuid4())
-        blobs = self.context.blobs
-        image, audio = request.image, request.audio
-        image_key = input_key(job_id, "image", image.format.extension)
-        audio_key = input_key(job_id, "audio", audio.format.extension)
-        await blobs.put(image_key, image.file, image.format.content_type)
-        await blobs.put(audio_key, audio.file, audio.format.content_type)
-        return await self._insert_job(
-            job_id,
-            owner,
-            request.prompt,
-            request.resolution,
-            request.seed,
-            request.quality,
-            image_key,
-            audio_key,
-        )
-
-    async def create_from_uploads(
-        self, owner: str, body: GenerateFromUploads, idempotency_key: str | None = None
-    ) -> JobView:
-        prompt = parse_prompt(body.prompt)
-        image = await self.uploads.uploaded(owner, body.image_upload_id, MediaKind.IMAGE)
-        audio = await self.uploads.uploaded(owner, body.audio_upload_id, MediaKind.AUDIO)
-
-        async def create() -> Job:
-            used = await self._take_uploads(owner, [image, audio])
-            try:
-                return await self._insert_job(
-                    str(uuid.uuid4()),
-                    owner,
-                    prompt,
-                    body.resolution,
-                    body.seed,
-                    body.quality,
-                    image.key,
-                    audio.key,
-                )
-            except BaseException:
-                for record in used:
-                    await self.context.store.delete_idempotency(record)
-                raise
-
-        if idempotency_key is None:
-            return await self.views.view(await create())
-        request_print = idempotency.request_fingerprint(
-            "uploads",
-            prompt,
-            body.resolution.value,
-            str(body.seed),
-            image.key,
-            audio.key,
-            quality=body.quality,
-        )
-        return await self._create_once(owner, idempotency_key, request_print, create)
+        used = await self._take_uploads(owner, list(tickets.values()))
+        try:
+            keys: dict[MediaKind, str] = {}
+            for kind, given in inputs.items():
+                if isinstance(given, ReceivedFile):
+                    keys[kind] = input_key(job_id, kind.value, given.format.extension)
+                    await self.context.blobs.put(keys[kind], given.file, given.format.content_type)
+                else:
+                    keys[kind] = tickets[kind].key
+            return await self._insert_job(
+                job_id,
+                owner,
+                request.prompt,
+                request.resolution,
+                request.seed,
+                request.quality,
+                keys[MediaKind.IMAGE],
+                keys[MediaKind.AUDIO],
+            )
+        except BaseException:
+            for record in used:
+                await self.context.store.delete_idempotency(record)
+            raise
 
     async def _insert_job(
         self,
@@ -226,3 +224,11 @@ class JobCreation:
             raise
         await store.finish_idempotency(record, job.id)
         return await self.views.view(job)
+
+
+def _source(tickets: dict[MediaKind, UploadTicket]) -> str:
+    """Where a request's files came from, so the same bytes sent another way are another
+    request: `multipart`, `uploads`, or `mixed`."""
+    if not tickets:
+        return "multipart"
+    return "uploads" if len(tickets) == len(MediaKind) else "mixed"

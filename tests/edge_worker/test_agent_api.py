@@ -128,6 +128,25 @@ def test_full_protocol_happy_path(client: TestClient) -> None:
     assert client.get(result["url"]).content == VIDEO
 
 
+def test_the_result_url_answers_head_and_ranges_so_a_player_can_seek(
+    client: TestClient,
+) -> None:
+    job = submit(client)
+    grant = claim(client, job["job_id"])
+    upload(client, grant)
+    body = {"claim_token": grant["claim_token"], "result": {**RESULT, "size_bytes": len(VIDEO)}}
+    assert post(client, job["job_id"], "complete", body).status_code == 200
+    url = client.get(f"/result/{job['job_id']}", headers=AUTH).json()["url"]
+    described = client.head(url)
+    assert (described.status_code, described.content) == (200, b"")
+    assert described.headers["content-length"] == str(len(VIDEO))
+    assert described.headers["accept-ranges"] == "bytes"
+    tail = client.get(url, headers={"Range": "bytes=-8"})
+    assert (tail.status_code, tail.content) == (206, VIDEO[-8:])
+    assert tail.headers["content-range"] == f"bytes {len(VIDEO) - 8}-{len(VIDEO) - 1}/{len(VIDEO)}"
+    assert "x-request-id" in tail.headers
+
+
 def test_a_job_is_claimed_once(client: TestClient) -> None:
     job = submit(client)
     claim(client, job["job_id"])

@@ -88,14 +88,14 @@ def test_keys_are_per_api_key(client: TestClient) -> None:
 
 def test_a_request_that_dies_releases_its_key(client: TestClient, runtime) -> None:  # type: ignore[no-untyped-def]
     creation = runtime.use_cases.creation
-    original = creation._create_inline
+    original = creation._create_job
 
     async def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("storage died mid-request")
 
-    creation._create_inline = crash
+    creation._create_job = crash
     assert post(client, "order-3").status_code == 500
-    creation._create_inline = original
+    creation._create_job = original
     retried = post(client, "order-3")
     assert retried.status_code == 200
     assert post(client, "order-3").json()["job_id"] == retried.json()["job_id"]

@@ -1,19 +1,27 @@
-"""`/blobs/{key}`: GET and PUT through HMAC-signed URLs, the local stand-in for R2 presigning."""
+"""`/blobs/{key}`: GET, HEAD and PUT through HMAC-signed URLs, the local stand-in for R2
+presigning. GET serves one byte range and HEAD the headers alone, so a browser's `<video>`
+can seek in a result."""
 
 import os
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from litestar import Request, Router, get, put
+import anyio
+from litestar import Request, Response, Router, get, head, put
 from litestar.params import FromPath
-from litestar.response import File
+from litestar.response import File, Stream
 
 from contracts import ErrorCode
 from contracts.errors import TooLargeDetails
+from edge_worker.adapters.local.byte_ranges import ByteRange, Unsatisfiable, parse_range
 from edge_worker.adapters.local.fs_blobs import CONTENT_TYPES, FsBlobStore, InvalidKey
 from edge_worker.domain.problems import Problem, invalid_input
+
+ACCEPT_RANGES = {"Accept-Ranges": "bytes"}
+CHUNK_BYTES = 256 * 1024
 
 
 def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any, Any]) -> int:
@@ -36,14 +44,47 @@ def _verify(store: FsBlobStore, method: str, key: str, request: Request[Any, Any
 
 
 def blob_routes(store: FsBlobStore) -> Router:
-    @get("/{key:path}", include_in_schema=False)
-    async def read_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> File:
+    def stored(key: str, request: Request[Any, Any, Any]) -> Path:
+        """A signed GET's (or HEAD's) object; HEAD is checked against GET's signature."""
         key = key.lstrip("/")
         _verify(store, "GET", key, request)
         path = store.path_of(key)
         if not path.is_file():
             raise Problem(ErrorCode.NOT_FOUND, "no such object")
-        return File(path, media_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+        return path
+
+    def media_type(path: Path) -> str:
+        return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+
+    @get("/{key:path}", include_in_schema=False)
+    async def read_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
+        path = stored(key, request)
+        size = path.stat().st_size
+        try:
+            wanted = parse_range(request.headers.get("range"), size)
+        except Unsatisfiable:
+            return Response(
+                b"",
+                status_code=416,
+                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+            )
+        if wanted is None:
+            return File(path, media_type=media_type(path), headers=ACCEPT_RANGES)
+        return Stream(
+            _read_slice(path, wanted),
+            status_code=206,
+            media_type=media_type(path),
+            headers={
+                **ACCEPT_RANGES,
+                "Content-Range": wanted.content_range(size),
+                "Content-Length": str(wanted.length),
+            },
+        )
+
+    @head("/{key:path}", include_in_schema=False)
+    async def describe_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> File:
+        path = stored(key, request)
+        return File(path, media_type=media_type(path), headers=ACCEPT_RANGES)
 
     @put("/{key:path}", include_in_schema=False, request_max_body_size=None, status_code=200)
     async def write_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -69,4 +110,20 @@ def blob_routes(store: FsBlobStore) -> Router:
             Path(tmp).unlink(missing_ok=True)
         return {"key": key, "size_bytes": size}
 
-    return Router(path="/blobs", route_handlers=[read_blob, write_blob], include_in_schema=False)
+    return Router(
+        path="/blobs",
+        route_handlers=[read_blob, describe_blob, write_blob],
+        include_in_schema=False,
+    )
+
+
+async def _read_slice(path: Path, wanted: ByteRange) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as source:
+        await source.seek(wanted.first)
+        left = wanted.length
+        while left > 0:
+            chunk = await source.read(min(CHUNK_BYTES, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk

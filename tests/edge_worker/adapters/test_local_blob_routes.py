@@ -155,6 +155,102 @@ def test_get_of_a_deleted_object_is_404(client: TestClient[Litestar], store: FsB
     assert_error(client.get(url), 404, "NOT_FOUND")
 
 
+# --- HEAD and ranges: a browser's <video> seeks --------------------------------------------
+
+VIDEO = bytes(range(256)) * 4  # 1024 bytes, each position's value tells where it came from
+
+
+def test_head_describes_the_object_without_a_body(
+    client: TestClient[Litestar], store: FsBlobStore
+) -> None:
+    put_object(store, "videos/v.mp4", VIDEO)
+    response = client.head(local(store.presign_get("videos/v.mp4", FUTURE)))
+    assert response.status_code == 200
+    assert response.content == b""
+    assert int(response.headers["content-length"]) == len(VIDEO)
+    assert response.headers["content-type"] == "video/mp4"
+    assert response.headers["accept-ranges"] == "bytes"
+
+
+def test_head_keeps_the_signed_url_check(client: TestClient[Litestar], store: FsBlobStore) -> None:
+    put_object(store, "videos/v.mp4", VIDEO)
+    assert client.head("/blobs/videos/v.mp4").status_code == 401
+    assert client.head(local(store.presign_get("videos/v.mp4", PAST))).status_code == 401
+    put_url = local(store.presign_put("videos/v.mp4", FUTURE, "video/mp4"))
+    assert client.head(put_url).status_code == 401
+    assert client.head(local(store.presign_get("videos/none.mp4", FUTURE))).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-5000", 1000, 1023),  # clipped to the object
+        ("bytes=1000-", 1000, 1023),
+        ("bytes=-24", 1000, 1023),
+        ("bytes=-5000", 0, 1023),  # a suffix longer than the object is all of it
+        ("bytes=1023-1023", 1023, 1023),
+    ],
+)
+def test_a_single_range_is_206_with_its_bytes(
+    client: TestClient[Litestar], store: FsBlobStore, header: str, first: int, last: int
+) -> None:
+    put_object(store, "videos/v.mp4", VIDEO)
+    response = client.get(
+        local(store.presign_get("videos/v.mp4", FUTURE)), headers={"Range": header}
+    )
+    assert response.status_code == 206
+    assert response.content == VIDEO[first : last + 1]
+    assert response.headers["content-range"] == f"bytes {first}-{last}/{len(VIDEO)}"
+    assert int(response.headers["content-length"]) == last - first + 1
+    assert response.headers["content-type"] == "video/mp4"
+    assert response.headers["accept-ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("header", ["bytes=1024-", "bytes=5000-6000", "bytes=-0"])
+def test_an_unsatisfiable_range_is_416(
+    client: TestClient[Litestar], store: FsBlobStore, header: str
+) -> None:
+    put_object(store, "videos/v.mp4", VIDEO)
+    response = client.get(
+        local(store.presign_get("videos/v.mp4", FUTURE)), headers={"Range": header}
+    )
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(VIDEO)}"
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(
+    "header", ["bytes=9-3", "bytes=-", "bytes=0-1,5-6", "items=0-9", "bytes=a-b", "0-9"]
+)
+def test_an_invalid_range_is_ignored(
+    client: TestClient[Litestar], store: FsBlobStore, header: str
+) -> None:
+    put_object(store, "videos/v.mp4", VIDEO)
+    response = client.get(
+        local(store.presign_get("videos/v.mp4", FUTURE)), headers={"Range": header}
+    )
+    assert (response.status_code, response.content) == (200, VIDEO)
+    assert response.headers["accept-ranges"] == "bytes"
+
+
+def test_a_range_of_a_large_object_streams_across_chunks(
+    client: TestClient[Litestar], store: FsBlobStore
+) -> None:
+    data = bytes(range(251)) * 8000  # ~2 MB, several read chunks
+    put_object(store, "videos/big.mp4", data)
+    url = local(store.presign_get("videos/big.mp4", FUTURE))
+    response = client.get(url, headers={"Range": "bytes=100000-1700000"})
+    assert response.status_code == 206
+    assert response.content == data[100000:1700001]
+
+
+def test_a_range_needs_the_signed_url_too(client: TestClient[Litestar], store: FsBlobStore) -> None:
+    put_object(store, "videos/v.mp4", VIDEO)
+    response = client.get("/blobs/videos/v.mp4", headers={"Range": "bytes=0-9"})
+    assert_error(response, 401, "UNAUTHORIZED")
+
+
 @pytest.mark.parametrize(
     "raw_key",
     ["..%2Fsecret.txt", "%2E%2E/secret.txt", "%2E%2E%2Fsecret.txt", "a/%2E%2E/%2E%2E/secret.txt"],
