@@ -124,7 +124,7 @@ def test_readme_walkthrough_runs_as_written(
     assert health["status"] == "ok"
     assert health["limits"]["max_request_bytes"] > 0
 
-    errors = [reply["error"] for reply in replies if "error" in reply]
+    errors = [reply["error"] for reply in replies if reply.get("error")]
     assert [error["code"] for error in errors] == ["UNSUPPORTED_MEDIA"], errors
     assert errors[0]["details"]["field"] == "image"
 
