@@ -1,4 +1,5 @@
-"""The README's curl walkthrough, run as written against `avatar dev` in a fresh directory.
+"""The README's examples (curl, the `avatar` command, the Python client), run as written
+against `avatar dev` in a fresh directory.
 
 Only the port changes (a free one instead of 8787), so a developer's running `make dev` is
 left alone. The directory holds what a fresh clone has at its root and nothing else, so the
@@ -27,12 +28,12 @@ CHECKOUT = {"examples", "README.md", ".venv"}
 EXPECTED_AFTER = CHECKOUT | {".avatar", "out.mp4"}
 
 
-def walkthrough(readme: str) -> str:
-    """The first bash block of the "Try it with curl" section."""
-    section = readme.split("## Try it with curl", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
-    assert block is not None, "README has no bash block under 'Try it with curl'"
-    return block.group(1)
+def blocks(readme: str, heading: str, language: str) -> list[str]:
+    """The fenced `language` blocks of the section under `## heading`."""
+    section = readme.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    assert found, f"README has no {language} block under {heading!r}"
+    return found
 
 
 def replies_and_words(output: str) -> tuple[list[dict], list[str]]:
@@ -108,7 +109,8 @@ def test_readme_walkthrough_runs_as_written(
     dev_stack: tuple[int, dict[str, str]], checkout: Path
 ) -> None:
     port, env = dev_stack
-    script = walkthrough(README.read_text()).replace(":8787", f":{port}")
+    readme = README.read_text()
+    script = "\n".join(blocks(readme, "Try it with curl", "bash")).replace(":8787", f":{port}")
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=checkout,
@@ -118,7 +120,7 @@ def test_readme_walkthrough_runs_as_written(
         timeout=240,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    replies, job_ids = replies_and_words(done.stdout)
+    replies, words = replies_and_words(done.stdout)
 
     health = replies[0]
     assert health["status"] == "ok"
@@ -139,7 +141,22 @@ def test_readme_walkthrough_runs_as_written(
     assert {job["status"] for job in finished} <= {"completed", "cancelled"}
     assert any(job["status"] == "cancelled" for job in finished)
 
-    assert len(job_ids) == 2 and job_ids[0] == job_ids[1], done.stdout  # Idempotency-Key
+    assert words[0] == words[1], done.stdout  # the same Idempotency-Key: the same job
+    assert words[2] == "out.mp4", done.stdout  # `avatar generate` prints where the MP4 went
 
+    check_mp4(checkout / "out.mp4", audio_seconds(EXAMPLES / "speech.wav"), 480)
+    (checkout / "out.mp4").unlink()
+
+    (code,) = blocks(readme, "Python client", "python")
+    client = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=checkout,
+        env={**env, "AVATAR_URL": f"http://127.0.0.1:{port}"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert client.returncode == 0, client.stdout + client.stderr
+    assert "\ncompleted\n" in client.stdout, client.stdout
     check_mp4(checkout / "out.mp4", audio_seconds(EXAMPLES / "speech.wav"), 480)
     assert {path.name for path in checkout.iterdir()} == EXPECTED_AFTER
