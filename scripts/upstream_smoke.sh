@@ -3,7 +3,7 @@
 #
 # 1. A CPU environment under .cache/upstream-smoke/, keyed by the hash of its locks
 #    (requirements/upstream-smoke*.txt, pyproject.toml and this script), built once:
-#    torch's CPU build, torchvision beside it, upstream's dependencies, this project.
+#    torch's CPU build, torchvision beside it, upstream's dependencies, this project with its [agent] extra.
 # 2. Upstream at the pinned commit (scripts/fetch_upstream.sh: UPSTREAM_ARCHIVE or git).
 # 3. ffmpeg and ffprobe, which upstream runs (apt-get when missing and allowed).
 # 4. pytest tests/upstream_smoke, with the CPU harness switched on; it leaves
@@ -27,7 +27,7 @@ if [ ! -f "$venv/.complete" ]; then
     "$venv/bin/python" -m pip install --quiet "$TORCH"
     "$venv/bin/python" -m pip install --quiet --no-deps "$TORCHVISION"
     "$venv/bin/python" -m pip install --quiet -r "$LOCK" -r "$SUITE"
-    "$venv/bin/python" -m pip install --quiet -e .
+    "$venv/bin/python" -m pip install --quiet -e ".[agent]"
     touch "$venv/.complete"
 fi
 # The harness switch (tests/upstream_smoke/cpu.py): every interpreter of this environment
