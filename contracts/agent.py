@@ -61,12 +61,13 @@ class ProgressReply(BaseModel):
 
 
 class ResultMetadata(BaseModel):
-    """What the agent measured on its own output before uploading it."""
+    """What the agent measured on its own output before uploading it. Each bound is one an
+    SQL integer or a finite number holds, so a garbled report is refused, not stored."""
 
-    size_bytes: int = Field(ge=1)
-    duration_seconds: float = Field(gt=0)
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+    size_bytes: int = Field(ge=1, lt=2**63)
+    duration_seconds: float = Field(gt=0, allow_inf_nan=False)
+    width: int = Field(gt=0, lt=2**31)
+    height: int = Field(gt=0, lt=2**31)
     engine: str = Field(min_length=1, max_length=64)
 
 

@@ -17,6 +17,7 @@ from edge_worker import __version__
 from edge_worker.http.dependencies import DEPENDENCIES
 from edge_worker.http.docs_ui import LocalSwaggerPlugin
 from edge_worker.http.errors import exception_handlers
+from edge_worker.http.json_body import DepthCheckedRequest
 from edge_worker.http.json_response import ModelResponse
 from edge_worker.http.observability import mark_request, stamp_response
 from edge_worker.http.openapi import AGENT_SCHEME, AGENT_SECURITY_SCHEMES, SECURITY_SCHEMES
@@ -103,6 +104,7 @@ def create_app(
         before_request=mark_request,
         before_send=[stamp_response],
         request_max_body_size=JSON_BODY_LIMIT,
+        request_class=DepthCheckedRequest,
         logging_config=None,
         debug=debug,
         openapi_config=OpenAPIConfig(

@@ -3,7 +3,9 @@
 Same key + same request -> the job the first request created. Same key + a different
 request -> refused. Same key while the first request is still being created -> 409, unless
 that attempt is so old it must have died, in which case this request takes over.
-Keys are scoped per API key and kept for `KEY_TTL`.
+Keys are scoped per API key and kept for `KEY_TTL`. The same table holds the server's own
+records (an upload taken by a job), so each kind of key has its namespace and a client's
+header can never name one of the server's records.
 """
 
 import hashlib
@@ -39,6 +41,16 @@ class Decision(StrEnum):
 
 def valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable() and key.isascii()
+
+
+def client_key(header: str) -> str:
+    """The record key of an `Idempotency-Key` header."""
+    return f"client:{header}"
+
+
+def upload_key(storage_key: str) -> str:
+    """The record key that marks an uploaded object as taken by a job."""
+    return f"upload:{storage_key}"
 
 
 def fingerprint(parts: Iterable[str]) -> str:

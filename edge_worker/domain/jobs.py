@@ -12,6 +12,7 @@ Every transition returns a new `Job` with `version` bumped, so stores apply it a
 compare-and-swap and concurrent writers (two agents, the sweep, a client) cannot both win.
 """
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -104,8 +105,14 @@ def _next(job: Job, now: datetime, **changes: Any) -> Job:
     return replace(job, updated_at=now, version=job.version + 1, **changes)
 
 
+def holds_claim(job: Job, claim_token: str) -> bool:
+    """The claim token is a secret: compared in constant time, so no timing tells its prefix."""
+    held = job.claim_token
+    return held is not None and hmac.compare_digest(held.encode(), claim_token.encode())
+
+
 def require_claim(job: Job, claim_token: str) -> None:
-    if job.status is not JobStatus.PROCESSING or job.claim_token != claim_token:
+    if job.status is not JobStatus.PROCESSING or not holds_claim(job, claim_token):
         raise StaleClaim(f"claim token is not current for job {job.id}")
 
 
@@ -260,12 +267,12 @@ def is_reclaim(job: Job, agent_id: str) -> bool:
 
 def finished_by(job: Job, claim_token: str) -> bool:
     """The holder of this claim already completed or failed the job: a repeat is a no-op."""
-    return job.status in (JobStatus.COMPLETED, JobStatus.FAILED) and job.claim_token == claim_token
+    return job.status in (JobStatus.COMPLETED, JobStatus.FAILED) and holds_claim(job, claim_token)
 
 
 def cancel_requested(job: Job, claim_token: str) -> bool:
     """True when the caller holds the claim of a job that was cancelled under it."""
-    return job.status is JobStatus.CANCELLED and job.claim_token == claim_token
+    return job.status is JobStatus.CANCELLED and holds_claim(job, claim_token)
 
 
 def mark_enqueued(job: Job, *, now: datetime) -> Job:

@@ -11,9 +11,12 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts import ErrorCode
 from contracts.errors import MediaDetails, TooLargeDetails
@@ -23,6 +26,8 @@ from edge_worker.domain.problems import Problem, invalid_input
 UPLOAD_URL_TTL = timedelta(hours=1)
 UPLOAD_ID_TTL = timedelta(hours=24)
 UPLOAD_PREFIX = "inputs/uploads/"
+# The latest time `datetime` can hold: a signed expiry beyond it is refused, not an overflow.
+_MAX_TIMESTAMP = 253402300799
 
 ACCEPTED_TYPES: dict[MediaKind, dict[str, str]] = {
     MediaKind.IMAGE: {"image/png": "png", "image/jpeg": "jpg"},
@@ -34,6 +39,18 @@ ACCEPTED_TYPES: dict[MediaKind, dict[str, str]] = {
         "audio/mp3": "mp3",
     },
 }
+
+
+class _TicketClaims(BaseModel):
+    """An upload id's payload; read only once its signature is known to be ours."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    o: str
+    k: MediaKind
+    key: str = Field(max_length=512)
+    n: int = Field(gt=0, lt=2**63)
+    exp: int = Field(ge=0, le=_MAX_TIMESTAMP)
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,10 @@ def issue(ticket: UploadTicket, secret: str) -> str:
 
 
 def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: datetime) -> UploadTicket:
-    """The ticket behind an id, or INVALID_INPUT for anything forged, foreign or stale."""
+    """The ticket behind an id, or INVALID_INPUT for anything forged, foreign or stale.
+
+    The signature is checked (in constant time) before any of the payload is parsed, so a
+    forged id never reaches the JSON or number parsers."""
     field = f"{kind.value}_upload_id"
     unknown = invalid_input(f"{field} is not an upload of yours", field)
     if not upload_id.startswith("up_") or "." not in upload_id:
@@ -94,20 +114,30 @@ def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: dateti
     body, _, signature = upload_id[3:].partition(".")
     try:
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        data = json.loads(payload)
-        ticket = UploadTicket(
-            owner=data["o"],
-            kind=MediaKind(data["k"]),
-            key=data["key"],
-            declared_bytes=int(data["n"]),
-            expires_at=datetime.fromtimestamp(int(data["exp"]), UTC),
-        )
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError):
         raise unknown from None
-    if not hmac.compare_digest(_sign(secret, payload), signature):
+    if not hmac.compare_digest(_sign(secret, payload).encode(), signature.encode()):
         raise unknown
-    if ticket.owner != owner or ticket.kind is not kind:
+    try:
+        claims = _TicketClaims.model_validate_json(payload)
+    except ValidationError:
+        raise unknown from None
+    ticket = UploadTicket(
+        owner=claims.o,
+        kind=claims.k,
+        key=claims.key,
+        declared_bytes=claims.n,
+        expires_at=datetime.fromtimestamp(claims.exp, UTC),
+    )
+    if ticket.owner != owner or ticket.kind is not kind or not _is_upload_key(ticket.key, kind):
         raise unknown
     if ticket.expires_at <= now:
         raise invalid_input(f"{field} has expired; upload the file again", field)
     return ticket
+
+
+def _is_upload_key(key: str, kind: MediaKind) -> bool:
+    """Only keys `new_key` makes: an id signed with a stray key never reaches storage."""
+    extensions = "|".join(sorted(set(ACCEPTED_TYPES[kind].values())))
+    pattern = rf"{re.escape(UPLOAD_PREFIX)}[A-Za-z0-9-]{{1,64}}/{kind.value}\.(?:{extensions})"
+    return re.fullmatch(pattern, key) is not None

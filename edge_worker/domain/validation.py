@@ -9,6 +9,7 @@ from contracts.media import MediaFormat, MediaKind, sniff, wav_truncation
 from edge_worker.domain.problems import Problem, invalid_input
 
 PROMPT_MAX_CHARS = 2000
+SEED_MAX_DIGITS = len(str(2**32 - 1))
 
 
 def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
@@ -70,16 +71,15 @@ def parse_quality(value: str | None) -> Quality:
         ) from None
 
 
-def parse_seed(value: str | int | None) -> int | None:
+def parse_seed(value: str | None) -> int | None:
+    """ASCII digits only: `int()` would also take `"4_2"`, `" 42"` and other scripts' digits."""
     if value in (None, ""):
         return None
-    try:
-        seed = int(value)
-    except (TypeError, ValueError):
-        raise invalid_input("seed must be an integer", "seed") from None
-    if not 0 <= seed < 2**32:
+    if not (value.isascii() and value.isdigit()):
+        raise invalid_input("seed must be a whole number in ASCII digits", "seed")
+    if len(value) > SEED_MAX_DIGITS or int(value) >= 2**32:
         raise invalid_input("seed must be between 0 and 2^32-1", "seed")
-    return seed
+    return int(value)
 
 
 def parse_statuses(value: str | None) -> frozenset[JobStatus]:

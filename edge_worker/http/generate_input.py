@@ -10,6 +10,7 @@ from contracts.media import MediaKind
 from edge_worker.domain.job_request import FILE_FIELDS, upload_id_field
 from edge_worker.domain.problems import Problem, invalid_fields
 from edge_worker.domain.validation import PROMPT_MAX_CHARS
+from edge_worker.http.json_body import check_depth
 from edge_worker.http.multipart_form import FileRule, FormRules
 from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.creation import UPLOAD_ID_MAX_CHARS, GenerateFromUploads
@@ -51,6 +52,7 @@ async def read_json(chunks: AsyncIterator[bytes]) -> GenerateFromUploads:
                 "JSON body is larger than 64 KiB",
                 TooLargeDetails(limit_bytes=JSON_LIMIT),
             )
+    check_depth(body)
     try:
         return GenerateFromUploads.model_validate_json(body)
     except ValidationError as exc:

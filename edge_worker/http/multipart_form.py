@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_options_header
+from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
 from contracts import ErrorCode
 from contracts.errors import TooLargeDetails
@@ -82,12 +82,11 @@ class _PartWriter:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
-            limit_mib = self.limit / (1024 * 1024)
+            if self.file_rule is None:
+                raise invalid_input(f"{self.name} is too long", self.name)
             raise Problem(
                 ErrorCode.PAYLOAD_TOO_LARGE,
-                f"{self.name} is larger than the limit of {limit_mib:g} MiB"
-                if self.file_rule
-                else f"{self.name} is too long",
+                f"{self.name} is larger than the limit of {self.limit / (1024 * 1024):g} MiB",
                 TooLargeDetails(limit_bytes=self.limit, field=self.name),
             )
         if len(self.head) < SNIFF_BYTES:
@@ -164,7 +163,7 @@ async def read_form(
                         writer = None
             if error is None:
                 parser.close()
-    except ParserError as exc:
+    except MultipartError as exc:  # malformed, or past the parser's header limits
         if writer is not None:
             writer.buffer.close()
         if error is None:

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
 from contracts.errors import ConflictDetails, HeaderDetails
@@ -43,7 +43,7 @@ class GenerateFromUploads(BaseModel):
     audio_upload_id: str = Field(min_length=1, max_length=UPLOAD_ID_MAX_CHARS)
     prompt: str = Field(max_length=PROMPT_MAX_CHARS * 4)
     resolution: Resolution = Resolution.P720
-    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    seed: StrictInt | None = Field(default=None, ge=0, lt=2**32)
     quality: Quality = Field(
         default=Quality.STANDARD,
         description="`fast`: a distilled LoRA at 4 steps, several times quicker, lower quality",
@@ -165,7 +165,9 @@ class JobCreation:
         now = self.context.clock.now()
         taken: list[IdempotencyRecord] = []
         for ticket in tickets:
-            record = idempotency.new_record(owner, f"upload:{ticket.key}", ticket.key, now)
+            record = idempotency.new_record(
+                owner, idempotency.upload_key(ticket.key), ticket.key, now
+            )
             if not await store.insert_idempotency(record):
                 for done in taken:
                     await store.delete_idempotency(done)
@@ -191,12 +193,12 @@ class JobCreation:
                 "Idempotency-Key",
             )
         now = self.context.clock.now()
-        record = idempotency.new_record(owner, key, request_print, now)
+        record = idempotency.new_record(owner, idempotency.client_key(key), request_print, now)
         store = self.context.store
         for _ in range(CAS_ATTEMPTS):
             if await store.insert_idempotency(record):
                 break
-            existing = await store.get_idempotency(owner, key)
+            existing = await store.get_idempotency(owner, record.key)
             decision = idempotency.decide(existing, request_print, now)
             if decision is idempotency.Decision.REPLAY:
                 assert existing is not None and existing.job_id is not None

@@ -109,7 +109,9 @@ def test_in_progress_key_gets_409(client: TestClient, runtime, clock: FakeClock)
 
     response = post(client, "order-4")
     job_id = response.json()["job_id"]
-    existing = asyncio.run(runtime.store.get_idempotency(owner_id(API_KEY), "order-4"))
+    existing = asyncio.run(
+        runtime.store.get_idempotency(owner_id(API_KEY), idempotency.client_key("order-4"))
+    )
     assert existing is not None and existing.job_id == job_id
     # Pretend the first request is still running: the record has no job yet.
     asyncio.run(runtime.store.delete_idempotency(existing))

@@ -95,7 +95,7 @@ def test_an_uploaded_part_is_checked_like_the_json_path(client: TestClient) -> N
     forged = post_form(client, {"image": ("i.png", IMAGE)}, {"audio_upload_id": "up_forged.x"})
     assert invalid_fields(forged) == ["audio_upload_id"]
     too_long = post_form(client, {"image": ("i.png", IMAGE)}, {"audio_upload_id": "u" * 3000})
-    assert too_long.json()["error"]["details"] == {"limit_bytes": 2048, "field": "audio_upload_id"}
+    assert invalid_fields(too_long) == ["audio_upload_id"]
 
 
 def test_a_mixed_request_is_idempotent(client: TestClient) -> None:

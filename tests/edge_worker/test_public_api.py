@@ -67,7 +67,7 @@ def test_generate_accepts_jpeg_and_mp3_by_content(client: TestClient) -> None:
         ({}, {"seed": "abc"}, "INVALID_INPUT", 400),
         ({}, {"seed": "-1"}, "INVALID_INPUT", 400),
         ({}, {"colour": "blue"}, "INVALID_INPUT", 400),
-        ({}, {"prompt": "x" * 9000}, "PAYLOAD_TOO_LARGE", 413),
+        ({}, {"prompt": "x" * 9000}, "INVALID_INPUT", 400),
     ],
 )
 def test_bad_inputs_get_clear_codes(

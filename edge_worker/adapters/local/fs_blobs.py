@@ -73,7 +73,7 @@ class UrlSigner:
         now: int,
     ) -> bool:
         expected = self.signature(method, key, expires, content_type, max_bytes)
-        return hmac.compare_digest(expected, sig) and now <= expires
+        return hmac.compare_digest(expected.encode(), sig.encode()) and now <= expires
 
 
 class FsBlobStore:

@@ -1,6 +1,7 @@
 """Cloudflare's Queues pull/ack HTTP API, served by the local edge so that the agent's
 Cloudflare client is exactly the code that runs in production."""
 
+import logging
 from typing import Any
 
 from litestar import Request, Response, Router, post
@@ -27,10 +28,14 @@ def _cf_envelope(
 
 
 _CF_CODES = {401: 10000, 404: 11000}
+log = logging.getLogger("edge_worker.queue")
 
 
 def _cf_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Errors in Cloudflare's shape, not ours: this router impersonates api.cloudflare.com."""
+    """Errors in Cloudflare's shape, not ours: this router impersonates api.cloudflare.com.
+    A failure that is not the request's fault is logged, as the app's own handler does."""
+    if not isinstance(exc, HTTPException):
+        log.exception("unhandled error in the queue emulator")
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = exc.detail if isinstance(exc, HTTPException) else "internal error"
     code = _CF_CODES.get(status, 10000 + status)
