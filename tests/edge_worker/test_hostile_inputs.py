@@ -7,8 +7,11 @@ claimed for the test and a path to one of its signed objects, so the cases reach
 """
 
 import base64
+import hmac
 import json
+import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,15 +19,23 @@ import pytest
 from litestar.testing import TestClient
 
 from contracts import ErrorCode
+from contracts.media import MediaKind
+from edge_worker.auth import owner_id
+from edge_worker.domain import upload_tokens
+from edge_worker.local import LocalRuntime
 from tests.conftest import png_bytes, wav_bytes
 from tests.edge_worker.conftest import (
     ACK_URL,
     AGENT_AUTH,
+    API_KEY,
     AUTH,
     PULL_URL,
     QUEUE_AUTH,
+    FakeClock,
+    invalid_fields,
     submit,
 )
+from tests.edge_worker.test_uploads import grant, put
 
 HUGE = "9" * 400
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -407,3 +418,139 @@ def test_a_hostile_input_is_refused_without_a_5xx(
     case = CASES[name]
     response = send(client, case, claimed)
     assert_refused_in_shape(case.path, case.method, response)
+
+
+# --- Each cause of a 500 in issue 12, and the weak spots, with their exact answers -------
+
+
+def post_form(client: TestClient, *parts: bytes, **headers: str) -> Any:
+    return client.post(
+        "/generate", headers={**AUTH, "Content-Type": MULTIPART, **headers}, content=form(*parts)
+    )
+
+
+def test_a_forged_upload_id_is_refused_before_its_numbers_are_read(client: TestClient) -> None:
+    as_json = send(client, CASES["forged upload id, huge numbers (json)"], {})
+    assert invalid_fields(as_json) == ["image_upload_id"]
+    as_form = post_form(client, part("prompt", "talk"), part("audio_upload_id", FORGED), FILES[0])
+    assert invalid_fields(as_form) == ["audio_upload_id"]
+
+
+def test_a_signed_upload_id_naming_a_stray_key_is_refused(
+    client: TestClient, runtime: LocalRuntime, clock: FakeClock
+) -> None:
+    """Even under our own signature, an id reaches storage only with a key `/uploads` makes."""
+    secret = runtime.use_cases.context.settings.signing_secret
+    for key in ("../../etc/passwd", "inputs/uploads/x/../../image.png", "videos/j/1.mp4"):
+        ticket = upload_tokens.UploadTicket(
+            owner_id(API_KEY), MediaKind.IMAGE, key, 10, clock.now() + timedelta(hours=1)
+        )
+        body = {"image_upload_id": upload_tokens.issue(ticket, secret), "prompt": "talk"}
+        response = client.post("/generate", headers=AUTH, json={**body, "audio_upload_id": FORGED})
+        assert invalid_fields(response) == ["image_upload_id"]
+
+
+@pytest.mark.parametrize("case", ["part header of 100 KB", "part with 20 header lines"])
+def test_the_multipart_parsers_limits_are_400(client: TestClient, case: str) -> None:
+    response = send(client, CASES[case], {})
+    assert invalid_fields(response) == [None]
+    assert "multipart" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("url", ["/uploads", "/agent/jobs/j/claim", "/generate"])
+def test_deep_json_is_400_on_our_routes(client: TestClient, url: str) -> None:
+    auth = AGENT_AUTH if url.startswith("/agent") else AUTH
+    deep = "[" * 1000 + "]" * 1000
+    response = client.post(url, headers={**auth, "Content-Type": "application/json"}, content=deep)
+    assert invalid_fields(response) == [None]
+    assert "nested deeper than 32 levels" in response.json()["error"]["message"]
+    shallow = "[" * 32 + "]" * 32  # at the limit: refused by the model, not the depth check
+    at_limit = client.post(
+        url, headers={**auth, "Content-Type": "application/json"}, content=shallow
+    )
+    assert "nested" not in at_limit.json()["error"]["message"]
+
+
+def test_deep_json_is_400_in_cloudflares_shape_on_the_queue(client: TestClient) -> None:
+    response = client.post(
+        PULL_URL, headers={**QUEUE_AUTH, "Content-Type": "application/json"}, content=DEEP
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"code": 10400, "message": "JSON body is nested deeper than 32 levels"}
+    ]
+
+
+def test_the_queue_emulator_logs_what_it_cannot_answer(
+    client: TestClient, runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(runtime.queue, "pull", broken)
+    with caplog.at_level(logging.ERROR, logger="edge_worker.queue"):
+        response = client.post(PULL_URL, headers=QUEUE_AUTH, json={"batch_size": 1})
+    assert response.status_code == 500
+    assert response.json()["errors"] == [{"code": 10500, "message": "internal error"}]
+    assert [str(r.exc_info[1]) for r in caplog.records if r.exc_info] == ["disk on fire"]
+
+
+@pytest.mark.parametrize("seed", ["٤٢", "4_2", " 42", "+42", "-1", "4.0", "9" * 11, "9" * 33])
+def test_a_form_seed_is_ascii_digits_only_and_400_when_long(client: TestClient, seed: str) -> None:
+    response = post_form(client, part("prompt", "talk"), part("seed", seed), *FILES)
+    assert invalid_fields(response) == ["seed"]
+
+
+@pytest.mark.parametrize("seed", [True, "42", 4.0, 2**32, 10**40])
+def test_a_json_seed_is_a_strict_integer(client: TestClient, seed: Any) -> None:
+    response = client.post(
+        "/generate", headers=AUTH, json={**json.loads(generate_json()), "seed": seed}
+    )
+    assert invalid_fields(response) == ["seed"]
+
+
+def test_a_long_prompt_is_400_and_a_big_file_still_413(client: TestClient) -> None:
+    prompt = post_form(client, part("prompt", "x" * 1_000_000), *FILES)
+    assert invalid_fields(prompt) == ["prompt"]
+    assert submit(client, seed="4294967295")["job_id"]
+    big = part("image", png_bytes() + bytes(11 * 1024 * 1024), "Content-Type: image/png\r\n")
+    too_big = post_form(client, part("prompt", "talk"), big, FILES[1])
+    assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_claim_tokens_are_compared_in_constant_time(
+    client: TestClient, claimed: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    body = {"claim_token": "not-it", "progress": 1, "stage": "generating"}
+    response = client.post(f"/agent/jobs/{claimed['job']}/progress", json=body, headers=AGENT_AUTH)
+    assert response.status_code == 409
+    assert (claimed["claim"].encode(), b"not-it") in compared
+
+
+def test_an_idempotency_key_header_cannot_reach_the_upload_records(client: TestClient) -> None:
+    """`upload:<key>` names the server's record that an upload fed a job; a header of that
+    name is a client key like any other: it neither blocks the upload's job nor frees it."""
+    grants = grant(client)
+    put(client, grants["image"], png_bytes())
+    put(client, grants["audio"], wav_bytes())
+    image_key = urlsplit(grants["image"]["url"]).path.removeprefix("/blobs/")
+    body = {
+        "image_upload_id": grants["image"]["upload_id"],
+        "audio_upload_id": grants["audio"]["upload_id"],
+        "prompt": "talk",
+    }
+    headers = {**AUTH, "Idempotency-Key": f"upload:{image_key}"}
+    first = client.post("/generate", headers=headers, json=body)
+    assert first.status_code == 200, first.text
+    replay = client.post("/generate", headers=headers, json=body)
+    assert replay.json()["job_id"] == first.json()["job_id"]
+    again = client.post("/generate", headers=AUTH, json=body)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "CONFLICT")

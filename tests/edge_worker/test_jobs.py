@@ -30,6 +30,12 @@ def claimed(token: str = "tok") -> jobs.Job:
     return jobs.claim(pending(), agent_id="a1", claim_token=token, now=T0 + timedelta(seconds=1))
 
 
+def test_only_the_current_claim_token_holds_the_claim() -> None:
+    assert jobs.holds_claim(claimed("tok"), "tok")
+    assert not jobs.holds_claim(claimed("tok"), "to")
+    assert not jobs.holds_claim(pending(), "")  # no claim: not even an empty token holds it
+
+
 def test_new_job_is_pending_and_queued() -> None:
     job = pending()
     assert (job.status, job.stage, job.progress, job.attempts, job.version) == (
