@@ -3,7 +3,7 @@ uses it. Upload ids are signed tokens (`domain.upload_tokens`), so no table is n
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.media import SNIFF_BYTES, WAV, MediaKind
 from edge_worker.domain import upload_tokens
@@ -19,6 +19,14 @@ class DeclaredFile(BaseModel):
 
     content_type: str = Field(description="image/png, image/jpeg, audio/wav or audio/mpeg")
     size_bytes: int = Field(gt=0, description="exact size of the file you will PUT")
+
+    @field_validator("size_bytes", mode="before")
+    @classmethod
+    def _an_integer(cls, value: object) -> object:
+        """Litestar validates bodies with `strict=False`, which would take `true` or `"9"`."""
+        if type(value) is not int:
+            raise ValueError("size_bytes must be an integer")
+        return value
 
 
 class UploadsRequest(BaseModel):

@@ -554,3 +554,12 @@ def test_an_idempotency_key_header_cannot_reach_the_upload_records(client: TestC
     assert replay.json()["job_id"] == first.json()["job_id"]
     again = client.post("/generate", headers=AUTH, json=body)
     assert (again.status_code, again.json()["error"]["code"]) == (409, "CONFLICT")
+
+
+@pytest.mark.parametrize("size", ["true", '"1000"', "1000.0", HUGE])
+def test_a_declared_size_is_a_strict_integer(client: TestClient, size: str) -> None:
+    response = send(client, CASES["size_bytes huge"].json_body(uploads(size)), {})
+    if size == HUGE:  # an integer, just over the limit
+        assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    else:
+        assert invalid_fields(response) == ["image.size_bytes"]
