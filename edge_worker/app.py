@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router, get
-from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
@@ -20,7 +19,7 @@ from edge_worker.http.errors import exception_handlers
 from edge_worker.http.json_body import DepthCheckedRequest
 from edge_worker.http.json_response import ModelResponse
 from edge_worker.http.observability import mark_request, stamp_response
-from edge_worker.http.openapi import AGENT_SCHEME, AGENT_SECURITY_SCHEMES, SECURITY_SCHEMES
+from edge_worker.http.openapi import AGENT_SECURITY_SCHEMES, SECURITY_SCHEMES
 from edge_worker.routes.agent import agent_router
 from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
@@ -33,30 +32,17 @@ SCHEMA_PATH = "/schema"
 TITLE = "Infinite Avatar API"
 
 
-def _handler_operation_id(handler: HTTPRouteHandler, _: Any, __: Any) -> str:
-    """`claimJob` for `claim_job`: the agent document's ids, from the handlers' names."""
-    first, *rest = handler.handler_name.split("_")
-    return first + "".join(word.title() for word in rest)
-
-
 @cache
 def agent_document() -> dict[str, Any]:
     """The agent protocol's own OpenAPI document, built once from the same handlers."""
-    documented = Router(
-        path="/",
-        route_handlers=[agent_router],
-        include_in_schema=True,
-        security=[{AGENT_SCHEME: []}],
-    )
     app = Litestar(
-        route_handlers=[documented],
+        route_handlers=[Router(path="/", route_handlers=[agent_router], include_in_schema=True)],
         dependencies=DEPENDENCIES,
         openapi_config=OpenAPIConfig(
             title=f"{TITLE}: agent protocol",
             version=__version__,
             description="For GPU agents only (docs/API.md#agent-protocol).",
             components=Components(security_schemes=AGENT_SECURITY_SCHEMES),
-            operation_id_creator=_handler_operation_id,
         ),
     )
     return app.openapi_schema.to_schema()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, create_model
 
 from contracts import ErrorCode
 from contracts.errors import ERROR_DETAILS
+from edge_worker.domain.validation import PROMPT_MAX_CHARS
 from edge_worker.usecases.creation import GenerateFromUploads
 
 CLIENT_SCHEME = "apiKey"
@@ -153,6 +154,11 @@ def _generate_bodies() -> dict[str, Any]:
     """`POST /generate`'s two bodies: a form with files or upload ids, or JSON with ids."""
     json_schema = _model_schema(GenerateFromUploads)
     fields = json_schema["properties"]
+    fields["prompt"] = {
+        **fields["prompt"],
+        "pattern": r"\S",
+        "description": f"{PROMPT_MAX_CHARS} characters at most once trimmed, not blank",
+    }
     form = {
         "type": "object",
         "properties": {
@@ -168,8 +174,11 @@ def _generate_bodies() -> dict[str, Any]:
                 "`audio_upload_id`",
             },
             **fields,
+            # A form has no null: leave `seed` out for a random one.
+            "seed": next(branch for branch in fields["seed"]["anyOf"] if branch["type"] != "null"),
         },
         "required": ["prompt"],
+        "additionalProperties": False,
         "description": "Each of the image and the audio as a file part or as the id of an "
         "upload from `POST /uploads`, mixed freely.",
     }
@@ -225,16 +234,18 @@ def documented(
     operation_id: str,
     errors: Iterable[ErrorCode],
     *,
-    public: bool = False,
+    scheme: str | None = CLIENT_SCHEME,
     headers: Sequence[Parameter] = (),
     success_links: Mapping[str, Link] | None = None,
     request_body: Mapping[str, Any] | None = None,
     responses: Mapping[int, ResponseSpec] | None = None,
 ) -> dict[str, Any]:
-    """The route decorator's OpenAPI arguments for one public operation; `responses`: those
-    other than its success and its error envelopes."""
+    """The route decorator's OpenAPI arguments for one operation, of either document.
+
+    `scheme`: the bearer scheme it needs (`CLIENT_SCHEME`, `AGENT_SCHEME`), None if public;
+    `responses`: those other than its success and its error envelopes."""
     codes = [*errors, ErrorCode.INTERNAL_ERROR]
-    if not public:
+    if scheme is not None:
         codes.append(ErrorCode.UNAUTHORIZED)
     operation_class = type(
         f"{operation_id[0].upper()}{operation_id[1:]}Operation",
@@ -250,7 +261,7 @@ def documented(
         "operation_id": operation_id,
         "responses": {**error_responses(codes), **(responses or {})},
         "operation_class": dataclass(operation_class),
-        "security": None if public else [{CLIENT_SCHEME: []}],
+        "security": None if scheme is None else [{scheme: []}],
     }
 
 

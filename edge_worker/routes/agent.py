@@ -10,15 +10,31 @@ from contracts import (
     ClaimRequest,
     ClaimResponse,
     CompleteRequest,
+    ErrorCode,
     JobView,
     ProgressReply,
     ProgressRequest,
 )
 from edge_worker.http.dependencies import agent_guard
+from edge_worker.http.openapi import AGENT_SCHEME, documented
 from edge_worker.usecases.agent_protocol import AgentProtocol
 
+# A body the edge cannot read or over its size, a job that is not there, a stale claim token
+# or a state that does not allow the change.
+_ERRORS = (
+    ErrorCode.INVALID_INPUT,
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.JOB_NOT_FOUND,
+    ErrorCode.CONFLICT,
+)
 
-@post("/{job_id:str}/claim", status_code=200)
+
+@post(
+    "/{job_id:str}/claim",
+    status_code=200,
+    **documented("claimJob", _ERRORS, scheme=AGENT_SCHEME),
+    summary="Claim a pending job: its inputs' URLs, the upload URL and a claim token",
+)
 async def claim_job(
     job_id: FromPath[str],
     data: JSONBody[ClaimRequest],
@@ -27,7 +43,12 @@ async def claim_job(
     return await agent_protocol.claim(job_id, data)
 
 
-@post("/{job_id:str}/progress", status_code=200)
+@post(
+    "/{job_id:str}/progress",
+    status_code=200,
+    **documented("reportProgress", _ERRORS, scheme=AGENT_SCHEME),
+    summary="Heartbeat with progress; the reply says whether the job was cancelled",
+)
 async def report_progress(
     job_id: FromPath[str],
     data: JSONBody[ProgressRequest],
@@ -36,7 +57,12 @@ async def report_progress(
     return await agent_protocol.progress(job_id, data)
 
 
-@post("/{job_id:str}/complete", status_code=200)
+@post(
+    "/{job_id:str}/complete",
+    status_code=200,
+    **documented("completeJob", [*_ERRORS, ErrorCode.STORAGE_ERROR], scheme=AGENT_SCHEME),
+    summary="Publish the result uploaded to the claim's upload URL",
+)
 async def complete_job(
     job_id: FromPath[str],
     data: JSONBody[CompleteRequest],
@@ -45,7 +71,12 @@ async def complete_job(
     return await agent_protocol.complete(job_id, data)
 
 
-@post("/{job_id:str}/fail", status_code=200)
+@post(
+    "/{job_id:str}/fail",
+    status_code=200,
+    **documented("failJob", _ERRORS, scheme=AGENT_SCHEME),
+    summary="Report a failure: the job is retried or failed",
+)
 async def fail_job(
     job_id: FromPath[str],
     data: JSONBody[AgentFailRequest],

@@ -16,7 +16,7 @@ from edge_worker.http.openapi import documented
     **documented(
         "getHealth",
         [],
-        public=True,
+        scheme=None,
         responses={
             503: ResponseSpec(HealthView, description="A check failed: `status` is `degraded`")
         },
