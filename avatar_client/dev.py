@@ -35,8 +35,9 @@ Changes = Set[tuple[object, str]]
 """One tick of file changes: watchfiles' (change, path) pairs; a read-only set, so that
 watchfiles' own set[tuple[Change, str]] is one."""
 
-# Keys the agent never needs: keep client credentials out of the process that runs jobs.
-_CLIENT_KEY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY")
+# Secrets the agent never needs: client keys and the edge's pepper stay out of the process
+# that runs jobs.
+_EDGE_ONLY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER")
 
 
 class DevError(Exception):
@@ -75,6 +76,7 @@ class DevSecrets:
     api_keys: str
     agent_token: str
     cf_api_token: str
+    api_key_pepper: str
     # The key to show the user when it came from us (generated now or reused), else None.
     local_api_key: str | None
     path: Path
@@ -127,12 +129,14 @@ def resolve_secrets(
     api_key, ours = pick("API_KEYS", lambda: f"sk_local_{token()}", "API_KEYS", "API_KEY")
     agent_token, _ = pick("AGENT_TOKEN", token)
     cf_api_token, _ = pick("CF_API_TOKEN", token)
+    api_key_pepper, _ = pick("API_KEY_PEPPER", token)
     if generated:
         _write_secrets(path, {**stored, **generated})
     return DevSecrets(
         api_keys=api_key,
         agent_token=agent_token,
         cf_api_token=cf_api_token,
+        api_key_pepper=api_key_pepper,
         local_api_key=api_key if ours else None,
         path=path,
     )
@@ -177,10 +181,11 @@ def child_environments(
     edge = {
         **shared,
         "API_KEYS": dev_secrets.api_keys,
+        "API_KEY_PEPPER": dev_secrets.api_key_pepper,
         "PUBLIC_URL": env.get("PUBLIC_URL") or options.edge_url,
     }
     agent = {
-        **{k: v for k, v in shared.items() if k not in _CLIENT_KEY_NAMES},
+        **{k: v for k, v in shared.items() if k not in _EDGE_ONLY_NAMES},
         "EDGE_URL": options.edge_url,
         "CF_API_BASE": f"{options.edge_url}/client/v4",
         "ENGINE": options.agent_engine,

@@ -8,9 +8,12 @@ from contracts import ErrorCode
 from edge_worker.domain.problems import Problem
 
 
-def owner_id(api_key: str) -> str:
-    """The stable, non-secret identity a job is owned by; the key itself is never stored."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+def owner_id(api_key: str, pepper: str) -> str:
+    """The stable identity a job is owned by; the key itself is never stored.
+
+    Keyed with the server's pepper, so a leaked owner id (a database dump, a log line) can
+    neither be checked against a guessed key nor linked to a key without the pepper."""
+    return hmac.new(pepper.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -29,14 +32,14 @@ def matches_any(token: str, secrets: Iterable[str]) -> bool:
     return found
 
 
-def authenticate_client(headers: Mapping[str, str], api_keys: Iterable[str]) -> str:
+def authenticate_client(headers: Mapping[str, str], api_keys: Iterable[str], pepper: str) -> str:
     """Return the caller's owner id or raise 401."""
     token = bearer_token(headers)
     if token is None:
         raise Problem(ErrorCode.UNAUTHORIZED, "missing bearer API key")
     if not matches_any(token, api_keys):
         raise Problem(ErrorCode.UNAUTHORIZED, "invalid API key")
-    return owner_id(token)
+    return owner_id(token, pepper)
 
 
 def authenticate_token(headers: Mapping[str, str], expected: str, what: str) -> None:

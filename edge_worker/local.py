@@ -133,7 +133,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 2
     configure_logging(
         settings.log_level,
-        secrets=[*settings.api_keys, settings.agent_token, settings.cf_api_token or ""],
+        secrets=[
+            *settings.api_keys,
+            settings.agent_token,
+            settings.api_key_pepper,
+            settings.cf_api_token or "",
+        ],
     )
     runtime = build_local(settings, args.data_dir)
     import uvicorn

@@ -18,6 +18,10 @@ class EdgeSettings(EnvSettings):
         description="comma-separated",
     )
     agent_token: str = Field(min_length=16)
+    api_key_pepper: str = Field(
+        min_length=16,
+        description="HMAC key of owner ids; changing it gives every API key a new owner",
+    )
     cf_api_token: str | None = Field(
         default=None,
         min_length=16,

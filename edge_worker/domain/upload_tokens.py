@@ -1,9 +1,10 @@
 """Direct-to-storage uploads: upload ids that need no database, and what a grant accepts.
 
-An upload id is a signed token naming the owner, the kind (image or audio), the storage
-key and the declared size, so `POST /generate` can check that the caller owns the object and
-where it is without a table. Whether the object arrived, its real size and its first bytes
-are checked against storage when the job is created.
+An upload id is a signed token naming the kind (image or audio), the storage key and the
+declared size, so `POST /generate` can check that the caller owns the object and where it
+is without a table. The owner is signed in but not written out: the id does not show it.
+Whether the object arrived, its real size and its first bytes are checked against storage
+when the job is created.
 """
 
 import base64
@@ -46,7 +47,6 @@ class _TicketClaims(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    o: str
     k: MediaKind
     key: str = Field(max_length=512)
     n: int = Field(gt=0, lt=2**63)
@@ -83,14 +83,15 @@ def check_declared(kind: MediaKind, content_type: str, size_bytes: int, limit: i
         )
 
 
-def _sign(secret: str, payload: bytes) -> str:
-    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()[:32]
+def _sign(secret: str, owner: str, payload: bytes) -> str:
+    """Binds the id to its owner: another owner's signature never matches."""
+    signed = f"{owner}\n".encode() + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()[:32]
 
 
 def issue(ticket: UploadTicket, secret: str) -> str:
     payload = json.dumps(
         {
-            "o": ticket.owner,
             "k": ticket.kind.value,
             "key": ticket.key,
             "n": ticket.declared_bytes,
@@ -99,7 +100,7 @@ def issue(ticket: UploadTicket, secret: str) -> str:
         separators=(",", ":"),
     ).encode()
     body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-    return f"up_{body}.{_sign(secret, payload)}"
+    return f"up_{body}.{_sign(secret, ticket.owner, payload)}"
 
 
 def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: datetime) -> UploadTicket:
@@ -116,20 +117,20 @@ def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: dateti
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError):
         raise unknown from None
-    if not hmac.compare_digest(_sign(secret, payload).encode(), signature.encode()):
+    if not hmac.compare_digest(_sign(secret, owner, payload).encode(), signature.encode()):
         raise unknown
     try:
         claims = _TicketClaims.model_validate_json(payload)
     except ValidationError:
         raise unknown from None
     ticket = UploadTicket(
-        owner=claims.o,
+        owner=owner,
         kind=claims.k,
         key=claims.key,
         declared_bytes=claims.n,
         expires_at=datetime.fromtimestamp(claims.exp, UTC),
     )
-    if ticket.owner != owner or ticket.kind is not kind or not _is_upload_key(ticket.key, kind):
+    if ticket.kind is not kind or not _is_upload_key(ticket.key, kind):
         raise unknown
     if ticket.expires_at <= now:
         raise invalid_input(f"{field} has expired; upload the file again", field)

@@ -39,7 +39,9 @@ def client_auth(app: ASGIApp) -> ASGIApp:
             ),
             "",
         )
-        owner = authenticate_client({"authorization": authorization}, settings.api_keys)
+        owner = authenticate_client(
+            {"authorization": authorization}, settings.api_keys, settings.api_key_pepper
+        )
         scope["state"]["owner"] = owner
         await app(scope, receive, send)
 

@@ -154,7 +154,7 @@ class JobCreation:
         )
         await self.context.store.insert(job)
         await self.context.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
-        log.info("job created", extra={"job_id": job_id, "owner": owner})
+        log.info("job created", extra={"job_id": job_id})
         return job
 
     async def _take_uploads(

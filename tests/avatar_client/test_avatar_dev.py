@@ -95,9 +95,10 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
     first = dev.resolve_secrets({}, data_dir, token=lambda: next(tokens))
     assert first.api_keys == "sk_local_token01-0123456789abcdef"
     assert first.local_api_key == first.api_keys
-    assert (first.agent_token, first.cf_api_token) == (
+    assert (first.agent_token, first.cf_api_token, first.api_key_pepper) == (
         "token02-0123456789abcdef",
         "token03-0123456789abcdef",
+        "token04-0123456789abcdef",
     )
     path = data_dir / DEV_SECRETS_FILE
     assert first.path == path
@@ -106,6 +107,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "API_KEYS": first.api_keys,
         "AGENT_TOKEN": first.agent_token,
         "CF_API_TOKEN": first.cf_api_token,
+        "API_KEY_PEPPER": first.api_key_pepper,
     }
     mtime = path.stat().st_mtime_ns
 
@@ -118,13 +120,19 @@ def test_default_token_generator_makes_long_urlsafe_keys(tmp_path: Path) -> None
     made = dev.resolve_secrets({}, tmp_path)
     assert made.api_keys.startswith("sk_local_")
     assert len(made.api_keys) > 40
-    assert made.agent_token != made.cf_api_token
+    assert len({made.agent_token, made.cf_api_token, made.api_key_pepper}) == 3
 
 
 def test_configured_secrets_are_used_and_never_written(tmp_path: Path) -> None:
-    env = {"API_KEYS": "sk_a,sk_b", "AGENT_TOKEN": "agent-tok", "CF_API_TOKEN": "cf-tok"}
+    env = {
+        "API_KEYS": "sk_a,sk_b",
+        "AGENT_TOKEN": "agent-tok",
+        "CF_API_TOKEN": "cf-tok",
+        "API_KEY_PEPPER": "pepper",
+    }
     got = dev.resolve_secrets(env, tmp_path)
     assert (got.api_keys, got.agent_token, got.cf_api_token) == ("sk_a,sk_b", "agent-tok", "cf-tok")
+    assert got.api_key_pepper == "pepper"
     assert got.local_api_key is None
     assert not (tmp_path / DEV_SECRETS_FILE).exists()
 
@@ -142,6 +150,7 @@ def test_only_missing_secrets_are_generated_and_stored_values_kept(tmp_path: Pat
         "API_KEYS": "sk_local_old",
         "OTHER": "x",
         "CF_API_TOKEN": "new",
+        "API_KEY_PEPPER": "new",
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -154,7 +163,9 @@ def test_unreadable_secrets_file_is_a_clear_error(tmp_path: Path, content: str) 
 
 
 def secrets_for_test(tmp_path: Path) -> DevSecrets:
-    return DevSecrets("sk_local_k", "agent-tok", "cf-tok", "sk_local_k", tmp_path / "s.json")
+    return DevSecrets(
+        "sk_local_k", "agent-tok", "cf-tok", "pepper-k", "sk_local_k", tmp_path / "s.json"
+    )
 
 
 def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
@@ -162,6 +173,7 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     options = DevOptions(host="127.0.0.1", port=9001, engine="preview")  # over env's ENGINE
     edge, agent = dev.child_environments(env, secrets_for_test(tmp_path), options)
     assert edge["API_KEYS"] == "sk_local_k"
+    assert edge["API_KEY_PEPPER"] == "pepper-k"
     assert edge["PUBLIC_URL"] == "http://127.0.0.1:9001"
     for child in (edge, agent):
         assert child["PATH"] == "/bin"
@@ -176,7 +188,7 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     assert agent["ENGINE"] == "preview"
     _, unset = dev.child_environments({}, secrets_for_test(tmp_path), DevOptions())
     assert unset["ENGINE"] == "preview"
-    assert not {"API_KEYS", "API_KEY", "AVATAR_API_KEY"} & agent.keys()
+    assert not {"API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER"} & agent.keys()
 
 
 def test_child_environments_keep_configured_queue_and_public_url(tmp_path: Path) -> None:
@@ -216,7 +228,7 @@ def test_banner_shows_key_export_line_url_and_curl(tmp_path: Path) -> None:
     assert 'curl -H "Authorization: Bearer $AVATAR_API_KEY"' in text
     assert "http://127.0.0.1:9001/generate" in text
 
-    configured = DevSecrets("sk_x", "a", "c", None, tmp_path / "s.json")
+    configured = DevSecrets("sk_x", "a", "c", "p", None, tmp_path / "s.json")
     quiet = dev.banner(DevOptions(), configured)
     assert "sk_x" not in quiet
     assert "export" not in quiet

@@ -14,10 +14,12 @@ API_KEY = "test-key-alice-0123456789"
 OTHER_KEY = "test-key-bob-0123456789"
 AGENT_TOKEN = "test-agent-token-0123456789"
 CF_TOKEN = "test-queue-token-0123456789"
+PEPPER = "test-api-key-pepper-0123456789"
 ENV = {
     "API_KEYS": f"{API_KEY},{OTHER_KEY}",
     "AGENT_TOKEN": AGENT_TOKEN,
     "CF_API_TOKEN": CF_TOKEN,
+    "API_KEY_PEPPER": PEPPER,
     # Requeued jobs are visible at once, so tests can pull them without waiting.
     "RETRY_BACKOFF_SECONDS": "0",
 }

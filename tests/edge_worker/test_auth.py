@@ -1,5 +1,7 @@
 """Bearer auth for clients and agents."""
 
+import hashlib
+
 import pytest
 
 from contracts import ErrorCode
@@ -13,6 +15,7 @@ from edge_worker.auth import (
 from edge_worker.domain.problems import Problem
 
 KEYS = ("key-one-0123456789", "key-two-0123456789")
+PEPPER = "pepper-0123456789"
 
 
 @pytest.mark.parametrize(
@@ -37,16 +40,23 @@ def test_matches_any_checks_every_key() -> None:
 
 
 def test_client_gets_a_stable_owner_id_that_is_not_the_key() -> None:
-    owner = authenticate_client({"authorization": f"Bearer {KEYS[0]}"}, KEYS)
-    assert owner == owner_id(KEYS[0])
+    owner = authenticate_client({"authorization": f"Bearer {KEYS[0]}"}, KEYS, PEPPER)
+    assert owner == owner_id(KEYS[0], PEPPER)
+    assert len(owner) == 32
     assert KEYS[0] not in owner
-    assert owner != owner_id(KEYS[1])
+    assert owner != owner_id(KEYS[1], PEPPER)
+
+
+def test_the_owner_id_is_keyed_by_the_pepper() -> None:
+    """Without the pepper an owner id cannot be recomputed from a guessed key."""
+    assert owner_id(KEYS[0], PEPPER) != hashlib.sha256(KEYS[0].encode()).hexdigest()[:32]
+    assert owner_id(KEYS[0], PEPPER) != owner_id(KEYS[0], "another-pepper-0123")
 
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong-key-000000"}])
 def test_client_without_valid_key_is_unauthorized(headers: dict[str, str]) -> None:
     with pytest.raises(Problem) as err:
-        authenticate_client(headers, KEYS)
+        authenticate_client(headers, KEYS, PEPPER)
     assert err.value.code is ErrorCode.UNAUTHORIZED
 
 

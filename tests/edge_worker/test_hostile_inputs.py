@@ -29,6 +29,7 @@ from tests.edge_worker.conftest import (
     AGENT_AUTH,
     API_KEY,
     AUTH,
+    PEPPER,
     PULL_URL,
     QUEUE_AUTH,
     FakeClock,
@@ -443,7 +444,7 @@ def test_a_signed_upload_id_naming_a_stray_key_is_refused(
     secret = runtime.use_cases.context.settings.signing_secret
     for key in ("../../etc/passwd", "inputs/uploads/x/../../image.png", "videos/j/1.mp4"):
         ticket = upload_tokens.UploadTicket(
-            owner_id(API_KEY), MediaKind.IMAGE, key, 10, clock.now() + timedelta(hours=1)
+            owner_id(API_KEY, PEPPER), MediaKind.IMAGE, key, 10, clock.now() + timedelta(hours=1)
         )
         body = {"image_upload_id": upload_tokens.issue(ticket, secret), "prompt": "talk"}
         response = client.post("/generate", headers=AUTH, json={**body, "audio_upload_id": FORGED})

@@ -105,12 +105,12 @@ def test_in_progress_key_gets_409(client: TestClient, runtime, clock: FakeClock)
     import asyncio
 
     from edge_worker.auth import owner_id
-    from tests.edge_worker.conftest import API_KEY
+    from tests.edge_worker.conftest import API_KEY, PEPPER
 
     response = post(client, "order-4")
     job_id = response.json()["job_id"]
     existing = asyncio.run(
-        runtime.store.get_idempotency(owner_id(API_KEY), idempotency.client_key("order-4"))
+        runtime.store.get_idempotency(owner_id(API_KEY, PEPPER), idempotency.client_key("order-4"))
     )
     assert existing is not None and existing.job_id == job_id
     # Pretend the first request is still running: the record has no job yet.

@@ -32,7 +32,7 @@ def test_settings_error_names_every_problem() -> None:
     with pytest.raises(SettingsError) as err:
         EdgeSettings.from_env({"MAX_ATTEMPTS": "zero", "API_KEYS": "short"})
     message = str(err.value)
-    for name in ("API_KEYS", "AGENT_TOKEN", "MAX_ATTEMPTS"):
+    for name in ("API_KEYS", "AGENT_TOKEN", "API_KEY_PEPPER", "MAX_ATTEMPTS"):
         assert name in message
 
 
@@ -47,7 +47,7 @@ def test_log_level_is_one_of_the_levels_in_any_case() -> None:
 
 def test_settings_built_in_code_and_an_own_signing_secret() -> None:
     keys = ("k" * 16, "l" * 16)
-    settings = EdgeSettings(api_keys=keys, agent_token="t" * 16)
+    settings = EdgeSettings(api_keys=keys, agent_token="t" * 16, api_key_pepper="p" * 16)
     assert settings.api_keys == keys and settings.signing_secret == "t" * 16
     signed = EdgeSettings.from_env({**ENV, "SIGNING_SECRET": "own-secret"})
     assert signed.signing_secret == "own-secret"
