@@ -95,6 +95,10 @@ class RateLimited(AvatarError):
     pass
 
 
+class RequestTimeout(AvatarError):
+    pass
+
+
 class StorageError(AvatarError):
     pass
 
@@ -136,6 +140,7 @@ _BY_CODE: dict[ErrorCode, type[AvatarError]] = {
     ErrorCode.CONFLICT: Conflict,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReused,
     ErrorCode.RATE_LIMITED: RateLimited,
+    ErrorCode.REQUEST_TIMEOUT: RequestTimeout,
     ErrorCode.STORAGE_ERROR: StorageError,
     ErrorCode.INTERNAL_ERROR: InternalError,
 }

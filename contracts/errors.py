@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     RATE_LIMITED = "RATE_LIMITED"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     STORAGE_ERROR = "STORAGE_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -43,6 +44,7 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.STORAGE_ERROR: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
@@ -140,6 +142,7 @@ ERROR_DETAILS: dict[ErrorCode, type[BaseModel]] = {
     ErrorCode.CONFLICT: ConflictDetails,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: HeaderDetails,
     ErrorCode.RATE_LIMITED: NoDetails,
+    ErrorCode.REQUEST_TIMEOUT: NoDetails,
     ErrorCode.STORAGE_ERROR: StorageDetails,
     ErrorCode.INTERNAL_ERROR: NoDetails,
 }

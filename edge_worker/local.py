@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from litestar import Litestar
 
 from contracts.logs import configure_logging
@@ -20,6 +21,7 @@ from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.queue_routes import queue_routes
+from edge_worker.adapters.local.slow_clients import body_read_timeout, header_deadline_protocol
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_job_store import SqlJobStore
@@ -141,13 +143,26 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         ],
     )
     runtime = build_local(settings, args.data_dir)
-    import uvicorn
-
     try:
-        uvicorn.run(runtime.app, host=args.host, port=args.port, log_config=None, access_log=False)
+        uvicorn.Server(server_config(runtime.app, settings, args.host, args.port)).run()
     finally:
         runtime.close()
     return 0
+
+
+def server_config(app: Litestar, settings: EdgeSettings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn with limits on slow, silent and too many clients (docs/SECURITY.md)."""
+    return uvicorn.Config(
+        body_read_timeout(app, settings.http_body_timeout_seconds),
+        host=host,
+        port=port,
+        http=header_deadline_protocol(settings.http_header_timeout_seconds),
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        limit_concurrency=settings.http_max_connections,
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

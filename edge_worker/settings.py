@@ -51,6 +51,21 @@ class EdgeSettings(EnvSettings):
         "whole bodies in a 128 MB isolate, so it sets this and points larger files to /uploads",
     )
     signing_secret: str = Field(default="", description="HMAC key of local signed URLs")
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="local edge: time to send a request's headers"
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="local edge: longest pause in a request body, then 408"
+    )
+    http_keep_alive_seconds: int = Field(
+        default=5, ge=1, description="local edge: an idle keep-alive connection is closed"
+    )
+    http_max_connections: int = Field(
+        default=200, ge=1, description="local edge: requests beyond it get 503"
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="local edge: request line and headers"
+    )
     log_level: LogLevel = "INFO"
 
     @field_validator("api_keys", mode="before")

@@ -94,6 +94,7 @@ _ERROR_MEANINGS: Mapping[ErrorCode, str] = {
     ErrorCode.CONFLICT: "the request collides with the job's state or a concurrent request",
     ErrorCode.IDEMPOTENCY_KEY_REUSED: "the Idempotency-Key was used for a different request",
     ErrorCode.RATE_LIMITED: "too many requests",
+    ErrorCode.REQUEST_TIMEOUT: "the request body stalled (local edge)",
     ErrorCode.STORAGE_ERROR: "storage is unavailable",
     ErrorCode.INTERNAL_ERROR: "an unexpected failure; the edge's logs have the details",
 }

@@ -76,11 +76,14 @@ def test_cli_refuses_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_serves_with_uvicorn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import uvicorn
 
-    served: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
-    code = local.main(["serve", "--port", "9999", "--data-dir", str(tmp_path)], env=ENV)
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: served.append(server.config))
+    env = {**ENV, "HTTP_KEEP_ALIVE_SECONDS": "7", "HTTP_MAX_CONNECTIONS": "50"}
+    code = local.main(["serve", "--port", "9999", "--data-dir", str(tmp_path)], env=env)
     assert code == 0
-    assert served["port"] == 9999
+    [config] = served
+    assert (config.port, config.timeout_keep_alive, config.limit_concurrency) == (9999, 7, 50)
+    assert config.h11_max_incomplete_event_size == 16 * 1024
     assert (tmp_path / "jobs.sqlite3").exists()
     logging.getLogger().handlers.clear()
 
