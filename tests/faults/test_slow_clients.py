@@ -9,10 +9,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+import uvicorn
 
-from tests.e2e.conftest import API_KEY, Stack
+from edge_worker.local import build_local, local_settings, server_config
+from tests.e2e.conftest import API_KEY, Stack, free_port
+from tests.edge_worker.conftest import API_KEY as EDGE_KEY
+from tests.edge_worker.conftest import ENV
 
 TIMEOUTS = {
     "HTTP_HEADER_TIMEOUT_SECONDS": "1",
@@ -37,9 +42,8 @@ def steady_fds(stack: Stack) -> int:
     return now
 
 
-def connect(stack: Stack) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=CUT_OFF_WITHIN_S * 2)
-    return sock
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=CUT_OFF_WITHIN_S * 2)
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
@@ -85,9 +89,9 @@ def trickle_headers(sock: socket.socket, stop: threading.Event) -> None:
 
 
 @contextmanager
-def trickling(stack: Stack, count: int) -> Iterator[list[socket.socket]]:
+def trickling(port: int, count: int) -> Iterator[list[socket.socket]]:
     stop = threading.Event()
-    socks = [connect(stack) for _ in range(count)]
+    socks = [connect(port) for _ in range(count)]
     threads = [threading.Thread(target=trickle_headers, args=(s, stop)) for s in socks]
     for thread in threads:
         thread.start()
@@ -121,14 +125,14 @@ def edge(stack_factory: Callable[..., Stack]) -> Stack:
 def test_silent_slow_header_and_stalled_body_clients_are_cut_off(edge: Stack) -> None:
     baseline = steady_fds(edge)
     started = time.monotonic()
-    silent = [connect(edge) for _ in range(5)]
+    silent = [connect(edge.port) for _ in range(5)]
     stalled = {}
     for name, request in STALLED_BODIES.items():
         for index in range(10):
-            sock = connect(edge)
+            sock = connect(edge.port)
             sock.sendall(request)
             stalled[f"{name} #{index}"] = sock
-    with trickling(edge, 10) as slow_headers:
+    with trickling(edge.port, 10) as slow_headers:
         held = eventually(lambda: open_fds(edge) >= baseline + 35, 3.0)
         assert held, "the edge holds every connection at first"
 
@@ -150,7 +154,7 @@ def test_silent_slow_header_and_stalled_body_clients_are_cut_off(edge: Stack) ->
 
 
 def test_an_idle_keep_alive_connection_is_closed(edge: Stack) -> None:
-    sock = connect(edge)
+    sock = connect(edge.port)
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: edge\r\n\r\n")
     started = time.monotonic()
     assert read_until_closed(sock).startswith(b"HTTP/1.1 200 ")
@@ -162,7 +166,7 @@ def test_headers_over_the_limit_are_400_and_the_connection_closed(
     stack_factory: Callable[..., Stack],
 ) -> None:
     stack = stack_factory(HTTP_MAX_HEADER_BYTES="4096")
-    sock = connect(stack)
+    sock = connect(stack.port)
     # h11 measures headers still incomplete: what one read completes is parsed whole.
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: edge\r\nX-Big: " + b"a" * 8192)
     assert read_until_closed(sock).startswith(b"HTTP/1.1 400 ")
@@ -173,7 +177,7 @@ def test_requests_over_the_connection_cap_get_503_until_others_leave(
     stack_factory: Callable[..., Stack],
 ) -> None:
     stack = stack_factory(HTTP_MAX_CONNECTIONS="4", HTTP_HEADER_TIMEOUT_SECONDS="30")
-    holders = [connect(stack) for _ in range(4)]
+    holders = [connect(stack.port) for _ in range(4)]
     time.sleep(0.2)
     with stack.client() as client:
         assert client.get("/health").status_code == 503
@@ -181,3 +185,43 @@ def test_requests_over_the_connection_cap_get_503_until_others_leave(
             sock.close()
         time.sleep(0.2)
         assert client.get("/health").status_code == 200
+
+
+# --- the same server in this process, so coverage sees the guards run -------------------
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[int]:
+    """`server_config` served by uvicorn on a thread of this process; yields its port."""
+    port = free_port()
+    settings = local_settings({**ENV, **TIMEOUTS}, "127.0.0.1", port)
+    runtime = build_local(settings, tmp_path / "data")
+    server = uvicorn.Server(server_config(runtime.app, settings, "127.0.0.1", port))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    assert eventually(lambda: server.started, 10.0), "uvicorn did not start"
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join()
+        runtime.close()
+
+
+def test_the_guards_in_process(in_process: int) -> None:
+    silent = connect(in_process)
+    stalled = connect(in_process)
+    stalled.sendall(STALLED_BODIES["JSON /uploads"].replace(API_KEY.encode(), EDGE_KEY.encode()))
+    with trickling(in_process, 1) as [slow]:
+        assert read_until_closed(silent) == read_until_closed(slow) == b""
+        assert b" 408 " in read_until_closed(stalled).partition(b"\r\n")[0]
+    for sock in (silent, stalled):
+        sock.close()
+    complete = connect(in_process)
+    complete.sendall(
+        f"POST /uploads HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {EDGE_KEY}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n"
+        "Connection: close\r\n\r\n{}".encode()
+    )
+    assert read_until_closed(complete).startswith(b"HTTP/1.1 400 "), "a whole body is read"
+    complete.close()
