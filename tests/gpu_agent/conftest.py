@@ -336,8 +336,8 @@ class FakeProbes:
 
     def probes(self) -> MediaProbes:
         return MediaProbes(
-            lambda path: self._probe("image", path, self.image_error, object()),
-            lambda path, directory: self._prepare(path, directory),
+            lambda path, max_pixels: self._probe("image", path, self.image_error, object()),
+            lambda path, directory, max_seconds: self._prepare(path, directory),
             lambda path: self._probe("video", path, self.video_error, self.video),
         )
 
@@ -360,8 +360,8 @@ def fake_media(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     and for `infinitetalk.media.audio_pass`, the audio's one decode; it holds all three."""
     media = types.ModuleType("infinitetalk.media.probe")
     vars(media).update(
-        probe_image=lambda path: None,
-        prepare_audio=lambda path, directory: None,
+        probe_image=lambda path, max_pixels: None,
+        prepare_audio=lambda path, directory, max_seconds: None,
         probe_video=lambda path: SimpleNamespace(duration_seconds=1.0, width=8, height=8),
     )
     import infinitetalk.media
