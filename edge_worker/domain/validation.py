@@ -46,16 +46,15 @@ def check_wav_complete(head: bytes, size_bytes: int) -> None:
 
 
 def check_content(
-    kind: MediaKind, head: bytes, size_bytes: int, max_image_pixels: int, max_audio_seconds: float
+    fmt: MediaFormat, head: bytes, size_bytes: int, max_image_pixels: int, max_audio_seconds: float
 ) -> None:
     """Limits by content, from the headers in the file's first `HEADER_SCAN_BYTES` (`head`):
     a few KiB can declare gigapixels or hours, so the byte limits alone do not bound the
     work."""
-    if kind is MediaKind.IMAGE:
+    if fmt.kind is MediaKind.IMAGE:
         check_image_pixels(head, max_image_pixels)
         return
-    fmt = sniff(head)
-    seconds = None if fmt is None else audio_seconds(fmt, head, size_bytes)
+    seconds = audio_seconds(fmt, head, size_bytes)
     if seconds is not None and seconds > max_audio_seconds:
         raise Problem(
             ErrorCode.AUDIO_TOO_LONG,

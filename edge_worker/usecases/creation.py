@@ -73,10 +73,10 @@ class JobCreation:
         are checked (exist, fit, right media) and each feeds this job only."""
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         settings = self.context.settings
-        for kind, given in inputs.items():
+        for given in inputs.values():
             if isinstance(given, ReceivedFile):
                 check_content(
-                    kind,
+                    given.format,
                     _prefix(given),
                     given.size_bytes,
                     settings.max_image_pixels,

@@ -113,6 +113,6 @@ class Uploads:
             check_wav_complete(head, stored.size_bytes)
         settings = context.settings
         check_content(
-            kind, head, stored.size_bytes, settings.max_image_pixels, settings.max_audio_seconds
+            media, head, stored.size_bytes, settings.max_image_pixels, settings.max_audio_seconds
         )
         return ticket
