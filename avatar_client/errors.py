@@ -63,6 +63,14 @@ class PayloadTooLarge(AvatarError):
     pass
 
 
+class AudioTooLong(AvatarError):
+    """`.details`: `limit_seconds` and the `seconds` the audio's headers declare."""
+
+
+class ImageTooLarge(AvatarError):
+    """`.details`: `limit_pixels` and the `pixels` the image's header declares."""
+
+
 class NotFound(AvatarError):
     pass
 
@@ -132,6 +140,8 @@ _BY_CODE: dict[ErrorCode, type[AvatarError]] = {
     ErrorCode.INVALID_INPUT: InvalidInput,
     ErrorCode.UNSUPPORTED_MEDIA: UnsupportedMedia,
     ErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLarge,
+    ErrorCode.AUDIO_TOO_LONG: AudioTooLong,
+    ErrorCode.IMAGE_TOO_LARGE: ImageTooLarge,
     ErrorCode.JOB_NOT_FOUND: JobNotFound,
     ErrorCode.RESULT_NOT_READY: ResultNotReady,
     ErrorCode.RESULT_EXPIRED: ResultExpired,

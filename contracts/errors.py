@@ -14,6 +14,8 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "INVALID_INPUT"
     UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    AUDIO_TOO_LONG = "AUDIO_TOO_LONG"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
     JOB_NOT_FOUND = "JOB_NOT_FOUND"
     RESULT_NOT_READY = "RESULT_NOT_READY"
     RESULT_EXPIRED = "RESULT_EXPIRED"
@@ -36,6 +38,8 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_INPUT: 400,
     ErrorCode.UNSUPPORTED_MEDIA: 400,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.AUDIO_TOO_LONG: 413,
+    ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.JOB_NOT_FOUND: 404,
     ErrorCode.RESULT_NOT_READY: 404,
     ErrorCode.RESULT_EXPIRED: 410,
@@ -61,6 +65,8 @@ class FailureCode(StrEnum):
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
     AGENT_SHUTDOWN = "AGENT_SHUTDOWN"  # a stopping agent hands the job back: not its fault
     QUALITY_UNAVAILABLE = "QUALITY_UNAVAILABLE"  # the agent cannot make this quality
+    AUDIO_TOO_LONG = "AUDIO_TOO_LONG"  # longer than the agent's MAX_AUDIO_SECONDS, decoded
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"  # more pixels than the agent's MAX_IMAGE_PIXELS
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -93,6 +99,20 @@ class TooLargeDetails(BaseModel):
 
     limit_bytes: int
     field: str | None = None
+
+
+class AudioTooLongDetails(BaseModel):
+    """`AUDIO_TOO_LONG`: the limit and the length the file's headers declare."""
+
+    limit_seconds: float
+    seconds: float
+
+
+class ImageTooLargeDetails(BaseModel):
+    """`IMAGE_TOO_LARGE`: the limit and the width x height the file's header declares."""
+
+    limit_pixels: int
+    pixels: int
 
 
 class JobDetails(BaseModel):
@@ -134,6 +154,8 @@ ERROR_DETAILS: dict[ErrorCode, type[BaseModel]] = {
     ErrorCode.INVALID_INPUT: FieldErrors,
     ErrorCode.UNSUPPORTED_MEDIA: MediaDetails,
     ErrorCode.PAYLOAD_TOO_LARGE: TooLargeDetails,
+    ErrorCode.AUDIO_TOO_LONG: AudioTooLongDetails,
+    ErrorCode.IMAGE_TOO_LARGE: ImageTooLargeDetails,
     ErrorCode.JOB_NOT_FOUND: JobDetails,
     ErrorCode.RESULT_NOT_READY: JobStateDetails,
     ErrorCode.RESULT_EXPIRED: NoDetails,

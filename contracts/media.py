@@ -91,3 +91,148 @@ def wav_truncation(head: bytes, size_bytes: int) -> str | None:
             f"but {size_bytes} arrived"
         )
     return None
+
+
+MAX_AUDIO_SECONDS = 600.0
+"""The default limit on a speech recording's length (docs/API.md): 10 minutes."""
+MAX_IMAGE_PIXELS = 16 * MiB
+"""The default limit on a portrait's width x height (16 MP): decoding costs memory per pixel."""
+HEADER_SCAN_BYTES = MiB
+"""How many leading bytes `image_size` and `audio_seconds` are given: JPEG metadata and
+ID3 tags come before what they read, and larger ones are rare."""
+
+_JPEG_SOF = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
+"""Start-of-frame markers (not DHT C4, JPG C8 or DAC CC): they carry the image's size."""
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+"""Markers with no length field after them."""
+_MP3_BITRATES_KBPS = (
+    (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1 layer III
+    (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2/2.5 layer III
+)
+_MP3_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+"""By the header's version bits: 3 MPEG-1, 2 MPEG-2, 0 MPEG-2.5."""
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's start-of-frame, read before any
+    decoding; None when `head` holds neither."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        width, height = struct.unpack_from(">II", head, 16)
+        return width, height
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    position = 2
+    while position + 4 <= len(head):
+        if head[position] != 0xFF:
+            return None
+        marker = head[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker in _JPEG_STANDALONE:
+            position += 2
+        elif marker in _JPEG_SOF:
+            if position + 9 > len(head):
+                return None
+            height, width = struct.unpack_from(">HH", head, position + 5)
+            return width, height
+        elif marker in (0xD9, 0xDA):  # end of image, or scan data before any frame
+            return None
+        else:
+            (length,) = struct.unpack_from(">H", head, position + 2)
+            position += 2 + length
+    return None
+
+
+def wav_seconds(head: bytes, size_bytes: int) -> float | None:
+    """A WAV's length from its `fmt ` byte rate and `data` size (what arrived, when the
+    writer did not know it); None when `head` does not reach both chunks."""
+    byte_rate = 0
+    position = 12
+    while position + 8 <= len(head):
+        chunk_id = head[position : position + 4]
+        (chunk_size,) = struct.unpack_from("<I", head, position + 4)
+        if chunk_id == b"fmt " and position + 20 <= len(head):
+            (byte_rate,) = struct.unpack_from("<I", head, position + 16)
+        elif chunk_id == b"data":
+            if byte_rate == 0:
+                return None
+            available = size_bytes - position - 8
+            declared = wav_declared_size(head[position : position + 8])
+            data_size = available if declared is None else min(declared - 8, available)
+            return max(data_size, 0) / byte_rate
+        position += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _mp3_frame(head: bytes) -> tuple[int, int, int] | None:
+    """(frame bytes, samples in it, sample rate) of the layer III frame `head` starts with."""
+    if not is_mp3_frame(head):
+        return None
+    version = (head[1] >> 3) & 0x3
+    bitrate = _MP3_BITRATES_KBPS[version != 3][head[2] >> 4] * 1000
+    rate = _MP3_SAMPLE_RATES[version][(head[2] >> 2) & 0x3]
+    samples = 1152 if version == 3 else 576
+    padding = (head[2] >> 1) & 0x1
+    return samples // 8 * bitrate // rate + padding, samples, rate
+
+
+def _id3_end(head: bytes) -> int:
+    """Where the audio starts after an ID3v2 tag (its size is four 7-bit bytes)."""
+    if not head.startswith(b"ID3") or len(head) < 10:
+        return 0
+    size = 0
+    for byte in head[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    footer = 10 if head[5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def _vbr_frame_count(frame: bytes) -> int | None:
+    """The frame count a Xing/Info or VBRI header in the first frame declares, if any."""
+    version, mono = (frame[1] >> 3) & 0x3, (frame[3] >> 6) == 3
+    side_info = (17 if mono else 32) if version == 3 else (9 if mono else 17)
+    xing = 4 + side_info
+    if frame[xing : xing + 4] in (b"Xing", b"Info") and len(frame) >= xing + 12:
+        (flags,) = struct.unpack_from(">I", frame, xing + 4)
+        if flags & 1:
+            (count,) = struct.unpack_from(">I", frame, xing + 8)
+            return int(count)
+    if frame[36:40] == b"VBRI" and len(frame) >= 54:
+        (count,) = struct.unpack_from(">I", frame, 50)
+        return int(count)
+    return None
+
+
+def mp3_seconds(head: bytes, size_bytes: int) -> float | None:
+    """An MP3's length: the frame count of its Xing/Info/VBRI header, else its frames
+    walked over `head`, scaled up to `size_bytes` when `head` is only the file's start.
+    None when `head` holds no frame after the ID3 tag."""
+    start = _id3_end(head)
+    first = _mp3_frame(head[start : start + 4])
+    if first is None:
+        return None
+    frame_bytes, samples, rate = first
+    count = _vbr_frame_count(head[start : start + frame_bytes])
+    if count is not None:
+        return count * samples / rate
+    position, walked = start, 0.0
+    frame: tuple[int, int, int] | None = first
+    while frame is not None:
+        walked += frame[1] / frame[2]
+        position += frame[0]
+        frame = _mp3_frame(head[position : position + 4])
+    if len(head) >= size_bytes:
+        return walked
+    return walked * (size_bytes - start) / (position - start)
+
+
+def audio_seconds(fmt: MediaFormat, head: bytes, size_bytes: int) -> float | None:
+    """The length of a WAV or MP3 of `size_bytes` that starts with `head`, from its
+    headers alone; None when they do not tell."""
+    if fmt is WAV:
+        return wav_seconds(head, size_bytes)
+    if fmt is MP3:
+        return mp3_seconds(head, size_bytes)
+    return None

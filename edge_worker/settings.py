@@ -5,7 +5,13 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, MiB
+from contracts.media import (
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MiB,
+)
 from contracts.settings import EnvSettings, LogLevel
 
 
@@ -43,6 +49,12 @@ class EdgeSettings(EnvSettings):
     queue_max_retries: int = Field(default=3, ge=0)
     max_image_bytes: int = Field(default=MAX_IMAGE_BYTES, gt=0)
     max_audio_bytes: int = Field(default=MAX_AUDIO_BYTES, gt=0)
+    max_audio_seconds: float = Field(
+        default=MAX_AUDIO_SECONDS, gt=0, description="longest speech, read from its headers"
+    )
+    max_image_pixels: int = Field(
+        default=MAX_IMAGE_PIXELS, gt=0, description="largest portrait (width x height)"
+    )
     max_video_bytes: int = Field(default=4096 * MiB, gt=0)
     max_inline_request_bytes: int | None = Field(
         default=None,

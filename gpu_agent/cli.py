@@ -166,7 +166,10 @@ def build_agent(
         transfers=transfer_http,
         engine=engine,
         limits=PipelineLimits(
-            max_image_bytes=settings.max_image_bytes, max_audio_bytes=settings.max_audio_bytes
+            max_image_bytes=settings.max_image_bytes,
+            max_audio_bytes=settings.max_audio_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_audio_seconds=settings.max_audio_seconds,
         ),
     )
     delivery = MessageDelivery(

@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 
 from contracts import ClaimResponse, FailureCode, ResultMetadata
-from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, SNIFF_BYTES, sniff
+from contracts.media import (
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    SNIFF_BYTES,
+    sniff,
+)
 from gpu_agent.edge_client import EdgeClient
 from gpu_agent.job_log import JobLog
 from gpu_agent.probes import MediaProbes
@@ -77,6 +84,8 @@ class PipelineLimits:
 
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_audio_bytes: int = MAX_AUDIO_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_audio_seconds: float = MAX_AUDIO_SECONDS
     transfer_retry: RetryPolicy = TRANSFER_RETRY
 
 
@@ -211,10 +220,12 @@ class Pipeline:
         self, probes: MediaProbes, run: _Run, image: Path, audio: Path
     ) -> PreparedAudio:
         try:
-            probes.probe_image(image)
-            return probes.prepare_audio(audio, run.workdir / PREPARED_AUDIO_DIR)
+            probes.probe_image(image, self._limits.max_image_pixels)
+            return probes.prepare_audio(
+                audio, run.workdir / PREPARED_AUDIO_DIR, self._limits.max_audio_seconds
+            )
         except InvalidInputError as exc:
-            raise JobFailed(FailureCode.INVALID_INPUT, exc.message, retryable=False) from exc
+            raise JobFailed(_failure_code(exc.code), exc.message, retryable=False) from exc
 
     def _generate(
         self, run: _Run, image: Path, audio: Path, prepared: PreparedAudio

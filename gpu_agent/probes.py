@@ -32,12 +32,14 @@ class VideoFacts(Protocol):
 class MediaProbes:
     """Each raises `infinitetalk.engine.InvalidInputError` on undecodable media.
 
-    `prepare_audio(audio, directory)` is the job's one decode of its audio: it checks the
-    audio and writes what the engine needs from it under `directory`.
+    `probe_image(image, max_pixels)` judges the size before decoding.
+    `prepare_audio(audio, directory, max_seconds)` is the job's one decode of its audio: it
+    checks the audio and its length and writes what the engine needs from it under
+    `directory`.
     """
 
-    probe_image: Callable[[Path], object]
-    prepare_audio: Callable[[Path, Path], PreparedAudio]
+    probe_image: Callable[[Path, int], object]
+    prepare_audio: Callable[[Path, Path, float], PreparedAudio]
     probe_video: Callable[[Path], VideoFacts]
 
     @classmethod

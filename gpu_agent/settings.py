@@ -14,7 +14,13 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, Field, SecretStr
 
-from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, EngineName
+from contracts.media import (
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    EngineName,
+)
 from contracts.settings import CODE_ONLY, CaseInsensitive, EnvSettings, LogLevel
 from infinitetalk.settings import InfiniteTalkSettings
 
@@ -59,6 +65,10 @@ class AgentSettings(EnvSettings):
     )
     work_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
     log_level: LogLevel = "INFO"
+    max_audio_seconds: float = Field(default=MAX_AUDIO_SECONDS, gt=0)
+    """Longest speech, measured by decoding it (the edge judged it by its headers)."""
+    max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS, gt=0)
+    """Largest portrait (width x height), judged from its header before decoding."""
     infinitetalk: Annotated[InfiniteTalkSettings | None, CODE_ONLY] = None
     """The InfiniteTalk engine's settings; the CLI reads them when that engine is chosen."""
     # Not settings: the public limits (docs/API.md), kept here so the agent never fills its

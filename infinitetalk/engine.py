@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from contracts import Quality, Resolution, Stage
+from contracts import FailureCode, Quality, Resolution, Stage
 
 ProgressCallback = Callable[[float, Stage, float | None], None]
 """Called with (percent 0-100, stage, eta_seconds or None); percent never goes down."""
@@ -72,10 +72,11 @@ class EngineError(Exception):
 
 
 class InvalidInputError(EngineError):
-    """The inputs cannot be decoded: never worth retrying."""
+    """The inputs cannot be decoded, or break a limit (`code` says which): never worth
+    retrying."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("INVALID_INPUT", message, retryable=False)
+    def __init__(self, message: str, code: FailureCode = FailureCode.INVALID_INPUT) -> None:
+        super().__init__(code.value, message, retryable=False)
 
 
 class QualityUnavailableError(EngineError):

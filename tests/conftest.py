@@ -5,6 +5,7 @@ import io
 import math
 import struct
 import wave
+import zlib
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,3 +101,42 @@ def wav_bytes(seconds: float = 0.5, rate: int = 16000, tone_hz: float | None = N
         w.setframerate(rate)
         w.writeframes(samples)
     return buf.getvalue()
+
+
+def mp3_bytes(seconds: int, *, rate: int = 8000, bitrate: int = 8000, xing: bool = True) -> bytes:
+    """Silent mono MP3 from PyAV's LAME; at 8 kbit/s an hour is 3.6 MB (issue 12's attack).
+    `xing=False` leaves out the Xing/Info header, so only the frames tell the length."""
+    import av  # the agent's dependency: imported only by the tests that make MP3s
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp3", options={} if xing else {"write_xing": "0"}) as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="mono")
+        stream.bit_rate = bitrate
+        silence = np.zeros((1, rate * 10), dtype=np.int16)
+        for start in range(0, seconds * rate, rate * 10):
+            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def blank_png_bytes(width: int, height: int) -> bytes:
+    """A transparent RGBA PNG written row by row: 8192x8192 is ~260 KB on disk and 256 MiB
+    decoded (issue 12's attack), without ever holding the decoded image in memory."""
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + 4 * width)  # filter byte 0, then transparent pixels
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )

@@ -4,8 +4,22 @@ Filenames and declared content types are never trusted; only the bytes decide.
 """
 
 from contracts import ErrorCode, JobStatus, Quality, Resolution
-from contracts.errors import MediaDetails, TooLargeDetails
-from contracts.media import MediaFormat, MediaKind, sniff, wav_truncation
+from contracts.errors import (
+    AudioTooLongDetails,
+    ImageTooLargeDetails,
+    MediaDetails,
+    TooLargeDetails,
+)
+from contracts.media import (
+    HEADER_SCAN_BYTES,
+    MediaFormat,
+    MediaKind,
+    MiB,
+    audio_seconds,
+    image_size,
+    sniff,
+    wav_truncation,
+)
 from edge_worker.domain.problems import Problem, invalid_input
 
 PROMPT_MAX_CHARS = 2000
@@ -29,6 +43,41 @@ def check_wav_complete(head: bytes, size_bytes: int) -> None:
     problem = wav_truncation(head, size_bytes)
     if problem is not None:
         raise invalid_input(problem, "audio")
+
+
+def check_content(
+    fmt: MediaFormat, head: bytes, size_bytes: int, max_image_pixels: int, max_audio_seconds: float
+) -> None:
+    """Limits by content, from the headers in the file's first `HEADER_SCAN_BYTES` (`head`):
+    a few KiB can declare gigapixels or hours, so the byte limits alone do not bound the
+    work."""
+    if fmt.kind is MediaKind.IMAGE:
+        check_image_pixels(head, max_image_pixels)
+        return
+    seconds = audio_seconds(fmt, head, size_bytes)
+    if seconds is not None and seconds > max_audio_seconds:
+        raise Problem(
+            ErrorCode.AUDIO_TOO_LONG,
+            f"audio is {seconds:.1f} s long; the limit is {max_audio_seconds:g} s",
+            AudioTooLongDetails(limit_seconds=max_audio_seconds, seconds=round(seconds, 3)),
+        )
+
+
+def check_image_pixels(head: bytes, limit: int) -> None:
+    """Refused before anything decodes it: decoding costs memory per pixel, not per byte."""
+    size = image_size(head)
+    if size is None:
+        raise invalid_input(
+            f"image's width and height are not in its first {HEADER_SCAN_BYTES // MiB} MiB",
+            "image",
+        )
+    width, height = size
+    if width * height > limit:
+        raise Problem(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"image is {width}x{height} = {width * height} pixels; the limit is {limit}",
+            ImageTooLargeDetails(limit_pixels=limit, pixels=width * height),
+        )
 
 
 def check_size(field: str, size_bytes: int, limit: int) -> None:

@@ -86,6 +86,8 @@ _ERROR_MEANINGS: Mapping[ErrorCode, str] = {
     ErrorCode.INVALID_INPUT: "a missing or malformed field, parameter or body",
     ErrorCode.UNSUPPORTED_MEDIA: "the image is not PNG/JPEG or the audio not WAV/MP3",
     ErrorCode.PAYLOAD_TOO_LARGE: "a file or the body is over its limit",
+    ErrorCode.AUDIO_TOO_LONG: "the audio's headers declare more than MAX_AUDIO_SECONDS",
+    ErrorCode.IMAGE_TOO_LARGE: "the image's header declares more than MAX_IMAGE_PIXELS",
     ErrorCode.JOB_NOT_FOUND: "no such job for this key",
     ErrorCode.RESULT_NOT_READY: "the job has not completed",
     ErrorCode.RESULT_EXPIRED: "the video was deleted after its retention period",

@@ -23,6 +23,8 @@ from edge_worker.http.openapi import GENERATE_BODY, IDEMPOTENCY_KEY, JOB_ID_LINK
             ErrorCode.INVALID_INPUT,
             ErrorCode.UNSUPPORTED_MEDIA,
             ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.AUDIO_TOO_LONG,
+            ErrorCode.IMAGE_TOO_LARGE,
             ErrorCode.CONFLICT,
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
         ],

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
 from contracts.errors import ConflictDetails, HeaderDetails
-from contracts.media import MediaKind
+from contracts.media import HEADER_SCAN_BYTES, MediaKind
 from edge_worker.domain import idempotency, jobs
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.job_request import JobInput, JobRequest, ReceivedFile, UploadRef
@@ -21,7 +21,7 @@ from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.storage_keys import input_key
 from edge_worker.domain.upload_tokens import UploadTicket
-from edge_worker.domain.validation import PROMPT_MAX_CHARS, parse_prompt
+from edge_worker.domain.validation import PROMPT_MAX_CHARS, check_content, parse_prompt
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.transitions import CAS_ATTEMPTS
 from edge_worker.usecases.uploads import Uploads
@@ -72,6 +72,16 @@ class JobCreation:
         """A job from its files: those sent inline are stored under the job; uploaded ones
         are checked (exist, fit, right media) and each feeds this job only."""
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
+        settings = self.context.settings
+        for given in inputs.values():
+            if isinstance(given, ReceivedFile):
+                check_content(
+                    given.format,
+                    _prefix(given),
+                    given.size_bytes,
+                    settings.max_image_pixels,
+                    settings.max_audio_seconds,
+                )
         tickets = {
             kind: await self.uploads.uploaded(owner, given.upload_id, kind)
             for kind, given in inputs.items()
@@ -226,6 +236,14 @@ class JobCreation:
             raise
         await store.finish_idempotency(record, job.id)
         return await self.views.view(job)
+
+
+def _prefix(given: ReceivedFile) -> bytes:
+    """The file's first `HEADER_SCAN_BYTES`, leaving it rewound for storing."""
+    given.file.seek(0)
+    head = given.file.read(HEADER_SCAN_BYTES)
+    given.file.seek(0)
+    return head
 
 
 def _source(tickets: dict[MediaKind, UploadTicket]) -> str:

@@ -5,11 +5,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.media import SNIFF_BYTES, WAV, MediaKind
+from contracts.media import HEADER_SCAN_BYTES, WAV, MediaKind
 from edge_worker.domain import upload_tokens
 from edge_worker.domain.problems import invalid_input
 from edge_worker.domain.upload_tokens import UploadTicket
-from edge_worker.domain.validation import check_size, check_wav_complete, require_format
+from edge_worker.domain.validation import (
+    check_content,
+    check_size,
+    check_wav_complete,
+    require_format,
+)
 from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.context import EdgeContext
 
@@ -102,8 +107,12 @@ class Uploads:
                 f"nothing was uploaded for {field}; PUT the file to its URL first", field
             )
         check_size(kind.value, stored.size_bytes, size_limit(context.settings, kind))
-        head = await context.blobs.read_range(ticket.key, SNIFF_BYTES)
+        head = await context.blobs.read_range(ticket.key, HEADER_SCAN_BYTES)
         media = require_format(kind.value, kind, head)
         if media is WAV:
             check_wav_complete(head, stored.size_bytes)
+        settings = context.settings
+        check_content(
+            media, head, stored.size_bytes, settings.max_image_pixels, settings.max_audio_seconds
+        )
         return ticket

@@ -15,7 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from infinitetalk.engine import PreparedAudio
+from contracts import FailureCode
+from contracts.media import MAX_AUDIO_SECONDS
+from infinitetalk.engine import InvalidInputError, PreparedAudio
 from infinitetalk.media.mux import AacWriter
 from infinitetalk.media.output import OUTPUT_FPS
 from infinitetalk.media.probe import probe_audio
@@ -35,17 +37,20 @@ PAD_RATE = 16000
 """Upstream resamples to 16 kHz mono before embedding, so the padded copy is made so."""
 
 
-def prepare_audio(path: Path, directory: Path) -> PreparedAudio:
+def prepare_audio(
+    path: Path, directory: Path, max_seconds: float = MAX_AUDIO_SECONDS
+) -> PreparedAudio:
     """Decode `path` once into the job's audio files under `directory`.
 
-    Raises InvalidInputError for audio that is not a complete WAV or MP3.
+    Raises InvalidInputError for audio that is not a complete WAV or MP3, or that is
+    longer than `max_seconds` (code AUDIO_TOO_LONG; decoding stops there).
     """
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     loudness = _Loudness()
     head = _Head(math.ceil(PADDED_AUDIO_SECONDS * PAD_RATE))
     with AacWriter(directory / AAC_NAME) as aac:
-        info = probe_audio(path, [aac, loudness, head])
+        info = probe_audio(path, [_LengthLimit(max_seconds), aac, loudness, head])
     loudness_path = directory / LOUDNESS_NAME
     with loudness_path.open("wb") as handle:
         loudness.levels.tofile(handle)
@@ -60,6 +65,25 @@ def prepare_audio(path: Path, directory: Path) -> PreparedAudio:
 def read_loudness(path: Path) -> np.ndarray:
     """The envelope `prepare_audio` wrote: one RMS level per 40 ms video frame."""
     return np.fromfile(str(path), dtype=np.float64)
+
+
+class _LengthLimit:
+    """Stops the decode once the audio is longer than the limit: headers can lie (the edge
+    judged it by them), the decoded samples cannot."""
+
+    def __init__(self, max_seconds: float) -> None:
+        self._max_seconds = max_seconds
+        self._seconds = 0.0
+
+    def __call__(self, frame: av.AudioFrame | None) -> None:
+        if frame is None:
+            return
+        self._seconds += frame.samples / frame.sample_rate
+        if self._seconds > self._max_seconds:
+            raise InvalidInputError(
+                f"audio is longer than the limit of {self._max_seconds:g} s",
+                FailureCode.AUDIO_TOO_LONG,
+            )
 
 
 class _Loudness:

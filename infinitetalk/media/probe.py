@@ -13,8 +13,10 @@ from pathlib import Path
 import av
 from PIL import Image
 
+from contracts import FailureCode
 from contracts.media import (
     JPEG,
+    MAX_IMAGE_PIXELS,
     MP3,
     PNG,
     SNIFF_BYTES,
@@ -69,8 +71,13 @@ class VideoInfo:
     frame_count: int
 
 
-def probe_image(path: Path | str) -> ImageInfo:
-    """Check that `path` is a fully decodable PNG or JPEG of a sensible size."""
+def probe_image(path: Path | str, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageInfo:
+    """Check that `path` is a fully decodable PNG or JPEG of a sensible size.
+
+    The size is judged from the header before any pixel is decoded (a few hundred KiB of
+    PNG can inflate to gigabytes), and JPEGs decode at 1/8 scale: decoding is the check,
+    the pixels are not kept.
+    """
     path = Path(path)
     sniffed = sniff(_read_head(path, SNIFF_BYTES, "image"))
     if sniffed not in (PNG, JPEG):
@@ -78,10 +85,11 @@ def probe_image(path: Path | str) -> ImageInfo:
     fmt = "PNG" if sniffed is PNG else "JPEG"
     try:
         with Image.open(path, formats=[fmt]) as img:
+            width, height = img.size
+            _check_image_size(width, height, max_pixels)
             img.verify()
         with Image.open(path, formats=[fmt]) as img:
-            width, height = img.size
-            _check_image_size(width, height)
+            img.draft(None, (1, 1))
             img.load()
             orientation = img.getexif().get(_EXIF_ORIENTATION)
     except InvalidInputError:
@@ -196,7 +204,7 @@ def _read_head(path: Path, size: int, kind: str) -> bytes:
     return head
 
 
-def _check_image_size(width: int, height: int) -> None:
+def _check_image_size(width: int, height: int, max_pixels: int) -> None:
     if min(width, height) < MIN_IMAGE_SIDE or max(width, height) > MAX_IMAGE_SIDE:
         raise InvalidInputError(
             f"image is {width}x{height}; each side must be {MIN_IMAGE_SIDE}-{MAX_IMAGE_SIDE} px"
@@ -204,6 +212,11 @@ def _check_image_size(width: int, height: int) -> None:
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         raise InvalidInputError(
             f"image is {width}x{height}; the aspect ratio may be at most {MAX_ASPECT_RATIO:g}:1"
+        )
+    if width * height > max_pixels:
+        raise InvalidInputError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+            FailureCode.IMAGE_TOO_LARGE,
         )
 
 

@@ -1,13 +1,17 @@
 """contracts.media: the one home of the media rules the edge, the agent and the engines share."""
 
+import io
 import struct
 
 import pytest
+from PIL import Image
 
 from contracts.media import (
     JPEG,
     MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
     MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
     MP3,
     PNG,
     SNIFF_BYTES,
@@ -15,12 +19,18 @@ from contracts.media import (
     EngineName,
     MediaFormat,
     MediaKind,
+    audio_seconds,
+    image_size,
     is_mp3_frame,
+    mp3_seconds,
     sniff,
     wav_declared_size,
+    wav_seconds,
     wav_truncation,
 )
+from tests.conftest import blank_png_bytes, mp3_bytes, png_bytes, wav_bytes
 
+MiB = 1024 * 1024
 MPEG1_LAYER3 = b"\xff\xfb\x90\x64"
 """MPEG-1 layer III, 128 kbit/s, 44.1 kHz: the commonest MP3 frame header."""
 
@@ -140,3 +150,144 @@ def test_complete_or_unknown_size_wavs_are_not_truncated(head: bytes, size: int)
 @pytest.mark.parametrize("head", [b"", b"RIFF", riff(36)[:11]])
 def test_a_wav_cut_inside_its_header_is_truncated(head: bytes) -> None:
     assert wav_truncation(head, len(head)) == "audio is truncated"
+
+
+def test_the_content_limits() -> None:
+    assert (MAX_AUDIO_SECONDS, MAX_IMAGE_PIXELS) == (600, 16_777_216)
+
+
+def jpeg_bytes(size: tuple[int, int], **options: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 150, 120)).save(buf, "JPEG", **options)
+    return buf.getvalue()
+
+
+SOF0 = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 480, 640) + bytes(12)
+"""A baseline start-of-frame segment: height 480, width 640."""
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (png_bytes((300, 200)), (300, 200)),
+        (blank_png_bytes(8192, 8192)[:SNIFF_BYTES], (8192, 8192)),
+        (jpeg_bytes((321, 123)), (321, 123)),
+        (jpeg_bytes((321, 123), progressive=True), (321, 123)),
+        (jpeg_bytes((64, 96), exif=Image.Exif(), comment=b"x" * 5000), (64, 96)),
+        (b"\xff\xd8\xff\xff\xff\x01\xff\xd0" + SOF0, (640, 480)),  # fill, TEM and RST
+        (b"\xff\xd8\xff\xc4\x00\x04\x00\x00" + SOF0, (640, 480)),  # DHT is no frame
+    ],
+)
+def test_image_size_reads_the_header(head: bytes, expected: tuple[int, int]) -> None:
+    assert image_size(head) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "why"),
+    [
+        (b"GIF89a" + bytes(40), "not PNG or JPEG"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(4) + b"IDAT" + bytes(8), "first chunk is not IHDR"),
+        (png_bytes()[:20], "IHDR cut short"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "cut inside the first segment"),
+        (b"\xff\xd8\xff\xda\x00\x02" + SOF0, "scan data before any frame"),
+        (b"\xff\xd8\xff\xd9" + SOF0, "end of image"),
+        (b"\xff\xd8\x00\xc0" + SOF0, "no marker where one must be"),
+        (b"\xff\xd8" + SOF0[:8], "frame header cut short"),
+    ],
+)
+def test_image_size_is_none_when_the_header_does_not_tell(head: bytes, why: str) -> None:
+    assert image_size(head) is None, why
+
+
+def chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("<I", len(body)) + body
+
+
+FMT_8K_MONO16 = chunk(b"fmt ", struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16))
+"""PCM, mono, 8 kHz, 16 000 bytes a second."""
+
+
+@pytest.mark.parametrize(
+    ("wav", "size", "expected"),
+    [
+        (wav_bytes(2.5), None, 2.5),
+        (
+            riff(0)
+            + FMT_8K_MONO16[4:]
+            + chunk(b"LIST", b"odd")
+            + b"\0"
+            + chunk(b"data", bytes(32000)),
+            None,
+            2.0,
+        ),
+        (riff(0) + FMT_8K_MONO16[4:] + b"data" + b"\xff" * 4, 44 + 48000, 3.0),  # size unknown
+        (riff(0) + FMT_8K_MONO16[4:] + chunk(b"data", bytes(16000))[:8], 44 + 8000, 0.5),  # cut
+        (wav_bytes(2.5)[:40], None, None),  # the data chunk's header is not in `head`
+        (riff(0) + b"\x00\x00\x00\x00" + chunk(b"data", bytes(8)), None, None),  # no fmt first
+        (riff(0) + FMT_8K_MONO16[4:24], None, None),  # fmt cut before its byte rate
+    ],
+)
+def test_wav_seconds(wav: bytes, size: int | None, expected: float | None) -> None:
+    assert wav_seconds(wav, len(wav) if size is None else size) == expected
+
+
+MPEG1_FRAME = MPEG1_LAYER3 + bytes(413)
+"""One 417-byte frame of 1152 samples at 44.1 kHz (joint stereo: Xing/VBRI at byte 36)."""
+
+
+def test_mp3_seconds_from_the_xing_header_lame_writes() -> None:
+    mp3 = mp3_bytes(20)
+    assert mp3_seconds(mp3, len(mp3)) == pytest.approx(20, abs=0.2)
+    assert mp3_seconds(mp3[:2000], len(mp3)) == mp3_seconds(mp3, len(mp3))
+
+
+def test_mp3_seconds_walks_the_frames_without_a_header_and_scales_a_prefix() -> None:
+    mp3 = mp3_bytes(20, xing=False)
+    assert mp3_seconds(mp3, len(mp3)) == pytest.approx(20, abs=0.2)
+    assert mp3_seconds(mp3[:4000], len(mp3)) == pytest.approx(20, abs=0.5)
+    assert mp3_seconds(mp3[:4000], 10 * len(mp3)) == pytest.approx(200, abs=5)
+
+
+@pytest.mark.parametrize(
+    ("first", "frames"),
+    [
+        (MPEG1_LAYER3 + bytes(32) + b"Xing" + struct.pack(">II", 1, 10_000), 10_000),
+        (MPEG1_LAYER3 + bytes(32) + b"Info" + struct.pack(">II", 3, 7), 7),
+        (MPEG1_LAYER3 + bytes(32) + b"VBRI" + bytes(10) + struct.pack(">I", 500), 500),
+        (b"\xff\xfb\x90\xc4" + bytes(17) + b"Xing" + struct.pack(">II", 1, 100), 100),  # mono
+    ],
+)
+def test_mp3_seconds_from_a_vbr_header(first: bytes, frames: int) -> None:
+    head = first.ljust(417, b"\0") + MPEG1_FRAME
+    assert mp3_seconds(head, 10 * MiB) == pytest.approx(frames * 1152 / 44100)
+
+
+def test_mp3_seconds_walks_when_the_xing_header_has_no_frame_count() -> None:
+    first = (MPEG1_LAYER3 + bytes(32) + b"Xing" + struct.pack(">II", 2, 99)).ljust(417, b"\0")
+    head = first + MPEG1_FRAME * 2 + b"TAG" + bytes(125)
+    assert mp3_seconds(head, len(head)) == pytest.approx(3 * 1152 / 44100)
+
+
+def test_mp3_seconds_skips_the_id3_tag() -> None:
+    tag = b"ID3\x04\x00\x10" + bytes([0, 0, 0, 10]) + bytes(20)  # 10 bytes, and a footer
+    head = tag + MPEG1_FRAME * 4
+    assert mp3_seconds(head, len(head)) == pytest.approx(4 * 1152 / 44100)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"ID3\x04\x00\x00" + bytes([0x7F, 0x7F, 0x7F, 0x7F]) + MPEG1_FRAME,  # tag past `head`
+        b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"junk" + MPEG1_FRAME,
+        b"ID3\x04",
+    ],
+)
+def test_mp3_seconds_is_none_without_a_frame_after_the_tag(head: bytes) -> None:
+    assert mp3_seconds(head, 10 * MiB) is None
+
+
+def test_audio_seconds_by_format() -> None:
+    wav = wav_bytes(1.0)
+    assert audio_seconds(WAV, wav, len(wav)) == 1.0
+    assert audio_seconds(MP3, MPEG1_FRAME, len(MPEG1_FRAME)) == pytest.approx(1152 / 44100)
+    assert audio_seconds(PNG, png_bytes(), 1000) is None

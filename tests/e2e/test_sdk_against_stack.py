@@ -12,8 +12,9 @@ import pytest
 from avatar_client import AsyncAvatarClient, AvatarClient, Job
 from avatar_client.errors import JobFailed, JobNotFound, ResultNotReady, WaitTimeout
 from contracts import JobStatus
+from tests.conftest import png_bytes
 from tests.e2e.conftest import API_KEY, EXAMPLES, Stack
-from tests.e2e.test_upload_to_mp4 import audio_seconds, check_mp4
+from tests.e2e.test_upload_to_mp4 import PNG_HEADER_BYTES, audio_seconds, check_mp4
 
 PORTRAIT = EXAMPLES / "portrait.png"
 SPEECH = EXAMPLES / "speech.wav"
@@ -86,7 +87,7 @@ def test_one_idempotency_key_gives_back_one_job(stack: Stack) -> None:
 
 def test_a_failed_job_raises_job_failed_from_run(stack: Stack) -> None:
     stack.start_agent()
-    undecodable = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+    undecodable = png_bytes()[:PNG_HEADER_BYTES] + bytes(range(256)) * 64
     with (
         AvatarClient(stack.url, API_KEY, poll_interval=0.1) as client,
         pytest.raises(JobFailed) as caught,

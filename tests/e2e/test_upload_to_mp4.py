@@ -5,7 +5,11 @@ from pathlib import Path
 import av
 import httpx
 
+from tests.conftest import png_bytes
 from tests.e2e.conftest import EXAMPLES, Stack, submit, terminal, wait_for
+
+PNG_HEADER_BYTES = 33
+"""The signature and the IHDR chunk: all the edge reads of a PNG."""
 
 
 def audio_seconds(path: Path) -> float:
@@ -50,9 +54,9 @@ def test_examples_become_a_playable_mp4(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_undecodable_image_fails_with_invalid_input_and_is_not_retried(stack: Stack) -> None:
-    """The edge judges only the first bytes; the agent decodes, fails fast, never retries."""
+    """The edge judges only the headers; the agent decodes, fails fast, never retries."""
     stack.start_agent()
-    fake_png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+    fake_png = png_bytes()[:PNG_HEADER_BYTES] + bytes(range(256)) * 64
     with stack.client() as client:
         created = client.post(
             "/generate",

@@ -333,15 +333,22 @@ class FakeProbes:
     prepared: Any = field(default_factory=object)
     """What the audio's pass returns: the engine's request should carry it."""
     prepared_in: list[Path] = field(default_factory=list)
+    limits: list[float] = field(default_factory=list)
+    """The limits the pipeline handed over: max_pixels, then max_seconds."""
 
     def probes(self) -> MediaProbes:
         return MediaProbes(
-            lambda path: self._probe("image", path, self.image_error, object()),
-            lambda path, directory: self._prepare(path, directory),
+            lambda path, max_pixels: self._probe_image(path, max_pixels),
+            lambda path, directory, max_seconds: self._prepare(path, directory, max_seconds),
             lambda path: self._probe("video", path, self.video_error, self.video),
         )
 
-    def _prepare(self, path: Path, directory: Path) -> Any:
+    def _probe_image(self, path: Path, max_pixels: int) -> Any:
+        self.limits.append(max_pixels)
+        return self._probe("image", path, self.image_error, object())
+
+    def _prepare(self, path: Path, directory: Path, max_seconds: float) -> Any:
+        self.limits.append(max_seconds)
         self.prepared_in.append(directory)
         return self._probe("audio", path, self.audio_error, self.prepared)
 
@@ -360,8 +367,8 @@ def fake_media(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     and for `infinitetalk.media.audio_pass`, the audio's one decode; it holds all three."""
     media = types.ModuleType("infinitetalk.media.probe")
     vars(media).update(
-        probe_image=lambda path: None,
-        prepare_audio=lambda path, directory: None,
+        probe_image=lambda path, max_pixels: None,
+        prepare_audio=lambda path, directory, max_seconds: None,
         probe_video=lambda path: SimpleNamespace(duration_seconds=1.0, width=8, height=8),
     )
     import infinitetalk.media

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import Quality, Stage
+from contracts import FailureCode, Quality, Stage
+from contracts.media import MAX_AUDIO_SECONDS, MAX_IMAGE_PIXELS
 from gpu_agent.outcome import Outcome
 from infinitetalk.engine import EngineError, InvalidInputError
 
@@ -63,6 +64,24 @@ def test_undecodable_input_fails_the_job_not_retryable(
     }
     assert engine.requests == []
     assert list(work_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("code", [FailureCode.AUDIO_TOO_LONG, FailureCode.IMAGE_TOO_LARGE])
+def test_an_input_over_a_limit_fails_with_that_limit_s_code(
+    cloud: FakeCloud, make_delivery: Any, fake_probes: FakeProbes, code: FailureCode
+) -> None:
+    error = InvalidInputError("over the limit", code)
+    if code is FailureCode.AUDIO_TOO_LONG:
+        fake_probes.audio_error = error
+    else:
+        fake_probes.image_error = error
+    assert make_delivery(FakeEngine()).handle(pulled()) is Outcome.FAILED
+    body = fail_body(cloud)
+    assert (body["code"], body["retryable"]) == (code.value, False)
+    assert fake_probes.limits[0] == MAX_IMAGE_PIXELS
+    assert fake_probes.limits[1:] == (
+        [MAX_AUDIO_SECONDS] if code is FailureCode.AUDIO_TOO_LONG else []
+    )
 
 
 @pytest.mark.parametrize(

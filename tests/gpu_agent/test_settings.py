@@ -30,6 +30,7 @@ def test_required_values_and_defaults() -> None:
     assert settings.shutdown_grace_seconds == 60.0
     assert settings.work_dir == Path(tempfile.gettempdir())
     assert settings.log_level == "INFO"
+    assert (settings.max_audio_seconds, settings.max_image_pixels) == (600, 16_777_216)
     assert settings.agent_id  # hostname-pid
 
 
@@ -44,6 +45,8 @@ def test_every_variable_is_read() -> None:
         "SHUTDOWN_GRACE_SECONDS": "7.5",
         "WORK_DIR": "/scratch",
         "LOG_LEVEL": "debug",
+        "MAX_AUDIO_SECONDS": "3600",
+        "MAX_IMAGE_PIXELS": "1000000",
     }
     settings = AgentSettings.from_env(env)
     assert settings.cf_api_base == "http://127.0.0.1:8787/client/v4"
@@ -54,6 +57,7 @@ def test_every_variable_is_read() -> None:
     assert settings.shutdown_grace_seconds == 7.5
     assert settings.work_dir == Path("/scratch")
     assert settings.log_level == "DEBUG"
+    assert (settings.max_audio_seconds, settings.max_image_pixels) == (3600, 1_000_000)
 
 
 def test_missing_variables_are_all_named() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from gpu_agent import cli
 from tests.conftest import png_bytes, wav_bytes
 
@@ -35,3 +37,23 @@ def test_preview_job_completes_with_measured_metadata(tmp_path: Path) -> None:
     progress = [body["progress"] for body in cloud.bodies("progress")]
     assert progress == sorted(progress)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "code"),
+    [("MAX_AUDIO_SECONDS", "AUDIO_TOO_LONG"), ("MAX_IMAGE_PIXELS", "IMAGE_TOO_LARGE")],
+)
+def test_the_agent_s_own_limits_fail_the_job(tmp_path: Path, setting: str, code: str) -> None:
+    """What the edge judged by headers, the agent measures again with its own settings."""
+    cloud = FakeCloud(
+        messages=[pulled()],
+        blobs={"/inputs/image.png": png_bytes((128, 160)), "/blobs/audio.wav": wav_bytes(1.0)},
+    )
+    stop = threading.Event()
+    cloud.on_call = lambda call: stop.set() if call.kind in ("complete", "fail") else None
+    limit = "0.5" if setting == "MAX_AUDIO_SECONDS" else str(128 * 160 - 1)
+    settings = agent_settings(tmp_path, **{setting: limit})
+    assert cli.run_agent(settings, stop, transport=cloud.transport()) == 0
+    (failed,) = cloud.bodies("fail")
+    assert (failed["code"], failed["retryable"]) == (code, False)
+    assert cloud.bodies("complete") == []

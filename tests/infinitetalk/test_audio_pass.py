@@ -10,7 +10,8 @@ from types import ModuleType
 import av
 import pytest
 
-from contracts.media import EngineName
+from contracts import FailureCode
+from contracts.media import EngineName, mp3_seconds
 from gpu_agent import cli
 from infinitetalk.engine import Engine, InvalidInputError
 from infinitetalk.factory import start_infinitetalk
@@ -24,6 +25,7 @@ from infinitetalk.media.output import FRAME_SECONDS
 from infinitetalk.media.probe import probe_audio
 from infinitetalk.preview.engine import PreviewEngine
 from infinitetalk.settings import InfiniteTalkSettings
+from tests.conftest import mp3_bytes
 from tests.fixtures.standin import agent_env
 from tests.gpu_agent.conftest import FakeCloud, agent_settings, pulled
 from tests.infinitetalk.decodes import count_decodes
@@ -181,3 +183,17 @@ def test_an_infinitetalk_job_decodes_its_audio_once(
     assert result["engine"] == EngineName.INFINITETALK.value
     assert result["duration_seconds"] == pytest.approx(seconds, abs=FRAME_SECONDS)
     assert _audio_decodes(decodes) == 1
+
+
+def test_audio_longer_than_the_limit_stops_the_decode(tmp_path: Path) -> None:
+    """The decoded samples decide: a Xing header that says 10 frames does not hide 20 s."""
+    mp3 = bytearray(mp3_bytes(20))
+    xing = max(mp3.find(b"Xing"), mp3.find(b"Info"))
+    mp3[xing + 8 : xing + 12] = (10).to_bytes(4, "big")
+    assert mp3_seconds(bytes(mp3), len(mp3)) < 1
+    source = tmp_path / "lying.mp3"
+    source.write_bytes(mp3)
+    with pytest.raises(InvalidInputError, match="longer than the limit of 5 s") as refused:
+        prepare_audio(source, tmp_path / "pass", max_seconds=5)
+    assert refused.value.code == FailureCode.AUDIO_TOO_LONG
+    assert prepare_audio(source, tmp_path / "ok", max_seconds=21).info.duration_seconds > 19

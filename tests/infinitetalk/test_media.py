@@ -10,9 +10,9 @@ from types import ModuleType
 import av
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
-from contracts import Resolution
+from contracts import FailureCode, Resolution
 from infinitetalk.engine import AudioInfo, EngineError, InvalidInputError
 from infinitetalk.media import probe
 from infinitetalk.media.output import output_size, verify_output
@@ -23,6 +23,7 @@ from infinitetalk.media.probe import (
     probe_image,
     probe_video,
 )
+from tests.conftest import blank_png_bytes
 
 WriteBytes = Callable[[str, bytes], Path]
 
@@ -155,6 +156,29 @@ def test_huge_image_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     path = _save_image(tmp_path / "huge.png", (200, 301), "PNG")
     with pytest.raises(InvalidInputError, match="200x301"):
         probe_image(path)
+
+
+def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12's 261 KB PNG of 8192x8192 RGBA took the agent from 208 to 1407 MiB."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(blank_png_bytes(8192, 8192))
+
+    def decoded(image: ImageFile.ImageFile) -> None:
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    with pytest.raises(InvalidInputError, match="8192x8192 = 67108864 pixels") as refused:
+        probe_image(path)
+    assert refused.value.code == FailureCode.IMAGE_TOO_LARGE
+
+
+def test_the_pixel_limit_is_the_caller_s(tmp_path: Path) -> None:
+    path = _save_image(tmp_path / "p.jpg", (96, 120), "JPEG")
+    assert probe_image(path, max_pixels=96 * 120) == ImageInfo(96, 120, "JPEG")
+    with pytest.raises(InvalidInputError, match="the limit is 11519"):
+        probe_image(path, max_pixels=96 * 120 - 1)
 
 
 def test_extreme_aspect_ratio_is_refused(tmp_path: Path) -> None:
