@@ -35,8 +35,9 @@ Changes = Set[tuple[object, str]]
 """One tick of file changes: watchfiles' (change, path) pairs; a read-only set, so that
 watchfiles' own set[tuple[Change, str]] is one."""
 
-# Keys the agent never needs: keep client credentials out of the process that runs jobs.
-_CLIENT_KEY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY")
+# Keys the agent never needs: keep client credentials and the edge's URL-signing key out of
+# the process that runs jobs.
+_CLIENT_KEY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "SIGNING_SECRET")
 
 
 class DevError(Exception):
@@ -75,6 +76,7 @@ class DevSecrets:
     api_keys: str
     agent_token: str
     cf_api_token: str
+    signing_secret: str
     # The key to show the user when it came from us (generated now or reused), else None.
     local_api_key: str | None
     path: Path
@@ -127,12 +129,14 @@ def resolve_secrets(
     api_key, ours = pick("API_KEYS", lambda: f"sk_local_{token()}", "API_KEYS", "API_KEY")
     agent_token, _ = pick("AGENT_TOKEN", token)
     cf_api_token, _ = pick("CF_API_TOKEN", token)
+    signing_secret, _ = pick("SIGNING_SECRET", token)
     if generated:
         _write_secrets(path, {**stored, **generated})
     return DevSecrets(
         api_keys=api_key,
         agent_token=agent_token,
         cf_api_token=cf_api_token,
+        signing_secret=signing_secret,
         local_api_key=api_key if ours else None,
         path=path,
     )
@@ -177,6 +181,7 @@ def child_environments(
     edge = {
         **shared,
         "API_KEYS": dev_secrets.api_keys,
+        "SIGNING_SECRET": dev_secrets.signing_secret,
         "PUBLIC_URL": env.get("PUBLIC_URL") or options.edge_url,
     }
     agent = {

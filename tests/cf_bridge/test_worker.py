@@ -31,6 +31,7 @@ AGENT_TOKEN = "worker-agent-token-0123456789"
 SECRETS = {
     "API_KEYS": API_KEY,
     "AGENT_TOKEN": AGENT_TOKEN,
+    "SIGNING_SECRET": "worker-signing-secret-0123456789",
     "R2_ACCOUNT_ID": "acc0123",
     "R2_ACCESS_KEY_ID": "worker-access-key",
     "R2_SECRET_ACCESS_KEY": "worker-secret-key",

@@ -17,6 +17,7 @@ CF_TOKEN = "test-queue-token-0123456789"
 ENV = {
     "API_KEYS": f"{API_KEY},{OTHER_KEY}",
     "AGENT_TOKEN": AGENT_TOKEN,
+    "SIGNING_SECRET": "test-signing-secret-0123456789",
     "CF_API_TOKEN": CF_TOKEN,
     # Requeued jobs are visible at once, so tests can pull them without waiting.
     "RETRY_BACKOFF_SECONDS": "0",

@@ -27,7 +27,7 @@ import httpx
 from tests.cf_bridge.bridge import ROOT, run_wrangler, wrangler_env
 from tests.cf_bridge.proxies import R2Bucket
 from tests.edge_worker.cloudflare.fake_r2 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, QueryAuthGate
-from tests.edge_worker.conftest import AGENT_TOKEN, API_KEY, OTHER_KEY
+from tests.edge_worker.conftest import AGENT_TOKEN, API_KEY, ENV, OTHER_KEY
 
 HOST = Path(__file__).resolve().parent / "host" / "worker_host.mjs"
 BRIDGE_WORKER = ROOT / "tests" / "cf_bridge" / "worker.js"
@@ -39,6 +39,7 @@ R2_ACCOUNT_ID = "acc0123"
 SECRETS = {
     "API_KEYS": f"{API_KEY},{OTHER_KEY}",
     "AGENT_TOKEN": AGENT_TOKEN,
+    "SIGNING_SECRET": ENV["SIGNING_SECRET"],
     "R2_ACCOUNT_ID": R2_ACCOUNT_ID,
     "R2_ACCESS_KEY_ID": ACCESS_KEY_ID,
     "R2_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
