@@ -88,7 +88,16 @@ class BlobStore(Protocol):
 
     def presign_get(self, key: str, expires_at: datetime) -> str: ...
 
-    def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str: ...
+    def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
+        """A PUT of at most the store's size limit, that may overwrite (agents' results)."""
+        ...
+
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str:
+        """A PUT of exactly `size_bytes` that can create the object once and never replace
+        it: a client's upload, checked at `/generate`, cannot be swapped afterwards."""
+        ...
 
 
 class JobQueue(Protocol):

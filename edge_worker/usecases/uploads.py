@@ -80,8 +80,10 @@ class Uploads:
             url_expires = now + upload_tokens.UPLOAD_URL_TTL
             grants[kind.value] = UploadGrant(
                 upload_id=upload_tokens.issue(ticket, settings.signing_secret),
-                url=self.context.blobs.presign_put(key, url_expires, declared.content_type),
-                headers={"Content-Type": declared.content_type},
+                url=self.context.blobs.presign_upload(
+                    key, url_expires, declared.content_type, declared.size_bytes
+                ),
+                headers={"Content-Type": declared.content_type, "If-None-Match": "*"},
                 expires_at=url_expires,
                 max_bytes=limit,
                 accepted_content_types=list(upload_tokens.ACCEPTED_TYPES[kind]),

@@ -93,8 +93,9 @@ def test_presigned_urls_name_the_object(blob_store: BlobStore, prefix: str) -> N
     expires = datetime.now(UTC) + timedelta(hours=1)
     get_url = blob_store.presign_get(key, expires)
     put_url = blob_store.presign_put(key, expires, "video/mp4")
-    for url in (get_url, put_url):
+    upload_url = blob_store.presign_upload(key, expires, "video/mp4", 1000)
+    for url in (get_url, put_url, upload_url):
         parts = urlsplit(url)
         assert parts.scheme in ("http", "https") and parts.netloc
         assert unquote(parts.path).endswith(f"/{key}")
-    assert get_url != put_url
+    assert len({get_url, put_url, upload_url}) == 3

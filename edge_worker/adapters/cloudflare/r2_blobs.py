@@ -18,6 +18,10 @@ class Presigner(Protocol):
 
     def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str: ...
 
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str: ...
+
 
 class R2BlobStore:
     def __init__(self, bucket: Any, presigner: Presigner) -> None:
@@ -71,3 +75,8 @@ class R2BlobStore:
 
     def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
         return self._presigner.presign_put(key, expires_at, content_type)
+
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str:
+        return self._presigner.presign_upload(key, expires_at, content_type, size_bytes)
