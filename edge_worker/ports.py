@@ -54,6 +54,10 @@ class JobStore(Protocol):
 
     async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]: ...
 
+    async def input_keys_in_use(self, keys: list[str]) -> set[str]:
+        """Those of `keys` that a job whose inputs are not deleted yet reads."""
+        ...
+
     async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
 
     async def insert_idempotency(self, record: IdempotencyRecord) -> bool:

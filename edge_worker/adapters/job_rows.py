@@ -194,6 +194,17 @@ SWEEP_SQL = {
     "ORDER BY enqueued_at LIMIT ?",
 }
 
+# The D1 limit on bound parameters is 100 per query: two lists of this many keys fit.
+KEYS_PER_QUERY = 50
+
+
+def keys_in_use_sql(count: int) -> str:
+    """The image and audio keys, among `count` given twice, of jobs whose inputs are kept."""
+    marks = ", ".join("?" for _ in range(count))
+    where = f"(image_key IN ({marks}) OR audio_key IN ({marks}))"
+    return f"SELECT image_key, audio_key FROM jobs WHERE inputs_deleted = 0 AND {where}"  # noqa: S608 - "?" marks only
+
+
 IDEMPOTENCY_COLUMNS = (
     "owner",
     "idempotency_key",

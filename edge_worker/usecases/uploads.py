@@ -73,10 +73,9 @@ class Uploads:
                 continue
             limit = size_limit(settings, kind)
             upload_tokens.check_declared(kind, declared.content_type, declared.size_bytes, limit)
-            key = upload_tokens.new_key(kind, declared.content_type)
-            ticket = UploadTicket(
-                owner, kind, key, declared.size_bytes, now + upload_tokens.UPLOAD_ID_TTL
-            )
+            expires_at = now + upload_tokens.UPLOAD_ID_TTL
+            key = upload_tokens.new_key(kind, declared.content_type, expires_at)
+            ticket = UploadTicket(owner, kind, key, declared.size_bytes, expires_at)
             url_expires = now + upload_tokens.UPLOAD_URL_TTL
             grants[kind.value] = UploadGrant(
                 upload_id=upload_tokens.issue(ticket, settings.signing_secret),

@@ -388,3 +388,25 @@ def test_purge_idempotency_drops_expired_records_and_counts_them(job_store: JobS
     assert run(job_store.purge_idempotency(purge_at)) == 2
     assert run(job_store.purge_idempotency(purge_at)) == 0
     assert run(job_store.get_idempotency("owner-a", "key-2")) is not None
+
+
+def test_input_keys_in_use_are_those_of_jobs_whose_inputs_are_kept(job_store: JobStore) -> None:
+    reading = dataclasses.replace(make_job("reading"), image_key="inputs/uploads/1-a/image.png")
+    cleaned = dataclasses.replace(
+        completed(make_job("cleaned"), T0),
+        audio_key="inputs/uploads/1-b/audio.wav",
+        inputs_deleted=True,
+    )
+    insert(job_store, reading, cleaned)
+    # More keys than one query takes, so the batches are exercised too.
+    asked = [f"inputs/uploads/1-{n}/image.png" for n in range(120)]
+    asked += [
+        "inputs/uploads/1-a/image.png",
+        "inputs/uploads/1-b/audio.wav",
+        "inputs/reading/audio.wav",
+    ]
+    assert run(job_store.input_keys_in_use(asked)) == {
+        "inputs/uploads/1-a/image.png",
+        "inputs/reading/audio.wav",
+    }
+    assert run(job_store.input_keys_in_use([])) == set()

@@ -285,3 +285,17 @@ def test_inline_cap_is_enforced_while_streaming_without_length(capped: TestClien
     )
     assert response.status_code == 413
     assert "/uploads" in response.json()["error"]["message"]
+
+
+def test_an_upload_key_tells_when_its_ticket_expires() -> None:
+    from datetime import UTC, datetime
+
+    expires_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    key = upload_tokens.new_key(MediaKind.IMAGE, "image/png", expires_at)
+    assert upload_tokens.expiry_of(key) == expires_at
+    for other in (
+        "inputs/uploads/abc/image.png",
+        "inputs/j/image.png",
+        "inputs/uploads/999999999999-x/a.wav",
+    ):
+        assert upload_tokens.expiry_of(other) is None
