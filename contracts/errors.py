@@ -59,6 +59,7 @@ class FailureCode(StrEnum):
     MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
     AGENT_SHUTDOWN = "AGENT_SHUTDOWN"  # a stopping agent hands the job back: not its fault
     QUALITY_UNAVAILABLE = "QUALITY_UNAVAILABLE"  # the agent cannot make this quality
+    INPUT_CHANGED = "INPUT_CHANGED"  # an uploaded input was replaced after /generate
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 

@@ -77,6 +77,7 @@ class JobStore(Protocol):
 class BlobInfo:
     key: str
     size_bytes: int
+    etag: str  # quoted, as the `ETag` header of a GET of the object carries it
 
 
 class BlobStore(Protocol):

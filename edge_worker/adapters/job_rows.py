@@ -39,6 +39,8 @@ COLUMNS = (
     "enqueued_at",
     "inputs_deleted",
     "quality",
+    "image_etag",
+    "audio_etag",
     "version",
 )
 _TIMES = (
@@ -108,6 +110,8 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "result_json": job.result.model_dump_json() if job.result else None,
         "inputs_deleted": int(job.inputs_deleted),
         "quality": job.quality.value,
+        "image_etag": job.image_etag,
+        "audio_etag": job.audio_etag,
         "version": job.version,
     }
     for name in _TIMES:
@@ -152,6 +156,8 @@ def from_row(row: dict[str, Any]) -> Job:
         else None,
         enqueued_at=times["enqueued_at"],
         inputs_deleted=bool(row["inputs_deleted"]),
+        image_etag=row["image_etag"],
+        audio_etag=row["audio_etag"],
         quality=Quality(row["quality"]),
         version=int(row["version"]),
     )

@@ -72,14 +72,16 @@ class JobCreation:
         """A job from its files: those sent inline are stored under the job; uploaded ones
         are checked (exist, fit, right media) and each feeds this job only."""
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
-        tickets = {
+        checked = {
             kind: await self.uploads.uploaded(owner, given.upload_id, kind)
             for kind, given in inputs.items()
             if isinstance(given, UploadRef)
         }
+        tickets = {kind: upload.ticket for kind, upload in checked.items()}
+        etags = {kind: upload.etag for kind, upload in checked.items()}
 
         async def create() -> Job:
-            return await self._create_job(owner, request, inputs, tickets)
+            return await self._create_job(owner, request, inputs, tickets, etags)
 
         if idempotency_key is None:
             return await self.views.view(await create())
@@ -103,6 +105,7 @@ class JobCreation:
         request: JobRequest,
         inputs: dict[MediaKind, JobInput],
         tickets: dict[MediaKind, UploadTicket],
+        etags: dict[MediaKind, str],
     ) -> Job:
         job_id = str(uuid.uuid4())
         used = await self._take_uploads(owner, list(tickets.values()))
@@ -123,6 +126,7 @@ class JobCreation:
                 request.quality,
                 keys[MediaKind.IMAGE],
                 keys[MediaKind.AUDIO],
+                etags,
             )
         except BaseException:
             for record in used:
@@ -139,6 +143,7 @@ class JobCreation:
         quality: Quality,
         image_key: str,
         audio_key: str,
+        etags: dict[MediaKind, str],
     ) -> Job:
         now = self.context.clock.now()
         job = jobs.new_job(
@@ -151,6 +156,8 @@ class JobCreation:
             image_key=image_key,
             audio_key=audio_key,
             now=now,
+            image_etag=etags.get(MediaKind.IMAGE),
+            audio_etag=etags.get(MediaKind.AUDIO),
         )
         await self.context.store.insert(job)
         await self.context.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))

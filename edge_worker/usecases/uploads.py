@@ -1,6 +1,7 @@
 """Direct uploads: grant presigned PUT URLs, and check an uploaded object before a job
 uses it. Upload ids are signed tokens (`domain.upload_tokens`), so no table is needed."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,6 +54,12 @@ class UploadsResponse(BaseModel):
     audio: UploadGrant | None = None
 
 
+@dataclass(frozen=True)
+class CheckedUpload:
+    ticket: UploadTicket
+    etag: str  # what the agent must find on the object: nothing replaced it since
+
+
 def size_limit(settings: EdgeSettings, kind: MediaKind) -> int:
     return settings.max_image_bytes if kind is MediaKind.IMAGE else settings.max_audio_bytes
 
@@ -89,7 +96,7 @@ class Uploads:
             )
         return UploadsResponse.model_validate(grants)
 
-    async def uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> UploadTicket:
+    async def uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> CheckedUpload:
         """Check an uploaded object like a multipart part: it exists, fits, and its bytes
         are the kind of media it claims to be."""
         context = self.context
@@ -107,4 +114,4 @@ class Uploads:
         media = require_format(kind.value, kind, head)
         if media is WAV:
             check_wav_complete(head, stored.size_bytes)
-        return ticket
+        return CheckedUpload(ticket, stored.etag)

@@ -63,6 +63,8 @@ def every_field_set(job_id: str) -> Job:
         result=RESULT,
         enqueued_at=T0 + timedelta(microseconds=6),
         inputs_deleted=True,
+        image_etag='"5d41402abc4b2a76b9719d911017c592"',
+        audio_etag='"7d793037a0760186574b0282f2f435e7-3"',
         version=9,
     )
     for field in dataclasses.fields(Job):

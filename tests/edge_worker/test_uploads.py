@@ -13,7 +13,15 @@ from contracts.media import MediaKind
 from edge_worker.domain import upload_tokens
 from edge_worker.local import build_local, local_settings
 from tests.conftest import png_bytes, run, wav_bytes
-from tests.edge_worker.conftest import AGENT_AUTH, AUTH, ENV, OTHER_AUTH, FakeClock, invalid_fields
+from tests.edge_worker.conftest import (
+    AGENT_AUTH,
+    AUTH,
+    ENV,
+    OTHER_AUTH,
+    FakeClock,
+    invalid_fields,
+    submit,
+)
 
 MiB = 1024 * 1024
 
@@ -79,8 +87,20 @@ def test_uploaded_files_become_a_job_the_agent_can_read(client: TestClient) -> N
     claim = client.post(
         f"/agent/jobs/{job['job_id']}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
     ).json()
-    assert client.get(claim["inputs"]["image_url"]).content == png_bytes()
-    assert client.get(claim["inputs"]["audio_url"]).content == wav_bytes()
+    inputs = claim["inputs"]
+    for kind, data in (("image", png_bytes()), ("audio", wav_bytes())):
+        got = client.get(inputs[f"{kind}_url"])
+        assert got.content == data
+        # The ETag /generate saw, which the object still has: the agent compares the two.
+        assert got.headers.get_list("etag") == [inputs[f"{kind}_etag"]]
+        ranged = client.get(inputs[f"{kind}_url"], headers={"Range": "bytes=0-3"})
+        assert (ranged.status_code, ranged.headers["etag"]) == (206, inputs[f"{kind}_etag"])
+    inline = submit(client)
+    inline_claim = client.post(
+        f"/agent/jobs/{inline['job_id']}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
+    ).json()
+    # Inline files are stored by the edge under the job's own keys: no one else can write them.
+    assert inline_claim["inputs"]["image_etag"] is inline_claim["inputs"]["audio_etag"] is None
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,9 @@ class R2BlobStore:
 
     async def head(self, key: str) -> BlobInfo | None:
         found = await self._bucket.head(key)
-        return None if found is None else BlobInfo(key, int(field(found, "size")))
+        if found is None:
+            return None
+        return BlobInfo(key, int(field(found, "size")), f'"{field(found, "etag")}"')
 
     async def read_range(self, key: str, length: int) -> bytes:
         """The first `length` bytes. R2 refuses a range on an empty object or of length 0,

@@ -18,7 +18,7 @@ from litestar.response import File, Stream
 from contracts import ErrorCode
 from contracts.errors import TooLargeDetails
 from edge_worker.adapters.local.byte_ranges import ByteRange, Unsatisfiable, parse_range
-from edge_worker.adapters.local.fs_blobs import CONTENT_TYPES, FsBlobStore, InvalidKey
+from edge_worker.adapters.local.fs_blobs import CONTENT_TYPES, FsBlobStore, InvalidKey, etag_of
 from edge_worker.domain.problems import Problem, invalid_input
 
 ACCEPT_RANGES = {"Accept-Ranges": "bytes"}
@@ -97,6 +97,11 @@ def blob_routes(store: FsBlobStore) -> Router:
             raise Problem(ErrorCode.NOT_FOUND, "no such object")
         return path
 
+    def identity(path: Path) -> dict[str, str]:
+        """The ETag `head` reports, as R2 sends it: agents compare it with the one
+        recorded at /generate."""
+        return {**ACCEPT_RANGES, "ETag": etag_of(path)}
+
     def media_type(path: Path) -> str:
         return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
 
@@ -113,13 +118,13 @@ def blob_routes(store: FsBlobStore) -> Router:
                 headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
             )
         if wanted is None:
-            return File(path, media_type=media_type(path), headers=ACCEPT_RANGES)
+            return File(path, media_type=media_type(path), headers=identity(path))
         return Stream(
             _read_slice(path, wanted),
             status_code=206,
             media_type=media_type(path),
             headers={
-                **ACCEPT_RANGES,
+                **identity(path),
                 "Content-Range": wanted.content_range(size),
                 "Content-Length": str(wanted.length),
             },
@@ -128,7 +133,7 @@ def blob_routes(store: FsBlobStore) -> Router:
     @head("/{key:path}", include_in_schema=False)
     async def describe_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> File:
         path = stored(key, request)
-        return File(path, media_type=media_type(path), headers=ACCEPT_RANGES)
+        return File(path, media_type=media_type(path), headers=identity(path))
 
     @put("/{key:path}", include_in_schema=False, request_max_body_size=None, status_code=200)
     async def write_blob(key: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:

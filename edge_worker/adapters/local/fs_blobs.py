@@ -42,6 +42,13 @@ def check_key(key: str) -> str:
     return key
 
 
+def etag_of(path: Path) -> str:
+    """The file's identity, as a quoted ETag: every PUT writes a new file (a new inode), so
+    a replaced object never keeps the ETag of the one it replaced."""
+    found = path.stat()
+    return f'"{found.st_ino:x}-{found.st_mtime_ns:x}-{found.st_size:x}"'
+
+
 def _remaining(body: IO[bytes]) -> int | None:
     """Bytes left to read, or None for a stream whose length is unknown."""
     if not body.seekable():
@@ -120,7 +127,7 @@ class FsBlobStore:
 
     async def head(self, key: str) -> BlobInfo | None:
         path = self.path_of(key)
-        return BlobInfo(key, path.stat().st_size) if path.is_file() else None
+        return BlobInfo(key, path.stat().st_size, etag_of(path)) if path.is_file() else None
 
     async def read_range(self, key: str, length: int) -> bytes:
         with self.path_of(key).open("rb") as f:
