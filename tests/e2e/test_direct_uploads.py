@@ -37,29 +37,37 @@ def put_file(url: str, headers: dict[str, str], path: Path) -> None:
     assert response.status_code == 200, response.text
 
 
+def upload_and_generate(
+    client: httpx.Client, image: Path, audio: Path, prompt: str
+) -> tuple[dict, httpx.Response]:
+    """The grants, and the answer of JSON /generate once both files are PUT."""
+    grants = client.post(
+        "/uploads",
+        json={
+            "image": {"content_type": "image/png", "size_bytes": image.stat().st_size},
+            "audio": {"content_type": "audio/wav", "size_bytes": audio.stat().st_size},
+        },
+    ).json()
+    put_file(grants["image"]["url"], grants["image"]["headers"], image)
+    put_file(grants["audio"]["url"], grants["audio"]["headers"], audio)
+    created = client.post(
+        "/generate",
+        json={
+            "image_upload_id": grants["image"]["upload_id"],
+            "audio_upload_id": grants["audio"]["upload_id"],
+            "prompt": prompt,
+            "resolution": "480p",
+        },
+    )
+    return grants, created
+
+
 def test_a_40_mib_wav_through_uploads_becomes_a_completed_job(stack: Stack, tmp_path: Path) -> None:
     audio = long_wav(tmp_path / "long.wav", 40 * MiB)
     image = EXAMPLES / "portrait.png"
     stack.start_agent()
     with stack.client() as client:
-        grants = client.post(
-            "/uploads",
-            json={
-                "image": {"content_type": "image/png", "size_bytes": image.stat().st_size},
-                "audio": {"content_type": "audio/wav", "size_bytes": audio.stat().st_size},
-            },
-        ).json()
-        put_file(grants["image"]["url"], grants["image"]["headers"], image)
-        put_file(grants["audio"]["url"], grants["audio"]["headers"], audio)
-        created = client.post(
-            "/generate",
-            json={
-                "image_upload_id": grants["image"]["upload_id"],
-                "audio_upload_id": grants["audio"]["upload_id"],
-                "prompt": "A long talk",
-                "resolution": "480p",
-            },
-        )
+        _, created = upload_and_generate(client, image, audio, "A long talk")
         assert created.status_code == 200, created.text
         final = wait_for(client, created.json()["job_id"], terminal, timeout=300)
     assert final["status"] == "completed", f"{final}\n{stack.logs()}"
@@ -75,23 +83,7 @@ def test_an_upload_swapped_after_generate_is_refused(stack: Stack, tmp_path: Pat
     image = EXAMPLES / "portrait.png"
     audio = long_wav(tmp_path / "short.wav", 64 * 1024)
     with stack.client() as client:
-        grants = client.post(
-            "/uploads",
-            json={
-                "image": {"content_type": "image/png", "size_bytes": image.stat().st_size},
-                "audio": {"content_type": "audio/wav", "size_bytes": audio.stat().st_size},
-            },
-        ).json()
-        put_file(grants["image"]["url"], grants["image"]["headers"], image)
-        put_file(grants["audio"]["url"], grants["audio"]["headers"], audio)
-        created = client.post(
-            "/generate",
-            json={
-                "image_upload_id": grants["image"]["upload_id"],
-                "audio_upload_id": grants["audio"]["upload_id"],
-                "prompt": "A short talk",
-            },
-        )
+        grants, created = upload_and_generate(client, image, audio, "A short talk")
         assert created.status_code == 200, created.text
         swapped = audio.read_bytes()[:-4] + b"\x7f\x7f\x7f\x7f"
         again = httpx.put(
