@@ -1,6 +1,7 @@
 """Upload links over HTTP: each writes one object, once, of exactly the declared size."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from litestar.testing import TestClient
@@ -101,3 +102,18 @@ def test_inputs_cannot_be_swapped_after_generate(client: TestClient, runtime: Lo
     swap = client.put(link["url"], content=bytes(len(png_bytes())), headers=link["headers"])
     assert (swap.status_code, swap.json()["error"]["code"]) == (409, "CONFLICT")
     assert runtime.blobs.path_of(key_of(link)).read_bytes() == png_bytes()
+
+
+def test_every_read_of_an_upload_carries_the_etag_head_reports(
+    client: TestClient, runtime: LocalRuntime
+) -> None:
+    image = png_bytes()
+    link = image_link(client, len(image))
+    client.put(link["url"], content=image, headers=link["headers"])
+    info = run(runtime.blobs.head(key_of(link)))
+    assert info is not None
+    url = runtime.blobs.presign_get(key_of(link), datetime.now(UTC) + timedelta(minutes=1))
+    whole, ranged = client.get(url), client.get(url, headers={"Range": "bytes=0-3"})
+    described = client.head(url)
+    assert [r.status_code for r in (whole, ranged, described)] == [200, 206, 200]
+    assert {r.headers["etag"] for r in (whole, ranged, described)} == {info.etag}

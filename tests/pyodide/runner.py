@@ -175,8 +175,8 @@ def start_worker(
 class R2Gateway(httpx.BaseTransport):
     """The client's transport: presigned R2 URLs (https://<account>.r2.cloudflarestorage.com/
     <bucket>/<key>) are checked as R2 checks them, by botocore's SigV4 signer (fake_r2's
-    QueryAuthGate), then served from the Worker's own local bucket; every other request goes
-    to the Worker over HTTP."""
+    QueryAuthGate), then served from the Worker's own local bucket with R2's `If-None-Match:
+    *` and `ETag`; every other request goes to the Worker over HTTP."""
 
     def __init__(self, control: str, bucket_name: str) -> None:
         self._inner = httpx.HTTPTransport()
@@ -199,6 +199,9 @@ class R2Gateway(httpx.BaseTransport):
         if bucket != self._bucket_name:
             return httpx.Response(404, text=f"no bucket {bucket}")
         if request.method == "PUT":
+            exists = asyncio.run(self._bucket.head(key)) is not None
+            if exists and request.headers.get("if-none-match") == "*":
+                return httpx.Response(412, text="PreconditionFailed")
             options = {"httpMetadata": {"contentType": request.headers["content-type"]}}
             asyncio.run(self._bucket.put(key, request.read(), **options))
             return httpx.Response(200)
@@ -208,7 +211,8 @@ class R2Gateway(httpx.BaseTransport):
         if found is None:
             return httpx.Response(404, text=f"no object {key}")
         content_type = found.httpMetadata.get("contentType", "application/octet-stream")
-        return httpx.Response(200, content=found.data, headers={"content-type": content_type})
+        headers = {"content-type": content_type, "etag": f'"{found.etag}"'}
+        return httpx.Response(200, content=found.data, headers=headers)
 
     def close(self) -> None:
         self._inner.close()
