@@ -117,3 +117,22 @@ def test_every_read_of_an_upload_carries_the_etag_head_reports(
     described = client.head(url)
     assert [r.status_code for r in (whole, ranged, described)] == [200, 206, 200]
     assert {r.headers["etag"] for r in (whole, ranged, described)} == {info.etag}
+
+
+def test_of_two_racing_puts_the_first_to_finish_wins(
+    client: TestClient, runtime: LocalRuntime
+) -> None:
+    image = png_bytes()
+    link = image_link(client, len(image))
+    path = runtime.blobs.path_of(key_of(link))
+
+    def slow_body() -> Iterator[bytes]:
+        yield image[:100]
+        path.write_bytes(image)  # the other PUT finishes while this one streams
+        yield image[100:]
+
+    headers = {**link["headers"], "Content-Length": str(len(image))}
+    late = client.put(link["url"], content=slow_body(), headers=headers)
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "CONFLICT")
+    assert path.read_bytes() == image
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
