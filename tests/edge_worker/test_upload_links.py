@@ -60,6 +60,21 @@ def test_a_body_without_its_length_is_400(client: TestClient, runtime: LocalRunt
     assert nothing_stored(runtime, link)
 
 
+def test_a_body_shorter_than_its_content_length_is_400(
+    client: TestClient, runtime: LocalRuntime
+) -> None:
+    link = image_link(client, 1000)
+
+    def chunks() -> Iterator[bytes]:
+        yield bytes(600)
+
+    headers = {**link["headers"], "Content-Length": "1000"}
+    response = client.put(link["url"], content=chunks(), headers=headers)
+    assert invalid_fields(response) == ["Content-Length"]
+    assert "600 of the 1000" in response.json()["error"]["message"]
+    assert nothing_stored(runtime, link)
+
+
 def test_a_body_longer_than_its_content_length_is_413(
     client: TestClient, runtime: LocalRuntime
 ) -> None:
