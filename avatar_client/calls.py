@@ -31,6 +31,8 @@ class Call:
     auth: bool = True
     headers: dict[str, str] = field(default_factory=dict)
     body: BodyFactory = dict
+    # Refusals that, after a try whose answer was lost, say that try got through.
+    done_if_lost: frozenset[int] = frozenset()
 
     def build(self, http: httpx.Client | httpx.AsyncClient, api_key: str) -> httpx.Request:
         headers = dict(self.headers)
@@ -167,13 +169,17 @@ def fetch(url: str) -> Call:
 
 
 def put(grant: UploadGrant, media: Media, content: Callable[[], object]) -> Call:
-    """The PUT of one file to its signed upload URL; `content()` streams it from the start."""
+    """The PUT of one file to its signed upload URL; `content()` streams it from the start.
+
+    An upload URL writes once, so a retry of a PUT whose answer was lost is refused when
+    the first try stored the file: 409 from the local edge, 412 from R2."""
     return Call(
         grant.method,
         grant.url,
         auth=False,
         headers={**grant.headers, "Content-Length": str(media.size)},
         body=lambda: {"content": content()},
+        done_if_lost=frozenset({409, 412}),
     )
 
 

@@ -35,9 +35,9 @@ Changes = Set[tuple[object, str]]
 """One tick of file changes: watchfiles' (change, path) pairs; a read-only set, so that
 watchfiles' own set[tuple[Change, str]] is one."""
 
-# Secrets the agent never needs: client keys and the edge's pepper stay out of the process
-# that runs jobs.
-_EDGE_ONLY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER")
+# Secrets the agent never needs: client keys, the edge's pepper and its URL-signing key stay
+# out of the process that runs jobs.
+_EDGE_ONLY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER", "SIGNING_SECRET")
 
 
 class DevError(Exception):
@@ -77,6 +77,7 @@ class DevSecrets:
     agent_token: str
     cf_api_token: str
     api_key_pepper: str
+    signing_secret: str
     # The key to show the user when it came from us (generated now or reused), else None.
     local_api_key: str | None
     path: Path
@@ -130,6 +131,7 @@ def resolve_secrets(
     agent_token, _ = pick("AGENT_TOKEN", token)
     cf_api_token, _ = pick("CF_API_TOKEN", token)
     api_key_pepper, _ = pick("API_KEY_PEPPER", token)
+    signing_secret, _ = pick("SIGNING_SECRET", token)
     if generated:
         _write_secrets(path, {**stored, **generated})
     return DevSecrets(
@@ -137,6 +139,7 @@ def resolve_secrets(
         agent_token=agent_token,
         cf_api_token=cf_api_token,
         api_key_pepper=api_key_pepper,
+        signing_secret=signing_secret,
         local_api_key=api_key if ours else None,
         path=path,
     )
@@ -182,6 +185,7 @@ def child_environments(
         **shared,
         "API_KEYS": dev_secrets.api_keys,
         "API_KEY_PEPPER": dev_secrets.api_key_pepper,
+        "SIGNING_SECRET": dev_secrets.signing_secret,
         "PUBLIC_URL": env.get("PUBLIC_URL") or options.edge_url,
     }
     agent = {

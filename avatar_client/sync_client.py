@@ -236,14 +236,16 @@ class AvatarClient:
     def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
         """Send `call`, retrying as the policy allows; a non-2xx answer raises its error."""
         retries = Retries(self._retry, call.url)
+        lost = False
         while True:
             try:
                 request = call.build(self._http, self._api_key)
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
+                lost = True
                 self._sleep(retries.after_error(exc))
                 continue
-            if response.is_success:
+            if response.is_success or (lost and response.status_code in call.done_if_lost):
                 return response
             response.read()
             self._sleep(retries.after_answer(response))

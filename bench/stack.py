@@ -29,6 +29,7 @@ def stack_env(url: str, log_level: str = "WARNING") -> dict[str, str]:
         "API_KEYS": API_KEY,
         "AGENT_TOKEN": "bench-agent-token-0123456789",
         "API_KEY_PEPPER": "bench-api-key-pepper-0123456789",
+        "SIGNING_SECRET": "bench-signing-secret-0123456789",
         "CF_API_TOKEN": "bench-queue-token-0123456789",
         "CF_ACCOUNT_ID": "local",
         "CF_QUEUE_ID": "avatar-jobs",

@@ -14,6 +14,12 @@ class ClaimRequest(BaseModel):
 class ClaimInputs(BaseModel):
     image_url: str
     audio_url: str
+    image_etag: str | None = Field(
+        default=None,
+        description="the ETag the image had when the job was created (uploaded inputs only): "
+        "an agent refuses other bytes and fails the job with INPUT_CHANGED",
+    )
+    audio_etag: str | None = Field(default=None, description="the same for the audio")
 
 
 class ClaimOutput(BaseModel):

@@ -67,6 +67,7 @@ class FailureCode(StrEnum):
     QUALITY_UNAVAILABLE = "QUALITY_UNAVAILABLE"  # the agent cannot make this quality
     AUDIO_TOO_LONG = "AUDIO_TOO_LONG"  # longer than the agent's MAX_AUDIO_SECONDS, decoded
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"  # more pixels than the agent's MAX_IMAGE_PIXELS
+    INPUT_CHANGED = "INPUT_CHANGED"  # an uploaded input was replaced after /generate
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 

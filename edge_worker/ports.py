@@ -54,6 +54,10 @@ class JobStore(Protocol):
 
     async def find_for_sweep(self, kind: SweepKind, cutoff: datetime, limit: int) -> list[Job]: ...
 
+    async def input_keys_in_use(self, keys: list[str]) -> set[str]:
+        """Those of `keys` that a job whose inputs are not deleted yet reads."""
+        ...
+
     async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
 
     async def insert_idempotency(self, record: IdempotencyRecord) -> bool:
@@ -73,6 +77,7 @@ class JobStore(Protocol):
 class BlobInfo:
     key: str
     size_bytes: int
+    etag: str  # quoted, as the `ETag` header of a GET of the object carries it
 
 
 class BlobStore(Protocol):
@@ -88,7 +93,16 @@ class BlobStore(Protocol):
 
     def presign_get(self, key: str, expires_at: datetime) -> str: ...
 
-    def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str: ...
+    def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
+        """A PUT of at most the store's size limit, that may overwrite (agents' results)."""
+        ...
+
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str:
+        """A PUT of exactly `size_bytes` that can create the object once and never replace
+        it: a client's upload, checked at `/generate`, cannot be swapped afterwards."""
+        ...
 
 
 class JobQueue(Protocol):

@@ -1,8 +1,8 @@
 """Edge settings, validated once at start-up from an env mapping (os.environ or Worker `env`)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
 from contracts.media import (
@@ -62,7 +62,11 @@ class EdgeSettings(EnvSettings):
         description="cap on a multipart /generate body; the Worker's ASGI bridge buffers "
         "whole bodies in a 128 MB isolate, so it sets this and points larger files to /uploads",
     )
-    signing_secret: str = Field(default="", description="HMAC key of local signed URLs")
+    signing_secret: str = Field(
+        min_length=16,
+        repr=False,
+        description="HMAC key of upload ids and local signed URLs; never the agent token",
+    )
     http_header_timeout_seconds: float = Field(
         default=10.0, gt=0, description="local edge: time to send a request's headers"
     )
@@ -93,14 +97,6 @@ class EdgeSettings(EnvSettings):
         if any(len(key) < 16 for key in keys):
             raise ValueError("every API key must be at least 16 characters")
         return keys
-
-    @model_validator(mode="before")
-    @classmethod
-    def _sign_with_the_agent_token(cls, values: Any) -> Any:
-        """Local signed URLs fall back to the agent token as their HMAC key."""
-        if isinstance(values, dict) and not values.get("signing_secret"):
-            return {**values, "signing_secret": values.get("agent_token", "")}
-        return values
 
     @property
     def max_request_bytes(self) -> int:

@@ -31,6 +31,7 @@ from gpu_agent.probes import MediaProbes
 from gpu_agent.progress import CancelSignal, ProgressMapper, Snapshot
 from gpu_agent.retry import TRANSFER_RETRY, RetryPolicy
 from gpu_agent.transfers import (
+    InputChanged,
     PayloadTooLarge,
     TransferCancelled,
     TransferError,
@@ -156,16 +157,19 @@ class Pipeline:
             raise _engine_failure(exc) from exc
 
     def _download_inputs(self, run: _Run) -> tuple[Path, Path]:
+        inputs = run.claim.inputs
         image = self._download(
             run,
-            run.claim.inputs.image_url,
+            inputs.image_url,
+            inputs.image_etag,
             "image",
             self._limits.max_image_bytes,
             lambda f: run.report(run.progress.downloading(f * IMAGE_SHARE)),
         )
         audio = self._download(
             run,
-            run.claim.inputs.audio_url,
+            inputs.audio_url,
+            inputs.audio_etag,
             "audio",
             self._limits.max_audio_bytes,
             lambda f: run.report(run.progress.downloading(IMAGE_SHARE + f * (1 - IMAGE_SHARE))),
@@ -176,6 +180,7 @@ class Pipeline:
         self,
         run: _Run,
         url: str,
+        etag: str | None,
         what: str,
         max_bytes: int,
         on_fraction: Callable[[float], None],
@@ -197,9 +202,16 @@ class Pipeline:
                     max_bytes,
                     on_progress=lambda done, total: on_fraction(done / total if total else 0.0),
                     cancelled=run.cancel.is_set,
+                    etag=etag,
                 ),
                 f"download {what}",
             )
+        except InputChanged as exc:
+            raise JobFailed(
+                FailureCode.INPUT_CHANGED,
+                f"the uploaded {what} was replaced after the job was created",
+                retryable=False,
+            ) from exc
         except PayloadTooLarge as exc:
             raise JobFailed(
                 FailureCode.INVALID_INPUT,

@@ -33,6 +33,10 @@ class PayloadTooLarge(TransferError):
     """The object is bigger than the cap: the input is refused, not retried."""
 
 
+class InputChanged(Exception):
+    """The object's ETag is not the one expected: it was replaced since it was checked."""
+
+
 class TransferCancelled(Exception):
     """The job was cancelled mid-transfer (not an error: nothing is reported)."""
 
@@ -51,10 +55,13 @@ def download(
     *,
     on_progress: TransferProgress | None = None,
     cancelled: StopCheck | None = None,
+    etag: str | None = None,
 ) -> int:
     """GET `url` into `dest`, refusing more than `max_bytes`; returns the size written.
 
-    A partial file is removed on any failure.
+    With `etag`, the answer must carry that ETag, else `InputChanged`: the ETag comes with
+    the bytes in one response, so what is written is what was checked. A partial file is
+    removed on any failure.
     """
     written = 0
     try:
@@ -64,6 +71,10 @@ def download(
                     f"download from {redact_url(url)} failed with HTTP {response.status_code}",
                     status_code=response.status_code,
                     transient=is_transient_status(response.status_code),
+                )
+            if etag is not None and response.headers.get("etag") != etag:
+                raise InputChanged(
+                    f"{redact_url(url)} has ETag {response.headers.get('etag')}, not {etag}"
                 )
             total = _content_length(response)
             if total is not None and total > max_bytes:

@@ -33,7 +33,7 @@ EXPIRE_AFTER_DAYS = 1
 EXPIRING_PREFIXES = ("inputs/", "videos/")
 CORS_RULE_ID = "avatar-direct-upload"
 CORS_METHODS = ("PUT", "GET", "HEAD")
-CORS_HEADERS = ("content-type",)
+CORS_HEADERS = ("content-type", "if-none-match")
 CORS_EXPOSE = ("ETag",)
 DEFAULT_MAX_AGE = 3600
 

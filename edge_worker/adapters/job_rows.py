@@ -39,6 +39,8 @@ COLUMNS = (
     "enqueued_at",
     "inputs_deleted",
     "quality",
+    "image_etag",
+    "audio_etag",
     "version",
 )
 _TIMES = (
@@ -108,6 +110,8 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "result_json": job.result.model_dump_json() if job.result else None,
         "inputs_deleted": int(job.inputs_deleted),
         "quality": job.quality.value,
+        "image_etag": job.image_etag,
+        "audio_etag": job.audio_etag,
         "version": job.version,
     }
     for name in _TIMES:
@@ -152,6 +156,8 @@ def from_row(row: dict[str, Any]) -> Job:
         else None,
         enqueued_at=times["enqueued_at"],
         inputs_deleted=bool(row["inputs_deleted"]),
+        image_etag=row["image_etag"],
+        audio_etag=row["audio_etag"],
         quality=Quality(row["quality"]),
         version=int(row["version"]),
     )
@@ -193,6 +199,17 @@ SWEEP_SQL = {
     SweepKind.STRANDED: f"{SELECT_SQL} WHERE status = 'pending' AND enqueued_at < ? "
     "ORDER BY enqueued_at LIMIT ?",
 }
+
+# The D1 limit on bound parameters is 100 per query: two lists of this many keys fit.
+KEYS_PER_QUERY = 50
+
+
+def keys_in_use_sql(count: int) -> str:
+    """The image and audio keys, among `count` given twice, of jobs whose inputs are kept."""
+    marks = ", ".join("?" for _ in range(count))
+    where = f"(image_key IN ({marks}) OR audio_key IN ({marks}))"
+    return f"SELECT image_key, audio_key FROM jobs WHERE inputs_deleted = 0 AND {where}"  # noqa: S608 - "?" marks only
+
 
 IDEMPOTENCY_COLUMNS = (
     "owner",

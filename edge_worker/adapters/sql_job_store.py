@@ -71,6 +71,14 @@ class SqlJobStore:
         rows = await self._db.rows(job_rows.SWEEP_SQL[kind], (job_rows.format_time(cutoff), limit))
         return [job_rows.from_row(row) for row in rows]
 
+    async def input_keys_in_use(self, keys: list[str]) -> set[str]:
+        used: set[str] = set()
+        for start in range(0, len(keys), job_rows.KEYS_PER_QUERY):
+            batch = keys[start : start + job_rows.KEYS_PER_QUERY]
+            rows = await self._db.rows(job_rows.keys_in_use_sql(len(batch)), (*batch, *batch))
+            used.update(key for row in rows for key in (row["image_key"], row["audio_key"]))
+        return used & set(keys)
+
     async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
         found = await self._db.first(job_rows.IDEMPOTENCY_GET_SQL, (owner, key))
         return job_rows.idempotency_from_row(found) if found else None

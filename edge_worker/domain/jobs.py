@@ -64,6 +64,10 @@ class Job:
     result: ResultMetadata | None = None
     enqueued_at: datetime | None = None
     inputs_deleted: bool = False
+    # The ETags of uploaded inputs when /generate checked them (None: stored by the edge
+    # itself); the agent refuses an input that no longer has it.
+    image_etag: str | None = None
+    audio_etag: str | None = None
     version: int = 0
 
     @property
@@ -82,6 +86,8 @@ def new_job(
     audio_key: str,
     now: datetime,
     quality: Quality = Quality.STANDARD,
+    image_etag: str | None = None,
+    audio_etag: str | None = None,
 ) -> Job:
     return Job(
         id=job_id,
@@ -98,6 +104,8 @@ def new_job(
         updated_at=now,
         quality=quality,
         enqueued_at=now,
+        image_etag=image_etag,
+        audio_etag=audio_etag,
     )
 
 

@@ -62,9 +62,19 @@ class UploadTicket:
     expires_at: datetime
 
 
-def new_key(kind: MediaKind, content_type: str) -> str:
+def new_key(kind: MediaKind, content_type: str, expires_at: datetime) -> str:
+    """The key starts with the ticket's expiry, so the sweep can tell from a listing alone
+    which uploads can no longer be used (`expiry_of`)."""
     extension = ACCEPTED_TYPES[kind][content_type]
-    return f"{UPLOAD_PREFIX}{uuid.uuid4()}/{kind.value}.{extension}"
+    return f"{UPLOAD_PREFIX}{int(expires_at.timestamp())}-{uuid.uuid4()}/{kind.value}.{extension}"
+
+
+def expiry_of(key: str) -> datetime | None:
+    """When the ticket of an upload key expires; None for a key `new_key` did not make."""
+    found = re.match(rf"{re.escape(UPLOAD_PREFIX)}([0-9]{{1,12}})-", key)
+    if found is None or int(found.group(1)) > _MAX_TIMESTAMP:
+        return None
+    return datetime.fromtimestamp(int(found.group(1)), UTC)
 
 
 def check_declared(kind: MediaKind, content_type: str, size_bytes: int, limit: int) -> None:

@@ -75,6 +75,8 @@ class AgentProtocol:
             inputs=ClaimInputs(
                 image_url=self.context.blobs.presign_get(job.image_key, inputs_expire),
                 audio_url=self.context.blobs.presign_get(job.audio_key, inputs_expire),
+                image_etag=job.image_etag,
+                audio_etag=job.audio_etag,
             ),
             output=ClaimOutput(
                 upload_url=self.context.blobs.presign_put(

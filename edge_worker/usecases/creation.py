@@ -82,14 +82,16 @@ class JobCreation:
                     settings.max_image_pixels,
                     settings.max_audio_seconds,
                 )
-        tickets = {
+        checked = {
             kind: await self.uploads.uploaded(owner, given.upload_id, kind)
             for kind, given in inputs.items()
             if isinstance(given, UploadRef)
         }
+        tickets = {kind: upload.ticket for kind, upload in checked.items()}
+        etags = {kind: upload.etag for kind, upload in checked.items()}
 
         async def create() -> Job:
-            return await self._create_job(owner, request, inputs, tickets)
+            return await self._create_job(owner, request, inputs, tickets, etags)
 
         if idempotency_key is None:
             return await self.views.view(await create())
@@ -113,6 +115,7 @@ class JobCreation:
         request: JobRequest,
         inputs: dict[MediaKind, JobInput],
         tickets: dict[MediaKind, UploadTicket],
+        etags: dict[MediaKind, str],
     ) -> Job:
         job_id = str(uuid.uuid4())
         used = await self._take_uploads(owner, list(tickets.values()))
@@ -133,6 +136,7 @@ class JobCreation:
                 request.quality,
                 keys[MediaKind.IMAGE],
                 keys[MediaKind.AUDIO],
+                etags,
             )
         except BaseException:
             for record in used:
@@ -149,6 +153,7 @@ class JobCreation:
         quality: Quality,
         image_key: str,
         audio_key: str,
+        etags: dict[MediaKind, str],
     ) -> Job:
         now = self.context.clock.now()
         job = jobs.new_job(
@@ -161,6 +166,8 @@ class JobCreation:
             image_key=image_key,
             audio_key=audio_key,
             now=now,
+            image_etag=etags.get(MediaKind.IMAGE),
+            audio_etag=etags.get(MediaKind.AUDIO),
         )
         await self.context.store.insert(job)
         await self.context.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))

@@ -6,10 +6,10 @@ so two sweeps (or a sweep racing an agent) cannot both apply one; the loser skip
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from contracts import JobStatus, QueueMessage
-from edge_worker.domain import jobs
+from edge_worker.domain import jobs, upload_tokens
 from edge_worker.domain.storage_keys import video_prefix
 from edge_worker.ports import SweepKind
 from edge_worker.usecases.context import EdgeContext
@@ -18,6 +18,9 @@ from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
 log = logging.getLogger("edge_worker.maintenance")
 
 BATCH = 100
+# A `/generate` that redeemed an upload id just before it expired has this long to insert
+# its job before the sweep may take the upload for an unused one.
+UPLOAD_GRACE = timedelta(minutes=5)
 
 
 @dataclass
@@ -28,6 +31,7 @@ class SweepReport:
     inputs_deleted: int = 0
     reenqueued_stranded: int = 0
     idempotency_keys_purged: int = 0
+    unused_uploads_deleted: int = 0
     skipped: int = 0
 
 
@@ -94,6 +98,21 @@ class Maintenance:
                 report.reenqueued_stranded += 1
 
         report.idempotency_keys_purged = await store.purge_idempotency(now)
+        report.unused_uploads_deleted = await self._delete_unused_uploads(now)
         if any(value for value in asdict(report).values()):
             log.info("maintenance sweep", extra=asdict(report))
         return report
+
+    async def _delete_unused_uploads(self, now: datetime) -> int:
+        """Uploads whose ticket expired and that no job reads: nothing can use them any
+        more. (Those a job took are deleted with that job's inputs.)"""
+        blobs = self.context.blobs
+        cutoff = now - UPLOAD_GRACE
+        expired = [
+            key
+            for key in await blobs.list_keys(upload_tokens.UPLOAD_PREFIX)
+            if (expiry := upload_tokens.expiry_of(key)) is not None and expiry <= cutoff
+        ]
+        unused = sorted(set(expired) - await self.context.store.input_keys_in_use(expired))
+        await blobs.delete(unused)
+        return len(unused)

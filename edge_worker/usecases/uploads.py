@@ -1,6 +1,7 @@
 """Direct uploads: grant presigned PUT URLs, and check an uploaded object before a job
 uses it. Upload ids are signed tokens (`domain.upload_tokens`), so no table is needed."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,6 +59,12 @@ class UploadsResponse(BaseModel):
     audio: UploadGrant | None = None
 
 
+@dataclass(frozen=True)
+class CheckedUpload:
+    ticket: UploadTicket
+    etag: str  # what the agent must find on the object: nothing replaced it since
+
+
 def size_limit(settings: EdgeSettings, kind: MediaKind) -> int:
     return settings.max_image_bytes if kind is MediaKind.IMAGE else settings.max_audio_bytes
 
@@ -78,22 +85,23 @@ class Uploads:
                 continue
             limit = size_limit(settings, kind)
             upload_tokens.check_declared(kind, declared.content_type, declared.size_bytes, limit)
-            key = upload_tokens.new_key(kind, declared.content_type)
-            ticket = UploadTicket(
-                owner, kind, key, declared.size_bytes, now + upload_tokens.UPLOAD_ID_TTL
-            )
+            expires_at = now + upload_tokens.UPLOAD_ID_TTL
+            key = upload_tokens.new_key(kind, declared.content_type, expires_at)
+            ticket = UploadTicket(owner, kind, key, declared.size_bytes, expires_at)
             url_expires = now + upload_tokens.UPLOAD_URL_TTL
             grants[kind.value] = UploadGrant(
                 upload_id=upload_tokens.issue(ticket, settings.signing_secret),
-                url=self.context.blobs.presign_put(key, url_expires, declared.content_type),
-                headers={"Content-Type": declared.content_type},
+                url=self.context.blobs.presign_upload(
+                    key, url_expires, declared.content_type, declared.size_bytes
+                ),
+                headers={"Content-Type": declared.content_type, "If-None-Match": "*"},
                 expires_at=url_expires,
                 max_bytes=limit,
                 accepted_content_types=list(upload_tokens.ACCEPTED_TYPES[kind]),
             )
         return UploadsResponse.model_validate(grants)
 
-    async def uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> UploadTicket:
+    async def uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> CheckedUpload:
         """Check an uploaded object like a multipart part: it exists, fits, and its bytes
         are the kind of media it claims to be."""
         context = self.context
@@ -115,4 +123,4 @@ class Uploads:
         check_content(
             media, head, stored.size_bytes, settings.max_image_pixels, settings.max_audio_seconds
         )
-        return ticket
+        return CheckedUpload(ticket, stored.etag)

@@ -95,10 +95,11 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
     first = dev.resolve_secrets({}, data_dir, token=lambda: next(tokens))
     assert first.api_keys == "sk_local_token01-0123456789abcdef"
     assert first.local_api_key == first.api_keys
-    assert (first.agent_token, first.cf_api_token, first.api_key_pepper) == (
+    assert (first.agent_token, first.cf_api_token, first.api_key_pepper, first.signing_secret) == (
         "token02-0123456789abcdef",
         "token03-0123456789abcdef",
         "token04-0123456789abcdef",
+        "token05-0123456789abcdef",
     )
     path = data_dir / DEV_SECRETS_FILE
     assert first.path == path
@@ -108,6 +109,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "AGENT_TOKEN": first.agent_token,
         "CF_API_TOKEN": first.cf_api_token,
         "API_KEY_PEPPER": first.api_key_pepper,
+        "SIGNING_SECRET": first.signing_secret,
     }
     mtime = path.stat().st_mtime_ns
 
@@ -120,7 +122,7 @@ def test_default_token_generator_makes_long_urlsafe_keys(tmp_path: Path) -> None
     made = dev.resolve_secrets({}, tmp_path)
     assert made.api_keys.startswith("sk_local_")
     assert len(made.api_keys) > 40
-    assert len({made.agent_token, made.cf_api_token, made.api_key_pepper}) == 3
+    assert len({made.agent_token, made.cf_api_token, made.api_key_pepper, made.signing_secret}) == 4
 
 
 def test_configured_secrets_are_used_and_never_written(tmp_path: Path) -> None:
@@ -129,10 +131,11 @@ def test_configured_secrets_are_used_and_never_written(tmp_path: Path) -> None:
         "AGENT_TOKEN": "agent-tok",
         "CF_API_TOKEN": "cf-tok",
         "API_KEY_PEPPER": "pepper",
+        "SIGNING_SECRET": "sign-tok",
     }
     got = dev.resolve_secrets(env, tmp_path)
     assert (got.api_keys, got.agent_token, got.cf_api_token) == ("sk_a,sk_b", "agent-tok", "cf-tok")
-    assert got.api_key_pepper == "pepper"
+    assert (got.api_key_pepper, got.signing_secret) == ("pepper", "sign-tok")
     assert got.local_api_key is None
     assert not (tmp_path / DEV_SECRETS_FILE).exists()
 
@@ -151,6 +154,7 @@ def test_only_missing_secrets_are_generated_and_stored_values_kept(tmp_path: Pat
         "OTHER": "x",
         "CF_API_TOKEN": "new",
         "API_KEY_PEPPER": "new",
+        "SIGNING_SECRET": "new",
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -164,7 +168,13 @@ def test_unreadable_secrets_file_is_a_clear_error(tmp_path: Path, content: str) 
 
 def secrets_for_test(tmp_path: Path) -> DevSecrets:
     return DevSecrets(
-        "sk_local_k", "agent-tok", "cf-tok", "pepper-k", "sk_local_k", tmp_path / "s.json"
+        "sk_local_k",
+        "agent-tok",
+        "cf-tok",
+        "pepper-k",
+        "sign-tok",
+        "sk_local_k",
+        tmp_path / "s.json",
     )
 
 
@@ -183,6 +193,7 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
         assert child["CF_ACCOUNT_ID"] == "local"
         assert child["CF_QUEUE_ID"] == "avatar-jobs"
         assert child["PYTHONUNBUFFERED"] == "1"
+    assert edge["SIGNING_SECRET"] == "sign-tok" and "SIGNING_SECRET" not in agent
     assert agent["EDGE_URL"] == "http://127.0.0.1:9001"
     assert agent["CF_API_BASE"] == "http://127.0.0.1:9001/client/v4"
     assert agent["ENGINE"] == "preview"
@@ -228,7 +239,7 @@ def test_banner_shows_key_export_line_url_and_curl(tmp_path: Path) -> None:
     assert 'curl -H "Authorization: Bearer $AVATAR_API_KEY"' in text
     assert "http://127.0.0.1:9001/generate" in text
 
-    configured = DevSecrets("sk_x", "a", "c", "p", None, tmp_path / "s.json")
+    configured = DevSecrets("sk_x", "a", "c", "p", "s", None, tmp_path / "s.json")
     quiet = dev.banner(DevOptions(), configured)
     assert "sk_x" not in quiet
     assert "export" not in quiet

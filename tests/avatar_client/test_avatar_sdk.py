@@ -1,6 +1,7 @@
 """The SDK against a fake API (httpx.MockTransport): request shapes, upload planning,
 retries, error mapping, pagination, polling, inputs and configuration."""
 
+import asyncio
 import io
 import json
 from collections.abc import Callable
@@ -323,6 +324,50 @@ def test_503_429_and_network_errors_are_retried_with_the_same_idempotency_key(
     assert len({r.headers["Idempotency-Key"] for r in attempts}) == 1
     assert all(image.read_bytes() in r.content for r in attempts)  # re-sent from the start
     assert sleeps == [0.25, 0.5, 1.0]  # full jitter (0.5 of 0.5 s, 1 s, 2 s)
+
+
+@pytest.mark.parametrize(("refusal", "flavour"), [(409, "sync"), (412, "sync"), (412, "async")])
+def test_a_put_retried_after_its_answer_was_lost_counts_as_stored(
+    tmp_path: Path, refusal: int, flavour: str
+) -> None:
+    """Upload URLs write once: the retry is refused because the lost try stored the file."""
+    image, audio = write_media(tmp_path)
+    api, storage, sleeps = FakeApi(), Storage(), []
+    api.overrides["/health"] = health_with(1000)
+    storage.install(api)
+    tries: list[int] = []
+
+    def stored_then_lost(request: httpx.Request) -> httpx.Response:
+        tries.append(1)
+        if len(tries) > 1:
+            return httpx.Response(refusal, text="already stored")
+        storage.put(request)
+        raise httpx.ReadError("answer lost", request=request)
+
+    api.overrides["/audio"] = stored_then_lost
+    if flavour == "sync":
+        with retrying_client(api, sleeps) as client:
+            client.submit(image, audio, "hi")
+    else:
+
+        async def submit() -> None:
+            async with async_client(api, sleeps) as client:
+                await client.submit(image, audio, "hi")
+
+        asyncio.run(submit())
+    assert len(tries) == 2 and storage.objects["audio"] == audio.read_bytes()
+    assert len(sent(api, "POST", "/generate")) == 1
+
+
+def test_a_put_refused_at_its_first_try_is_an_error(tmp_path: Path) -> None:
+    image, audio = write_media(tmp_path)
+    api, storage = FakeApi(), Storage()
+    api.overrides["/health"] = health_with(1000)
+    storage.install(api)
+    api.overrides["/audio"] = lambda _: envelope(409, "CONFLICT", "this upload URL was used")
+    with make_client(api) as client, pytest.raises(errors.Conflict, match="was used"):
+        client.submit(image, audio, "hi")
+    assert not sent(api, "POST", "/generate")
 
 
 def test_retry_after_is_honoured_in_seconds_and_as_a_date() -> None:

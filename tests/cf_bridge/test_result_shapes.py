@@ -123,7 +123,7 @@ class RecordingBucket:
         self.calls.append(("delete", keys))
 
     async def head(self, key: str) -> SimpleNamespace:
-        return SimpleNamespace(key=key, size=10)
+        return SimpleNamespace(key=key, size=10, etag="0123abcd")
 
     async def get(self, key: str, **options: Any) -> None:
         self.calls.append(("get", options))
@@ -169,7 +169,7 @@ def test_presigning_is_delegated() -> None:
     at = datetime(2026, 5, 1, tzinfo=UTC)
     assert store.presign_get("videos/1.mp4", at) == f"get:videos/1.mp4@{at.isoformat()}"
     assert store.presign_put("inputs/a.png", at, "image/png") == "put:inputs/a.png:image/png"
-    assert run(store.head("x")) == BlobInfo("x", 10)
+    assert run(store.head("x")) == BlobInfo("x", 10, '"0123abcd"')
 
 
 @dataclass

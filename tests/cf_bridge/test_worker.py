@@ -32,6 +32,7 @@ SECRETS = {
     "API_KEYS": API_KEY,
     "AGENT_TOKEN": AGENT_TOKEN,
     "API_KEY_PEPPER": "worker-api-key-pepper-0123456789",
+    "SIGNING_SECRET": "worker-signing-secret-0123456789",
     "R2_ACCOUNT_ID": "acc0123",
     "R2_ACCESS_KEY_ID": "worker-access-key",
     "R2_SECRET_ACCESS_KEY": "worker-secret-key",

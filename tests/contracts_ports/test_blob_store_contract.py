@@ -19,7 +19,10 @@ def put(store: BlobStore, key: str, data: bytes, content_type: str = "image/png"
 def test_put_returns_the_size_and_head_reports_it(blob_store: BlobStore, prefix: str) -> None:
     key = f"{prefix}inputs/image.png"
     assert put(blob_store, key, DATA) == len(DATA)
-    assert run(blob_store.head(key)) == BlobInfo(key, len(DATA))
+    info = run(blob_store.head(key))
+    assert info is not None and info == BlobInfo(key, len(DATA), info.etag)
+    assert len(info.etag) > 2 and info.etag[0] == info.etag[-1] == '"'
+    assert run(blob_store.head(key)) == info
 
 
 def test_put_reads_the_body_from_where_it_stands(blob_store: BlobStore, prefix: str) -> None:
@@ -32,8 +35,10 @@ def test_put_reads_the_body_from_where_it_stands(blob_store: BlobStore, prefix: 
 def test_put_overwrites(blob_store: BlobStore, prefix: str) -> None:
     key = f"{prefix}video.mp4"
     put(blob_store, key, b"first version, longer", "video/mp4")
+    first = run(blob_store.head(key))
     assert put(blob_store, key, b"second", "video/mp4") == 6
     assert run(blob_store.read_range(key, 100)) == b"second"
+    assert run(blob_store.head(key)) not in (first, None)
 
 
 def test_head_of_a_missing_object_is_none(blob_store: BlobStore, prefix: str) -> None:
@@ -51,7 +56,8 @@ def test_read_range_returns_the_first_bytes(blob_store: BlobStore, prefix: str) 
 def test_read_range_of_an_empty_object_is_empty(blob_store: BlobStore, prefix: str) -> None:
     key = f"{prefix}empty.wav"
     assert put(blob_store, key, b"", "audio/wav") == 0
-    assert run(blob_store.head(key)) == BlobInfo(key, 0)
+    info = run(blob_store.head(key))
+    assert info is not None and info.size_bytes == 0
     assert run(blob_store.read_range(key, 16)) == b""
 
 
@@ -93,8 +99,9 @@ def test_presigned_urls_name_the_object(blob_store: BlobStore, prefix: str) -> N
     expires = datetime.now(UTC) + timedelta(hours=1)
     get_url = blob_store.presign_get(key, expires)
     put_url = blob_store.presign_put(key, expires, "video/mp4")
-    for url in (get_url, put_url):
+    upload_url = blob_store.presign_upload(key, expires, "video/mp4", 1000)
+    for url in (get_url, put_url, upload_url):
         parts = urlsplit(url)
         assert parts.scheme in ("http", "https") and parts.netloc
         assert unquote(parts.path).endswith(f"/{key}")
-    assert get_url != put_url
+    assert len({get_url, put_url, upload_url}) == 3

@@ -63,6 +63,8 @@ def every_field_set(job_id: str) -> Job:
         result=RESULT,
         enqueued_at=T0 + timedelta(microseconds=6),
         inputs_deleted=True,
+        image_etag='"5d41402abc4b2a76b9719d911017c592"',
+        audio_etag='"7d793037a0760186574b0282f2f435e7-3"',
         version=9,
     )
     for field in dataclasses.fields(Job):
@@ -388,3 +390,25 @@ def test_purge_idempotency_drops_expired_records_and_counts_them(job_store: JobS
     assert run(job_store.purge_idempotency(purge_at)) == 2
     assert run(job_store.purge_idempotency(purge_at)) == 0
     assert run(job_store.get_idempotency("owner-a", "key-2")) is not None
+
+
+def test_input_keys_in_use_are_those_of_jobs_whose_inputs_are_kept(job_store: JobStore) -> None:
+    reading = dataclasses.replace(make_job("reading"), image_key="inputs/uploads/1-a/image.png")
+    cleaned = dataclasses.replace(
+        completed(make_job("cleaned"), T0),
+        audio_key="inputs/uploads/1-b/audio.wav",
+        inputs_deleted=True,
+    )
+    insert(job_store, reading, cleaned)
+    # More keys than one query takes, so the batches are exercised too.
+    asked = [f"inputs/uploads/1-{n}/image.png" for n in range(120)]
+    asked += [
+        "inputs/uploads/1-a/image.png",
+        "inputs/uploads/1-b/audio.wav",
+        "inputs/reading/audio.wav",
+    ]
+    assert run(job_store.input_keys_in_use(asked)) == {
+        "inputs/uploads/1-a/image.png",
+        "inputs/reading/audio.wav",
+    }
+    assert run(job_store.input_keys_in_use([])) == set()

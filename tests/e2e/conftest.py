@@ -49,6 +49,7 @@ class Stack:
             "API_KEYS": API_KEY,
             "AGENT_TOKEN": "e2e-agent-token-0123456789",
             "API_KEY_PEPPER": "e2e-api-key-pepper-0123456789",
+            "SIGNING_SECRET": "e2e-signing-secret-0123456789",
             "CF_API_TOKEN": "e2e-queue-token-0123456789",
             "CF_ACCOUNT_ID": "local",
             "CF_QUEUE_ID": "avatar-jobs",

@@ -18,6 +18,7 @@ PEPPER = "test-api-key-pepper-0123456789"
 ENV = {
     "API_KEYS": f"{API_KEY},{OTHER_KEY}",
     "AGENT_TOKEN": AGENT_TOKEN,
+    "SIGNING_SECRET": "test-signing-secret-0123456789",
     "CF_API_TOKEN": CF_TOKEN,
     "API_KEY_PEPPER": PEPPER,
     # Requeued jobs are visible at once, so tests can pull them without waiting.

@@ -2,6 +2,7 @@
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.testing import TestClient
 
@@ -17,6 +18,7 @@ from tests.edge_worker.conftest import (
     submit,
 )
 from tests.edge_worker.test_agent_api import RESULT, VIDEO, claim, post, upload
+from tests.edge_worker.test_uploads import generate, uploaded
 
 
 def sweep(runtime: LocalRuntime) -> dict[str, int]:
@@ -274,3 +276,27 @@ def test_a_zombie_upload_never_replaces_the_published_result(
     sweep(runtime)
     leftovers = asyncio.run(runtime.blobs.list_keys(f"videos/{job['job_id']}/"))
     assert leftovers == [healthy["output"]["key"]]
+
+
+def test_uploads_never_used_are_deleted_once_their_ticket_expired(
+    client: TestClient, runtime: LocalRuntime, clock: FakeClock
+) -> None:
+    unused, used = uploaded(client), uploaded(client)
+    assert generate(client, used).status_code == 200
+    assert sweep(runtime)["unused_uploads_deleted"] == 0
+    clock.advance(hours=23)
+    fresh = uploaded(client)
+    clock.advance(hours=1, minutes=4)
+    assert sweep(runtime)["unused_uploads_deleted"] == 0  # expired, but within the grace
+    clock.advance(minutes=1, seconds=1)
+    assert sweep(runtime)["unused_uploads_deleted"] == 2
+
+    def stored(grants: dict[str, Any]) -> list[bool]:
+        keys = [urlsplit(grants[kind]["url"]).path.removeprefix("/blobs/") for kind in grants]
+        return [runtime.blobs.path_of(key).exists() for key in keys]
+
+    assert stored(unused) == [False, False]
+    assert stored(used) == [True, True]  # its job still reads them
+    assert stored(fresh) == [True, True]
+    assert len(list(runtime.blobs.root.glob("inputs/uploads/*/"))) == 4  # no empty folders
+    assert sweep(runtime)["unused_uploads_deleted"] == 0

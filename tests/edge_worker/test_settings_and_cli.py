@@ -18,7 +18,7 @@ def test_settings_from_env_with_defaults() -> None:
     assert settings.max_attempts == 5
     assert settings.video_retention_hours == 1.5
     assert settings.heartbeat_timeout_seconds == 120
-    assert settings.signing_secret == ENV["AGENT_TOKEN"]
+    assert settings.signing_secret == ENV["SIGNING_SECRET"]
     assert settings.max_request_bytes > settings.max_image_bytes + settings.max_audio_bytes
 
 
@@ -32,7 +32,7 @@ def test_settings_error_names_every_problem() -> None:
     with pytest.raises(SettingsError) as err:
         EdgeSettings.from_env({"MAX_ATTEMPTS": "zero", "API_KEYS": "short"})
     message = str(err.value)
-    for name in ("API_KEYS", "AGENT_TOKEN", "API_KEY_PEPPER", "MAX_ATTEMPTS"):
+    for name in ("API_KEYS", "AGENT_TOKEN", "API_KEY_PEPPER", "SIGNING_SECRET", "MAX_ATTEMPTS"):
         assert name in message
 
 
@@ -45,12 +45,18 @@ def test_log_level_is_one_of_the_levels_in_any_case() -> None:
     }
 
 
-def test_settings_built_in_code_and_an_own_signing_secret() -> None:
+def test_settings_built_in_code_need_their_own_signing_secret() -> None:
     keys = ("k" * 16, "l" * 16)
-    settings = EdgeSettings(api_keys=keys, agent_token="t" * 16, api_key_pepper="p" * 16)
-    assert settings.api_keys == keys and settings.signing_secret == "t" * 16
-    signed = EdgeSettings.from_env({**ENV, "SIGNING_SECRET": "own-secret"})
-    assert signed.signing_secret == "own-secret"
+    settings = EdgeSettings(
+        api_keys=keys, agent_token="t" * 16, api_key_pepper="p" * 16, signing_secret="s" * 16
+    )
+    assert settings.api_keys == keys and settings.signing_secret == "s" * 16
+    assert "s" * 16 not in repr(settings)
+    without = {k: v for k, v in ENV.items() if k != "SIGNING_SECRET"}
+    with pytest.raises(SettingsError, match="SIGNING_SECRET"):
+        EdgeSettings.from_env(without)
+    with pytest.raises(SettingsError, match="SIGNING_SECRET"):
+        EdgeSettings.from_env({**ENV, "SIGNING_SECRET": "short"})
 
 
 def test_the_local_runtime_needs_a_queue_token() -> None:

@@ -1,8 +1,10 @@
 """Direct-to-storage uploads: /uploads grants, PUT through the signed URL, JSON /generate."""
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from litestar.testing import TestClient
@@ -10,16 +12,25 @@ from litestar.testing import TestClient
 from contracts.media import MediaKind
 from edge_worker.domain import upload_tokens
 from edge_worker.local import build_local, local_settings
-from tests.conftest import png_bytes, wav_bytes
-from tests.edge_worker.conftest import AGENT_AUTH, AUTH, ENV, OTHER_AUTH, FakeClock, invalid_fields
+from tests.conftest import png_bytes, run, wav_bytes
+from tests.edge_worker.conftest import (
+    AGENT_AUTH,
+    AUTH,
+    ENV,
+    OTHER_AUTH,
+    FakeClock,
+    invalid_fields,
+    submit,
+)
 
 MiB = 1024 * 1024
 
 
 def grant(client: TestClient, auth: dict[str, str] = AUTH, **files: Any) -> dict[str, Any]:
+    """Grants for `files`, by default for `png_bytes()` and `wav_bytes()`."""
     body = files or {
-        "image": {"content_type": "image/png", "size_bytes": 1000},
-        "audio": {"content_type": "audio/wav", "size_bytes": 1000},
+        "image": {"content_type": "image/png", "size_bytes": len(png_bytes())},
+        "audio": {"content_type": "audio/wav", "size_bytes": len(wav_bytes())},
     }
     response = client.post("/uploads", json=body, headers=auth)
     assert response.status_code == 200, response.text
@@ -43,9 +54,15 @@ def generate(client: TestClient, grants: dict[str, Any], **extra: Any) -> Any:
 
 
 def uploaded(client: TestClient, image: bytes | None = None, audio: bytes | None = None) -> dict:
-    grants = grant(client)
-    put(client, grants["image"], png_bytes() if image is None else image)
-    put(client, grants["audio"], wav_bytes() if audio is None else audio)
+    image = png_bytes() if image is None else image
+    audio = wav_bytes() if audio is None else audio
+    grants = grant(
+        client,
+        image={"content_type": "image/png", "size_bytes": len(image)},
+        audio={"content_type": "audio/wav", "size_bytes": len(audio)},
+    )
+    put(client, grants["image"], image)
+    put(client, grants["audio"], audio)
     return grants
 
 
@@ -53,7 +70,7 @@ def test_grant_describes_the_upload(client: TestClient) -> None:
     grants = grant(client)
     image = grants["image"]
     assert image["method"] == "PUT"
-    assert image["headers"] == {"Content-Type": "image/png"}
+    assert image["headers"] == {"Content-Type": "image/png", "If-None-Match": "*"}
     assert image["max_bytes"] == 10 * MiB
     assert "image/jpeg" in image["accepted_content_types"]
     assert grants["audio"]["max_bytes"] == 50 * MiB
@@ -70,8 +87,18 @@ def test_uploaded_files_become_a_job_the_agent_can_read(client: TestClient) -> N
     claim = client.post(
         f"/agent/jobs/{job['job_id']}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
     ).json()
-    assert client.get(claim["inputs"]["image_url"]).content == png_bytes()
-    assert client.get(claim["inputs"]["audio_url"]).content == wav_bytes()
+    inputs = claim["inputs"]
+    for kind, data in (("image", png_bytes()), ("audio", wav_bytes())):
+        got = client.get(inputs[f"{kind}_url"])
+        assert got.content == data
+        # The ETag /generate saw, which the object still has: the agent compares the two.
+        assert got.headers.get_list("etag") == [inputs[f"{kind}_etag"]]
+    inline = submit(client)
+    inline_claim = client.post(
+        f"/agent/jobs/{inline['job_id']}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
+    ).json()
+    # Inline files are stored by the edge under the job's own keys: no one else can write them.
+    assert inline_claim["inputs"]["image_etag"] is inline_claim["inputs"]["audio_etag"] is None
 
 
 @pytest.mark.parametrize(
@@ -137,11 +164,14 @@ def test_missing_upload_is_invalid_input(client: TestClient) -> None:
 
 
 def test_an_object_over_the_limit_is_refused_at_generate(tmp_path: Path) -> None:
+    """An upload link holds the body to the declared size, itself under the limit; the
+    size is checked again at /generate, for an object stored before the limit was lowered."""
     env = {**ENV, "MAX_IMAGE_BYTES": str(2000)}
     runtime = build_local(local_settings(env, "testserver.local", 80), tmp_path / "d")
     with TestClient(runtime.app, base_url="http://testserver.local:80") as client:
         grants = grant(client)
-        put(client, grants["image"], png_bytes() + bytes(3000))
+        key = urlsplit(grants["image"]["url"]).path.removeprefix("/blobs/")
+        run(runtime.blobs.put(key, io.BytesIO(png_bytes() + bytes(3000)), "image/png"))
         put(client, grants["audio"], wav_bytes())
         response = generate(client, grants)
     runtime.close()
@@ -273,3 +303,17 @@ def test_inline_cap_is_enforced_while_streaming_without_length(capped: TestClien
     )
     assert response.status_code == 413
     assert "/uploads" in response.json()["error"]["message"]
+
+
+def test_an_upload_key_tells_when_its_ticket_expires() -> None:
+    from datetime import UTC, datetime
+
+    expires_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    key = upload_tokens.new_key(MediaKind.IMAGE, "image/png", expires_at)
+    assert upload_tokens.expiry_of(key) == expires_at
+    for other in (
+        "inputs/uploads/abc/image.png",
+        "inputs/j/image.png",
+        "inputs/uploads/999999999999-x/a.wav",
+    ):
+        assert upload_tokens.expiry_of(other) is None

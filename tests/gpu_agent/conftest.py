@@ -8,6 +8,7 @@ restart); retry policies record their delays in `sleeps` instead of sleeping.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -62,6 +63,11 @@ FAST_HEARTBEAT_RETRY = RetryPolicy(base_delay=0.001, max_delay=0.005, jitter=0.0
 def recorded(policy: RetryPolicy, sleeps: list[float]) -> RetryPolicy:
     """`policy` with its nominal delays (no jitter) appended to `sleeps` instead of slept."""
     return replace(policy, sleep=sleeps.append, rand=lambda: 0.0)
+
+
+def r2_etag(data: bytes) -> str:
+    """The ETag R2 (and S3) answers for an object stored in one PUT: its quoted MD5."""
+    return f'"{hashlib.md5(data).hexdigest()}"'  # noqa: S324 - an ETag, not security
 
 
 def envelope(status: int, code: str, message: str = "nope") -> httpx.Response:
@@ -246,7 +252,9 @@ class FakeCloud:
             return httpx.Response(200, json={"ok": True})
         if kind == "get":
             data = self.blobs.get(request.url.path)
-            return httpx.Response(200, content=data) if data else httpx.Response(404)
+            if not data:
+                return httpx.Response(404)
+            return httpx.Response(200, content=data, headers={"ETag": r2_etag(data)})
         with self.lock:
             self.uploads[request.url.path] = request.content
         return httpx.Response(200)

@@ -23,6 +23,7 @@ from .conftest import (
     FakeProbes,
     fail_body,
     pulled,
+    r2_etag,
 )
 
 
@@ -275,3 +276,36 @@ def test_an_upload_that_keeps_failing_is_a_retryable_storage_error(
     assert "complete" not in cloud.kinds()
     (body,) = cloud.bodies("fail")
     assert (body["code"], body["retryable"]) == ("STORAGE_ERROR", True)
+
+
+def claim_with_etags(cloud: FakeCloud, image: str, audio: str) -> None:
+    body = cloud.claim_body()
+    body["inputs"].update(image_etag=image, audio_etag=audio)
+    cloud.replies["claim"] = lambda request, _: httpx.Response(200, json=body)
+
+
+def test_inputs_with_the_etags_recorded_at_generate_are_processed(
+    cloud: FakeCloud, make_delivery: Any
+) -> None:
+    claim_with_etags(
+        cloud, r2_etag(cloud.blobs["/inputs/image.png"]), r2_etag(cloud.blobs["/blobs/audio.wav"])
+    )
+    assert make_delivery().handle(pulled()) is Outcome.COMPLETED
+
+
+def test_an_input_replaced_after_generate_fails_the_job_as_input_changed(
+    cloud: FakeCloud, make_delivery: Any, work_dir: Path
+) -> None:
+    checked = cloud.blobs["/blobs/audio.wav"]
+    claim_with_etags(cloud, r2_etag(cloud.blobs["/inputs/image.png"]), r2_etag(checked))
+    cloud.blobs["/blobs/audio.wav"] = checked[:-2] + b"\x01\x02"  # swapped since /generate
+    engine = FakeEngine()
+    assert make_delivery(engine).handle(pulled()) is Outcome.FAILED
+    assert fail_body(cloud) == {
+        "claim_token": "claim-tok",
+        "code": "INPUT_CHANGED",
+        "message": "the uploaded audio was replaced after the job was created",
+        "retryable": False,
+    }
+    assert cloud.kinds().count("get") == 2  # refused at once, not retried
+    assert engine.requests == [] and list(work_dir.iterdir()) == []

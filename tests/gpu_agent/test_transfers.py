@@ -10,6 +10,7 @@ import pytest
 
 from gpu_agent import transfers
 from gpu_agent.transfers import (
+    InputChanged,
     PayloadTooLarge,
     TransferCancelled,
     TransferError,
@@ -222,3 +223,15 @@ def test_a_reset_is_transient_and_an_oversized_input_is_not(tmp_path: Path) -> N
     ):
         download(client, "http://s/x", tmp_path / "f", 100)
     assert big.value.transient is False
+
+
+def test_download_takes_only_the_expected_etag(tmp_path: Path) -> None:
+    answer = httpx.Response(200, content=b"abc", headers={"ETag": '"v1"'})
+    with _client(lambda r: answer) as client:
+        assert download(client, "http://s/x", tmp_path / "f", 100, etag='"v1"') == 3
+    assert (tmp_path / "f").read_bytes() == b"abc"
+    for headers in ({"ETag": '"v2"'}, {}):
+        other = httpx.Response(200, content=b"xyz", headers=headers)
+        with _client(lambda r, a=other: a) as client, pytest.raises(InputChanged, match='"v1"'):
+            download(client, "http://s/x?sig=secret", tmp_path / "g", 100, etag='"v1"')
+        assert not (tmp_path / "g").exists()

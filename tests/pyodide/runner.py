@@ -27,7 +27,7 @@ import httpx
 from tests.cf_bridge.bridge import ROOT, run_wrangler, wrangler_env
 from tests.cf_bridge.proxies import R2Bucket
 from tests.edge_worker.cloudflare.fake_r2 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, QueryAuthGate
-from tests.edge_worker.conftest import AGENT_TOKEN, API_KEY, OTHER_KEY, PEPPER
+from tests.edge_worker.conftest import AGENT_TOKEN, API_KEY, ENV, OTHER_KEY, PEPPER
 
 HOST = Path(__file__).resolve().parent / "host" / "worker_host.mjs"
 BRIDGE_WORKER = ROOT / "tests" / "cf_bridge" / "worker.js"
@@ -40,6 +40,7 @@ SECRETS = {
     "API_KEYS": f"{API_KEY},{OTHER_KEY}",
     "AGENT_TOKEN": AGENT_TOKEN,
     "API_KEY_PEPPER": PEPPER,
+    "SIGNING_SECRET": ENV["SIGNING_SECRET"],
     "R2_ACCOUNT_ID": R2_ACCOUNT_ID,
     "R2_ACCESS_KEY_ID": ACCESS_KEY_ID,
     "R2_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
@@ -175,8 +176,8 @@ def start_worker(
 class R2Gateway(httpx.BaseTransport):
     """The client's transport: presigned R2 URLs (https://<account>.r2.cloudflarestorage.com/
     <bucket>/<key>) are checked as R2 checks them, by botocore's SigV4 signer (fake_r2's
-    QueryAuthGate), then served from the Worker's own local bucket; every other request goes
-    to the Worker over HTTP."""
+    QueryAuthGate), then served from the Worker's own local bucket with R2's `If-None-Match:
+    *` and `ETag`; every other request goes to the Worker over HTTP."""
 
     def __init__(self, control: str, bucket_name: str) -> None:
         self._inner = httpx.HTTPTransport()
@@ -199,6 +200,9 @@ class R2Gateway(httpx.BaseTransport):
         if bucket != self._bucket_name:
             return httpx.Response(404, text=f"no bucket {bucket}")
         if request.method == "PUT":
+            exists = asyncio.run(self._bucket.head(key)) is not None
+            if exists and request.headers.get("if-none-match") == "*":
+                return httpx.Response(412, text="PreconditionFailed")
             options = {"httpMetadata": {"contentType": request.headers["content-type"]}}
             asyncio.run(self._bucket.put(key, request.read(), **options))
             return httpx.Response(200)
@@ -208,7 +212,8 @@ class R2Gateway(httpx.BaseTransport):
         if found is None:
             return httpx.Response(404, text=f"no object {key}")
         content_type = found.httpMetadata.get("contentType", "application/octet-stream")
-        return httpx.Response(200, content=found.data, headers={"content-type": content_type})
+        headers = {"content-type": content_type, "etag": f'"{found.etag}"'}
+        return httpx.Response(200, content=found.data, headers=headers)
 
     def close(self) -> None:
         self._inner.close()

@@ -103,6 +103,8 @@ def presign(
     expires_in: int,
     now: datetime,
     content_type: str | None = None,
+    content_length: int | None = None,
+    create_only: bool = False,
     endpoint: str | None = None,
 ) -> str:
     """A URL that lets its holder `method` one object from `now` for `expires_in` seconds.
@@ -112,6 +114,11 @@ def presign(
     a grant for `image/png` cannot store an object that R2 will serve as something else.
     (botocore drops just one type, `application/x-www-form-urlencoded; charset=utf-8`,
     which it sets by itself on query-protocol calls; here every given type is bound.)
+
+    `content_length` (PUT only) signs the `Content-Length` header, so R2 refuses a body of
+    any other size; `create_only` signs `If-None-Match: *`, so R2 refuses to overwrite an
+    object (R2 docs, "S3 API: Conditional operations"): together a link writes one object,
+    once, of the size it was granted for.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, not {method!r}")
@@ -119,8 +126,10 @@ def presign(
         raise ValueError(f"expires_in={expires_in} is outside 1..{MAX_EXPIRES_SECONDS} seconds")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    if content_type is not None and method != "PUT":
-        raise ValueError("only a PUT can bind a content type")
+    if method != "PUT" and (content_type is not None or content_length is not None or create_only):
+        raise ValueError("only a PUT can bind a content type, a length or If-None-Match")
+    if content_length is not None and content_length < 0:
+        raise ValueError(f"content_length={content_length} is negative")
     base, host = _origin(endpoint or r2_endpoint(account_id))
     path = _canonical_path(bucket, key)
 
@@ -129,6 +138,10 @@ def presign(
     headers = {"host": host}
     if content_type is not None:
         headers["content-type"] = _header_value(content_type)
+    if content_length is not None:
+        headers["content-length"] = str(content_length)
+    if create_only:
+        headers["if-none-match"] = "*"
     signed_headers = ";".join(sorted(headers))
     params = {
         "X-Amz-Algorithm": ALGORITHM,
@@ -190,7 +203,12 @@ class R2Presigner:
         self._clock = clock
 
     def _url(
-        self, method: str, key: str, expires_at: datetime, content_type: str | None = None
+        self,
+        method: str,
+        key: str,
+        expires_at: datetime,
+        content_type: str | None = None,
+        size_bytes: int | None = None,
     ) -> str:
         now = self._clock.now().replace(microsecond=0)
         s = self._settings
@@ -204,6 +222,8 @@ class R2Presigner:
             expires_in=ceil((expires_at - now).total_seconds()),
             now=now,
             content_type=content_type,
+            content_length=size_bytes,
+            create_only=size_bytes is not None,
             endpoint=s.endpoint,
         )
 
@@ -212,3 +232,8 @@ class R2Presigner:
 
     def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
         return self._url("PUT", key, expires_at, content_type)
+
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str:
+        return self._url("PUT", key, expires_at, content_type, size_bytes)

@@ -18,6 +18,10 @@ class Presigner(Protocol):
 
     def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str: ...
 
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str: ...
+
 
 class R2BlobStore:
     def __init__(self, bucket: Any, presigner: Presigner) -> None:
@@ -33,7 +37,9 @@ class R2BlobStore:
 
     async def head(self, key: str) -> BlobInfo | None:
         found = await self._bucket.head(key)
-        return None if found is None else BlobInfo(key, int(field(found, "size")))
+        if found is None:
+            return None
+        return BlobInfo(key, int(field(found, "size")), f'"{field(found, "etag")}"')
 
     async def read_range(self, key: str, length: int) -> bytes:
         """The first `length` bytes. R2 refuses a range on an empty object or of length 0,
@@ -71,3 +77,8 @@ class R2BlobStore:
 
     def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
         return self._presigner.presign_put(key, expires_at, content_type)
+
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str:
+        return self._presigner.presign_upload(key, expires_at, content_type, size_bytes)

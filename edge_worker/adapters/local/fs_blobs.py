@@ -42,6 +42,13 @@ def check_key(key: str) -> str:
     return key
 
 
+def etag_of(path: Path) -> str:
+    """The file's identity, as a quoted ETag: every PUT writes a new file (a new inode), so
+    a replaced object never keeps the ETag of the one it replaced."""
+    found = path.stat()
+    return f'"{found.st_ino:x}-{found.st_mtime_ns:x}-{found.st_size:x}"'
+
+
 def _remaining(body: IO[bytes]) -> int | None:
     """Bytes left to read, or None for a stream whose length is unknown."""
     if not body.seekable():
@@ -53,14 +60,23 @@ def _remaining(body: IO[bytes]) -> int | None:
 
 
 class UrlSigner:
+    """Signs what a URL allows: the method, key and expiry, and for a PUT the content type,
+    the size limit and the exact size (0: any size up to the limit, overwrites allowed)."""
+
     def __init__(self, secret: str) -> None:
         self._secret = secret.encode()
 
     def signature(
-        self, method: str, key: str, expires: int, content_type: str, max_bytes: int
+        self,
+        method: str,
+        key: str,
+        expires: int,
+        content_type: str,
+        max_bytes: int,
+        size_bytes: int = 0,
     ) -> str:
-        payload = f"{method}\n{key}\n{expires}\n{content_type}\n{max_bytes}".encode()
-        return hmac.new(self._secret, payload, hashlib.sha256).hexdigest()
+        payload = f"{method}\n{key}\n{expires}\n{content_type}\n{max_bytes}\n{size_bytes}"
+        return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
 
     def verify(
         self,
@@ -71,8 +87,9 @@ class UrlSigner:
         max_bytes: int,
         sig: str,
         now: int,
+        size_bytes: int = 0,
     ) -> bool:
-        expected = self.signature(method, key, expires, content_type, max_bytes)
+        expected = self.signature(method, key, expires, content_type, max_bytes, size_bytes)
         return hmac.compare_digest(expected.encode(), sig.encode()) and now <= expires
 
 
@@ -110,7 +127,7 @@ class FsBlobStore:
 
     async def head(self, key: str) -> BlobInfo | None:
         path = self.path_of(key)
-        return BlobInfo(key, path.stat().st_size) if path.is_file() else None
+        return BlobInfo(key, path.stat().st_size, etag_of(path)) if path.is_file() else None
 
     async def read_range(self, key: str, length: int) -> bytes:
         with self.path_of(key).open("rb") as f:
@@ -141,15 +158,23 @@ class FsBlobStore:
         )
 
     def _url(
-        self, method: str, key: str, expires_at: datetime, content_type: str, max_bytes: int
+        self,
+        method: str,
+        key: str,
+        expires_at: datetime,
+        content_type: str,
+        max_bytes: int,
+        size_bytes: int = 0,
     ) -> str:
         expires = int(expires_at.timestamp())
         query = {
             "expires": expires,
-            "sig": self.signer.signature(method, key, expires, content_type, max_bytes),
+            "sig": self.signer.signature(method, key, expires, content_type, max_bytes, size_bytes),
         }
         if method == "PUT":
             query.update({"content_type": content_type, "max_bytes": max_bytes})
+        if size_bytes:
+            query["size_bytes"] = size_bytes
         return f"{self.public_url}/blobs/{quote(check_key(key))}?{urlencode(query)}"
 
     def presign_get(self, key: str, expires_at: datetime) -> str:
@@ -157,3 +182,9 @@ class FsBlobStore:
 
     def presign_put(self, key: str, expires_at: datetime, content_type: str) -> str:
         return self._url("PUT", key, expires_at, content_type, self.max_put_bytes)
+
+    def presign_upload(
+        self, key: str, expires_at: datetime, content_type: str, size_bytes: int
+    ) -> str:
+        """`blob_routes` holds the body to `size_bytes` and refuses to replace the object."""
+        return self._url("PUT", key, expires_at, content_type, size_bytes, size_bytes)

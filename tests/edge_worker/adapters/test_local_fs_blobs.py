@@ -9,7 +9,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from edge_worker.adapters.local.fs_blobs import FsBlobStore, InvalidKey, UrlSigner, check_key
+from edge_worker.adapters.local.fs_blobs import (
+    FsBlobStore,
+    InvalidKey,
+    UrlSigner,
+    check_key,
+    etag_of,
+)
 from edge_worker.ports import BlobInfo
 from tests.conftest import run
 
@@ -42,7 +48,7 @@ def test_put_head_read_delete_round_trip(store: FsBlobStore) -> None:
     size = run(store.put(key, io.BytesIO(data), "image/png"))
     assert size == len(data)
     assert (store.root / key).read_bytes() == data
-    assert run(store.head(key)) == BlobInfo(key, len(data))
+    assert run(store.head(key)) == BlobInfo(key, len(data), etag_of(store.root / key))
     assert run(store.read_range(key, 8)) == data[:8]
     assert run(store.read_range(key, 0)) == b""
     assert run(store.read_range(key, 10 * len(data))) == data
@@ -60,7 +66,8 @@ def test_put_overwrites(store: FsBlobStore) -> None:
 
 def test_put_empty_and_large_bodies(store: FsBlobStore) -> None:
     assert run(store.put("a/empty.bin", io.BytesIO(b""), "application/octet-stream")) == 0
-    assert run(store.head("a/empty.bin")) == BlobInfo("a/empty.bin", 0)
+    empty = BlobInfo("a/empty.bin", 0, etag_of(store.root / "a/empty.bin"))
+    assert run(store.head("a/empty.bin")) == empty
     big = bytes(range(256)) * (3 * 4096 + 7)  # over 3 MiB: several copy chunks
     assert run(store.put("a/big.bin", io.BytesIO(big), "application/octet-stream")) == len(big)
     assert (store.root / "a/big.bin").read_bytes() == big

@@ -387,3 +387,100 @@ def test_moto_alone_accepts_expired_and_tampered_urls(fake_r2: FakeR2, bucket: s
         assert httpx.get(_flip_last_hex(expired)).status_code == 200
     finally:
         fake_r2.gate.enforce = True
+
+
+# --- upload URLs: the length and If-None-Match: * signed -------------------------------
+
+
+@pytest.mark.parametrize("key", KEYS[:3])
+@pytest.mark.parametrize("size", [1, 10 * 1024 * 1024])
+def test_upload_url_equals_botocore_with_length_and_if_none_match(
+    monkeypatch: pytest.MonkeyPatch, key: str, size: int
+) -> None:
+    frozen = NOW.astimezone(UTC).replace(tzinfo=None)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: frozen)
+    client = boto3.client(
+        "s3",
+        endpoint_url=r2_endpoint(ACCOUNT),
+        region_name="auto",
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    params = {
+        "Bucket": BUCKET,
+        "Key": key,
+        "ContentType": "image/png",
+        "ContentLength": size,
+        "IfNoneMatch": "*",
+    }
+    expected = client.generate_presigned_url("put_object", Params=params, ExpiresIn=3600)
+    ours = presign(
+        "PUT",
+        BUCKET,
+        key,
+        account_id=ACCOUNT,
+        access_key_id=KEY_ID,
+        secret_access_key=SECRET,
+        expires_in=3600,
+        now=NOW,
+        content_type="image/png",
+        content_length=size,
+        create_only=True,
+    )
+    assert ours == expected
+    assert parse_qs(urlsplit(ours).query)["X-Amz-SignedHeaders"] == [
+        "content-length;content-type;host;if-none-match"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "message"),
+    [
+        ("GET", {"content_length": 5}, "only a PUT"),
+        ("GET", {"create_only": True}, "only a PUT"),
+        ("PUT", {"content_length": -1}, "negative"),
+    ],
+)
+def test_lengths_and_conditions_only_on_puts(
+    method: str, extra: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        presign(
+            method,
+            BUCKET,
+            "k",
+            account_id=ACCOUNT,
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            expires_in=60,
+            now=NOW,
+            **extra,
+        )
+
+
+def upload(url: str, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.put(
+        url, content=body, headers={"Content-Type": "image/png", "If-None-Match": "*", **headers}
+    )
+
+
+def test_an_upload_url_takes_one_body_of_the_granted_size(fake_r2: FakeR2, bucket: str) -> None:
+    presigner = presigner_for(fake_r2, bucket)
+    expires_at = datetime.now(UTC) + timedelta(minutes=5)
+    url = presigner.presign_upload("inputs/uploads/u/image.png", expires_at, "image/png", 1000)
+
+    longer = upload(url, bytes(1001))
+    assert longer.status_code == 403
+    assert "SignatureDoesNotMatch" in longer.text
+    assert upload(url, bytes(11 * 1024 * 1024)).status_code == 403
+    without_condition = httpx.put(url, content=bytes(1000), headers={"Content-Type": "image/png"})
+    assert without_condition.status_code == 403
+    client = fake_r2.client()
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+    assert upload(url, b"a" * 1000).status_code == 200
+    overwrite = upload(url, b"b" * 1000)
+    assert overwrite.status_code == 412, overwrite.text
+    stored = client.get_object(Bucket=bucket, Key="inputs/uploads/u/image.png")
+    assert stored["Body"].read() == b"a" * 1000
