@@ -133,15 +133,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except SettingsError as exc:
         print(f"avatar-edge: {exc}", file=sys.stderr)
         return 2
-    configure_logging(
-        settings.log_level,
-        secrets=[
-            *settings.api_keys,
-            settings.agent_token,
-            settings.api_key_pepper,
-            settings.cf_api_token or "",
-        ],
-    )
+    configure_logging(settings.log_level, secrets=settings.secrets())
     runtime = build_local(settings, args.data_dir)
     try:
         uvicorn.Server(server_config(runtime.app, settings, args.host, args.port)).run()

@@ -84,6 +84,16 @@ class EdgeSettings(EnvSettings):
     )
     log_level: LogLevel = "INFO"
 
+    def secrets(self) -> list[str]:
+        """Values that must never appear in output (fed to the log redactor)."""
+        return [
+            *self.api_keys,
+            self.agent_token,
+            self.api_key_pepper,
+            self.signing_secret,
+            self.cf_api_token or "",
+        ]
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, keys: object) -> object:

@@ -82,12 +82,7 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
     r2 = R2Settings.from_env(values)
     configure_logging(
         settings.log_level,
-        secrets=[
-            *settings.api_keys,
-            settings.agent_token,
-            settings.api_key_pepper,
-            r2.secret_access_key,
-        ],
+        secrets=[*settings.secrets(), r2.secret_access_key],
     )
     clock = SystemClock()
     use_cases = UseCases.build(

@@ -126,3 +126,14 @@ def test_lost_compare_and_swap_races_end_in_conflict(runtime: local.LocalRuntime
         assert err.value.code.value == "CONFLICT"
 
     asyncio.run(scenario())
+
+
+def test_every_edge_secret_is_fed_to_the_log_redactor() -> None:
+    settings = EdgeSettings.from_env({**ENV, "CF_API_TOKEN": "queue-token-0123456789"})
+    assert set(settings.secrets()) >= {
+        *settings.api_keys,
+        ENV["AGENT_TOKEN"],
+        ENV["API_KEY_PEPPER"],
+        ENV["SIGNING_SECRET"],
+        "queue-token-0123456789",
+    }
