@@ -25,6 +25,7 @@ from edge_worker.adapters.local.slow_clients import body_read_timeout, header_de
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.http.docs_ui import swagger_assets
@@ -92,7 +93,12 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
     )
     use_cases = UseCases.build(
         EdgeContext(
-            settings=settings, store=store, blobs=blobs, queue=queue, clock=clock or SystemClock()
+            settings=settings,
+            store=store,
+            blobs=blobs,
+            queue=queue,
+            clock=clock or SystemClock(),
+            keys=SqlKeyStore(database),
         )
     )
     extra = [
@@ -140,6 +146,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             settings.agent_token,
             settings.api_key_pepper,
             settings.cf_api_token or "",
+            settings.admin_token or "",
         ],
     )
     runtime = build_local(settings, args.data_dir)
