@@ -117,6 +117,7 @@ class KeyStore(Protocol):
         """True when this call revoked it (False: unknown or already revoked)."""
         ...
 
-    async def touch(self, key_id: str, at: datetime, unless_since: datetime) -> None:
-        """Set last_used_at to `at` unless a use at or after `unless_since` is recorded."""
+    async def touch(self, key_id: str, at: datetime, not_after: datetime) -> None:
+        """Set last_used_at to `at` if the recorded use is none or at or before `not_after`
+        (one conditional UPDATE: concurrent requests write it once)."""
         ...

@@ -34,7 +34,7 @@ REHASH_SQL = "UPDATE api_keys SET key_hash = ?, prefix = ? WHERE id = ? AND revo
 REVOKE_SQL = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 TOUCH_SQL = (
     "UPDATE api_keys SET last_used_at = ? "
-    "WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
+    "WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)"
 )
 
 
@@ -108,5 +108,5 @@ class SqlKeyStore:
     async def revoke(self, key_id: str, at: datetime) -> bool:
         return await self._db.execute(REVOKE_SQL, (format_time(at), key_id)) == 1
 
-    async def touch(self, key_id: str, at: datetime, unless_since: datetime) -> None:
-        await self._db.execute(TOUCH_SQL, (format_time(at), key_id, format_time(unless_since)))
+    async def touch(self, key_id: str, at: datetime, not_after: datetime) -> None:
+        await self._db.execute(TOUCH_SQL, (format_time(at), key_id, format_time(not_after)))

@@ -20,8 +20,9 @@ from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.clock import SystemClock
-from edge_worker.ports import BlobStore, JobStore
+from edge_worker.ports import BlobStore, JobStore, KeyStore
 from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
 from tests.contracts_ports.queue_under_test import QueueUnderTest
@@ -50,6 +51,18 @@ def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobSto
     url = request.getfixturevalue("bridge").url
     reset_d1(url)
     yield SqlJobStore(D1Executor(D1Database(url)))
+
+
+@pytest.fixture(params=ADAPTERS)
+def key_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
+    if request.param == "local":
+        database = SqliteExecutor(tmp_path / "jobs.sqlite3")
+        yield SqlKeyStore(database)
+        database.close()
+        return
+    url = request.getfixturevalue("bridge").url
+    reset_d1(url)
+    yield SqlKeyStore(D1Executor(D1Database(url)))
 
 
 @pytest.fixture(params=ADAPTERS)
