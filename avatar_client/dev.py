@@ -37,7 +37,7 @@ watchfiles' own set[tuple[Change, str]] is one."""
 
 # Secrets the agent never needs: client keys and the edge's pepper stay out of the process
 # that runs jobs.
-_EDGE_ONLY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER")
+_EDGE_ONLY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER", "ADMIN_TOKEN")
 
 
 class DevError(Exception):
@@ -80,6 +80,8 @@ class DevSecrets:
     # The key to show the user when it came from us (generated now or reused), else None.
     local_api_key: str | None
     path: Path
+    # For `avatar-admin --url` against this edge (it reads it from the same file).
+    admin_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def resolve_secrets(
     across restarts.
     """
     path = data_dir / DEV_SECRETS_FILE
-    stored = _read_secrets(path)
+    stored = read_secrets(path)
     generated: dict[str, str] = {}
 
     def pick(name: str, make: Callable[[], str], *env_names: str) -> tuple[str, bool]:
@@ -130,6 +132,7 @@ def resolve_secrets(
     agent_token, _ = pick("AGENT_TOKEN", token)
     cf_api_token, _ = pick("CF_API_TOKEN", token)
     api_key_pepper, _ = pick("API_KEY_PEPPER", token)
+    admin_token, _ = pick("ADMIN_TOKEN", token)
     if generated:
         _write_secrets(path, {**stored, **generated})
     return DevSecrets(
@@ -139,10 +142,11 @@ def resolve_secrets(
         api_key_pepper=api_key_pepper,
         local_api_key=api_key if ours else None,
         path=path,
+        admin_token=admin_token,
     )
 
 
-def _read_secrets(path: Path) -> dict[str, str]:
+def read_secrets(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -182,6 +186,7 @@ def child_environments(
         **shared,
         "API_KEYS": dev_secrets.api_keys,
         "API_KEY_PEPPER": dev_secrets.api_key_pepper,
+        **({"ADMIN_TOKEN": dev_secrets.admin_token} if dev_secrets.admin_token else {}),
         "PUBLIC_URL": env.get("PUBLIC_URL") or options.edge_url,
     }
     agent = {

@@ -36,6 +36,7 @@ from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.wiring import UseCases
 
 log = logging.getLogger("edge_worker.local")
+DATABASE_FILE = "jobs.sqlite3"
 
 
 @dataclass
@@ -80,7 +81,7 @@ def maintenance_timer(
 
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
     data_dir.mkdir(parents=True, exist_ok=True)
-    database = SqliteExecutor(data_dir / "jobs.sqlite3")
+    database = SqliteExecutor(data_dir / DATABASE_FILE)
     store = SqlJobStore(database)
     assert settings.cf_api_token is not None, "local_settings checks it"
     queue = SqliteQueue(

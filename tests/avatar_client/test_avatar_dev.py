@@ -100,6 +100,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "token03-0123456789abcdef",
         "token04-0123456789abcdef",
     )
+    assert first.admin_token == "token05-0123456789abcdef"
     path = data_dir / DEV_SECRETS_FILE
     assert first.path == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -108,6 +109,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "AGENT_TOKEN": first.agent_token,
         "CF_API_TOKEN": first.cf_api_token,
         "API_KEY_PEPPER": first.api_key_pepper,
+        "ADMIN_TOKEN": first.admin_token,
     }
     mtime = path.stat().st_mtime_ns
 
@@ -129,10 +131,11 @@ def test_configured_secrets_are_used_and_never_written(tmp_path: Path) -> None:
         "AGENT_TOKEN": "agent-tok",
         "CF_API_TOKEN": "cf-tok",
         "API_KEY_PEPPER": "pepper",
+        "ADMIN_TOKEN": "admin-tok",
     }
     got = dev.resolve_secrets(env, tmp_path)
     assert (got.api_keys, got.agent_token, got.cf_api_token) == ("sk_a,sk_b", "agent-tok", "cf-tok")
-    assert got.api_key_pepper == "pepper"
+    assert (got.api_key_pepper, got.admin_token) == ("pepper", "admin-tok")
     assert got.local_api_key is None
     assert not (tmp_path / DEV_SECRETS_FILE).exists()
 
@@ -151,6 +154,7 @@ def test_only_missing_secrets_are_generated_and_stored_values_kept(tmp_path: Pat
         "OTHER": "x",
         "CF_API_TOKEN": "new",
         "API_KEY_PEPPER": "new",
+        "ADMIN_TOKEN": "new",
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -164,7 +168,13 @@ def test_unreadable_secrets_file_is_a_clear_error(tmp_path: Path, content: str) 
 
 def secrets_for_test(tmp_path: Path) -> DevSecrets:
     return DevSecrets(
-        "sk_local_k", "agent-tok", "cf-tok", "pepper-k", "sk_local_k", tmp_path / "s.json"
+        "sk_local_k",
+        "agent-tok",
+        "cf-tok",
+        "pepper-k",
+        "sk_local_k",
+        tmp_path / "s.json",
+        "admin-tok",
     )
 
 
@@ -174,6 +184,7 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     edge, agent = dev.child_environments(env, secrets_for_test(tmp_path), options)
     assert edge["API_KEYS"] == "sk_local_k"
     assert edge["API_KEY_PEPPER"] == "pepper-k"
+    assert edge["ADMIN_TOKEN"] == "admin-tok"
     assert edge["PUBLIC_URL"] == "http://127.0.0.1:9001"
     for child in (edge, agent):
         assert child["PATH"] == "/bin"
@@ -188,7 +199,9 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     assert agent["ENGINE"] == "preview"
     _, unset = dev.child_environments({}, secrets_for_test(tmp_path), DevOptions())
     assert unset["ENGINE"] == "preview"
-    assert not {"API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER"} & agent.keys()
+    assert not {"API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER", "ADMIN_TOKEN"} & (
+        agent.keys()
+    )
 
 
 def test_child_environments_keep_configured_queue_and_public_url(tmp_path: Path) -> None:
