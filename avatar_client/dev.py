@@ -35,9 +35,16 @@ Changes = Set[tuple[object, str]]
 """One tick of file changes: watchfiles' (change, path) pairs; a read-only set, so that
 watchfiles' own set[tuple[Change, str]] is one."""
 
-# Secrets the agent never needs: client keys, the edge's pepper and its URL-signing key stay
-# out of the process that runs jobs.
-_EDGE_ONLY_NAMES = ("API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER", "SIGNING_SECRET")
+# Secrets the agent never needs: client keys, the edge's pepper, its URL-signing key and the
+# admin token stay out of the process that runs jobs.
+_EDGE_ONLY_NAMES = (
+    "API_KEYS",
+    "API_KEY",
+    "AVATAR_API_KEY",
+    "API_KEY_PEPPER",
+    "SIGNING_SECRET",
+    "ADMIN_TOKEN",
+)
 
 
 class DevError(Exception):
@@ -81,6 +88,8 @@ class DevSecrets:
     # The key to show the user when it came from us (generated now or reused), else None.
     local_api_key: str | None
     path: Path
+    # For `avatar-admin --url` against this edge (it reads it from the same file).
+    admin_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ def resolve_secrets(
     across restarts.
     """
     path = data_dir / DEV_SECRETS_FILE
-    stored = _read_secrets(path)
+    stored = read_secrets(path)
     generated: dict[str, str] = {}
 
     def pick(name: str, make: Callable[[], str], *env_names: str) -> tuple[str, bool]:
@@ -132,6 +141,7 @@ def resolve_secrets(
     cf_api_token, _ = pick("CF_API_TOKEN", token)
     api_key_pepper, _ = pick("API_KEY_PEPPER", token)
     signing_secret, _ = pick("SIGNING_SECRET", token)
+    admin_token, _ = pick("ADMIN_TOKEN", token)
     if generated:
         _write_secrets(path, {**stored, **generated})
     return DevSecrets(
@@ -142,10 +152,11 @@ def resolve_secrets(
         signing_secret=signing_secret,
         local_api_key=api_key if ours else None,
         path=path,
+        admin_token=admin_token,
     )
 
 
-def _read_secrets(path: Path) -> dict[str, str]:
+def read_secrets(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -186,6 +197,7 @@ def child_environments(
         "API_KEYS": dev_secrets.api_keys,
         "API_KEY_PEPPER": dev_secrets.api_key_pepper,
         "SIGNING_SECRET": dev_secrets.signing_secret,
+        **({"ADMIN_TOKEN": dev_secrets.admin_token} if dev_secrets.admin_token else {}),
         "PUBLIC_URL": env.get("PUBLIC_URL") or options.edge_url,
     }
     agent = {

@@ -12,6 +12,7 @@ from contracts.agent import (
     ProgressRequest,
     ResultMetadata,
 )
+from contracts.api_keys import KeyCreated, KeyCreateRequest, KeyList, KeyView
 from contracts.errors import ErrorBody, ErrorCode, ErrorEnvelope, FailureCode, JobError
 from contracts.jobs import JobList, JobStatus, JobView, Quality, Resolution, ResultView, Stage
 from contracts.queue import (
@@ -43,6 +44,10 @@ __all__ = [
     "JobSettings",
     "JobStatus",
     "JobView",
+    "KeyCreateRequest",
+    "KeyCreated",
+    "KeyList",
+    "KeyView",
     "LeaseRef",
     "ProgressReply",
     "ProgressRequest",

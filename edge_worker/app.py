@@ -20,6 +20,7 @@ from edge_worker.http.json_body import DepthCheckedRequest
 from edge_worker.http.json_response import ModelResponse
 from edge_worker.http.observability import mark_request, stamp_response
 from edge_worker.http.openapi import AGENT_SECURITY_SCHEMES, SECURITY_SCHEMES
+from edge_worker.routes.admin import admin_router
 from edge_worker.routes.agent import agent_router
 from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
@@ -81,6 +82,7 @@ def create_app(
             jobs_router,
             health,
             Router(path="/", route_handlers=[agent_router], include_in_schema=False),
+            admin_router,
             agent_openapi,
             *extra_routes,
         ],

@@ -1,10 +1,10 @@
 """Bearer-token checks for clients (API keys) and agents (AGENT_TOKEN)."""
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
 from contracts import ErrorCode
+from edge_worker.domain.api_keys import key_hash
 from edge_worker.domain.problems import Problem
 
 
@@ -13,7 +13,7 @@ def owner_id(api_key: str, pepper: str) -> str:
 
     Keyed with the server's pepper, so a leaked owner id (a database dump, a log line) can
     neither be checked against a guessed key nor linked to a key without the pepper."""
-    return hmac.new(pepper.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:32]
+    return key_hash(api_key, pepper)[:32]
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -32,14 +32,17 @@ def matches_any(token: str, secrets: Iterable[str]) -> bool:
     return found
 
 
-def authenticate_client(headers: Mapping[str, str], api_keys: Iterable[str], pepper: str) -> str:
-    """Return the caller's owner id or raise 401."""
+def client_token(headers: Mapping[str, str]) -> str:
+    """The caller's API key, or 401 when there is none."""
     token = bearer_token(headers)
     if token is None:
         raise Problem(ErrorCode.UNAUTHORIZED, "missing bearer API key")
-    if not matches_any(token, api_keys):
-        raise Problem(ErrorCode.UNAUTHORIZED, "invalid API key")
-    return owner_id(token, pepper)
+    return token
+
+
+def bootstrap_owner(token: str, api_keys: Iterable[str], pepper: str) -> str | None:
+    """The owner id of a key from API_KEYS, None for any other token."""
+    return owner_id(token, pepper) if matches_any(token, api_keys) else None
 
 
 def authenticate_token(headers: Mapping[str, str], expected: str, what: str) -> None:

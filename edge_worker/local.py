@@ -25,6 +25,7 @@ from edge_worker.adapters.local.slow_clients import body_read_timeout, header_de
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.http.docs_ui import swagger_assets
@@ -35,6 +36,7 @@ from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.wiring import UseCases
 
 log = logging.getLogger("edge_worker.local")
+DATABASE_FILE = "jobs.sqlite3"
 
 
 @dataclass
@@ -79,7 +81,7 @@ def maintenance_timer(
 
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
     data_dir.mkdir(parents=True, exist_ok=True)
-    database = SqliteExecutor(data_dir / "jobs.sqlite3")
+    database = SqliteExecutor(data_dir / DATABASE_FILE)
     store = SqlJobStore(database)
     assert settings.cf_api_token is not None, "local_settings checks it"
     queue = SqliteQueue(
@@ -92,7 +94,12 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
     )
     use_cases = UseCases.build(
         EdgeContext(
-            settings=settings, store=store, blobs=blobs, queue=queue, clock=clock or SystemClock()
+            settings=settings,
+            store=store,
+            blobs=blobs,
+            queue=queue,
+            clock=clock or SystemClock(),
+            keys=SqlKeyStore(database),
         )
     )
     extra = [

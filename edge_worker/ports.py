@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import IO, Protocol
 
 from contracts import JobStatus, QueueMessage
+from edge_worker.domain.api_keys import ApiKey
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 
@@ -107,3 +108,30 @@ class BlobStore(Protocol):
 
 class JobQueue(Protocol):
     async def send(self, message: QueueMessage, delay_seconds: int = 0) -> None: ...
+
+
+class KeyStore(Protocol):
+    """Stored API keys, looked up by the hash of the secret (one indexed read per request)."""
+
+    async def insert(self, key: ApiKey) -> None: ...
+
+    async def get(self, key_id: str) -> ApiKey | None: ...
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def list_all(self) -> list[ApiKey]:
+        """Oldest first."""
+        ...
+
+    async def set_secret(self, key: ApiKey) -> bool:
+        """Write `key`'s hash and prefix unless the record is revoked or gone; True when written."""
+        ...
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """True when this call revoked it (False: unknown or already revoked)."""
+        ...
+
+    async def touch(self, key_id: str, at: datetime, not_after: datetime) -> None:
+        """Set last_used_at to `at` if the recorded use is none or at or before `not_after`
+        (one conditional UPDATE: concurrent requests write it once)."""
+        ...

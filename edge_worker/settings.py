@@ -28,6 +28,11 @@ class EdgeSettings(EnvSettings):
         min_length=16,
         description="HMAC key of owner ids; changing it gives every API key a new owner",
     )
+    admin_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="guards the admin API (/admin/keys); without it the admin API answers 404",
+    )
     cf_api_token: str | None = Field(
         default=None,
         min_length=16,
@@ -92,6 +97,7 @@ class EdgeSettings(EnvSettings):
             self.api_key_pepper,
             self.signing_secret,
             self.cf_api_token or "",
+            self.admin_token or "",
         ]
 
     @field_validator("api_keys", mode="before")

@@ -24,6 +24,7 @@ from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.app import attach_use_cases, create_app
 from edge_worker.clock import SystemClock
 from edge_worker.domain.problems import Problem, invalid_input
@@ -85,13 +86,15 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
         secrets=[*settings.secrets(), r2.secret_access_key],
     )
     clock = SystemClock()
+    database = D1Executor(env.DB)
     use_cases = UseCases.build(
         EdgeContext(
             settings=settings,
-            store=SqlJobStore(D1Executor(env.DB)),
+            store=SqlJobStore(database),
             blobs=R2BlobStore(env.BUCKET, R2Presigner(r2, clock)),
             queue=QueueProducer(env.JOBS),
             clock=clock,
+            keys=SqlKeyStore(database),
         )
     )
     attach_use_cases(APP, use_cases)

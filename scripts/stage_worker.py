@@ -25,7 +25,7 @@ VENDORED = ROOT / "python_modules"
 # What scripts/vendor_worker.py last put in python_modules/: the lock's digest, the packages.
 BUNDLE_STAMP = ROOT / "build" / "worker-bundle.json"
 PACKAGES = ("contracts", "edge_worker")
-LOCAL_ONLY = ("edge_worker/local.py", "edge_worker/adapters/local")
+LOCAL_ONLY = ("edge_worker/local.py", "edge_worker/admin_cli.py", "edge_worker/adapters/local")
 ENTRY = '''"""The Worker's main module, written by scripts/stage_worker.py."""
 
 from edge_worker.worker import Default

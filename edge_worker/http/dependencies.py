@@ -9,8 +9,11 @@ from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from edge_worker.auth import authenticate_client, authenticate_token
+from contracts import ErrorCode
+from edge_worker.auth import authenticate_token
+from edge_worker.domain.problems import Problem
 from edge_worker.usecases.agent_protocol import AgentProtocol
+from edge_worker.usecases.api_keys import ApiKeys
 from edge_worker.usecases.wiring import UseCases
 
 
@@ -23,14 +26,15 @@ def provide_agent_protocol(state: State) -> AgentProtocol:
 
 
 def client_auth(app: ASGIApp) -> ASGIApp:
-    """Route middleware of the client routes: checks the API key and keeps the caller's owner
-    id in the scope, before Litestar reads the parameters or the body.
+    """Route middleware of the client routes: checks the API key (API_KEYS, else one indexed
+    read of the key store) and keeps the caller's owner id in the scope, before Litestar
+    reads the parameters or the body.
 
     Not a dependency nor a guard: Litestar's dependency resolution was a sixth of a status
     read's CPU, and a guard copies the route handler on every call."""
 
     async def authenticated(scope: Scope, receive: Receive, send: Send) -> None:
-        settings = provide_use_cases(scope["litestar_app"].state).context.settings
+        keys = provide_use_cases(scope["litestar_app"].state).api_keys
         authorization = next(
             (
                 value.decode("latin-1")
@@ -39,9 +43,7 @@ def client_auth(app: ASGIApp) -> ASGIApp:
             ),
             "",
         )
-        owner = authenticate_client(
-            {"authorization": authorization}, settings.api_keys, settings.api_key_pepper
-        )
+        owner = await keys.authenticate({"authorization": authorization})
         scope["state"]["owner"] = owner
         await app(scope, receive, send)
 
@@ -66,3 +68,15 @@ def agent_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
     """Agents authenticate with AGENT_TOKEN; client API keys are refused here."""
     settings = provide_use_cases(connection.app.state).context.settings
     authenticate_token(connection.headers, settings.agent_token, "agent token")
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The admin API takes ADMIN_TOKEN (constant time); without one set it does not exist."""
+    settings = provide_use_cases(connection.app.state).context.settings
+    if settings.admin_token is None:
+        raise Problem(ErrorCode.NOT_FOUND, "no such route")
+    authenticate_token(connection.headers, settings.admin_token, "admin token")
+
+
+def admin_keys(request: Request[Any, Any, Any]) -> ApiKeys:
+    return provide_use_cases(request.app.state).api_keys

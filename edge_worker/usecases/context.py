@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore
+from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore, KeyStore
 from edge_worker.settings import EdgeSettings
 
 
@@ -13,3 +13,4 @@ class EdgeContext:
     blobs: BlobStore
     queue: JobQueue
     clock: Clock
+    keys: KeyStore

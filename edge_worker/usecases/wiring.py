@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from edge_worker.usecases.agent_protocol import AgentProtocol
+from edge_worker.usecases.api_keys import ApiKeys
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.creation import JobCreation
 from edge_worker.usecases.maintenance import Maintenance
@@ -20,6 +21,7 @@ class UseCases:
     transitions: JobTransitions
     agent_protocol: AgentProtocol
     maintenance: Maintenance
+    api_keys: ApiKeys
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
@@ -34,4 +36,10 @@ class UseCases:
             transitions=transitions,
             agent_protocol=AgentProtocol(context, views, transitions),
             maintenance=Maintenance(context, transitions),
+            api_keys=ApiKeys(
+                context.keys,
+                context.settings.api_key_pepper,
+                context.clock,
+                context.settings.api_keys,
+            ),
         )

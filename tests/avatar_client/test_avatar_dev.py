@@ -101,6 +101,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "token04-0123456789abcdef",
         "token05-0123456789abcdef",
     )
+    assert first.admin_token == "token06-0123456789abcdef"
     path = data_dir / DEV_SECRETS_FILE
     assert first.path == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -110,6 +111,7 @@ def test_secrets_are_generated_persisted_0600_and_reused(tmp_path: Path) -> None
         "CF_API_TOKEN": first.cf_api_token,
         "API_KEY_PEPPER": first.api_key_pepper,
         "SIGNING_SECRET": first.signing_secret,
+        "ADMIN_TOKEN": first.admin_token,
     }
     mtime = path.stat().st_mtime_ns
 
@@ -132,10 +134,15 @@ def test_configured_secrets_are_used_and_never_written(tmp_path: Path) -> None:
         "CF_API_TOKEN": "cf-tok",
         "API_KEY_PEPPER": "pepper",
         "SIGNING_SECRET": "sign-tok",
+        "ADMIN_TOKEN": "admin-tok",
     }
     got = dev.resolve_secrets(env, tmp_path)
     assert (got.api_keys, got.agent_token, got.cf_api_token) == ("sk_a,sk_b", "agent-tok", "cf-tok")
-    assert (got.api_key_pepper, got.signing_secret) == ("pepper", "sign-tok")
+    assert (got.api_key_pepper, got.signing_secret, got.admin_token) == (
+        "pepper",
+        "sign-tok",
+        "admin-tok",
+    )
     assert got.local_api_key is None
     assert not (tmp_path / DEV_SECRETS_FILE).exists()
 
@@ -155,6 +162,7 @@ def test_only_missing_secrets_are_generated_and_stored_values_kept(tmp_path: Pat
         "CF_API_TOKEN": "new",
         "API_KEY_PEPPER": "new",
         "SIGNING_SECRET": "new",
+        "ADMIN_TOKEN": "new",
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -175,6 +183,7 @@ def secrets_for_test(tmp_path: Path) -> DevSecrets:
         "sign-tok",
         "sk_local_k",
         tmp_path / "s.json",
+        "admin-tok",
     )
 
 
@@ -184,6 +193,7 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     edge, agent = dev.child_environments(env, secrets_for_test(tmp_path), options)
     assert edge["API_KEYS"] == "sk_local_k"
     assert edge["API_KEY_PEPPER"] == "pepper-k"
+    assert edge["ADMIN_TOKEN"] == "admin-tok"
     assert edge["PUBLIC_URL"] == "http://127.0.0.1:9001"
     for child in (edge, agent):
         assert child["PATH"] == "/bin"
@@ -199,7 +209,9 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     assert agent["ENGINE"] == "preview"
     _, unset = dev.child_environments({}, secrets_for_test(tmp_path), DevOptions())
     assert unset["ENGINE"] == "preview"
-    assert not {"API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER"} & agent.keys()
+    assert not {"API_KEYS", "API_KEY", "AVATAR_API_KEY", "API_KEY_PEPPER", "ADMIN_TOKEN"} & (
+        agent.keys()
+    )
 
 
 def test_child_environments_keep_configured_queue_and_public_url(tmp_path: Path) -> None:

@@ -158,9 +158,9 @@ def shared_bridge() -> RunningBridge:
 
 def reset_d1(url: str) -> None:
     """Empty the bridge's tables: they outlive each test, the session shares one D1."""
-    for table in ("jobs", "idempotency_keys"):
+    for table in ("jobs", "idempotency_keys", "api_keys"):
         response = httpx.post(
             f"{url}/d1",
-            json={"sql": f"DELETE FROM {table}", "params": [], "method": "run"},  # noqa: S608 - the two tables named above
+            json={"sql": f"DELETE FROM {table}", "params": [], "method": "run"},  # noqa: S608 - the tables named above
         )
         response.raise_for_status()

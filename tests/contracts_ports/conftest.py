@@ -19,9 +19,10 @@ from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
-from edge_worker.adapters.sql_job_store import SqlJobStore
+from edge_worker.adapters.sql_job_store import SqlExecutor, SqlJobStore
+from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.clock import SystemClock
-from edge_worker.ports import BlobStore, JobStore
+from edge_worker.ports import BlobStore, JobStore, KeyStore
 from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
 from tests.contracts_ports.queue_under_test import QueueUnderTest
@@ -41,15 +42,26 @@ def bridge() -> RunningBridge:
 
 
 @pytest.fixture(params=ADAPTERS)
-def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+def sql_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlExecutor]:
+    """A migrated, empty database: a SQLite file, or the bridge's local D1."""
     if request.param == "local":
         database = SqliteExecutor(tmp_path / "jobs.sqlite3")
-        yield SqlJobStore(database)
+        yield database
         database.close()
         return
     url = request.getfixturevalue("bridge").url
     reset_d1(url)
-    yield SqlJobStore(D1Executor(D1Database(url)))
+    yield D1Executor(D1Database(url))
+
+
+@pytest.fixture
+def job_store(sql_database: SqlExecutor) -> JobStore:
+    return SqlJobStore(sql_database)
+
+
+@pytest.fixture
+def key_store(sql_database: SqlExecutor) -> KeyStore:
+    return SqlKeyStore(sql_database)
 
 
 @pytest.fixture(params=ADAPTERS)

@@ -1,0 +1,190 @@
+"""`avatar-admin`: manage API keys, on the local database directly or on a deployed edge
+through its admin API; both paths end in the same `ApiKeys` use case."""
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, TextIO, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from avatar_client.config import DEV_DATA_DIR, DEV_SECRETS_FILE
+from avatar_client.dev import DevError, read_secrets
+from contracts import ErrorEnvelope, KeyCreated, KeyCreateRequest, KeyList, KeyView
+from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
+from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.clock import SystemClock
+from edge_worker.domain.problems import Problem
+from edge_worker.local import DATABASE_FILE
+from edge_worker.usecases.api_keys import ApiKeys
+
+ADMIN_TIMEOUT_SECONDS = 30.0
+Reply = TypeVar("Reply", bound=BaseModel)
+
+
+class AdminFailed(Exception):
+    """What the command could not do, in one line for the operator."""
+
+
+class KeyAdmin(Protocol):
+    async def create(self, request: KeyCreateRequest) -> KeyCreated: ...
+
+    async def list(self) -> KeyList: ...
+
+    async def revoke(self, key_id: str) -> KeyView: ...
+
+    async def rotate(self, key_id: str) -> KeyCreated: ...
+
+
+class AdminApi:
+    """The admin API of an edge (`--url`), answering with the same models as `ApiKeys`."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def create(self, request: KeyCreateRequest) -> KeyCreated:
+        body = request.model_dump(exclude_none=True)
+        return await self._call("POST", "/admin/keys", KeyCreated, body)
+
+    async def list(self) -> KeyList:
+        return await self._call("GET", "/admin/keys", KeyList)
+
+    async def revoke(self, key_id: str) -> KeyView:
+        return await self._call("DELETE", f"/admin/keys/{key_id}", KeyView)
+
+    async def rotate(self, key_id: str) -> KeyCreated:
+        return await self._call("POST", f"/admin/keys/{key_id}/rotate", KeyCreated)
+
+    async def _call(self, method: str, path: str, model: type[Reply], body: object = None) -> Reply:
+        async with httpx.AsyncClient(
+            headers=self._headers, timeout=ADMIN_TIMEOUT_SECONDS
+        ) as client:
+            try:
+                response = await client.request(method, self._url + path, json=body)
+            except httpx.HTTPError as exc:
+                raise AdminFailed(f"cannot reach {self._url}: {exc}") from exc
+        if response.is_success:
+            return model.model_validate_json(response.content)
+        try:
+            error = ErrorEnvelope.model_validate_json(response.content).error
+        except ValidationError:
+            raise AdminFailed(f"HTTP {response.status_code} from {self._url}") from None
+        raise AdminFailed(f"{error.code}: {error.message}")
+
+
+def _from_env_or_dev_secrets(name: str, env: Mapping[str, str], data_dir: Path) -> str:
+    """`name` from the environment, else from the secrets `avatar dev` keeps in `data_dir`."""
+    if env.get(name):
+        return env[name]
+    path = data_dir / DEV_SECRETS_FILE
+    try:
+        value = read_secrets(path).get(name)
+    except DevError as exc:
+        raise AdminFailed(str(exc)) from exc
+    if not value:
+        raise AdminFailed(f"{name} is not set (environment, or {path} from `avatar dev`)")
+    return value
+
+
+def print_key(key: KeyView, out: TextIO) -> None:
+    expires = key.expires_at.isoformat() if key.expires_at else "never"
+    state = "revoked" if key.revoked_at else "active"
+    used = key.last_used_at.isoformat() if key.last_used_at else "never"
+    print(
+        f"{key.id}  {key.prefix}…  {key.name!r}  {state}  expires {expires}  last used {used}",
+        file=out,
+    )
+
+
+def print_created(created: KeyCreated, out: TextIO) -> None:
+    print_key(created, out)
+    print("The key (shown only now; it is stored hashed):", file=out)
+    print(f"    {created.key}", file=out)
+
+
+async def run_command(admin: KeyAdmin, args: argparse.Namespace, out: TextIO) -> None:
+    if args.action == "create":
+        request = KeyCreateRequest(
+            name=args.name,
+            expires_in_days=args.expires_days,
+            rate_limit_per_minute=args.rate_limit_per_minute,
+            max_active_jobs=args.max_active_jobs,
+            daily_video_seconds=args.daily_video_seconds,
+        )
+        print_created(await admin.create(request), out)
+    elif args.action == "list":
+        listed = await admin.list()
+        if args.json:
+            print(listed.model_dump_json(indent=2), file=out)
+        else:
+            for key in listed.keys:
+                print_key(key, out)
+    elif args.action == "revoke":
+        print_key(await admin.revoke(args.key_id), out)
+    else:
+        print_created(await admin.rotate(args.key_id), out)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="avatar-admin", description="Manage API keys.")
+    top.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEV_DATA_DIR,
+        help="the local edge's data directory (default: %(default)s); needs API_KEY_PEPPER",
+    )
+    top.add_argument("--url", help="a deployed edge: use its admin API instead")
+    top.add_argument("--admin-token", help="with --url (default: ADMIN_TOKEN)")
+    groups = top.add_subparsers(dest="group", required=True)
+    keys = groups.add_parser("keys", help="create, list, revoke and rotate API keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key; printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--expires-days", type=int)
+    create.add_argument("--rate-limit-per-minute", type=int)
+    create.add_argument("--max-active-jobs", type=int)
+    create.add_argument("--daily-video-seconds", type=float)
+    listing = actions.add_parser("list", help="every key, without its secret")
+    listing.add_argument("--json", action="store_true")
+    for name, what in (("revoke", "refused from its next request on"), ("rotate", "a new secret")):
+        actions.add_parser(name, help=what).add_argument("key_id")
+    return top
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    args = parser().parse_args(argv)
+    env = os.environ if env is None else env
+    try:
+        if args.url:
+            token = args.admin_token or _from_env_or_dev_secrets("ADMIN_TOKEN", env, args.data_dir)
+            asyncio.run(run_command(AdminApi(args.url, token), args, out))
+            return 0
+        pepper = _from_env_or_dev_secrets("API_KEY_PEPPER", env, args.data_dir)
+        if not args.data_dir.is_dir():
+            raise AdminFailed(f"no local edge data in {args.data_dir} (see --data-dir, --url)")
+        database = SqliteExecutor(args.data_dir / DATABASE_FILE)
+        try:
+            use_case = ApiKeys(SqlKeyStore(database), pepper, SystemClock())
+            asyncio.run(run_command(use_case, args, out))
+        finally:
+            database.close()
+    except (AdminFailed, ValidationError) as exc:
+        print(f"avatar-admin: {exc}", file=sys.stderr)
+        return 1
+    except Problem as exc:
+        print(f"avatar-admin: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
