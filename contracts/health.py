@@ -13,6 +13,8 @@ class Limits(BaseModel):
     )
     max_image_bytes: int
     max_audio_bytes: int
+    max_audio_seconds: float = Field(description="longest speech, read from the file's headers")
+    max_image_pixels: int = Field(description="largest portrait, width x height")
 
 
 class HealthView(BaseModel):

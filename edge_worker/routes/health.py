@@ -41,6 +41,8 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthView]:
             max_request_bytes=settings.max_request_bytes,
             max_image_bytes=settings.max_image_bytes,
             max_audio_bytes=settings.max_audio_bytes,
+            max_audio_seconds=settings.max_audio_seconds,
+            max_image_pixels=settings.max_image_pixels,
         ),
     )
     return Response(body, status_code=200 if healthy else 503)

@@ -273,6 +273,7 @@ def test_health_and_openapi_need_no_key(client: TestClient) -> None:
     assert health["checks"] == {"job_store": "ok"}
     limits = health["limits"]
     assert (limits["max_image_bytes"], limits["max_audio_bytes"]) == (10 * MiB, 50 * MiB)
+    assert (limits["max_audio_seconds"], limits["max_image_pixels"]) == (600, 16_777_216)
     schema = client.get("/schema/openapi.json").json()
     assert {"/generate", "/status/{job_id}", "/result/{job_id}", "/health"} <= set(schema["paths"])
     assert "`quality`" in schema["paths"]["/generate"]["post"]["description"]
