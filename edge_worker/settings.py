@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from contracts.media import (
@@ -19,9 +19,9 @@ class EdgeSettings(EnvSettings):
     label = "edge"
 
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
-        min_length=1,
+        default=(),
         validation_alias=AliasChoices("API_KEYS", "API_KEY"),
-        description="comma-separated",
+        description="comma-separated bootstrap keys; stored keys need none (ADMIN_TOKEN)",
     )
     agent_token: str = Field(min_length=16)
     api_key_pepper: str = Field(
@@ -31,6 +31,7 @@ class EdgeSettings(EnvSettings):
     admin_token: str | None = Field(
         default=None,
         min_length=16,
+        validate_default=True,
         description="guards the admin API (/admin/keys); without it the admin API answers 404",
     )
     cf_api_token: str | None = Field(
@@ -106,6 +107,17 @@ class EdgeSettings(EnvSettings):
         if isinstance(keys, str):
             return tuple(key.strip() for key in keys.split(",") if key.strip())
         return keys
+
+    @field_validator("admin_token")
+    @classmethod
+    def _some_key_can_exist(cls, token: str | None, info: ValidationInfo) -> str | None:
+        """Without bootstrap keys, stored keys are the only ones: they need the admin API."""
+        if token is None and not info.data.get("api_keys", ("invalid",)):
+            raise ValueError(
+                "set API_KEYS (bootstrap client keys), or ADMIN_TOKEN to create stored keys "
+                "with avatar-admin"
+            )
+        return token
 
     @field_validator("api_keys")
     @classmethod

@@ -110,3 +110,10 @@ def test_unknown_ids_are_not_found(keys: ApiKeys, action: str) -> None:
     with pytest.raises(Problem) as err:
         run(getattr(keys, action)("key_missing"))
     assert err.value.code is ErrorCode.NOT_FOUND
+
+
+def test_without_bootstrap_keys_only_stored_keys_are_accepted(store: SqlKeyStore) -> None:
+    keys = ApiKeys(store, PEPPER, FakeClock(), ())
+    created = run(keys.create(KeyCreateRequest(name="only")))
+    assert run(keys.authenticate(bearer(created.key))) == run(store.get(created.id)).owner
+    refused(keys, BOOTSTRAP)

@@ -137,3 +137,15 @@ def test_every_edge_secret_is_fed_to_the_log_redactor() -> None:
         ENV["SIGNING_SECRET"],
         "queue-token-0123456789",
     }
+
+
+def test_stored_keys_alone_need_the_admin_token_and_no_bootstrap_keys() -> None:
+    without_keys = {k: v for k, v in ENV.items() if k != "API_KEYS"}
+    settings = EdgeSettings.from_env({**without_keys, "ADMIN_TOKEN": "admin-token-0123456789"})
+    assert settings.api_keys == ()
+    with pytest.raises(SettingsError) as err:
+        EdgeSettings.from_env(without_keys)
+    assert err.value.problems == {
+        "ADMIN_TOKEN": "set API_KEYS (bootstrap client keys), or ADMIN_TOKEN to create stored "
+        "keys with avatar-admin"
+    }
