@@ -143,6 +143,23 @@ class HeaderDetails(BaseModel):
     header: str
 
 
+class LimitName(StrEnum):
+    """Which per-key limit a `RATE_LIMITED` answer is about."""
+
+    REQUESTS_PER_MINUTE = "requests_per_minute"
+    ACTIVE_JOBS = "active_jobs"
+    DAILY_VIDEO_SECONDS = "daily_video_seconds"
+
+
+class RateLimitDetails(BaseModel):
+    """`RATE_LIMITED`: the limit that was reached, its value for this key and the use so far
+    (requests in the window, unfinished jobs, or video seconds today, UTC)."""
+
+    limit: LimitName
+    allowed: int | float
+    used: int | float
+
+
 class StorageDetails(BaseModel):
     """`STORAGE_ERROR`: for agents, the object that is missing or has the wrong size."""
 
@@ -164,7 +181,7 @@ ERROR_DETAILS: dict[ErrorCode, type[BaseModel]] = {
     ErrorCode.METHOD_NOT_ALLOWED: NoDetails,
     ErrorCode.CONFLICT: ConflictDetails,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: HeaderDetails,
-    ErrorCode.RATE_LIMITED: NoDetails,
+    ErrorCode.RATE_LIMITED: RateLimitDetails,
     ErrorCode.REQUEST_TIMEOUT: NoDetails,
     ErrorCode.STORAGE_ERROR: StorageDetails,
     ErrorCode.INTERNAL_ERROR: NoDetails,

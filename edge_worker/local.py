@@ -24,6 +24,7 @@ from edge_worker.adapters.local.queue_routes import queue_routes
 from edge_worker.adapters.local.slow_clients import body_read_timeout, header_deadline_protocol
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
+from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.app import create_app
@@ -100,6 +101,7 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
             queue=queue,
             clock=clock or SystemClock(),
             keys=SqlKeyStore(database),
+            buckets=SqlBucketStore(database),
         )
     )
     extra = [

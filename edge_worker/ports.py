@@ -10,6 +10,7 @@ from contracts import JobStatus, QueueMessage
 from edge_worker.domain.api_keys import ApiKey
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
+from edge_worker.domain.quotas import Bucket, OwnerLoad
 
 
 class Clock(Protocol):
@@ -40,7 +41,20 @@ class JobStore(Protocol):
         """Compare-and-swap: write `job` only if the stored version is still `expected_version`."""
         ...
 
-    async def count_pending_before(self, job: Job) -> int: ...
+    async def count_pending_before(self, job: Job) -> int:
+        """Jobs agents will claim before this pending one: the queued jobs ahead of it by
+        enqueue time, or for a held one, as `domain.admission.jobs_ahead` reckons."""
+        ...
+
+    async def owner_load(self, owner: str, since: datetime) -> OwnerLoad:
+        """`owner`'s unfinished and queued jobs, and video seconds completed since `since`."""
+        ...
+
+    async def held_jobs(self, owner: str, limit: int) -> list[Job]:
+        """`owner`'s held jobs (pending, not enqueued), oldest first."""
+        ...
+
+    async def owners_with_held(self, limit: int) -> list[str]: ...
 
     async def list_for_owner(
         self,
@@ -108,6 +122,17 @@ class BlobStore(Protocol):
 
 class JobQueue(Protocol):
     async def send(self, message: QueueMessage, delay_seconds: int = 0) -> None: ...
+
+
+class BucketStore(Protocol):
+    """The rate limit's token buckets, one row per owner."""
+
+    async def get_bucket(self, owner: str) -> Bucket | None: ...
+
+    async def save_bucket(self, owner: str, bucket: Bucket, expected: Bucket | None) -> bool:
+        """Compare-and-set: write `bucket` only if the stored one is still `expected` (None:
+        no row yet); True when written, so two requests cannot both take the last token."""
+        ...
 
 
 class KeyStore(Protocol):

@@ -88,6 +88,15 @@ class EdgeSettings(EnvSettings):
     http_max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="local edge: request line and headers"
     )
+    rate_limit_per_minute: int = Field(
+        default=60, ge=1, description="POST /generate and /uploads per key; a key's own overrides"
+    )
+    max_active_jobs_per_key: int = Field(
+        default=20, ge=1, description="pending + processing jobs per key; a key's own overrides"
+    )
+    queued_jobs_per_key: int = Field(
+        default=4, ge=1, description="a key's pending jobs in the queue; the rest wait in D1"
+    )
     log_level: LogLevel = "INFO"
 
     def secrets(self) -> list[str]:

@@ -23,6 +23,7 @@ from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
 from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
+from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.app import attach_use_cases, create_app
@@ -95,6 +96,7 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
             queue=QueueProducer(env.JOBS),
             clock=clock,
             keys=SqlKeyStore(database),
+            buckets=SqlBucketStore(database),
         )
     )
     attach_use_cases(APP, use_cases)

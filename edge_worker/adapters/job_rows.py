@@ -62,13 +62,42 @@ REPLACE_SQL = (
 )
 SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"  # noqa: S608 - constant columns
 GET_SQL = f"{SELECT_SQL} WHERE id = ?"
-# Two counts rather than one with an OR: the first is a range of the (status, created_at)
-# index that never reads the table; the ties of the second are rare. Without the split the
-# planner walks every pending job's row, five times slower with a thousand pending.
-COUNT_PENDING_BEFORE_SQL = (
-    "SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND created_at < ?) "
-    "+ (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND created_at = ? AND id < ?) "
+# The queue is FIFO by enqueue time. Two counts rather than one with an OR: the first is a
+# range of the (status, enqueued_at) index that never reads the table; the ties of the
+# second are rare. Without the split the planner walks every pending job's row.
+COUNT_QUEUED_BEFORE_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND enqueued_at < ?) "
+    "+ (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND enqueued_at = ? AND id < ?) "
     "AS ahead"
+)
+# For a held job (pending, not enqueued): every queued job, and its owner's held jobs
+# created before it; parameters: owner, created_at, owner, created_at, id.
+COUNT_BEFORE_HELD_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND enqueued_at IS NOT NULL) "
+    "AS queued, (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status = 'pending' "
+    "AND enqueued_at IS NULL AND created_at < ?) + (SELECT COUNT(*) FROM jobs WHERE owner = ? "
+    "AND status = 'pending' AND enqueued_at IS NULL AND created_at = ? AND id < ?) AS own_held"
+)
+HELD_PER_OWNER_SQL = (
+    "SELECT owner, COUNT(*) AS held FROM jobs "
+    "WHERE status = 'pending' AND enqueued_at IS NULL GROUP BY owner"
+)
+HELD_JOBS_SQL = (
+    f"{SELECT_SQL} WHERE owner = ? AND status = 'pending' AND enqueued_at IS NULL "
+    "ORDER BY created_at, id LIMIT ?"
+)
+OWNERS_WITH_HELD_SQL = (
+    "SELECT DISTINCT owner FROM jobs WHERE status = 'pending' AND enqueued_at IS NULL LIMIT ?"
+)
+# An owner's unfinished jobs, those of them queued, and the video seconds of the jobs it
+# completed since a time (from the result's metadata); parameters: owner x3, the time.
+OWNER_LOAD_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('pending', 'processing')) "
+    "AS active, (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status = 'pending' "
+    "AND enqueued_at IS NOT NULL) AS queued, "
+    "(SELECT COALESCE(SUM(json_extract(result_json, '$.duration_seconds')), 0) FROM jobs "
+    "WHERE owner = ? AND status IN ('completed', 'expired') AND completed_at >= ?) "
+    "AS video_seconds"
 )
 
 

@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 from contracts import JobStatus
 from edge_worker.adapters import job_rows
+from edge_worker.domain import admission
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
+from edge_worker.domain.quotas import OwnerLoad
 from edge_worker.ports import JobPage, SweepKind
 
 Params = tuple[Any, ...]
@@ -46,9 +48,36 @@ class SqlJobStore:
         return await self._db.execute(job_rows.REPLACE_SQL, params) == 1
 
     async def count_pending_before(self, job: Job) -> int:
+        if job.enqueued_at is not None:
+            enqueued = job_rows.format_time(job.enqueued_at)
+            params = (enqueued, enqueued, job.id)
+            found = await self._db.first(job_rows.COUNT_QUEUED_BEFORE_SQL, params)
+            return int(found["ahead"]) if found else 0
         created = job_rows.format_time(job.created_at)
-        found = await self._db.first(job_rows.COUNT_PENDING_BEFORE_SQL, (created, created, job.id))
-        return int(found["ahead"]) if found else 0
+        held_params = (job.owner, created, job.owner, created, job.id)
+        counts = await self._db.first(job_rows.COUNT_BEFORE_HELD_SQL, held_params)
+        assert counts is not None, "a SELECT of subqueries has one row"
+        held_rows = await self._db.rows(job_rows.HELD_PER_OWNER_SQL, ())
+        held = {row["owner"]: int(row["held"]) for row in held_rows}
+        return admission.jobs_ahead(int(counts["queued"]), int(counts["own_held"]), held, job.owner)
+
+    async def owner_load(self, owner: str, since: datetime) -> OwnerLoad:
+        params = (owner, owner, owner, job_rows.format_time(since))
+        found = await self._db.first(job_rows.OWNER_LOAD_SQL, params)
+        assert found is not None, "a SELECT of subqueries has one row"
+        return OwnerLoad(
+            active=int(found["active"]),
+            queued=int(found["queued"]),
+            video_seconds=float(found["video_seconds"]),
+        )
+
+    async def held_jobs(self, owner: str, limit: int) -> list[Job]:
+        rows = await self._db.rows(job_rows.HELD_JOBS_SQL, (owner, limit))
+        return [job_rows.from_row(row) for row in rows]
+
+    async def owners_with_held(self, limit: int) -> list[str]:
+        rows = await self._db.rows(job_rows.OWNERS_WITH_HELD_SQL, (limit,))
+        return [row["owner"] for row in rows]
 
     async def list_for_owner(
         self,

@@ -88,7 +88,9 @@ def new_job(
     quality: Quality = Quality.STANDARD,
     image_etag: str | None = None,
     audio_etag: str | None = None,
+    held: bool = False,
 ) -> Job:
+    """A pending job: enqueued now, or `held` back by admission until `admit`."""
     return Job(
         id=job_id,
         owner=owner,
@@ -103,7 +105,7 @@ def new_job(
         created_at=now,
         updated_at=now,
         quality=quality,
-        enqueued_at=now,
+        enqueued_at=None if held else now,
         image_etag=image_etag,
         audio_etag=audio_etag,
     )
@@ -286,6 +288,13 @@ def cancel_requested(job: Job, claim_token: str) -> bool:
 def mark_enqueued(job: Job, *, now: datetime) -> Job:
     if job.status is not JobStatus.PENDING:
         raise JobStateError(f"job {job.id} is {job.status}, not pending")
+    return _next(job, now, enqueued_at=now)
+
+
+def admit(job: Job, *, now: datetime) -> Job:
+    """A held job enters the queue; only once, so two racing top-ups send one message."""
+    if job.status is not JobStatus.PENDING or job.enqueued_at is not None:
+        raise JobStateError(f"job {job.id} is not held back")
     return _next(job, now, enqueued_at=now)
 
 

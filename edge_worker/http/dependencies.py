@@ -12,6 +12,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from contracts import ErrorCode
 from edge_worker.auth import authenticate_token
 from edge_worker.domain.problems import Problem
+from edge_worker.domain.quotas import Caller
 from edge_worker.usecases.agent_protocol import AgentProtocol
 from edge_worker.usecases.api_keys import ApiKeys
 from edge_worker.usecases.wiring import UseCases
@@ -43,17 +44,24 @@ def client_auth(app: ASGIApp) -> ASGIApp:
             ),
             "",
         )
-        owner = await keys.authenticate({"authorization": authorization})
-        scope["state"]["owner"] = owner
+        scope["state"]["caller"] = await keys.authenticate({"authorization": authorization})
         await app(scope, receive, send)
 
     return authenticated
 
 
+def scope_caller(scope: Scope) -> Caller:
+    """The caller `client_auth` established for this request."""
+    caller: Caller = scope["state"]["caller"]
+    return caller
+
+
 def client_owner(request: Request[Any, Any, Any]) -> str:
-    """The owner id `client_auth` established for this request."""
-    owner: str = request.scope["state"]["owner"]
-    return owner
+    return scope_caller(request.scope).owner
+
+
+def client_caller(request: Request[Any, Any, Any]) -> Caller:
+    return scope_caller(request.scope)
 
 
 def client_use_cases(request: Request[Any, Any, Any]) -> UseCases:

@@ -16,6 +16,8 @@ from litestar.types import ExceptionHandlersMap
 from contracts import ErrorBody, ErrorCode, ErrorEnvelope
 from contracts.errors import FieldError, TooLargeDetails
 from edge_worker.domain.problems import Problem, invalid_fields, invalid_input
+from edge_worker.domain.quotas import QuotaExceeded
+from edge_worker.http.rate_limit import rate_headers
 
 log = logging.getLogger("edge_worker.errors")
 
@@ -35,6 +37,9 @@ def problem_response(
 
 
 def _problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    if isinstance(exc, QuotaExceeded):
+        headers = rate_headers(exc.rate) if exc.rate else {}
+        return problem_response(exc, {**headers, "Retry-After": str(exc.retry_after)})
     return problem_response(exc)
 
 

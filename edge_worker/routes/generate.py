@@ -6,16 +6,17 @@ from litestar import Request, post
 
 from contracts import ErrorCode, JobView
 from edge_worker.domain.job_request import job_request
-from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
+from edge_worker.http.dependencies import client_caller, client_use_cases
 from edge_worker.http.generate_input import form_rules, read_json
 from edge_worker.http.multipart_form import read_form
 from edge_worker.http.openapi import GENERATE_BODY, IDEMPOTENCY_KEY, JOB_ID_LINKS, documented
+from edge_worker.http.rate_limit import LIMITED_CLIENT_MIDDLEWARE
 
 
 @post(
     "/generate",
     status_code=200,
-    middleware=CLIENT_MIDDLEWARE,
+    middleware=LIMITED_CLIENT_MIDDLEWARE,
     request_max_body_size=None,
     **documented(
         "createJob",
@@ -27,6 +28,7 @@ from edge_worker.http.openapi import GENERATE_BODY, IDEMPOTENCY_KEY, JOB_ID_LINK
             ErrorCode.IMAGE_TOO_LARGE,
             ErrorCode.CONFLICT,
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            ErrorCode.RATE_LIMITED,
         ],
         headers=[IDEMPOTENCY_KEY],
         success_links=JOB_ID_LINKS,
@@ -42,19 +44,21 @@ from edge_worker.http.openapi import GENERATE_BODY, IDEMPOTENCY_KEY, JOB_ID_LINK
         "4 steps, several times quicker, lower quality). "
         "Formats are judged by content, and limits are enforced while the body streams in. "
         "Send an `Idempotency-Key` header to make retries safe: the same key and request "
-        "return the same job for 24 h."
+        "return the same job for 24 h. "
+        "Limits per key: requests per minute (`RateLimit` headers), unfinished jobs and "
+        "daily video seconds; over one, 429 `RATE_LIMITED` with `Retry-After`."
     ),
 )
 async def generate(
     request: Request[Any, Any, Any],
 ) -> JobView:
-    owner = client_owner(request)
+    caller = client_caller(request)
     use_cases = client_use_cases(request)
     idempotency_key = request.headers.get("idempotency-key")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "application/json":
         body = await read_json(request.stream())
-        return await use_cases.creation.create(owner, body.job_request(), idempotency_key)
+        return await use_cases.creation.create(caller, body.job_request(), idempotency_key)
     rules = form_rules(use_cases.context.settings)
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > rules.max_total_bytes:
@@ -62,7 +66,7 @@ async def generate(
     form = await read_form(request.stream(), content_type, rules)
     try:
         return await use_cases.creation.create(
-            owner, job_request(form.text, form.files), idempotency_key
+            caller, job_request(form.text, form.files), idempotency_key
         )
     finally:
         form.close()

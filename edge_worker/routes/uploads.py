@@ -6,18 +6,24 @@ from litestar import Request, post
 from litestar.params import JSONBody
 
 from contracts import ErrorCode
-from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
+from edge_worker.http.dependencies import client_owner, client_use_cases
 from edge_worker.http.openapi import documented
+from edge_worker.http.rate_limit import LIMITED_CLIENT_MIDDLEWARE
 from edge_worker.usecases.uploads import UploadsRequest, UploadsResponse
 
 
 @post(
     "/uploads",
     status_code=200,
-    middleware=CLIENT_MIDDLEWARE,
+    middleware=LIMITED_CLIENT_MIDDLEWARE,
     **documented(
         "createUploads",
-        [ErrorCode.INVALID_INPUT, ErrorCode.UNSUPPORTED_MEDIA, ErrorCode.PAYLOAD_TOO_LARGE],
+        [
+            ErrorCode.INVALID_INPUT,
+            ErrorCode.UNSUPPORTED_MEDIA,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.RATE_LIMITED,
+        ],
     ),
     summary="Presigned PUT URLs for the image and/or audio of a job",
     description="Declare each file's content type and size; PUT the bytes to `url` with exactly "

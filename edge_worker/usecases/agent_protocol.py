@@ -30,6 +30,7 @@ from edge_worker.domain import jobs
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
 from edge_worker.domain.storage_keys import video_key
+from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.views import RESULT_URL_TTL, JobViews
@@ -41,10 +42,17 @@ MAX_RETRY_DELAY_SECONDS = 300
 
 
 class AgentProtocol:
-    def __init__(self, context: EdgeContext, views: JobViews, transitions: JobTransitions) -> None:
+    def __init__(
+        self,
+        context: EdgeContext,
+        views: JobViews,
+        transitions: JobTransitions,
+        admission: Admission,
+    ) -> None:
         self.context = context
         self.views = views
         self.transitions = transitions
+        self.admission = admission
 
     def retry_delay(self, job: Job) -> int:
         """Exponential backoff between attempts: base, 2x base, 4x base ... capped at 5 min."""
@@ -62,6 +70,7 @@ class AgentProtocol:
                 job_id,
                 lambda j: jobs.claim(j, agent_id=request.agent_id, claim_token=token, now=now),
             )
+            await self.admission.admit_next(job.owner)
         log.info(
             "job claimed",
             extra={"job_id": job_id, "agent_id": request.agent_id, "attempt": job.attempts},

@@ -12,6 +12,7 @@ from edge_worker.auth import bootstrap_owner, client_token
 from edge_worker.domain import api_keys
 from edge_worker.domain.api_keys import ApiKey, KeyLimits
 from edge_worker.domain.problems import Problem
+from edge_worker.domain.quotas import Caller
 from edge_worker.ports import Clock, KeyStore
 
 
@@ -51,12 +52,13 @@ class ApiKeys:
         self._clock = clock
         self._bootstrap = bootstrap_keys
 
-    async def authenticate(self, headers: Mapping[str, str]) -> str:
-        """The caller's owner id: API_KEYS first (no read), else the stored key's owner."""
+    async def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        """The caller: API_KEYS first (no read; the deployment's limits), else the stored
+        key's owner and limits."""
         token = client_token(headers)
         owner = bootstrap_owner(token, self._bootstrap, self._pepper)
         if owner is not None:
-            return owner
+            return Caller(owner)
         found = await self._store.find_by_hash(api_keys.key_hash(token, self._pepper))
         if found is None:
             raise Problem(ErrorCode.UNAUTHORIZED, "invalid API key")
@@ -66,7 +68,7 @@ class ApiKeys:
             raise Problem(ErrorCode.UNAUTHORIZED, refused)
         if api_keys.needs_touch(found, now):
             await self._store.touch(found.id, now, now - api_keys.TOUCH_INTERVAL)
-        return found.owner
+        return Caller(found.owner, found.limits)
 
     async def create(self, request: KeyCreateRequest) -> KeyCreated:
         now = self._clock.now()

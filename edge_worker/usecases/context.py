@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from edge_worker.ports import BlobStore, Clock, JobQueue, JobStore, KeyStore
+from edge_worker.ports import BlobStore, BucketStore, Clock, JobQueue, JobStore, KeyStore
 from edge_worker.settings import EdgeSettings
 
 
@@ -14,3 +14,4 @@ class EdgeContext:
     queue: JobQueue
     clock: Clock
     keys: KeyStore
+    buckets: BucketStore

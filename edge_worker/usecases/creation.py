@@ -19,10 +19,13 @@ from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.job_request import JobInput, JobRequest, ReceivedFile, UploadRef
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem, invalid_input
+from edge_worker.domain.quotas import Caller
 from edge_worker.domain.storage_keys import input_key
 from edge_worker.domain.upload_tokens import UploadTicket
 from edge_worker.domain.validation import PROMPT_MAX_CHARS, check_content, parse_prompt
+from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.quotas import Quotas
 from edge_worker.usecases.transitions import CAS_ATTEMPTS
 from edge_worker.usecases.uploads import Uploads
 from edge_worker.usecases.views import JobViews
@@ -61,16 +64,27 @@ class GenerateFromUploads(BaseModel):
 
 
 class JobCreation:
-    def __init__(self, context: EdgeContext, views: JobViews, uploads: Uploads) -> None:
+    def __init__(
+        self,
+        context: EdgeContext,
+        views: JobViews,
+        uploads: Uploads,
+        quotas: Quotas,
+        admission: Admission,
+    ) -> None:
         self.context = context
         self.views = views
         self.uploads = uploads
+        self.quotas = quotas
+        self.admission = admission
 
     async def create(
-        self, owner: str, request: JobRequest, idempotency_key: str | None = None
+        self, caller: Caller, request: JobRequest, idempotency_key: str | None = None
     ) -> JobView:
         """A job from its files: those sent inline are stored under the job; uploaded ones
-        are checked (exist, fit, right media) and each feeds this job only."""
+        are checked (exist, fit, right media) and each feeds this job only. The caller's
+        job limits apply to a new job, not to a replay of an `Idempotency-Key`."""
+        owner = caller.owner
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         settings = self.context.settings
         for given in inputs.values():
@@ -91,7 +105,9 @@ class JobCreation:
         etags = {kind: upload.etag for kind, upload in checked.items()}
 
         async def create() -> Job:
-            return await self._create_job(owner, request, inputs, tickets, etags)
+            load = await self.quotas.check_new_job(caller)
+            held = self.admission.holds_back(load.queued)
+            return await self._create_job(owner, request, inputs, tickets, etags, held)
 
         if idempotency_key is None:
             return await self.views.view(await create())
@@ -116,6 +132,7 @@ class JobCreation:
         inputs: dict[MediaKind, JobInput],
         tickets: dict[MediaKind, UploadTicket],
         etags: dict[MediaKind, str],
+        held: bool,
     ) -> Job:
         job_id = str(uuid.uuid4())
         used = await self._take_uploads(owner, list(tickets.values()))
@@ -137,6 +154,7 @@ class JobCreation:
                 keys[MediaKind.IMAGE],
                 keys[MediaKind.AUDIO],
                 etags,
+                held,
             )
         except BaseException:
             for record in used:
@@ -154,7 +172,9 @@ class JobCreation:
         image_key: str,
         audio_key: str,
         etags: dict[MediaKind, str],
+        held: bool,
     ) -> Job:
+        """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
         job = jobs.new_job(
             job_id=job_id,
@@ -168,10 +188,12 @@ class JobCreation:
             now=now,
             image_etag=etags.get(MediaKind.IMAGE),
             audio_etag=etags.get(MediaKind.AUDIO),
+            held=held,
         )
         await self.context.store.insert(job)
-        await self.context.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
-        log.info("job created", extra={"job_id": job_id})
+        if not held:
+            await self.context.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
+        log.info("job created", extra={"job_id": job_id, "held": held})
         return job
 
     async def _take_uploads(

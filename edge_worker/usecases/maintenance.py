@@ -12,6 +12,7 @@ from contracts import JobStatus, QueueMessage
 from edge_worker.domain import jobs, upload_tokens
 from edge_worker.domain.storage_keys import video_prefix
 from edge_worker.ports import SweepKind
+from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
 
@@ -32,13 +33,17 @@ class SweepReport:
     reenqueued_stranded: int = 0
     idempotency_keys_purged: int = 0
     unused_uploads_deleted: int = 0
+    admitted_held: int = 0
     skipped: int = 0
 
 
 class Maintenance:
-    def __init__(self, context: EdgeContext, transitions: JobTransitions) -> None:
+    def __init__(
+        self, context: EdgeContext, transitions: JobTransitions, admission: Admission
+    ) -> None:
         self.context = context
         self.transitions = transitions
+        self.admission = admission
 
     async def sweep(self) -> SweepReport:
         """One pass over each kind of job that needs attention; logs the counts."""
@@ -99,6 +104,7 @@ class Maintenance:
 
         report.idempotency_keys_purged = await store.purge_idempotency(now)
         report.unused_uploads_deleted = await self._delete_unused_uploads(now)
+        report.admitted_held = await self.admission.top_up()
         if any(value for value in asdict(report).values()):
             log.info("maintenance sweep", extra=asdict(report))
         return report

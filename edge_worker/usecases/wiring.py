@@ -2,11 +2,13 @@
 
 from dataclasses import dataclass
 
+from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.agent_protocol import AgentProtocol
 from edge_worker.usecases.api_keys import ApiKeys
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.creation import JobCreation
 from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.quotas import Quotas
 from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.uploads import Uploads
 from edge_worker.usecases.views import JobViews
@@ -22,24 +24,28 @@ class UseCases:
     agent_protocol: AgentProtocol
     maintenance: Maintenance
     api_keys: ApiKeys
+    quotas: Quotas
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
         views = JobViews(context)
         uploads = Uploads(context)
         transitions = JobTransitions(context, views)
+        quotas = Quotas(context)
+        admission = Admission(context, transitions)
         return cls(
             context=context,
             views=views,
             uploads=uploads,
-            creation=JobCreation(context, views, uploads),
+            creation=JobCreation(context, views, uploads, quotas, admission),
             transitions=transitions,
-            agent_protocol=AgentProtocol(context, views, transitions),
-            maintenance=Maintenance(context, transitions),
+            agent_protocol=AgentProtocol(context, views, transitions, admission),
+            maintenance=Maintenance(context, transitions, admission),
             api_keys=ApiKeys(
                 context.keys,
                 context.settings.api_key_pepper,
                 context.clock,
                 context.settings.api_keys,
             ),
+            quotas=quotas,
         )

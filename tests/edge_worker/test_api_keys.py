@@ -59,7 +59,7 @@ def test_a_created_key_is_stored_hashed_and_shown_once(keys: ApiKeys, store: Sql
 
 
 def test_bootstrap_keys_need_no_record(keys: ApiKeys) -> None:
-    assert run(keys.authenticate(bearer(BOOTSTRAP))) == owner_id(BOOTSTRAP, PEPPER)
+    assert run(keys.authenticate(bearer(BOOTSTRAP))).owner == owner_id(BOOTSTRAP, PEPPER)
     assert refused(keys, "sk_live_not-a-stored-key") == "invalid API key"
 
 
@@ -67,7 +67,7 @@ def test_a_stored_key_authenticates_as_its_owner_and_is_touched_once_a_minute(
     keys: ApiKeys, store: SqlKeyStore, clock: FakeClock
 ) -> None:
     created = run(keys.create(KeyCreateRequest(name="acme")))
-    assert run(keys.authenticate(bearer(created.key))) == created.owner
+    assert run(keys.authenticate(bearer(created.key))).owner == created.owner
     first = run(store.get(created.id))
     assert first is not None and first.last_used_at is not None
     clock.advance(seconds=30)
@@ -86,7 +86,7 @@ def test_rotation_keeps_the_owner_and_refuses_the_old_secret(keys: ApiKeys) -> N
     assert (rotated.id, rotated.owner) == (created.id, created.owner)
     assert rotated.key != created.key
     assert refused(keys, created.key) == "invalid API key"
-    assert run(keys.authenticate(bearer(rotated.key))) == created.owner
+    assert run(keys.authenticate(bearer(rotated.key))).owner == created.owner
 
 
 def test_revoked_and_expired_keys_are_refused(keys: ApiKeys, clock: FakeClock) -> None:
@@ -100,7 +100,7 @@ def test_revoked_and_expired_keys_are_refused(keys: ApiKeys, clock: FakeClock) -
     assert err.value.code is ErrorCode.CONFLICT
 
     expiring = run(keys.create(KeyCreateRequest(name="trial", expires_in_days=1)))
-    assert run(keys.authenticate(bearer(expiring.key))) == expiring.owner
+    assert run(keys.authenticate(bearer(expiring.key))).owner == expiring.owner
     clock.advance(days=1)
     assert refused(keys, expiring.key) == "API key expired"
 
@@ -115,5 +115,5 @@ def test_unknown_ids_are_not_found(keys: ApiKeys, action: str) -> None:
 def test_without_bootstrap_keys_only_stored_keys_are_accepted(store: SqlKeyStore) -> None:
     keys = ApiKeys(store, PEPPER, FakeClock(), ())
     created = run(keys.create(KeyCreateRequest(name="only")))
-    assert run(keys.authenticate(bearer(created.key))) == run(store.get(created.id)).owner
+    assert run(keys.authenticate(bearer(created.key))).owner == run(store.get(created.id)).owner
     refused(keys, BOOTSTRAP)
