@@ -19,10 +19,11 @@ from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
+from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlExecutor, SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.clock import SystemClock
-from edge_worker.ports import BlobStore, JobStore, KeyStore
+from edge_worker.ports import BlobStore, BucketStore, JobStore, KeyStore
 from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
 from tests.contracts_ports.queue_under_test import QueueUnderTest
@@ -62,6 +63,11 @@ def job_store(sql_database: SqlExecutor) -> JobStore:
 @pytest.fixture
 def key_store(sql_database: SqlExecutor) -> KeyStore:
     return SqlKeyStore(sql_database)
+
+
+@pytest.fixture
+def bucket_store(sql_database: SqlExecutor) -> BucketStore:
+    return SqlBucketStore(sql_database)
 
 
 @pytest.fixture(params=ADAPTERS)

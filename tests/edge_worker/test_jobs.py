@@ -298,3 +298,24 @@ def test_a_job_handed_back_by_a_stopping_agent_always_returns_to_the_queue() -> 
         assert job.status is JobStatus.PENDING
         job = jobs.claim(job, agent_id="a", claim_token=f"t{attempt + 1}", now=T0)
     assert job.attempts == 6
+
+
+def test_a_held_job_is_admitted_once() -> None:
+    held = jobs.new_job(
+        job_id="held",
+        owner="owner-1",
+        prompt="p",
+        resolution=Resolution.P480,
+        seed=None,
+        image_key="i",
+        audio_key="a",
+        now=T0,
+        held=True,
+    )
+    assert (held.status, held.enqueued_at) == (JobStatus.PENDING, None)
+    admitted = jobs.admit(held, now=T0 + timedelta(seconds=1))
+    assert (admitted.enqueued_at, admitted.version) == (T0 + timedelta(seconds=1), 1)
+    with pytest.raises(jobs.JobStateError):
+        jobs.admit(admitted, now=T0)
+    with pytest.raises(jobs.JobStateError):
+        jobs.admit(jobs.cancel(held, now=T0), now=T0)
