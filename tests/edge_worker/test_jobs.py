@@ -13,7 +13,7 @@ RESULT = ResultMetadata(
 )
 
 
-def pending() -> jobs.Job:
+def pending(*, held: bool = False) -> jobs.Job:
     return jobs.new_job(
         job_id="j1",
         owner="o1",
@@ -23,6 +23,7 @@ def pending() -> jobs.Job:
         image_key="inputs/j1/image.png",
         audio_key="inputs/j1/audio.wav",
         now=T0,
+        held=held,
     )
 
 
@@ -301,17 +302,7 @@ def test_a_job_handed_back_by_a_stopping_agent_always_returns_to_the_queue() -> 
 
 
 def test_a_held_job_is_admitted_once() -> None:
-    held = jobs.new_job(
-        job_id="held",
-        owner="owner-1",
-        prompt="p",
-        resolution=Resolution.P480,
-        seed=None,
-        image_key="i",
-        audio_key="a",
-        now=T0,
-        held=True,
-    )
+    held = pending(held=True)
     assert (held.status, held.enqueued_at) == (JobStatus.PENDING, None)
     admitted = jobs.admit(held, now=T0 + timedelta(seconds=1))
     assert (admitted.enqueued_at, admitted.version) == (T0 + timedelta(seconds=1), 1)
