@@ -41,6 +41,10 @@ COLUMNS = (
     "quality",
     "image_etag",
     "audio_etag",
+    "audio_seconds",
+    "video_seconds",
+    "gpu_seconds",
+    "engine",
     "version",
 )
 _TIMES = (
@@ -112,6 +116,12 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "quality": job.quality.value,
         "image_etag": job.image_etag,
         "audio_etag": job.audio_etag,
+        # Metering: video and GPU seconds and the engine are copies of the result's, in
+        # columns so that usage is one GROUP BY (`usage_sql`).
+        "audio_seconds": job.audio_seconds,
+        "video_seconds": job.video_seconds,
+        "gpu_seconds": job.gpu_seconds,
+        "engine": job.engine,
         "version": job.version,
     }
     for name in _TIMES:
@@ -158,6 +168,7 @@ def from_row(row: dict[str, Any]) -> Job:
         inputs_deleted=bool(row["inputs_deleted"]),
         image_etag=row["image_etag"],
         audio_etag=row["audio_etag"],
+        audio_seconds=row["audio_seconds"],
         quality=Quality(row["quality"]),
         version=int(row["version"]),
     )

@@ -68,11 +68,27 @@ class Job:
     # itself); the agent refuses an input that no longer has it.
     image_etag: str | None = None
     audio_etag: str | None = None
+    # Measured at the edge from the audio's header (None: its header does not tell).
+    audio_seconds: float | None = None
     version: int = 0
 
     @property
     def input_keys(self) -> list[str]:
         return [self.image_key, self.audio_key]
+
+    @property
+    def video_seconds(self) -> float | None:
+        """Metered: the length of the video it produced, once completed."""
+        return self.result.duration_seconds if self.result else None
+
+    @property
+    def gpu_seconds(self) -> float | None:
+        """Metered: the engine's wall time, as its agent reported it at complete."""
+        return self.result.gpu_seconds if self.result else None
+
+    @property
+    def engine(self) -> str | None:
+        return self.result.engine if self.result else None
 
 
 def new_job(
@@ -88,6 +104,7 @@ def new_job(
     quality: Quality = Quality.STANDARD,
     image_etag: str | None = None,
     audio_etag: str | None = None,
+    audio_seconds: float | None = None,
 ) -> Job:
     return Job(
         id=job_id,
@@ -106,6 +123,7 @@ def new_job(
         enqueued_at=now,
         image_etag=image_etag,
         audio_etag=audio_etag,
+        audio_seconds=audio_seconds,
     )
 
 

@@ -73,9 +73,10 @@ class JobCreation:
         are checked (exist, fit, right media) and each feeds this job only."""
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         settings = self.context.settings
-        for given in inputs.values():
+        seconds: dict[MediaKind, float | None] = {}
+        for kind, given in inputs.items():
             if isinstance(given, ReceivedFile):
-                check_content(
+                seconds[kind] = check_content(
                     given.format,
                     _prefix(given),
                     given.size_bytes,
@@ -89,9 +90,12 @@ class JobCreation:
         }
         tickets = {kind: upload.ticket for kind, upload in checked.items()}
         etags = {kind: upload.etag for kind, upload in checked.items()}
+        seconds.update((kind, upload.audio_seconds) for kind, upload in checked.items())
 
         async def create() -> Job:
-            return await self._create_job(owner, request, inputs, tickets, etags)
+            return await self._create_job(
+                owner, request, inputs, tickets, etags, seconds[MediaKind.AUDIO]
+            )
 
         if idempotency_key is None:
             return await self.views.view(await create())
@@ -116,6 +120,7 @@ class JobCreation:
         inputs: dict[MediaKind, JobInput],
         tickets: dict[MediaKind, UploadTicket],
         etags: dict[MediaKind, str],
+        audio_seconds: float | None,
     ) -> Job:
         job_id = str(uuid.uuid4())
         used = await self._take_uploads(owner, list(tickets.values()))
@@ -137,6 +142,7 @@ class JobCreation:
                 keys[MediaKind.IMAGE],
                 keys[MediaKind.AUDIO],
                 etags,
+                audio_seconds,
             )
         except BaseException:
             for record in used:
@@ -154,6 +160,7 @@ class JobCreation:
         image_key: str,
         audio_key: str,
         etags: dict[MediaKind, str],
+        audio_seconds: float | None,
     ) -> Job:
         now = self.context.clock.now()
         job = jobs.new_job(
@@ -168,6 +175,7 @@ class JobCreation:
             now=now,
             image_etag=etags.get(MediaKind.IMAGE),
             audio_etag=etags.get(MediaKind.AUDIO),
+            audio_seconds=audio_seconds,
         )
         await self.context.store.insert(job)
         await self.context.queue.send(QueueMessage(job_id=job_id, enqueued_at=now))
