@@ -5,3 +5,5 @@ ALTER TABLE jobs ADD COLUMN audio_seconds REAL;
 ALTER TABLE jobs ADD COLUMN video_seconds REAL;
 ALTER TABLE jobs ADD COLUMN gpu_seconds REAL;
 ALTER TABLE jobs ADD COLUMN engine TEXT;
+-- The admin's report across every owner reads a range of created_at.
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);

@@ -9,6 +9,7 @@ from edge_worker.usecases.creation import JobCreation
 from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.uploads import Uploads
+from edge_worker.usecases.usage import Usage
 from edge_worker.usecases.views import JobViews
 
 
@@ -22,6 +23,7 @@ class UseCases:
     agent_protocol: AgentProtocol
     maintenance: Maintenance
     api_keys: ApiKeys
+    usage: Usage
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
@@ -42,4 +44,5 @@ class UseCases:
                 context.clock,
                 context.settings.api_keys,
             ),
+            usage=Usage(context.store, context.keys, context.clock),
         )
