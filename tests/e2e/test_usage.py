@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from contracts import AdminUsageReport, UsageReport
 from edge_worker import admin_cli
 from tests.e2e.conftest import API_KEY, EXAMPLES, Stack, submit, terminal, wait_for
 from tests.e2e.test_admin_cli import admin, admin_stack, printed_key  # noqa: F401 (fixture)
+from tests.e2e.test_avatar_cli import avatar, ok
 
 SPEECH = EXAMPLES / "speech.wav"
 
@@ -32,6 +34,7 @@ def tenant_report(stack: Stack, key: str) -> UsageReport:
 
 def test_a_finished_job_is_metered_for_its_tenant_and_across_keys(
     admin_stack: Stack,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     tenant = admin(admin_stack, "keys", "create", "--name", "metered")
     key = printed_key(tenant)
@@ -47,6 +50,12 @@ def test_a_finished_job_is_metered_for_its_tenant_and_across_keys(
     assert (bucket.jobs_created, bucket.jobs_completed, bucket.jobs_failed) == (1, 1, 0)
     assert bucket.audio_seconds > 0 and bucket.video_seconds > 0 and bucket.gpu_seconds > 0
     assert len(tenant_report(admin_stack, API_KEY).buckets) == 1
+    shown = ok(avatar(admin_stack, tmp_path, "usage", "--json", key=key), admin_stack)
+    assert UsageReport.model_validate_json(shown).buckets == [bucket]
+    line = ok(avatar(admin_stack, tmp_path, "usage", key=key), admin_stack)
+    assert f"{bucket.day.isoformat()}  standard  created 1  completed 1  failed 0" in line
+    refused = avatar(admin_stack, tmp_path, "usage", "--to", "soon", key=key)
+    assert refused.returncode != 0 and "INVALID_INPUT" in refused.stderr
 
     local = admin(admin_stack, "usage", "--format", "json", remote=False)
     remote = AdminUsageReport.model_validate_json(admin(admin_stack, "usage", "--format", "json"))
