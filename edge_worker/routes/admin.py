@@ -1,5 +1,5 @@
-"""The admin API (docs/API.md#admin-api): API keys as data, for operators holding
-ADMIN_TOKEN; left out of the public OpenAPI document."""
+"""The admin API (docs/API.md#admin-api): API keys as data and usage across them, for
+operators holding ADMIN_TOKEN; left out of the public OpenAPI document."""
 
 from typing import Annotated, Any
 
