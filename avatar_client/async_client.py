@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import date
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
 from avatar_client.retry import Retries, RetryPolicy
 from avatar_client.sync_client import DEFAULT_TIMEOUT
 from avatar_client.uploads import ServerLimits, UploadGrants
-from contracts import JobList, JobStatus, JobView, Quality, Resolution
+from contracts import JobList, JobStatus, JobView, Quality, Resolution, UsageReport
 from contracts.media import MediaKind
 
 OnUpdate = Callable[[AsyncJob], object | Awaitable[object]]
@@ -155,6 +156,13 @@ class AsyncAvatarClient:
         while (call := pages.next_call(self._api)) is not None:
             for view in pages.take(calls.parse(JobList, await self._send(call))):
                 yield AsyncJob.model_validate(view.model_dump()).bind(self)
+
+    async def usage(
+        self, from_: date | str | None = None, to: date | str | None = None
+    ) -> UsageReport:
+        """Your daily usage by quality, UTC days `from_` to `to` included (by default the
+        30 days to today; at most 366)."""
+        return calls.parse(UsageReport, await self._send(self._api.usage(from_, to)))
 
     async def download(self, url: str, dest: Destination) -> Path:
         """Stream a signed URL to `dest` through a `.part` sibling; the key is never sent."""

@@ -3,6 +3,7 @@ parsing of their answers, shared by the sync and the async client."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -102,6 +103,11 @@ class Api:
         if cursor is not None:
             params["cursor"] = cursor
         return Call("GET", self.url("/jobs"), body=lambda: {"params": params})
+
+    def usage(self, first: date | str | None, last: date | str | None) -> Call:
+        wanted = {"from": first, "to": last}
+        params = {name: str(day) for name, day in wanted.items() if day is not None}
+        return Call("GET", self.url("/usage"), body=lambda: {"params": params})
 
     def generate_form(
         self, options: SubmitOptions, image: Media, audio: Media, idempotency_key: str

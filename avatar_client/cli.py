@@ -157,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive, default=DEFAULT_LIST_LIMIT, help="at most this many jobs"
     )
 
+    usage = command(
+        "usage",
+        "show your daily usage by quality: jobs, audio, video and GPU seconds",
+        "avatar usage --from 2026-01-01 --to 2026-01-31",
+    )
+    usage.add_argument("--from", dest="first", help="first UTC day, YYYY-MM-DD")
+    usage.add_argument(
+        "--to", dest="last", help="last UTC day, included (default: today; 30 days in all)"
+    )
+
     sub.add_parser(
         "key",
         parents=[conn],
@@ -291,6 +301,7 @@ class _Command:
             "wait": self.wait,
             "download": self.download,
             "list": self.list,
+            "usage": self.usage,
         }
         return handlers[self.args.command](client)
 
@@ -377,6 +388,21 @@ class _Command:
             print(
                 f"{job.id}  {job.status.value:<10}  {job.created_at.isoformat()}  "
                 f"{plain_line(job)}",
+                file=self.stdout,
+            )
+        return EXIT_OK
+
+    def usage(self, client: AvatarClient) -> int:
+        report = client.usage(self.args.first, self.args.last)
+        if self.json:
+            self._print_json(_fields(report))
+            return EXIT_OK
+        for b in report.buckets:
+            print(
+                f"{b.day.isoformat()}  {b.quality.value:<8}  created {b.jobs_created}  "
+                f"completed {b.jobs_completed}  failed {b.jobs_failed}  "
+                f"audio {b.audio_seconds:.1f} s  video {b.video_seconds:.1f} s  "
+                f"GPU {b.gpu_seconds:.1f} s",
                 file=self.stdout,
             )
         return EXIT_OK

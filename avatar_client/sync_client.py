@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -21,7 +22,7 @@ from avatar_client.models import Destination, Job, JobHandle, Result
 from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
 from avatar_client.retry import Retries, RetryPolicy
 from avatar_client.uploads import ServerLimits, UploadGrants
-from contracts import JobList, JobStatus, JobView, Quality, Resolution
+from contracts import JobList, JobStatus, JobView, Quality, Resolution, UsageReport
 from contracts.media import MediaKind
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -159,6 +160,11 @@ class AvatarClient:
         while (call := pages.next_call(self._api)) is not None:
             for view in pages.take(calls.parse(JobList, self._send(call))):
                 yield Job.model_validate(view.model_dump()).bind(self)
+
+    def usage(self, from_: date | str | None = None, to: date | str | None = None) -> UsageReport:
+        """Your daily usage by quality, UTC days `from_` to `to` included (by default the
+        30 days to today; at most 366)."""
+        return calls.parse(UsageReport, self._send(self._api.usage(from_, to)))
 
     def download(self, url: str, dest: Destination) -> Path:
         """Stream a signed URL to `dest` through a `.part` sibling, so no partial file stays.

@@ -25,10 +25,12 @@ from contracts.queue import (
     QueueMessage,
     RetryRef,
 )
+from contracts.usage import AdminUsageReport, KeyUsageBucket, UsageBucket, UsageReport
 
 __all__ = [
     "AckRequest",
     "AckResult",
+    "AdminUsageReport",
     "AgentFailRequest",
     "ClaimInputs",
     "ClaimOutput",
@@ -47,6 +49,7 @@ __all__ = [
     "KeyCreateRequest",
     "KeyCreated",
     "KeyList",
+    "KeyUsageBucket",
     "KeyView",
     "LeaseRef",
     "ProgressReply",
@@ -61,4 +64,6 @@ __all__ = [
     "ResultView",
     "RetryRef",
     "Stage",
+    "UsageBucket",
+    "UsageReport",
 ]

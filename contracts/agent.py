@@ -75,6 +75,14 @@ class ResultMetadata(BaseModel):
     width: int = Field(gt=0, lt=2**31)
     height: int = Field(gt=0, lt=2**31)
     engine: str = Field(min_length=1, max_length=64)
+    gpu_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        lt=2**31,
+        allow_inf_nan=False,
+        description="the engine's wall time generating the video, metered per job "
+        "(None from agents older than usage metering)",
+    )
 
 
 class CompleteRequest(BaseModel):

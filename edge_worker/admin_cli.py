@@ -1,8 +1,10 @@
-"""`avatar-admin`: manage API keys, on the local database directly or on a deployed edge
-through its admin API; both paths end in the same `ApiKeys` use case."""
+"""`avatar-admin`: manage API keys and read usage across them, on the local database
+directly or on a deployed edge through its admin API; both paths end in the same use cases
+(`ApiKeys`, `Usage`)."""
 
 import argparse
 import asyncio
+import csv
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,13 +16,22 @@ from pydantic import BaseModel, ValidationError
 
 from avatar_client.config import DEV_DATA_DIR, DEV_SECRETS_FILE
 from avatar_client.dev import DevError, read_secrets
-from contracts import ErrorEnvelope, KeyCreated, KeyCreateRequest, KeyList, KeyView
+from contracts import (
+    AdminUsageReport,
+    ErrorEnvelope,
+    KeyCreated,
+    KeyCreateRequest,
+    KeyList,
+    KeyView,
+)
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
+from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.clock import SystemClock
 from edge_worker.domain.problems import Problem
 from edge_worker.local import DATABASE_FILE
 from edge_worker.usecases.api_keys import ApiKeys
+from edge_worker.usecases.usage import Usage
 
 ADMIN_TIMEOUT_SECONDS = 30.0
 Reply = TypeVar("Reply", bound=BaseModel)
@@ -40,8 +51,15 @@ class KeyAdmin(Protocol):
     async def rotate(self, key_id: str) -> KeyCreated: ...
 
 
+class UsageAdmin(Protocol):
+    async def across_keys(
+        self, first: str | None, last: str | None, key_id: str | None = None
+    ) -> AdminUsageReport: ...
+
+
 class AdminApi:
-    """The admin API of an edge (`--url`), answering with the same models as `ApiKeys`."""
+    """The admin API of an edge (`--url`), answering with the same models as `ApiKeys` and
+    `Usage`."""
 
     def __init__(self, url: str, token: str) -> None:
         self._url = url.rstrip("/")
@@ -60,12 +78,26 @@ class AdminApi:
     async def rotate(self, key_id: str) -> KeyCreated:
         return await self._call("POST", f"/admin/keys/{key_id}/rotate", KeyCreated)
 
-    async def _call(self, method: str, path: str, model: type[Reply], body: object = None) -> Reply:
+    async def across_keys(
+        self, first: str | None, last: str | None, key_id: str | None = None
+    ) -> AdminUsageReport:
+        wanted = {"from": first, "to": last, "key": key_id}
+        params = {name: value for name, value in wanted.items() if value is not None}
+        return await self._call("GET", "/admin/usage", AdminUsageReport, params=params)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[Reply],
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
         async with httpx.AsyncClient(
             headers=self._headers, timeout=ADMIN_TIMEOUT_SECONDS
         ) as client:
             try:
-                response = await client.request(method, self._url + path, json=body)
+                response = await client.request(method, self._url + path, json=body, params=params)
             except httpx.HTTPError as exc:
                 raise AdminFailed(f"cannot reach {self._url}: {exc}") from exc
         if response.is_success:
@@ -107,6 +139,36 @@ def print_created(created: KeyCreated, out: TextIO) -> None:
     print(f"    {created.key}", file=out)
 
 
+USAGE_COLUMNS = (
+    "day",
+    "key_id",
+    "key_name",
+    "owner",
+    "quality",
+    "jobs_created",
+    "jobs_completed",
+    "jobs_failed",
+    "audio_seconds",
+    "video_seconds",
+    "gpu_seconds",
+)
+
+
+def print_usage(report: AdminUsageReport, output_format: str, out: TextIO) -> None:
+    """CSV: a header, then one row per key (owner), day and quality; JSON: the report."""
+    if output_format == "json":
+        print(report.model_dump_json(indent=2), file=out)
+        return
+    writer = csv.DictWriter(out, fieldnames=USAGE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for bucket in report.buckets:
+        writer.writerow(bucket.model_dump(mode="json", include=set(USAGE_COLUMNS)))
+
+
+async def run_usage(admin: UsageAdmin, args: argparse.Namespace, out: TextIO) -> None:
+    print_usage(await admin.across_keys(args.first, args.last, args.key), args.format, out)
+
+
 async def run_command(admin: KeyAdmin, args: argparse.Namespace, out: TextIO) -> None:
     if args.action == "create":
         request = KeyCreateRequest(
@@ -131,7 +193,9 @@ async def run_command(admin: KeyAdmin, args: argparse.Namespace, out: TextIO) ->
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="avatar-admin", description="Manage API keys.")
+    top = argparse.ArgumentParser(
+        prog="avatar-admin", description="Manage API keys; read usage across them."
+    )
     top.add_argument(
         "--data-dir",
         type=Path,
@@ -153,6 +217,11 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     for name, what in (("revoke", "refused from its next request on"), ("rotate", "a new secret")):
         actions.add_parser(name, help=what).add_argument("key_id")
+    usage = groups.add_parser("usage", help="daily usage per key (owner) and quality")
+    usage.add_argument("--from", dest="first", help="first UTC day, YYYY-MM-DD")
+    usage.add_argument("--to", dest="last", help="last UTC day, included (default: today)")
+    usage.add_argument("--format", choices=("csv", "json"), default="csv")
+    usage.add_argument("--key", help="only this key's usage (its id)")
     return top
 
 
@@ -166,15 +235,27 @@ def main(
     try:
         if args.url:
             token = args.admin_token or _from_env_or_dev_secrets("ADMIN_TOKEN", env, args.data_dir)
-            asyncio.run(run_command(AdminApi(args.url, token), args, out))
+            api = AdminApi(args.url, token)
+            asyncio.run(
+                run_usage(api, args, out) if args.group == "usage" else run_command(api, args, out)
+            )
             return 0
-        pepper = _from_env_or_dev_secrets("API_KEY_PEPPER", env, args.data_dir)
+        # Keys are hashed with the pepper; usage reads no secret.
+        pepper = (
+            _from_env_or_dev_secrets("API_KEY_PEPPER", env, args.data_dir)
+            if args.group == "keys"
+            else None
+        )
         if not args.data_dir.is_dir():
             raise AdminFailed(f"no local edge data in {args.data_dir} (see --data-dir, --url)")
         database = SqliteExecutor(args.data_dir / DATABASE_FILE)
         try:
-            use_case = ApiKeys(SqlKeyStore(database), pepper, SystemClock())
-            asyncio.run(run_command(use_case, args, out))
+            keys = SqlKeyStore(database)
+            if pepper is None:
+                usage = Usage(SqlJobStore(database), keys, SystemClock())
+                asyncio.run(run_usage(usage, args, out))
+            else:
+                asyncio.run(run_command(ApiKeys(keys, pepper, SystemClock()), args, out))
         finally:
             database.close()
     except (AdminFailed, ValidationError) as exc:

@@ -26,6 +26,7 @@ from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
 from edge_worker.routes.jobs import jobs_router
 from edge_worker.routes.uploads import create_uploads
+from edge_worker.routes.usage import usage_router
 from edge_worker.usecases.wiring import UseCases
 
 JSON_BODY_LIMIT = 1024 * 1024
@@ -80,6 +81,7 @@ def create_app(
             generate,
             create_uploads,
             jobs_router,
+            usage_router,
             health,
             Router(path="/", route_handlers=[agent_router], include_in_schema=False),
             admin_router,

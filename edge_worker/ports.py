@@ -11,6 +11,7 @@ from edge_worker.domain.api_keys import ApiKey
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.quotas import Bucket, OwnerLoad
+from edge_worker.domain.usage import UsagePeriod, UsageRow
 
 
 class Clock(Protocol):
@@ -71,6 +72,11 @@ class JobStore(Protocol):
 
     async def input_keys_in_use(self, keys: list[str]) -> set[str]:
         """Those of `keys` that a job whose inputs are not deleted yet reads."""
+        ...
+
+    async def usage(self, period: UsagePeriod, owner: str | None = None) -> list[UsageRow]:
+        """Daily buckets of the jobs created in `period`, of `owner` or of every owner,
+        ordered by owner, day and quality."""
         ...
 
     async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...

@@ -10,6 +10,7 @@ and uploads retry here, each try starting over.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -140,9 +141,11 @@ class Pipeline:
             image, audio = self._download_inputs(run)
             prepared = self._probe_inputs(probes, run, image, audio)
             _stop_if_cancelled(cancel)
+            started = time.monotonic()
             video = self._generate(run, image, audio, prepared)
+            gpu_seconds = time.monotonic() - started
             _stop_if_cancelled(cancel)  # a video finished after a cancel is not uploaded
-            metadata = self._verify(video, probes)
+            metadata = self._verify(video, probes, gpu_seconds)
             self._upload(run, video.path)
         except (_Stopped, TransferCancelled):
             return None
@@ -271,8 +274,11 @@ class Pipeline:
             raise _engine_failure(exc) from exc
         return video
 
-    def _verify(self, video: VideoResult, probes: MediaProbes) -> ResultMetadata:
-        """The engine checks its output too; this guards against uploading a broken file."""
+    def _verify(
+        self, video: VideoResult, probes: MediaProbes, gpu_seconds: float
+    ) -> ResultMetadata:
+        """The engine checks its output too; this guards against uploading a broken file.
+        `gpu_seconds`: the engine's wall time, which the edge meters as GPU seconds."""
         try:
             size = video.path.stat().st_size
             facts = probes.probe_video(video.path)
@@ -284,6 +290,7 @@ class Pipeline:
                 width=facts.width,
                 height=facts.height,
                 engine=video.engine,
+                gpu_seconds=round(gpu_seconds, 3),
             )
         except (OSError, ValueError, EngineError) as exc:
             raise JobFailed(

@@ -3,12 +3,13 @@
 import base64
 import binascii
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
+from edge_worker.domain.usage import UsageRow
 from edge_worker.ports import SweepKind
 
 COLUMNS = (
@@ -41,6 +42,10 @@ COLUMNS = (
     "quality",
     "image_etag",
     "audio_etag",
+    "audio_seconds",
+    "video_seconds",
+    "gpu_seconds",
+    "engine",
     "version",
 )
 _TIMES = (
@@ -141,6 +146,12 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "quality": job.quality.value,
         "image_etag": job.image_etag,
         "audio_etag": job.audio_etag,
+        # Metering: video and GPU seconds and the engine are copies of the result's, in
+        # columns so that usage is one GROUP BY (`usage_sql`).
+        "audio_seconds": job.audio_seconds,
+        "video_seconds": job.video_seconds,
+        "gpu_seconds": job.gpu_seconds,
+        "engine": job.engine,
         "version": job.version,
     }
     for name in _TIMES:
@@ -187,6 +198,7 @@ def from_row(row: dict[str, Any]) -> Job:
         inputs_deleted=bool(row["inputs_deleted"]),
         image_etag=row["image_etag"],
         audio_etag=row["audio_etag"],
+        audio_seconds=row["audio_seconds"],
         quality=Quality(row["quality"]),
         version=int(row["version"]),
     )
@@ -238,6 +250,40 @@ def keys_in_use_sql(count: int) -> str:
     marks = ", ".join("?" for _ in range(count))
     where = f"(image_key IN ({marks}) OR audio_key IN ({marks}))"
     return f"SELECT image_key, audio_key FROM jobs WHERE inputs_deleted = 0 AND {where}"  # noqa: S608 - "?" marks only
+
+
+# Days are the first 10 characters of the fixed-width UTC `created_at`. Expired jobs count
+# as completed: they were, then their video aged out.
+_USAGE_SELECT = (
+    "SELECT owner, substr(created_at, 1, 10) AS day, quality, COUNT(*) AS jobs_created, "
+    "SUM(CASE WHEN status IN ('completed', 'expired') THEN 1 ELSE 0 END) AS jobs_completed, "
+    "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS jobs_failed, "
+    "TOTAL(audio_seconds) AS audio_seconds, TOTAL(video_seconds) AS video_seconds, "
+    "TOTAL(gpu_seconds) AS gpu_seconds FROM jobs WHERE "
+)
+_USAGE_GROUP = " GROUP BY owner, day, quality ORDER BY owner, day, quality"
+
+
+def usage_sql(*, one_owner: bool) -> str:
+    """Daily buckets in one GROUP BY; parameters: the owner when `one_owner`, then the
+    period's start and end. One owner's is a range of the (owner, created_at) index; every
+    owner's, of the created_at index."""
+    where = "owner = ? AND " if one_owner else ""
+    return f"{_USAGE_SELECT}{where}created_at >= ? AND created_at < ?{_USAGE_GROUP}"
+
+
+def usage_from_row(row: dict[str, Any]) -> UsageRow:
+    return UsageRow(
+        owner=row["owner"],
+        day=date.fromisoformat(row["day"]),
+        quality=Quality(row["quality"]),
+        jobs_created=int(row["jobs_created"]),
+        jobs_completed=int(row["jobs_completed"]),
+        jobs_failed=int(row["jobs_failed"]),
+        audio_seconds=float(row["audio_seconds"]),
+        video_seconds=float(row["video_seconds"]),
+        gpu_seconds=float(row["gpu_seconds"]),
+    )
 
 
 IDEMPOTENCY_COLUMNS = (

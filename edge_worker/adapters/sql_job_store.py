@@ -15,6 +15,7 @@ from edge_worker.domain import admission
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.quotas import OwnerLoad
+from edge_worker.domain.usage import UsagePeriod, UsageRow
 from edge_worker.ports import JobPage, SweepKind
 
 Params = tuple[Any, ...]
@@ -107,6 +108,12 @@ class SqlJobStore:
             rows = await self._db.rows(job_rows.keys_in_use_sql(len(batch)), (*batch, *batch))
             used.update(key for row in rows for key in (row["image_key"], row["audio_key"]))
         return used & set(keys)
+
+    async def usage(self, period: UsagePeriod, owner: str | None = None) -> list[UsageRow]:
+        bounds = (job_rows.format_time(period.start), job_rows.format_time(period.end))
+        sql = job_rows.usage_sql(one_owner=owner is not None)
+        rows = await self._db.rows(sql, bounds if owner is None else (owner, *bounds))
+        return [job_rows.usage_from_row(row) for row in rows]
 
     async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
         found = await self._db.first(job_rows.IDEMPOTENCY_GET_SQL, (owner, key))

@@ -68,11 +68,27 @@ class Job:
     # itself); the agent refuses an input that no longer has it.
     image_etag: str | None = None
     audio_etag: str | None = None
+    # Measured at the edge from the audio's header (None: its header does not tell).
+    audio_seconds: float | None = None
     version: int = 0
 
     @property
     def input_keys(self) -> list[str]:
         return [self.image_key, self.audio_key]
+
+    @property
+    def video_seconds(self) -> float | None:
+        """Metered: the length of the video it produced, once completed."""
+        return self.result.duration_seconds if self.result else None
+
+    @property
+    def gpu_seconds(self) -> float | None:
+        """Metered: the engine's wall time, as its agent reported it at complete."""
+        return self.result.gpu_seconds if self.result else None
+
+    @property
+    def engine(self) -> str | None:
+        return self.result.engine if self.result else None
 
 
 def new_job(
@@ -89,6 +105,7 @@ def new_job(
     image_etag: str | None = None,
     audio_etag: str | None = None,
     held: bool = False,
+    audio_seconds: float | None = None,
 ) -> Job:
     """A pending job: enqueued now, or `held` back by admission until `admit`."""
     return Job(
@@ -108,6 +125,7 @@ def new_job(
         enqueued_at=None if held else now,
         image_etag=image_etag,
         audio_etag=audio_etag,
+        audio_seconds=audio_seconds,
     )
 
 

@@ -47,13 +47,13 @@ def check_wav_complete(head: bytes, size_bytes: int) -> None:
 
 def check_content(
     fmt: MediaFormat, head: bytes, size_bytes: int, max_image_pixels: int, max_audio_seconds: float
-) -> None:
+) -> float | None:
     """Limits by content, from the headers in the file's first `HEADER_SCAN_BYTES` (`head`):
     a few KiB can declare gigapixels or hours, so the byte limits alone do not bound the
-    work."""
+    work. The audio's length, when its header tells it, is returned: the job meters it."""
     if fmt.kind is MediaKind.IMAGE:
         check_image_pixels(head, max_image_pixels)
-        return
+        return None
     seconds = audio_seconds(fmt, head, size_bytes)
     if seconds is not None and seconds > max_audio_seconds:
         raise Problem(
@@ -61,6 +61,7 @@ def check_content(
             f"audio is {seconds:.1f} s long; the limit is {max_audio_seconds:g} s",
             AudioTooLongDetails(limit_seconds=max_audio_seconds, seconds=round(seconds, 3)),
         )
+    return seconds
 
 
 def check_image_pixels(head: bytes, limit: int) -> None:

@@ -15,6 +15,7 @@ from edge_worker.domain.problems import Problem
 from edge_worker.domain.quotas import Caller
 from edge_worker.usecases.agent_protocol import AgentProtocol
 from edge_worker.usecases.api_keys import ApiKeys
+from edge_worker.usecases.usage import Usage
 from edge_worker.usecases.wiring import UseCases
 
 
@@ -88,3 +89,7 @@ def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
 
 def admin_keys(request: Request[Any, Any, Any]) -> ApiKeys:
     return provide_use_cases(request.app.state).api_keys
+
+
+def admin_usage(request: Request[Any, Any, Any]) -> Usage:
+    return provide_use_cases(request.app.state).usage

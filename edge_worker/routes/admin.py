@@ -1,13 +1,13 @@
-"""The admin API (docs/API.md#admin-api): API keys as data, for operators holding
-ADMIN_TOKEN; left out of the public OpenAPI document."""
+"""The admin API (docs/API.md#admin-api): API keys as data and usage across them, for
+operators holding ADMIN_TOKEN; left out of the public OpenAPI document."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Router, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from contracts import KeyCreated, KeyCreateRequest, KeyList, KeyView
-from edge_worker.http.dependencies import admin_guard, admin_keys
+from contracts import AdminUsageReport, KeyCreated, KeyCreateRequest, KeyList, KeyView
+from edge_worker.http.dependencies import admin_guard, admin_keys, admin_usage
 
 
 @post("/", status_code=201)
@@ -32,9 +32,22 @@ async def rotate_key(key_id: FromPath[str], request: Request[Any, Any, Any]) -> 
     return await admin_keys(request).rotate(key_id)
 
 
+@get("/usage")
+async def usage_across_keys(
+    request: Request[Any, Any, Any],
+    first: Annotated[str | None, QueryParameter(name="from")] = None,
+    last: Annotated[str | None, QueryParameter(name="to")] = None,
+    key: Annotated[str | None, QueryParameter(name="key")] = None,
+) -> AdminUsageReport:
+    return await admin_usage(request).across_keys(first, last, key)
+
+
 admin_router = Router(
-    path="/admin/keys",
-    route_handlers=[create_key, list_keys, revoke_key, rotate_key],
+    path="/admin",
+    route_handlers=[
+        Router(path="/keys", route_handlers=[create_key, list_keys, revoke_key, rotate_key]),
+        usage_across_keys,
+    ],
     guards=[admin_guard],
     include_in_schema=False,
 )

@@ -87,9 +87,10 @@ class JobCreation:
         owner = caller.owner
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         settings = self.context.settings
-        for given in inputs.values():
+        seconds: dict[MediaKind, float | None] = {}
+        for kind, given in inputs.items():
             if isinstance(given, ReceivedFile):
-                check_content(
+                seconds[kind] = check_content(
                     given.format,
                     _prefix(given),
                     given.size_bytes,
@@ -103,11 +104,14 @@ class JobCreation:
         }
         tickets = {kind: upload.ticket for kind, upload in checked.items()}
         etags = {kind: upload.etag for kind, upload in checked.items()}
+        seconds.update((kind, upload.audio_seconds) for kind, upload in checked.items())
 
         async def create() -> Job:
             load = await self.quotas.check_new_job(caller)
             held = self.admission.holds_back(load.queued)
-            return await self._create_job(owner, request, inputs, tickets, etags, held)
+            return await self._create_job(
+                owner, request, inputs, tickets, etags, held, seconds[MediaKind.AUDIO]
+            )
 
         if idempotency_key is None:
             return await self.views.view(await create())
@@ -133,6 +137,7 @@ class JobCreation:
         tickets: dict[MediaKind, UploadTicket],
         etags: dict[MediaKind, str],
         held: bool,
+        audio_seconds: float | None,
     ) -> Job:
         job_id = str(uuid.uuid4())
         used = await self._take_uploads(owner, list(tickets.values()))
@@ -155,6 +160,7 @@ class JobCreation:
                 keys[MediaKind.AUDIO],
                 etags,
                 held,
+                audio_seconds,
             )
         except BaseException:
             for record in used:
@@ -173,6 +179,7 @@ class JobCreation:
         audio_key: str,
         etags: dict[MediaKind, str],
         held: bool,
+        audio_seconds: float | None,
     ) -> Job:
         """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
@@ -189,6 +196,7 @@ class JobCreation:
             image_etag=etags.get(MediaKind.IMAGE),
             audio_etag=etags.get(MediaKind.AUDIO),
             held=held,
+            audio_seconds=audio_seconds,
         )
         await self.context.store.insert(job)
         if not held:

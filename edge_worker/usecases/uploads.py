@@ -63,6 +63,7 @@ class UploadsResponse(BaseModel):
 class CheckedUpload:
     ticket: UploadTicket
     etag: str  # what the agent must find on the object: nothing replaced it since
+    audio_seconds: float | None  # measured from its header, for metering (None: an image)
 
 
 def size_limit(settings: EdgeSettings, kind: MediaKind) -> int:
@@ -120,7 +121,7 @@ class Uploads:
         if media is WAV:
             check_wav_complete(head, stored.size_bytes)
         settings = context.settings
-        check_content(
+        seconds = check_content(
             media, head, stored.size_bytes, settings.max_image_pixels, settings.max_audio_seconds
         )
-        return CheckedUpload(ticket, stored.etag)
+        return CheckedUpload(ticket, stored.etag, seconds)

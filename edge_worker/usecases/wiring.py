@@ -11,6 +11,7 @@ from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.quotas import Quotas
 from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.uploads import Uploads
+from edge_worker.usecases.usage import Usage
 from edge_worker.usecases.views import JobViews
 
 
@@ -25,6 +26,7 @@ class UseCases:
     maintenance: Maintenance
     api_keys: ApiKeys
     quotas: Quotas
+    usage: Usage
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
@@ -48,4 +50,5 @@ class UseCases:
                 context.settings.api_keys,
             ),
             quotas=quotas,
+            usage=Usage(context.store, context.keys, context.clock),
         )

@@ -16,7 +16,12 @@ from tests.conftest import run
 
 T0 = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 RESULT = ResultMetadata(
-    size_bytes=1_234_567, duration_seconds=61.04, width=1280, height=720, engine="preview"
+    size_bytes=1_234_567,
+    duration_seconds=61.04,
+    width=1280,
+    height=720,
+    engine="preview",
+    gpu_seconds=187.25,
 )
 
 
@@ -65,6 +70,7 @@ def every_field_set(job_id: str) -> Job:
         inputs_deleted=True,
         image_etag='"5d41402abc4b2a76b9719d911017c592"',
         audio_etag='"7d793037a0760186574b0282f2f435e7-3"',
+        audio_seconds=61.5,
         version=9,
     )
     for field in dataclasses.fields(Job):

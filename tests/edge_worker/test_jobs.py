@@ -48,6 +48,41 @@ def test_new_job_is_pending_and_queued() -> None:
     )
 
 
+def test_a_job_meters_its_audio_then_its_video_gpu_time_and_engine_at_complete() -> None:
+    job = jobs.new_job(
+        job_id="j2",
+        owner="o1",
+        prompt="hello",
+        resolution=Resolution.P480,
+        seed=None,
+        image_key="inputs/j2/image.png",
+        audio_key="inputs/j2/audio.wav",
+        now=T0,
+        audio_seconds=12.5,
+    )
+    assert (job.audio_seconds, job.video_seconds, job.gpu_seconds, job.engine) == (
+        12.5,
+        None,
+        None,
+        None,
+    )
+    ran = jobs.claim(job, agent_id="a1", claim_token="tok", now=T0)
+    done = jobs.complete(
+        ran,
+        claim_token="tok",
+        result=RESULT.model_copy(update={"gpu_seconds": 30.25}),
+        result_key="videos/j2/1.mp4",
+        now=T0 + timedelta(seconds=40),
+        retention=timedelta(hours=1),
+    )
+    assert (done.audio_seconds, done.video_seconds, done.gpu_seconds, done.engine) == (
+        12.5,
+        1.0,
+        30.25,
+        "preview",
+    )
+
+
 def test_claim_starts_an_attempt_and_bumps_version() -> None:
     job = claimed()
     assert job.status is JobStatus.PROCESSING

@@ -130,6 +130,14 @@ def test_the_jobs_quality_reaches_the_engine(cloud: FakeCloud, make_delivery: An
     assert engine.requests[0].quality is Quality.FAST
 
 
+def test_the_complete_request_reports_the_engine_s_wall_time_as_gpu_seconds(
+    cloud: FakeCloud, make_delivery: Any
+) -> None:
+    assert make_delivery(FakeEngine(silent_for=0.2)).handle(pulled()) is Outcome.COMPLETED
+    (body,) = cloud.bodies("complete")
+    assert 0.2 <= body["result"]["gpu_seconds"] < 5.0
+
+
 def test_download_over_the_cap_fails_the_job_as_invalid_input(
     cloud: FakeCloud, make_delivery: Any
 ) -> None:

@@ -17,6 +17,7 @@ OPERATIONS = {
     ("get", "/result/{job_id}"): "getJobResult",
     ("delete", "/jobs/{job_id}"): "cancelJob",
     ("get", "/jobs"): "listJobs",
+    ("get", "/usage"): "getUsage",
     ("get", "/health"): "getHealth",
 }
 AGENT_OPERATIONS = {
@@ -33,6 +34,7 @@ ERRORS = {
     "getJobResult": {"401", "404", "410", "500"},
     "cancelJob": {"401", "404", "409", "500"},
     "listJobs": {"400", "401", "500"},
+    "getUsage": {"400", "401", "500"},
     "getHealth": {"500", "503"},
     "claimJob": AGENT_ERRORS,
     "reportProgress": AGENT_ERRORS,

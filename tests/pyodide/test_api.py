@@ -66,3 +66,9 @@ from tests.edge_worker.test_uploads import (
     test_uploaded_objects_are_judged_by_their_bytes,
     test_uploads_need_a_key,
 )
+from tests.edge_worker.test_usage import (
+    test_a_year_and_a_leap_day_is_the_longest_period,
+    test_bad_periods_are_invalid_input,
+    test_usage_buckets_the_callers_jobs_by_day_and_quality,
+    test_usage_needs_an_api_key,
+)

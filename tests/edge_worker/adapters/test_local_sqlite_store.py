@@ -289,18 +289,20 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     conn = sqlite3.connect(path, isolation_level=None)
     apply_migrations(conn, older)
     row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
-    for later in ("quality", "image_etag", "audio_etag"):
+    later_columns = ("quality", "image_etag", "audio_etag", "audio_seconds", "video_seconds")
+    for later in (*later_columns, "gpu_seconds", "engine"):
         del row[later]
     conn.execute(
         f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608 - job_rows' columns
         tuple(row.values()),
     )
     conn.close()
-    store = OpenStore(path)  # applies 0003 and 0004 on top
+    store = OpenStore(path)  # applies 0003 and later on top
     got = run(store.get("old"))
     store.close()
     assert got is not None and got.quality is Quality.STANDARD
     assert got.image_etag is got.audio_etag is None  # nothing recorded, nothing checked
+    assert got.audio_seconds is None  # not metered before 0006
 
 
 def test_files_are_opened_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
