@@ -104,7 +104,7 @@ def wav_bytes(seconds: float = 0.5, rate: int = 16000, tone_hz: float | None = N
 
 
 def mp3_bytes(seconds: int, *, rate: int = 8000, bitrate: int = 8000, xing: bool = True) -> bytes:
-    """Silent mono MP3 from PyAV's LAME; at 8 kbit/s an hour is 3.6 MB (issue 12's attack).
+    """Silent mono MP3 from PyAV's LAME; at 8 kbit/s an hour is 3.6 MB (a long-audio attack).
     `xing=False` leaves out the Xing/Info header, so only the frames tell the length."""
     import av  # the agent's dependency: imported only by the tests that make MP3s
     import numpy as np
@@ -126,7 +126,7 @@ def mp3_bytes(seconds: int, *, rate: int = 8000, bitrate: int = 8000, xing: bool
 
 def blank_png_bytes(width: int, height: int) -> bytes:
     """A transparent RGBA PNG written row by row: 8192x8192 is ~260 KB on disk and 256 MiB
-    decoded (issue 12's attack), without ever holding the decoded image in memory."""
+    decoded (a decompression attack), without ever holding the decoded image in memory."""
     compressor = zlib.compressobj(9)
     row = bytes(1 + 4 * width)  # filter byte 0, then transparent pixels
     data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()

@@ -78,8 +78,9 @@ def test_a_40_mib_wav_through_uploads_becomes_a_completed_job(stack: Stack, tmp_
 
 
 def test_an_upload_swapped_after_generate_is_refused(stack: Stack, tmp_path: Path) -> None:
-    """The issue's attack on a real stack: a second PUT through the same link is refused;
-    bytes replaced behind the edge's back are refused by the agent with INPUT_CHANGED."""
+    """Swapping an input after /generate, on a real stack: a second PUT through the same link
+    is refused; bytes replaced behind the edge's back are refused by the agent with
+    INPUT_CHANGED."""
     image = EXAMPLES / "portrait.png"
     audio = long_wav(tmp_path / "short.wav", 64 * 1024)
     with stack.client() as client:

@@ -1,4 +1,4 @@
-"""The issue's acceptance test: `AvatarClient().run()` with a 50 MiB WAV against an edge with
+"""Files above the inline cap: `AvatarClient().run()` with a 50 MiB WAV against an edge with
 the Worker's 24 MiB inline cap completes, through `/uploads`, into a playable MP4."""
 
 import time

@@ -1,4 +1,4 @@
-"""Limits by content (issue 12): the edge reads an audio's length and an image's pixel count
+"""Limits by content: the edge reads an audio's length and an image's pixel count
 from their headers, for files sent inline and for uploaded objects, before storing a job."""
 
 from collections.abc import Iterator
@@ -32,7 +32,7 @@ def long_mp3_without_header() -> bytes:
 
 @pytest.fixture(scope="module")
 def huge_png() -> bytes:
-    """Issue 12's image: 8192x8192 RGBA, ~261 KB, 256 MiB once decoded."""
+    """A decompression attack: 8192x8192 RGBA, ~261 KB, 256 MiB once decoded."""
     return blank_png_bytes(8192, 8192)
 
 
