@@ -1,4 +1,4 @@
--- Migration number: 0004   API keys as data: stored hashed (HMAC-SHA256 under API_KEY_PEPPER),
+-- Migration number: 0005   API keys as data: stored hashed (HMAC-SHA256 under API_KEY_PEPPER),
 -- never the key itself; `owner` outlives rotations. The limits are stored for the quota slice.
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,

@@ -100,7 +100,7 @@ OWNER_LOAD_SQL = (
     "SELECT (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('pending', 'processing')) "
     "AS active, (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status = 'pending' "
     "AND enqueued_at IS NOT NULL) AS queued, "
-    "(SELECT COALESCE(SUM(json_extract(result_json, '$.duration_seconds')), 0) FROM jobs "
+    "(SELECT TOTAL(video_seconds) FROM jobs "
     "WHERE owner = ? AND status IN ('completed', 'expired') AND completed_at >= ?) "
     "AS video_seconds"
 )
