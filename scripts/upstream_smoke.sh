@@ -6,7 +6,7 @@
 #    torch's CPU build, torchvision beside it, upstream's dependencies, this project with its [agent] extra.
 # 2. Upstream at the pinned commit (scripts/fetch_upstream.sh: UPSTREAM_ARCHIVE or git).
 # 3. ffmpeg and ffprobe, which upstream runs (apt-get when missing and allowed).
-# 4. pytest tests/upstream_smoke, with the CPU harness switched on; it leaves
+# 4. pytest tests/upstream_smoke (not with --prepare), with the CPU harness switched on; it leaves
 #    .avatar/smoke/{resident,subprocess}.mp4 and summary.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,12 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
         echo "upstream smoke: upstream needs ffmpeg and ffprobe on PATH; install ffmpeg" >&2
         exit 1
     fi
+fi
+
+# `--prepare`: steps 1-3 only, so `make test` builds this environment while its main suite runs.
+if [ "${1:-}" = "--prepare" ]; then
+    echo "upstream smoke: prepared $venv and $upstream"
+    exit 0
 fi
 
 AVATAR_UPSTREAM_SMOKE=1 AVATAR_UPSTREAM_DIR="$PWD/$upstream" \
