@@ -76,6 +76,16 @@ def quick(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[LocalRuntime, Test
     runtime.close()
 
 
+@pytest.fixture
+def watched(
+    quick: tuple[LocalRuntime, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> tuple[TestClient, str, Watcher]:
+    """A pending job on the quick edge, and a record of what its watchers read."""
+    runtime, client = quick
+    job_id = submit(client)["job_id"]
+    return client, job_id, Watcher(runtime, monkeypatch)
+
+
 def in_background(steps: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=steps)
     thread.start()
@@ -97,12 +107,8 @@ def drive_to_completion(client: TestClient, job_id: str, watcher: Watcher) -> No
     assert post(client, job_id, "complete", {"claim_token": token, "result": result}).is_success
 
 
-def test_the_stream_follows_a_job_to_its_end(
-    quick: tuple[LocalRuntime, TestClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runtime, client = quick
-    job_id = submit(client)["job_id"]
-    watcher = Watcher(runtime, monkeypatch)
+def test_the_stream_follows_a_job_to_its_end(watched: tuple[TestClient, str, Watcher]) -> None:
+    client, job_id, watcher = watched
     driver = in_background(lambda: drive_to_completion(client, job_id, watcher))
     response = client.get(f"/jobs/{job_id}/events", headers=AUTH)
     driver.join()
@@ -187,12 +193,8 @@ def test_the_stream_is_authenticated_and_404s_like_status(client: TestClient) ->
             }
 
 
-def test_prefer_wait_answers_when_the_job_changes(
-    quick: tuple[LocalRuntime, TestClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runtime, client = quick
-    job_id = submit(client)["job_id"]
-    watcher = Watcher(runtime, monkeypatch)
+def test_prefer_wait_answers_when_the_job_changes(watched: tuple[TestClient, str, Watcher]) -> None:
+    client, job_id, watcher = watched
 
     def start() -> None:
         watcher.wait_for(lambda v: v.status == "pending")
