@@ -5,16 +5,36 @@ Litestar's `ServerSentEvent` response is not used: it reads its first chunks thr
 thread (`sync_to_thread`), and the Worker has none. Its message encoder is."""
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from litestar.response import Stream
 from litestar.response.sse import ServerSentEventMessage
+from pydantic import BaseModel, Field
 
-from edge_worker.domain.job_events import JobEvent
+from edge_worker.domain.job_events import EventKind, JobEvent
 from edge_worker.usecases.job_watch import JobStream, Keepalive
 
 MEDIA_TYPE = "text/event-stream"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _KEEPALIVE = ServerSentEventMessage(data=None, comment="keepalive", sep="\n").encode()
+
+
+class JobEventMessage(BaseModel):
+    """One event of the stream, as the OpenAPI document describes it (an SSE message's
+    fields; keepalive comments are no events)."""
+
+    id: str = Field(pattern=r"^[0-9]+$", description="Send the last one as `Last-Event-ID`")
+    event: Literal[EventKind.STATUS, EventKind.PROGRESS] = Field(
+        description="`status`: the status or stage changed (and a stream's first event); "
+        "`progress`: only progress, queue position or ETA"
+    )
+    data: str = Field(
+        description="The job exactly as `GET /status/{job_id}` returns it (`JobView`)",
+        json_schema_extra={
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/JobView"},
+        },
+    )
 
 
 def encode(item: JobEvent | Keepalive) -> bytes:

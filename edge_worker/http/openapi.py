@@ -61,19 +61,19 @@ LAST_EVENT_ID = Parameter(
     name="Last-Event-ID",
     param_in=ParamType.HEADER,
     required=False,
-    schema=Schema(type=OpenAPIType.STRING, max_length=30, pattern=r"^[0-9]+$"),
+    schema=Schema(type=OpenAPIType.STRING),
     description="The `id` of the last event you received: the stream resumes after it, "
-    "without repeating what you have.",
+    "without repeating what you have. An id that is not one of ours is ignored.",
 )
 PREFER_WAIT = Parameter(
     name="Prefer",
     param_in=ParamType.HEADER,
     required=False,
-    schema=Schema(type=OpenAPIType.STRING, pattern=r"^wait=([1-9]|[1-5][0-9]|60)$"),
+    schema=Schema(type=OpenAPIType.STRING),
     description="`wait=N` (RFC 7240, 1-60 s; more is taken as 60): answer as soon as the "
     "job's status, stage, progress, queue position or ETA differs from when the request "
-    "arrived, or after N seconds. A job in a final state is answered at once; a malformed "
-    "preference is ignored.",
+    "arrived, or after N seconds. A job in a final state is answered at once. Other and "
+    "malformed preferences are ignored, as RFC 7240 asks.",
 )
 PREFERENCE_APPLIED = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING, pattern=r"^wait=[0-9]+$"),

@@ -9,7 +9,7 @@ from litestar.response import Stream
 
 from contracts import ErrorCode
 from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
-from edge_worker.http.event_stream import MEDIA_TYPE, event_stream_response
+from edge_worker.http.event_stream import MEDIA_TYPE, JobEventMessage, event_stream_response
 from edge_worker.http.openapi import LAST_EVENT_ID, documented
 
 EVENTS_DESCRIPTION = (
@@ -31,10 +31,10 @@ EVENTS_DESCRIPTION = (
         headers=[LAST_EVENT_ID],
         responses={
             200: ResponseSpec(
-                data_container=str,
+                data_container=JobEventMessage,
                 media_type=MEDIA_TYPE,
                 generate_examples=False,
-                description="The job's events as `text/event-stream`",
+                description="The job's events as `text/event-stream`; the schema is one event's",
             )
         },
     ),
