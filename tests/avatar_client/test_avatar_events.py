@@ -227,3 +227,10 @@ def test_the_parser_reads_events_as_the_specification_says() -> None:
         ServerEvent("message", "only data", "5"),
         ServerEvent("message", "kept id", "5"),
     ]
+
+
+def test_an_event_that_is_not_a_job_is_an_invalid_response() -> None:
+    api = FakeApi([DONE])
+    api.overrides[EVENTS_PATH] = answers(sse(b'event: status\ndata: {"job_id": 1}\n\n'))
+    with make_client(api) as client, pytest.raises(errors.InvalidResponse):
+        client.job(JOB_ID).wait()
