@@ -29,6 +29,11 @@ from tests.edge_worker.test_cancel_and_maintenance import (
     test_cancel_a_processing_job_tells_the_agent_and_publishes_nothing,
     test_cancel_refuses_finished_jobs_and_other_keys,
 )
+from tests.edge_worker.test_event_stream import (
+    test_a_finished_job_gets_its_one_event_and_the_stream_closes,
+    test_prefer_wait_answers_after_n_seconds_without_a_change,
+    test_the_stream_is_authenticated_and_404s_like_status,
+)
 from tests.edge_worker.test_idempotency import (
     test_invalid_key_is_400,
     test_keys_are_per_api_key,
