@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -16,10 +16,16 @@ from typing import Any, Self
 
 import httpx
 
-from avatar_client import calls, uploads
+from avatar_client import calls, events, uploads
 from avatar_client.calls import Api, Call, SubmitOptions
 from avatar_client.config import resolve_api_key, resolve_url
-from avatar_client.errors import AvatarError, ConnectionFailed, JobFailed, PayloadTooLarge
+from avatar_client.errors import (
+    AvatarError,
+    ConnectionFailed,
+    JobFailed,
+    PayloadTooLarge,
+    error_from_response,
+)
 from avatar_client.inputs import CHUNK_BYTES, Media, MediaSource, Spool, is_url, open_media
 from avatar_client.models import AsyncJob, AsyncJobHandle, AsyncResult, Destination
 from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
@@ -190,15 +196,50 @@ class AsyncAvatarClient:
         timeout: float | None,  # noqa: ASYNC109 - the wait's deadline
     ) -> AsyncJob:
         deadline = Deadline(job_id, timeout, self._poll_interval, self._clock)
+        streamed = await self._watch_events(job_id, on_update, deadline)
+        if streamed is not None:
+            return streamed
         while True:
             job = await self._fetch_status(job_id)
-            if on_update is not None:
-                outcome = on_update(job)
-                if inspect.isawaitable(outcome):
-                    await outcome
+            await _report(on_update, job)
             if job.status.is_terminal:
                 return job
             await self._sleep(deadline.next_sleep())
+
+    async def _watch_events(
+        self, job_id: str, on_update: OnUpdate | None, deadline: Deadline
+    ) -> AsyncJob | None:
+        """`AvatarClient._watch_events`, awaited."""
+        watch = events.StreamWatch()
+        while True:
+            request = self._api.events(job_id, watch.headers()).build(self._http, self._api_key)
+            request.extensions["timeout"] = events.read_timeout(deadline.remaining()).as_dict()
+            failed = True
+            try:
+                async with aclosing(await self._http.send(request, stream=True)) as response:
+                    answer = events.judge(response, self._retry.statuses)
+                    if answer is events.Answer.POLL:
+                        return None
+                    if answer is events.Answer.ERROR:
+                        await response.aread()
+                        raise error_from_response(response)
+                    if answer is events.Answer.STREAM:
+                        parser = events.EventParser()
+                        async for line in response.aiter_lines():
+                            job = watch.heard(parser.feed(line), AsyncJob, response)
+                            if job is not None:
+                                job.bind(self)
+                                await _report(on_update, job)
+                                if job.status.is_terminal:
+                                    return job
+                            deadline.remaining()
+                        failed = False
+            except httpx.TransportError:
+                deadline.remaining()
+            if not watch.should_resume(failed):
+                return None
+            if watch.broken:
+                await self._sleep(self._retry.backoff(watch.broken))
 
     async def _cancel(self, job_id: str) -> AsyncJob:
         return calls.parse(AsyncJob, await self._send(self._api.cancel(job_id))).bind(self)
@@ -253,6 +294,13 @@ class AsyncAvatarClient:
                 return response
             await response.aread()
             await self._sleep(retries.after_answer(response))
+
+
+async def _report(on_update: OnUpdate | None, job: AsyncJob) -> None:
+    if on_update is not None:
+        outcome = on_update(job)
+        if inspect.isawaitable(outcome):
+            await outcome
 
 
 async def _chunks(media: Media) -> AsyncIterator[bytes]:

@@ -93,6 +93,9 @@ class Api:
     def result(self, job_id: str) -> Call:
         return Call("GET", self.url(f"/result/{quote(job_id, safe='')}"))
 
+    def events(self, job_id: str, headers: dict[str, str]) -> Call:
+        return Call("GET", self.url(f"/jobs/{quote(job_id, safe='')}/events"), headers=headers)
+
     def cancel(self, job_id: str) -> Call:
         return Call("DELETE", self.url(f"/jobs/{quote(job_id, safe='')}"))
 

@@ -1,4 +1,4 @@
-"""The pace and the deadline of `wait()`, shared by both clients."""
+"""The pace and the deadline of `wait()`, shared by both clients (polling and the stream)."""
 
 import time
 from collections.abc import Callable
@@ -25,8 +25,13 @@ class Deadline:
         self._ends = None if timeout is None else clock() + timeout
 
     def next_sleep(self) -> float:
+        remaining = self.remaining()
+        return self.interval if remaining is None else min(self.interval, remaining)
+
+    def remaining(self) -> float | None:
+        """Seconds left (None: no timeout), or `WaitTimeout` once time is up."""
         if self._ends is None:
-            return self.interval
+            return None
         remaining = self._ends - self._clock()
         if remaining <= 0:
             raise WaitTimeout(
@@ -35,4 +40,4 @@ class Deadline:
                 code="WAIT_TIMEOUT",
                 details={"job_id": self.job_id},
             )
-        return min(self.interval, remaining)
+        return remaining

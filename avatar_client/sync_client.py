@@ -5,7 +5,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -13,10 +13,16 @@ from typing import Any, Self
 
 import httpx
 
-from avatar_client import calls, uploads
+from avatar_client import calls, events, uploads
 from avatar_client.calls import Api, Call, SubmitOptions
 from avatar_client.config import resolve_api_key, resolve_url
-from avatar_client.errors import AvatarError, ConnectionFailed, JobFailed, PayloadTooLarge
+from avatar_client.errors import (
+    AvatarError,
+    ConnectionFailed,
+    JobFailed,
+    PayloadTooLarge,
+    error_from_response,
+)
 from avatar_client.inputs import CHUNK_BYTES, Media, MediaSource, Spool, is_url, open_media
 from avatar_client.models import Destination, Job, JobHandle, Result
 from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
@@ -194,6 +200,9 @@ class AvatarClient:
         self, job_id: str, on_update: Callable[[Job], object] | None, timeout: float | None
     ) -> Job:
         deadline = Deadline(job_id, timeout, self._poll_interval, self._clock)
+        streamed = self._watch_events(job_id, on_update, deadline)
+        if streamed is not None:
+            return streamed
         while True:
             job = self._fetch_status(job_id)
             if on_update is not None:
@@ -201,6 +210,43 @@ class AvatarClient:
             if job.status.is_terminal:
                 return job
             self._sleep(deadline.next_sleep())
+
+    def _watch_events(
+        self, job_id: str, on_update: Callable[[Job], object] | None, deadline: Deadline
+    ) -> Job | None:
+        """The job's events until its final one; None when the server has no stream or it
+        kept breaking, and `wait` polls instead (docs/CLIENT.md)."""
+        watch = events.StreamWatch()
+        while True:
+            request = self._api.events(job_id, watch.headers()).build(self._http, self._api_key)
+            request.extensions["timeout"] = events.read_timeout(deadline.remaining()).as_dict()
+            failed = True
+            try:
+                with closing(self._http.send(request, stream=True)) as response:
+                    answer = events.judge(response, self._retry.statuses)
+                    if answer is events.Answer.POLL:
+                        return None
+                    if answer is events.Answer.ERROR:
+                        response.read()
+                        raise error_from_response(response)
+                    if answer is events.Answer.STREAM:
+                        parser = events.EventParser()
+                        for line in response.iter_lines():
+                            job = watch.heard(parser.feed(line), Job, response)
+                            if job is not None:
+                                job.bind(self)
+                                if on_update is not None:
+                                    on_update(job)
+                                if job.status.is_terminal:
+                                    return job
+                            deadline.remaining()
+                        failed = False
+            except httpx.TransportError:
+                deadline.remaining()
+            if not watch.should_resume(failed):
+                return None
+            if watch.broken:
+                self._sleep(self._retry.backoff(watch.broken))
 
     def _cancel(self, job_id: str) -> Job:
         return calls.parse(Job, self._send(self._api.cancel(job_id))).bind(self)

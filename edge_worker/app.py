@@ -24,6 +24,7 @@ from edge_worker.routes.admin import admin_router
 from edge_worker.routes.agent import agent_router
 from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
+from edge_worker.routes.job_events import job_events_router
 from edge_worker.routes.jobs import jobs_router
 from edge_worker.routes.playground import playground_router
 from edge_worker.routes.uploads import create_uploads
@@ -82,6 +83,7 @@ def create_app(
             generate,
             create_uploads,
             jobs_router,
+            job_events_router,
             usage_router,
             health,
             Router(path="/", route_handlers=[agent_router], include_in_schema=False),

@@ -97,6 +97,20 @@ class EdgeSettings(EnvSettings):
     queued_jobs_per_key: int = Field(
         default=4, ge=1, description="a key's pending jobs in the queue; the rest wait in D1"
     )
+    job_watch_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="GET /jobs/{id}/events and Prefer: wait re-read the job this often "
+        "(one store read each; the Worker polls D1 every 1.5 s)",
+    )
+    event_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="a `: keepalive` comment on a quiet event stream"
+    )
+    event_stream_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="an event stream closes after this long; clients resume with Last-Event-ID",
+    )
     log_level: LogLevel = "INFO"
 
     def secrets(self) -> list[str]:

@@ -49,7 +49,11 @@ except ImportError:  # CPython: `workers` is the vendored workers-runtime-sdk, P
 
 # The bridge buffers a whole request body before the app sees it, in an isolate of 128 MB:
 # multipart bodies stay well below that, and larger files go through POST /uploads.
-WORKER_DEFAULTS = {"MAX_INLINE_REQUEST_BYTES": str(24 * MiB)}
+# A watched job (event stream, Prefer: wait) costs one D1 read per poll: every 1.5 s here.
+WORKER_DEFAULTS = {
+    "MAX_INLINE_REQUEST_BYTES": str(24 * MiB),
+    "JOB_WATCH_POLL_SECONDS": "1.5",
+}
 ENV_NAMES = ("API_KEY", *(name.upper() for name in EdgeSettings.model_fields), *R2_ENV_NAMES)
 
 

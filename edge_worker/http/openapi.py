@@ -57,6 +57,28 @@ IDEMPOTENCY_KEY = Parameter(
     description="Makes retries safe: the same key and request return the same job for 24 h; "
     "a different request with the key is `422 IDEMPOTENCY_KEY_REUSED`.",
 )
+LAST_EVENT_ID = Parameter(
+    name="Last-Event-ID",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, max_length=30, pattern=r"^[0-9]+$"),
+    description="The `id` of the last event you received: the stream resumes after it, "
+    "without repeating what you have.",
+)
+PREFER_WAIT = Parameter(
+    name="Prefer",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, pattern=r"^wait=([1-9]|[1-5][0-9]|60)$"),
+    description="`wait=N` (RFC 7240, 1-60 s; more is taken as 60): answer as soon as the "
+    "job's status, stage, progress, queue position or ETA differs from when the request "
+    "arrived, or after N seconds. A job in a final state is answered at once; a malformed "
+    "preference is ignored.",
+)
+PREFERENCE_APPLIED = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, pattern=r"^wait=[0-9]+$"),
+    description="`wait=N`: the wait that was honoured (present only when one was asked).",
+)
 _RESPONSE_REQUEST_ID = OpenAPIHeader(
     schema=_REQUEST_ID_SCHEMA,
     required=True,
@@ -208,6 +230,7 @@ class DocumentedOperation(Operation):
     statuses: ClassVar[frozenset[int]] = frozenset()
     headers: ClassVar[Sequence[Parameter]] = ()
     success_links: ClassVar[Mapping[str, Link]] = {}
+    success_headers: ClassVar[Mapping[str, OpenAPIHeader]] = {}
     request_body_schema: ClassVar[Mapping[str, Any] | None] = None
 
     def __post_init__(self) -> None:
@@ -223,6 +246,8 @@ class DocumentedOperation(Operation):
                     response.headers["Retry-After"] = _RETRY_AFTER
                 if code < 400 and self.success_links:
                     response.links = dict(self.success_links)
+                if code < 400:
+                    response.headers.update(self.success_headers)
             responses[status] = response
         self.responses = responses
 
@@ -242,11 +267,13 @@ def documented(
     success_links: Mapping[str, Link] | None = None,
     request_body: Mapping[str, Any] | None = None,
     responses: Mapping[int, ResponseSpec] | None = None,
+    success_headers: Mapping[str, OpenAPIHeader] | None = None,
 ) -> dict[str, Any]:
     """The route decorator's OpenAPI arguments for one operation, of either document.
 
     `scheme`: the bearer scheme it needs (`CLIENT_SCHEME`, `AGENT_SCHEME`), None if public;
-    `responses`: those other than its success and its error envelopes."""
+    `responses`: those other than its success and its error envelopes; `success_headers`:
+    response headers of its success besides `X-Request-ID`."""
     codes = [*errors, ErrorCode.INTERNAL_ERROR]
     if scheme is not None:
         codes.append(ErrorCode.UNAUTHORIZED)
@@ -257,6 +284,7 @@ def documented(
             "statuses": frozenset({*(code.http_status for code in codes), *(responses or {})}),
             "headers": tuple(headers),
             "success_links": dict(success_links or {}),
+            "success_headers": dict(success_headers or {}),
             "request_body_schema": request_body,
         },
     )

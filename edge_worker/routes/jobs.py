@@ -2,21 +2,36 @@
 
 from typing import Annotated, Any
 
-from litestar import Request, Router, delete, get
+from litestar import Request, Response, Router, delete, get
 from litestar.params import FromPath, QueryParameter
 
 from contracts import ErrorCode, JobList, JobView, ResultView
+from edge_worker.domain.job_events import prefer_wait
 from edge_worker.http.dependencies import CLIENT_MIDDLEWARE, client_owner, client_use_cases
-from edge_worker.http.openapi import documented
+from edge_worker.http.json_response import ModelResponse
+from edge_worker.http.openapi import PREFER_WAIT, PREFERENCE_APPLIED, documented
 
 
 @get(
     "/status/{job_id:str}",
-    **documented("getJobStatus", [ErrorCode.JOB_NOT_FOUND]),
+    **documented(
+        "getJobStatus",
+        [ErrorCode.JOB_NOT_FOUND],
+        headers=[PREFER_WAIT],
+        success_headers={"Preference-Applied": PREFERENCE_APPLIED},
+    ),
     summary="Status, progress, queue position and ETA of a job",
+    description="With `Prefer: wait=N` (1-60 s), the answer waits until the job changes, "
+    "at most N seconds, and says `Preference-Applied: wait=N`.",
 )
-async def job_status(job_id: FromPath[str], request: Request[Any, Any, Any]) -> JobView:
-    return await client_use_cases(request).views.status(client_owner(request), job_id)
+async def job_status(job_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[JobView]:
+    use_cases = client_use_cases(request)
+    owner = client_owner(request)
+    wait = prefer_wait(request.headers.getall("prefer", []))
+    if wait is None:
+        return ModelResponse(await use_cases.views.status(owner, job_id))
+    view = await use_cases.watch.status_after_change(owner, job_id, wait)
+    return ModelResponse(view, headers={"Preference-Applied": f"wait={wait}"})
 
 
 @get(

@@ -7,6 +7,7 @@ from edge_worker.usecases.agent_protocol import AgentProtocol
 from edge_worker.usecases.api_keys import ApiKeys
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.creation import JobCreation
+from edge_worker.usecases.job_watch import JobWatch
 from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.quotas import Quotas
 from edge_worker.usecases.transitions import JobTransitions
@@ -27,6 +28,7 @@ class UseCases:
     api_keys: ApiKeys
     quotas: Quotas
     usage: Usage
+    watch: JobWatch
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
@@ -51,4 +53,5 @@ class UseCases:
             ),
             quotas=quotas,
             usage=Usage(context.store, context.keys, context.clock),
+            watch=JobWatch(context, views),
         )

@@ -19,6 +19,7 @@ OPERATIONS = {
     ("get", "/jobs"): "listJobs",
     ("get", "/usage"): "getUsage",
     ("get", "/health"): "getHealth",
+    ("get", "/jobs/{job_id}/events"): "streamJobEvents",
 }
 AGENT_OPERATIONS = {
     ("post", "/agent/jobs/{job_id}/claim"): "claimJob",
@@ -36,6 +37,7 @@ ERRORS = {
     "listJobs": {"400", "401", "500"},
     "getUsage": {"400", "401", "500"},
     "getHealth": {"500", "503"},
+    "streamJobEvents": {"401", "404", "500"},
     "claimJob": AGENT_ERRORS,
     "reportProgress": AGENT_ERRORS,
     "completeJob": AGENT_ERRORS | {"503"},  # the result is not in storage as reported
@@ -163,3 +165,15 @@ def test_a_wrong_method_names_the_allowed_ones(client: TestClient) -> None:  # n
     response = client.request("TRACE", "/health")
     assert response.status_code == 405
     assert "GET" in response.headers["allow"]
+
+
+def test_the_event_stream_and_prefer_wait_are_documented(document: dict[str, Any]) -> None:
+    events = document["paths"]["/jobs/{job_id}/events"]["get"]
+    assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert "Last-Event-ID" in {p["name"] for p in events["parameters"]}
+    status = document["paths"]["/status/{job_id}"]["get"]
+    assert "Prefer" in {p["name"] for p in status["parameters"]}
+    assert "Preference-Applied" in status["responses"]["200"]["headers"]
+    assert status["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobView"
+    }

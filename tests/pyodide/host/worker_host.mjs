@@ -175,14 +175,18 @@ async function toRequest(incoming, buffered = false) {
   });
 }
 
+// The body is passed on chunk by chunk as the Worker writes it, as workerd does, so a
+// streamed response (Server-Sent Events) reaches the client while the Worker still runs.
 async function send(response, outgoing) {
-  const body = Buffer.from(await response.arrayBuffer());
   const headers = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
   outgoing.writeHead(response.status, headers);
-  outgoing.end(body);
+  if (response.body !== null) {
+    for await (const chunk of response.body) outgoing.write(chunk);
+  }
+  outgoing.end();
 }
 
 function failed(outgoing, error) {
