@@ -37,6 +37,7 @@ test: $(STAMP) $(NODE_STAMP) worker-bundle
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 	$(BIN)/python scripts/check_coverage.py
 	scripts/upstream_smoke.sh

@@ -26,6 +26,7 @@ from edge_worker.routes.generate import generate
 from edge_worker.routes.health import health
 from edge_worker.routes.job_events import job_events_router
 from edge_worker.routes.jobs import jobs_router
+from edge_worker.routes.playground import playground_router
 from edge_worker.routes.uploads import create_uploads
 from edge_worker.routes.usage import usage_router
 from edge_worker.usecases.wiring import UseCases
@@ -88,6 +89,7 @@ def create_app(
             Router(path="/", route_handlers=[agent_router], include_in_schema=False),
             admin_router,
             agent_openapi,
+            playground_router,
             *extra_routes,
         ],
         dependencies=DEPENDENCIES,

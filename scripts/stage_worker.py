@@ -26,6 +26,9 @@ VENDORED = ROOT / "python_modules"
 BUNDLE_STAMP = ROOT / "build" / "worker-bundle.json"
 PACKAGES = ("contracts", "edge_worker")
 LOCAL_ONLY = ("edge_worker/local.py", "edge_worker/admin_cli.py", "edge_worker/adapters/local")
+# Files the app reads as it imports (the playground's page, script and style): wrangler.toml's
+# [[rules]] upload them as Text modules, which workerd mounts beside the Python ones.
+STATIC = "edge_worker/static"
 ENTRY = '''"""The Worker's main module, written by scripts/stage_worker.py."""
 
 from edge_worker.worker import Default
@@ -36,12 +39,14 @@ __all__ = ["Default"]
 
 def worker_sources(root: Path = ROOT) -> list[Path]:
     """The package files the Worker needs, relative to `root`."""
-    return sorted(
+    modules = [
         path.relative_to(root)
         for package in PACKAGES
         for path in (root / package).rglob("*.py")
         if not any(path.relative_to(root).as_posix().startswith(skip) for skip in LOCAL_ONLY)
-    )
+    ]
+    static = [path.relative_to(root) for path in (root / STATIC).rglob("*") if path.is_file()]
+    return sorted(modules + static)
 
 
 def stage(root: Path = ROOT, target: Path = TARGET) -> list[Path]:

@@ -31,6 +31,7 @@ LAYER_BY_PATH = {
     "contracts_ports": "contract",
     "cf_bridge": "contract",
     "openapi": "e2e",  # a live local stack
+    "browser": "browser",  # Chromium against a live local stack
     # Files elsewhere that run real processes, or a whole engine against the stand-in upstream:
     "infinitetalk/test_resident_engine.py": "e2e",  # a spawned model worker
     "infinitetalk/test_resident_worker.py": "e2e",  # the worker's whole job path, in-process

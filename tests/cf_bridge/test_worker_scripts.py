@@ -14,11 +14,15 @@ from packaging.requirements import Requirement
 
 from scripts import stage_worker, vendor_worker
 
+PLAYGROUND_FILES = ("index.html", "playground.js", "playground.css")
+
 
 def test_stage_copies_the_worker_packages_without_the_local_runtime(tmp_path: Path) -> None:
     written = {path.as_posix() for path in stage_worker.stage(target=tmp_path / "worker")}
     assert {"worker_entry.py", "edge_worker/worker.py", "contracts/__init__.py"} <= written
     assert not any("adapters/local" in path or path == "edge_worker/local.py" for path in written)
+    playground = {f"edge_worker/static/playground/{name}" for name in PLAYGROUND_FILES}
+    assert playground <= written, "the app reads the playground's files as it imports"
     entry = (tmp_path / "worker" / "worker_entry.py").read_text()
     assert "from edge_worker.worker import Default" in entry
     stale = tmp_path / "worker" / "edge_worker" / "stale.py"

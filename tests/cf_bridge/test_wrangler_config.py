@@ -58,6 +58,15 @@ def test_the_bundle_holds_the_worker_packages_and_nothing_else(dry_run: tuple[st
     assert "edge_worker/local.py" not in own
 
 
+def test_the_bundle_uploads_the_playground_files(dry_run: tuple[str, Path]) -> None:
+    """wrangler.toml's Text rule: the page, script and style the app reads as it imports."""
+    _, outdir = dry_run
+    staged = stage_worker.TARGET / "edge_worker" / "static" / "playground"
+    uploaded = outdir / "edge_worker" / "static" / "playground"
+    for name in ("index.html", "playground.js", "playground.css"):
+        assert (uploaded / name).read_bytes() == (staged / name).read_bytes(), name
+
+
 def test_the_bundle_uploads_the_vendored_packages(dry_run: tuple[str, Path]) -> None:
     """python_modules/ (`make worker-bundle`) goes up with the sources, as built."""
     _, outdir = dry_run

@@ -48,4 +48,16 @@ def test_the_repository_installs_as_a_client_without_the_server(tmp_path: Path) 
     dev = run(avatar, "dev")
     assert dev.returncode == 1
     assert "pip install 'infinite-avatar[edge,agent]'" in dev.stdout + dev.stderr
+    # the wheel carries the edge's data files: the playground the edge reads as it imports
+    playground = run(
+        python,
+        "-c",
+        "import importlib.util, pathlib; "
+        "spec = importlib.util.find_spec('edge_worker'); "
+        "folder = pathlib.Path(spec.origin).parent / 'static' / 'playground'; "
+        "print(*sorted(path.name for path in folder.iterdir()))",
+    )
+    assert playground.stdout.split() == ["index.html", "playground.css", "playground.js"], (
+        playground.stderr
+    )
     print(f"\nclient-only install and checks in {time.monotonic() - started:.1f} s")

@@ -41,6 +41,13 @@ from tests.edge_worker.test_idempotency import (
     test_same_key_different_request_is_422,
     test_same_key_same_request_returns_the_same_job,
 )
+from tests.edge_worker.test_playground import (
+    test_an_unknown_file_is_not_found_in_the_error_envelope,
+    test_scripts_and_styles_are_this_origins_and_nothing_inline,
+    test_the_page_and_its_files_come_from_this_origin_only,
+    test_the_policy_lets_the_page_reach_the_blob_store_and_no_other,
+    test_the_root_points_browsers_at_the_playground,
+)
 from tests.edge_worker.test_public_api import (
     test_a_bad_quality_names_the_field_and_the_choices,
     test_another_keys_job_is_not_found,
