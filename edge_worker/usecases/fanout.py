@@ -89,7 +89,6 @@ class FanOut:
             request.audio_seconds,
             max_segments=current.parallel if isinstance(current.parallel, int) else None,
             min_seconds=settings.segment_min_seconds,
-            max_seconds=settings.segment_max_seconds,
             max_audio_seconds=settings.max_audio_seconds,
         )
         plan = segments.plan_of(current, request.audio_seconds, bounds)
