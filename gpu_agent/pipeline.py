@@ -190,15 +190,7 @@ class Pipeline:
         ordinary job here, under the same claim.
         """
         task = _required(run.claim.plan, "plan")
-        inputs = run.claim.inputs
-        audio = self._download(
-            run,
-            inputs.audio_url,
-            inputs.audio_etag,
-            "audio",
-            self._limits.max_audio_bytes,
-            lambda f: run.report(run.progress.downloading(f)),
-        )
+        audio = self._download_audio(run, _share_of(run, 0, 1))
         started = time.monotonic()
         from infinitetalk.media import segment_audio
 
@@ -276,15 +268,7 @@ class Pipeline:
             )
             for index, url in enumerate(task.segment_urls)
         ]
-        inputs = run.claim.inputs
-        audio = self._download(
-            run,
-            inputs.audio_url,
-            inputs.audio_etag,
-            "audio",
-            self._limits.max_audio_bytes,
-            _share_of(run, count, count + 1),
-        )
+        audio = self._download_audio(run, _share_of(run, count, count + 1))
         started = time.monotonic()
         try:
             prepared = probes.prepare_audio(
@@ -334,6 +318,17 @@ class Pipeline:
             },
         )
         return metadata
+
+    def _download_audio(self, run: _Run, on_fraction: Callable[[float], None]) -> Path:
+        inputs = run.claim.inputs
+        return self._download(
+            run,
+            inputs.audio_url,
+            inputs.audio_etag,
+            "audio",
+            self._limits.max_audio_bytes,
+            on_fraction,
+        )
 
     def _probes_or_default(self) -> MediaProbes:
         return self._probes if self._probes is not None else MediaProbes.default()

@@ -15,14 +15,13 @@ from bench.sleep_engine import SleepEngine
 from contracts import SegmentCommitRequest, SegmentPlanItem, SegmentPlanRequest
 from gpu_agent import cli
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError
-from infinitetalk.engine import VideoRequest
+from infinitetalk.media.segment_audio import SegmentBounds
 from tests.conftest import png_bytes
-from tests.infinitetalk.test_fanout_media import bursts
+from tests.infinitetalk.test_fanout_media import PATTERN, bursts, render_segments
 
 from .conftest import JOB_ID, FakeCloud, agent_settings, envelope, pulled
 
 PLAN = {"max_segments": None, "min_seconds": 2.0, "max_seconds": 4.0, "agents_seen": 2}
-PATTERN = [(3.0, True), (0.6, False), (2.8, True)]  # 6.4 s, one pause at 3.0-3.6 s
 
 
 def grants(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
@@ -106,28 +105,8 @@ def test_an_edge_that_refuses_the_plan_fails_the_job_retryably(tmp_path: Path) -
 
 def segment_videos(tmp_path: Path) -> tuple[bytes, list[bytes]]:
     """The 6.4 s track and its two segments made by the sleep engine."""
-    from infinitetalk.media.segment_audio import (
-        SegmentBounds,
-        decode_track,
-        plan_track,
-        write_segments,
-    )
-
-    audio = bursts(tmp_path / "speech.wav", PATTERN)
-    track = decode_track(audio, tmp_path / "decoded")
-    segments = plan_track(track, SegmentBounds(2.0, 4.0, None, 2))
-    videos = []
-    for segment, path in zip(
-        segments, write_segments(track, segments, tmp_path / "s"), strict=True
-    ):
-        made = SleepEngine(0.0).generate(
-            VideoRequest(path, path, "x"),
-            tmp_path / f"e{segment.index}",
-            lambda *_: None,
-            lambda: False,
-        )
-        videos.append(made.path.read_bytes())
-    return audio.read_bytes(), videos
+    audio, _, videos = render_segments(tmp_path, PATTERN, SegmentBounds(2.0, 4.0, None, 2))
+    return audio.read_bytes(), [video.read_bytes() for video in videos]
 
 
 def stitch_cloud(tmp_path: Path, spans: list[list[float]]) -> FakeCloud:

@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from bench.fanout import write_wav
 from bench.sleep_engine import SleepEngine
 from infinitetalk.engine import VideoRequest
 from infinitetalk.media.audio_pass import prepare_audio
@@ -18,11 +19,12 @@ from infinitetalk.media.segment_audio import (
     plan_track,
     write_segments,
 )
-from infinitetalk.media.segment_plan import plan_segments, target_seconds
+from infinitetalk.media.segment_plan import PlannedSegment, plan_segments, target_seconds
 from infinitetalk.media.stitch import StitchError, planned_frames, stitch
 from infinitetalk.media.voice_activity import Silence, find_silences, levels_db, speech_mask
 
 RATE = 16000
+PATTERN = [(3.0, True), (0.6, False), (2.8, True)]  # 6.4 s, one pause at 3.0-3.6 s
 
 
 def bursts(path: Path, pattern: list[tuple[float, bool]], rate: int = RATE) -> Path:
@@ -31,13 +33,28 @@ def bursts(path: Path, pattern: list[tuple[float, bool]], rate: int = RATE) -> P
     for seconds, loud in pattern:
         t = np.arange(round(seconds * rate)) / rate
         parts.append(0.3 * np.sin(2 * np.pi * 220 * t) if loud else np.zeros(t.size))
-    pcm = np.round(np.concatenate(parts) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, np.round(np.concatenate(parts) * 32767).astype("<i2"), rate)
+
+
+def render_segments(
+    directory: Path, pattern: list[tuple[float, bool]], bounds: SegmentBounds
+) -> tuple[Path, list[PlannedSegment], list[Path]]:
+    """The track, its plan and each segment's video made by the sleep engine (no sleep)."""
+    audio = bursts(directory / "speech.wav", pattern)
+    track = decode_track(audio, directory / "decoded")
+    segments = plan_track(track, bounds)
+    videos = []
+    for segment, path in zip(
+        segments, write_segments(track, segments, directory / "s"), strict=True
+    ):
+        result = SleepEngine(0.0).generate(
+            VideoRequest(path, path, "x"),
+            directory / f"engine-{segment.index}",
+            lambda *_: None,
+            lambda: False,
+        )
+        videos.append(result.path)
+    return audio, segments, videos
 
 
 def test_silences_are_found_between_bursts_and_short_gaps_are_speech() -> None:
@@ -110,25 +127,12 @@ def test_segment_audio_lasts_exactly_its_frames(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def segmented(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A 6.4 s track cut in two, each segment rendered by the sleep engine (no sleep)."""
+    """A 6.4 s track cut in two."""
     directory = tmp_path_factory.mktemp("stitch")
-    audio = bursts(directory / "a.wav", [(3.0, True), (0.6, False), (2.8, True)])
-    track = decode_track(audio, directory / "decoded")
-    segments = plan_track(track, SegmentBounds(2.0, 4.0, None, 2))
-    videos = []
-    for segment, path in zip(
-        segments, write_segments(track, segments, directory / "s"), strict=True
-    ):
-        result = SleepEngine(0.0).generate(
-            VideoRequest(path, path, "x"),
-            directory / f"engine-{segment.index}",
-            lambda *_: None,
-            lambda: False,
-        )
-        videos.append(result.path)
+    audio, segments, videos = render_segments(directory, PATTERN, SegmentBounds(2.0, 4.0, None, 2))
     aac = prepare_audio(audio, directory / "prepared").aac_path
     spans = [(s.start_seconds, s.end_seconds) for s in segments]
-    return {"videos": videos, "spans": spans, "aac": aac, "seconds": 6.4, "dir": directory}
+    return {"videos": videos, "spans": spans, "aac": aac, "seconds": 6.4}
 
 
 @pytest.mark.parametrize("crossfade", [0, 4])
