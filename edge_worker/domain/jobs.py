@@ -233,6 +233,12 @@ def complete(
     retention: timedelta,
 ) -> Job:
     require_claim(job, claim_token)
+    return replace(_completed(job, result, result_key, now, retention), heartbeat_at=now)
+
+
+def _completed(
+    job: Job, result: ResultMetadata, result_key: str, now: datetime, retention: timedelta
+) -> Job:
     return _next(
         job,
         now,
@@ -242,7 +248,6 @@ def complete(
         eta_seconds=0.0,
         completed_at=now,
         expires_at=now + retention,
-        heartbeat_at=now,
         result_key=result_key,
         result=result,
     )
@@ -405,18 +410,7 @@ def complete_split(
 ) -> Job:
     """The stitch is done: the parent publishes its result, once (compare-and-swap)."""
     _require_split(job)
-    return _next(
-        job,
-        now,
-        status=JobStatus.COMPLETED,
-        stage=Stage.DONE,
-        progress=100.0,
-        eta_seconds=0.0,
-        completed_at=now,
-        expires_at=now + retention,
-        result_key=result_key,
-        result=result,
-    )
+    return _completed(job, result, result_key, now, retention)
 
 
 def fail_split(job: Job, *, code: FailureCode, message: str, now: datetime) -> Job:
