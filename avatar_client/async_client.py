@@ -96,6 +96,7 @@ class AsyncAvatarClient:
         resolution: Resolution | str | None = None,
         seed: int | None = None,
         quality: Quality | str | None = None,
+        parallel: str | int | None = None,
         on_update: OnUpdate | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the wait's deadline, as in AvatarClient
         idempotency_key: str | None = None,
@@ -108,6 +109,7 @@ class AsyncAvatarClient:
             resolution=resolution,
             seed=seed,
             quality=quality,
+            parallel=parallel,
             idempotency_key=idempotency_key,
         )
         job = await handle.wait(on_update=on_update, timeout=timeout)
@@ -124,10 +126,11 @@ class AsyncAvatarClient:
         resolution: Resolution | str | None = None,
         seed: int | None = None,
         quality: Quality | str | None = None,
+        parallel: str | int | None = None,
         idempotency_key: str | None = None,
     ) -> AsyncJobHandle:
         """Create a job: inline below the server's cap, else through `/uploads`."""
-        options = SubmitOptions(prompt, resolution, seed, quality)
+        options = SubmitOptions(prompt, resolution, seed, quality, parallel)
         key = idempotency_key or str(uuid.uuid4())
         limits = await self._server_limits()
         async with AsyncExitStack() as stack:

@@ -48,6 +48,7 @@ class SubmitOptions:
     resolution: Resolution | str | None = None
     seed: int | None = None
     quality: Quality | str | None = None
+    parallel: str | int | None = None
 
     def fields(self) -> dict[str, str]:
         """The optional settings the caller gave, as the form and the JSON body name them."""
@@ -58,6 +59,8 @@ class SubmitOptions:
             fields["seed"] = str(self.seed)
         if self.quality is not None:
             fields["quality"] = str(self.quality)
+        if self.parallel is not None:
+            fields["parallel"] = str(self.parallel)
         return fields
 
     def json_body(self, grants: UploadGrants) -> dict[str, Any]:
@@ -68,6 +71,8 @@ class SubmitOptions:
         }
         if self.seed is not None:
             body["seed"] = self.seed
+        if isinstance(self.parallel, int):
+            body["parallel"] = self.parallel
         return body
 
 

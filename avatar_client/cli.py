@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         "several times quicker, lower quality",
     )
     gen.add_argument(
+        "--parallel",
+        default="off",
+        help="off (default), auto, or at most N segments (2-32): long audio is cut at "
+        "silences, rendered on several GPU agents at once and stitched",
+    )
+    gen.add_argument(
         "--no-wait",
         action="store_true",
         help="print the job id (the job with --json) and return without waiting",
@@ -317,6 +323,7 @@ class _Command:
             resolution=args.resolution,
             seed=args.seed,
             quality=args.quality,
+            parallel=None if args.parallel == "off" else args.parallel,  # older servers
         )
         if args.no_wait:
             if self.json:

@@ -97,6 +97,7 @@ class AvatarClient:
         resolution: Resolution | str | None = None,
         seed: int | None = None,
         quality: Quality | str | None = None,
+        parallel: str | int | None = None,
         on_update: Callable[[Job], object] | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
@@ -109,6 +110,7 @@ class AvatarClient:
             resolution=resolution,
             seed=seed,
             quality=quality,
+            parallel=parallel,
             idempotency_key=idempotency_key,
         )
         job = handle.wait(on_update=on_update, timeout=timeout)
@@ -125,13 +127,14 @@ class AvatarClient:
         resolution: Resolution | str | None = None,
         seed: int | None = None,
         quality: Quality | str | None = None,
+        parallel: str | int | None = None,
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Create a job: inline below the server's cap, else through `/uploads`.
 
         One `Idempotency-Key` (a new uuid4 unless given) covers every retry of this submit.
         """
-        options = SubmitOptions(prompt, resolution, seed, quality)
+        options = SubmitOptions(prompt, resolution, seed, quality, parallel)
         key = idempotency_key or str(uuid.uuid4())
         limits = self._server_limits()
         with ExitStack() as stack:

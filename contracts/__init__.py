@@ -8,13 +8,30 @@ from contracts.agent import (
     ClaimResponse,
     CompleteRequest,
     JobSettings,
+    PlanTask,
     ProgressReply,
     ProgressRequest,
     ResultMetadata,
+    SegmentCommitRequest,
+    SegmentGrant,
+    SegmentPlanItem,
+    SegmentPlanReply,
+    SegmentPlanRequest,
+    SegmentTask,
+    StitchTask,
 )
 from contracts.api_keys import KeyCreated, KeyCreateRequest, KeyList, KeyView
 from contracts.errors import ErrorBody, ErrorCode, ErrorEnvelope, FailureCode, JobError
-from contracts.jobs import JobList, JobStatus, JobView, Quality, Resolution, ResultView, Stage
+from contracts.jobs import (
+    JobList,
+    JobStatus,
+    JobView,
+    Quality,
+    Resolution,
+    ResultView,
+    SegmentView,
+    Stage,
+)
 from contracts.queue import (
     AckRequest,
     AckResult,
@@ -52,6 +69,7 @@ __all__ = [
     "KeyUsageBucket",
     "KeyView",
     "LeaseRef",
+    "PlanTask",
     "ProgressReply",
     "ProgressRequest",
     "PullRequest",
@@ -63,7 +81,15 @@ __all__ = [
     "ResultMetadata",
     "ResultView",
     "RetryRef",
+    "SegmentCommitRequest",
+    "SegmentGrant",
+    "SegmentPlanItem",
+    "SegmentPlanReply",
+    "SegmentPlanRequest",
+    "SegmentTask",
+    "SegmentView",
     "Stage",
+    "StitchTask",
     "UsageBucket",
     "UsageReport",
 ]

@@ -1,9 +1,11 @@
 """The agent protocol: claim, progress (heartbeat), complete, fail (docs/ARCHITECTURE.md)."""
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 from contracts.errors import FailureCode
-from contracts.jobs import Quality, Resolution, Stage
+from contracts.jobs import Parallel, Quality, Resolution, Stage
 
 
 class ClaimRequest(BaseModel):
@@ -34,6 +36,42 @@ class JobSettings(BaseModel):
     seed: int | None = None
     quality: Quality = Quality.STANDARD
     heartbeat_interval_seconds: float = 15.0
+    parallel: Parallel = "off"
+
+
+MAX_PLAN_SEGMENTS = 1000
+"""Bounds a plan's body; `auto` on the longest audio stays far below it."""
+
+TaskKind = Literal["job", "plan", "segment", "stitch"]
+
+
+class PlanTask(BaseModel):
+    """Split the job's audio (`inputs.audio_url`) at silences, then register the segments."""
+
+    max_segments: int | None = Field(default=None, ge=1, description="None: choose (auto)")
+    min_seconds: float = Field(gt=0)
+    max_seconds: float = Field(gt=0)
+    agents_seen: int = Field(ge=1, description="agents active in the last 10 minutes")
+
+
+class SegmentTask(BaseModel):
+    """Render one segment: `inputs.audio_url` is the segment's own audio."""
+
+    parent_job_id: str
+    index: int = Field(ge=0)
+    count: int = Field(ge=1)
+    start_seconds: float = Field(ge=0)
+    end_seconds: float = Field(gt=0)
+
+
+class StitchTask(BaseModel):
+    """Join the segments' videos in order under the original audio (`inputs.audio_url`)."""
+
+    parent_job_id: str
+    segment_urls: list[str]
+    segment_seconds: list[tuple[float, float]]
+    crossfade_frames: int = Field(default=0, ge=0)
+    audio_seconds: float = Field(gt=0)
 
 
 class ClaimResponse(BaseModel):
@@ -44,6 +82,38 @@ class ClaimResponse(BaseModel):
     output: ClaimOutput
     prompt: str
     settings: JobSettings
+    task: TaskKind = "job"
+    plan: PlanTask | None = None
+    segment: SegmentTask | None = None
+    stitch: StitchTask | None = None
+
+
+class SegmentPlanItem(BaseModel):
+    index: int = Field(ge=0)
+    start_seconds: float = Field(ge=0, allow_inf_nan=False)
+    end_seconds: float = Field(gt=0, allow_inf_nan=False)
+
+
+class SegmentPlanRequest(BaseModel):
+    claim_token: str
+    audio_seconds: float = Field(gt=0, allow_inf_nan=False)
+    segments: list[SegmentPlanItem] = Field(min_length=1, max_length=MAX_PLAN_SEGMENTS)
+
+
+class SegmentGrant(BaseModel):
+    """Where the planner PUTs one segment's audio (WAV, PCM16, the source's rate)."""
+
+    index: int
+    audio_upload_url: str
+    audio_key: str
+
+
+class SegmentPlanReply(BaseModel):
+    segments: list[SegmentGrant]
+
+
+class SegmentCommitRequest(BaseModel):
+    claim_token: str
 
 
 class ProgressRequest(BaseModel):

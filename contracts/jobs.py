@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +48,26 @@ class Quality(StrEnum):
     FAST = "fast"
 
 
+MAX_PARALLEL_SEGMENTS = 32
+"""The largest segment count a client may ask for with an integer `parallel`."""
+
+Parallel = Literal["off", "auto"] | Annotated[int, Field(ge=2, le=MAX_PARALLEL_SEGMENTS)]
+"""`off` runs the job on one agent, `auto` splits it by the agents recently seen, an integer
+caps the number of segments."""
+
+
+class SegmentView(BaseModel):
+    """One segment of a job split across agents (`parallel`)."""
+
+    index: int = Field(ge=0)
+    status: JobStatus
+    stage: Stage
+    progress: float = Field(ge=0, le=100)
+    start_seconds: float = Field(ge=0)
+    end_seconds: float = Field(ge=0)
+    attempts: int = 0
+
+
 class JobView(BaseModel):
     """What `POST /generate` and `GET /status/{id}` return."""
 
@@ -72,6 +93,13 @@ class JobView(BaseModel):
     quality: Quality = Quality.STANDARD
     engine: str | None = Field(
         default=None, description="Engine that produced the video; `preview` is not InfiniteTalk"
+    )
+    parallel: Parallel = Field(
+        default="off",
+        description="`off`, `auto` or the maximum number of segments the job may be split into",
+    )
+    segments: list[SegmentView] | None = Field(
+        default=None, description="Each segment's state, once the job has been split (else null)"
     )
 
 

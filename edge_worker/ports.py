@@ -25,6 +25,7 @@ class SweepKind(StrEnum):
     EXPIRED = "expired"  # completed, expires_at at or before the cutoff
     INPUTS_LEFT = "inputs_left"  # terminal, inputs not deleted yet
     STRANDED = "stranded"  # pending, last enqueued before the cutoff
+    SPLIT = "split"  # split across segments, unchanged since the cutoff
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,17 @@ class JobStore(Protocol):
     async def insert(self, job: Job) -> None: ...
 
     async def get(self, job_id: str) -> Job | None: ...
+
+    async def insert_child(self, job: Job) -> bool:
+        """Insert a split job's child unless one with its id or (parent, task, index)
+        exists; True when this call inserted it."""
+        ...
+
+    async def children(self, parent_id: str) -> list[Job]: ...
+
+    async def agents_seen(self, since: datetime) -> int:
+        """Distinct agents that claimed or heartbeated a job at or after `since`."""
+        ...
 
     async def replace(self, job: Job, expected_version: int) -> bool:
         """Compare-and-swap: write `job` only if the stored version is still `expected_version`."""

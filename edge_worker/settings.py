@@ -111,6 +111,15 @@ class EdgeSettings(EnvSettings):
         gt=0,
         description="an event stream closes after this long; clients resume with Last-Event-ID",
     )
+    segment_min_seconds: float = Field(
+        default=20.0, gt=0, description="parallel jobs: shortest segment a planner may cut"
+    )
+    segment_max_seconds: float = Field(
+        default=120.0, gt=0, description="parallel jobs: longest segment a planner may cut"
+    )
+    seam_crossfade_frames: int = Field(
+        default=0, ge=0, le=25, description="parallel jobs: frames blended at each seam"
+    )
     log_level: LogLevel = "INFO"
 
     def secrets(self) -> list[str]:
@@ -141,6 +150,13 @@ class EdgeSettings(EnvSettings):
                 "with avatar-admin"
             )
         return token
+
+    @field_validator("segment_max_seconds")
+    @classmethod
+    def _segments_can_exist(cls, longest: float, info: ValidationInfo) -> float:
+        if longest < info.data.get("segment_min_seconds", 0.0):
+            raise ValueError("SEGMENT_MAX_SECONDS must be at least SEGMENT_MIN_SECONDS")
+        return longest
 
     @field_validator("api_keys")
     @classmethod

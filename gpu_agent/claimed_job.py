@@ -1,8 +1,9 @@
 """One claimed job, from the claim to its one final report.
 
 The job runs the pipeline under a heartbeat, then `_decide` turns what happened into
-one ending (completed, failed or stopped) and `_report` tells the edge: complete,
-fail, or nothing when the job was stopped because the edge already knows (cancel
+one ending (completed, planned, failed or stopped) and `_report` tells the edge: complete,
+fail, or nothing when a parallel job's plan was committed (the edge runs its segments)
+or the job was stopped because the edge already knows (cancel
 requested, stale claim, job gone) or is unreachable and requeues the job itself once
 the heartbeat times out. A job stopped for a shutdown is handed back with a
 retryable `/fail`, so it is requeued at once.
@@ -30,7 +31,7 @@ from contracts import (
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 from gpu_agent.job_log import JobLog
 from gpu_agent.outcome import Outcome
-from gpu_agent.pipeline import JobFailed, JobFailure, Pipeline
+from gpu_agent.pipeline import JobFailed, JobFailure, Pipeline, SegmentsQueued
 from gpu_agent.progress import CancelSignal, Heartbeat, ProgressReporter, Snapshot
 from gpu_agent.retry import HEARTBEAT_RETRY, RetryPolicy
 
@@ -66,11 +67,18 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Planned:
+    """A parallel job's plan was committed: the edge runs its segments, nothing to report."""
+
+    segments: int
+
+
+@dataclass(frozen=True)
 class Stopped:
     reason: str | None
 
 
-Ending = Completed | Failed | Stopped
+Ending = Completed | Planned | Failed | Stopped
 
 
 class _Report(StrEnum):
@@ -143,6 +151,8 @@ class ClaimedJob:
         # A shutdown that lands after the upload still completes: the work is done.
         if result is None or self._cancel.reason not in (None, CancelSignal.SHUTDOWN):
             return self._stopped()
+        if isinstance(result, SegmentsQueued):
+            return Planned(result.count)
         return Completed(result)
 
     def _failed(self, failure: JobFailure) -> Ending:
@@ -178,6 +188,15 @@ class ClaimedJob:
         match ending:
             case Completed(result):
                 return self._report_complete(result, started)
+            case Planned(segments):
+                self._log.info(
+                    "job split into segments",
+                    extra={
+                        "segments": segments,
+                        "elapsed_seconds": round(self._clock() - started, 3),
+                    },
+                )
+                return Outcome.PLANNED
             case Failed(failure):
                 self._report_failure(failure)
                 return Outcome.FAILED

@@ -1,8 +1,9 @@
-"""The edge's /agent API: claim, progress (heartbeat), complete, fail (docs/ARCHITECTURE.md).
+"""The edge's /agent API: claim, progress (heartbeat), complete, fail, and a parallel job's
+segment plan and its commit (docs/ARCHITECTURE.md).
 
-Claim, complete and fail retry transient failures with the client's `RetryPolicy`, so
-an edge restart of a few seconds costs nothing. Progress is a single try: the heartbeat
-thread paces its own retries and must never block on one report.
+Claim, complete, fail and the plan calls retry transient failures with the client's
+`RetryPolicy`, so an edge restart of a few seconds costs nothing. Progress is a single
+try: the heartbeat thread paces its own retries and must never block on one report.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from contracts import (
     ErrorEnvelope,
     ProgressReply,
     ProgressRequest,
+    SegmentCommitRequest,
+    SegmentPlanReply,
+    SegmentPlanRequest,
 )
 from gpu_agent.retry import (
     API_RETRY,
@@ -97,6 +101,19 @@ class EdgeClient:
 
     def fail(self, job_id: str, body: AgentFailRequest) -> None:
         self._retry.call(lambda: self._call(job_id, "fail", body, None), what="edge fail")
+
+    def plan_segments(self, job_id: str, body: SegmentPlanRequest) -> SegmentPlanReply:
+        """Register a parallel job's segments; the reply says where each one's audio goes."""
+        reply: SegmentPlanReply = self._retry.call(
+            lambda: self._call(job_id, "segments", body, SegmentPlanReply), what="edge segments"
+        )
+        return reply
+
+    def commit_segments(self, job_id: str, body: SegmentCommitRequest) -> None:
+        """Every segment's audio is uploaded: the edge queues the segments."""
+        self._retry.call(
+            lambda: self._call(job_id, "segments/commit", body, None), what="edge segments commit"
+        )
 
     def _call(
         self, job_id: str, action: str, body: BaseModel, reply: type[BaseModel] | None

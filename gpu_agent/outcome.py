@@ -9,6 +9,7 @@ class Outcome(StrEnum):
     """How one message ended, for logs and tests."""
 
     COMPLETED = "completed"
+    PLANNED = "planned"  # a parallel job's segments were queued: other messages carry them
     FAILED = "failed"
     SKIPPED = "skipped"  # acked without work: poison, not claimable, unknown job
     CANCELLED = "cancelled"  # cancel requested, stale claim or job gone: no upload/complete

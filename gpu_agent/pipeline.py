@@ -1,6 +1,8 @@
-"""The work of one claimed job: download the inputs, probe them, run the engine, verify
-its video and upload it. The audio is decoded once, by its probe, which hands the engine
-what it needs from the samples.
+"""The work of one claimed task: for a job (or one segment of a parallel job) download the
+inputs, probe them, run the engine, verify its video and upload it. The audio is decoded
+once, by its probe, which hands the engine what it needs from the samples. A parallel
+job's plan task cuts the audio at silences and hands the segments to the edge; its
+stitch task joins the segments' videos and checks every seam (`infinitetalk.media`).
 
 A step that fails raises `JobFailed` with what the edge should hear; a cancel (seen
 between steps, inside transfers and by the engine) ends the run with None. Downloads
@@ -14,10 +16,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
-from contracts import ClaimResponse, FailureCode, ResultMetadata
+from contracts import (
+    ClaimResponse,
+    FailureCode,
+    ResultMetadata,
+    SegmentCommitRequest,
+    SegmentPlanItem,
+    SegmentPlanRequest,
+    Stage,
+)
 from contracts.media import (
     MAX_AUDIO_BYTES,
     MAX_AUDIO_SECONDS,
@@ -26,7 +37,7 @@ from contracts.media import (
     SNIFF_BYTES,
     sniff,
 )
-from gpu_agent.edge_client import EdgeClient
+from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 from gpu_agent.job_log import JobLog
 from gpu_agent.probes import MediaProbes
 from gpu_agent.progress import CancelSignal, ProgressMapper, Snapshot
@@ -50,7 +61,11 @@ from infinitetalk.engine import (
     require_quality,
 )
 
+T = TypeVar("T")
+
 IMAGE_SHARE = 0.2  # of the download phase; the audio is usually the bigger file
+MAX_SEGMENT_VIDEO_BYTES = 64 * 1024**3
+"""A stitch downloads the segments the agents made: no public limit applies, only a sane one."""
 PREPARED_AUDIO_DIR = "prepared"
 """Where the audio's one pass writes what the engine needs from it."""
 
@@ -74,6 +89,13 @@ class JobFailed(Exception):
     def __init__(self, code: FailureCode, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.failure = JobFailure(code, message, retryable)
+
+
+@dataclass(frozen=True)
+class SegmentsQueued:
+    """A plan ended well: the edge queued `count` segments and owns the job again."""
+
+    count: int
 
 
 class _Stopped(Exception):
@@ -132,25 +154,195 @@ class Pipeline:
         cancel: CancelSignal,
         report: Callable[[Snapshot], None],
         log: JobLog,
-    ) -> ResultMetadata | None:
-        """The uploaded video's metadata, or None when the job was cancelled on the way."""
+    ) -> ResultMetadata | SegmentsQueued | None:
+        """The uploaded video's metadata (a job, a segment or a stitch), `SegmentsQueued`
+        for a plan, or None when the task was cancelled on the way."""
         run = _Run(claim, workdir, cancel, report, log)
         try:
-            self._check_quality(run)
-            probes = self._probes if self._probes is not None else MediaProbes.default()
-            image, audio = self._download_inputs(run)
-            prepared = self._probe_inputs(probes, run, image, audio)
-            _stop_if_cancelled(cancel)
-            started = time.monotonic()
-            video = self._generate(run, image, audio, prepared)
-            gpu_seconds = time.monotonic() - started
-            _stop_if_cancelled(cancel)  # a video finished after a cancel is not uploaded
-            metadata = self._verify(video, probes, gpu_seconds)
-            self._upload(run, video.path)
+            if claim.task == "plan":
+                return self._plan(run)
+            if claim.task == "stitch":
+                return self._stitch(run)
+            return self._job(run)
         except (_Stopped, TransferCancelled):
             return None
-        log.info("video uploaded", extra={"size_bytes": metadata.size_bytes})
+
+    def _job(self, run: _Run) -> ResultMetadata:
+        """A whole job or one segment of one: the engine makes the video."""
+        self._check_quality(run)
+        probes = self._probes_or_default()
+        image, audio = self._download_inputs(run)
+        prepared = self._probe_inputs(probes, run, image, audio)
+        _stop_if_cancelled(run.cancel)
+        started = time.monotonic()
+        video = self._generate(run, image, audio, prepared)
+        gpu_seconds = time.monotonic() - started
+        _stop_if_cancelled(run.cancel)  # a video finished after a cancel is not uploaded
+        metadata = self._verify(video, probes, gpu_seconds)
+        self._upload(run, video.path, run.claim.output.upload_url, "video/mp4", "video")
+        run.log.info("video uploaded", extra={"size_bytes": metadata.size_bytes})
         return metadata
+
+    def _plan(self, run: _Run) -> ResultMetadata | SegmentsQueued:
+        """Cut the audio at silences, upload each segment's audio, have the edge queue them.
+
+        A plan of one segment (audio too short to split, or no usable silence) runs as an
+        ordinary job here, under the same claim.
+        """
+        task = _required(run.claim.plan, "plan")
+        audio = self._download_audio(run, _share_of(run, 0, 1))
+        started = time.monotonic()
+        from infinitetalk.media import segment_audio
+
+        try:
+            track = segment_audio.decode_track(
+                audio, run.workdir / "plan", self._limits.max_audio_seconds
+            )
+        except InvalidInputError as exc:
+            raise JobFailed(_failure_code(exc.code), exc.message, retryable=False) from exc
+        bounds = segment_audio.SegmentBounds(
+            task.min_seconds, task.max_seconds, task.max_segments, task.agents_seen
+        )
+        segments = segment_audio.plan_track(track, bounds)
+        if len(segments) == 1:
+            run.log.info(
+                "plan has one segment: running the job whole",
+                extra={"audio_seconds": track.info.duration_seconds},
+            )
+            return self._job(run)
+        paths = segment_audio.write_segments(track, segments, run.workdir / "segments")
+        planned = time.monotonic()
+        _stop_if_cancelled(run.cancel)
+        token = run.claim.claim_token
+        grants = self._edge_step(
+            lambda: self._edge.plan_segments(
+                run.claim.job_id,
+                SegmentPlanRequest(
+                    claim_token=token,
+                    audio_seconds=track.info.duration_seconds,
+                    segments=[
+                        SegmentPlanItem(
+                            index=s.index, start_seconds=s.start_seconds, end_seconds=s.end_seconds
+                        )
+                        for s in segments
+                    ],
+                ),
+            ),
+            "register the segments",
+        )
+        for grant in grants.segments:
+            self._upload(
+                run, paths[grant.index], grant.audio_upload_url, "audio/wav", "segment audio"
+            )
+        self._edge_step(
+            lambda: self._edge.commit_segments(
+                run.claim.job_id, SegmentCommitRequest(claim_token=token)
+            ),
+            "commit the segments",
+        )
+        run.log.info(
+            "segments queued",
+            extra={
+                "segments": len(segments),
+                "audio_seconds": track.info.duration_seconds,
+                "planning_seconds": round(planned - started, 3),
+                "plan_total_seconds": round(time.monotonic() - started, 3),
+                "cuts": [s.end_seconds for s in segments[:-1]],
+            },
+        )
+        return SegmentsQueued(len(segments))
+
+    def _stitch(self, run: _Run) -> ResultMetadata:
+        """Join the segments' videos under the original audio, check every seam, upload."""
+        task = _required(run.claim.stitch, "stitch")
+        probes = self._probes_or_default()
+        count = len(task.segment_urls)
+        videos = [
+            self._download(
+                run,
+                url,
+                None,
+                f"segment-{index}",
+                MAX_SEGMENT_VIDEO_BYTES,
+                _share_of(run, index, count + 1),
+            )
+            for index, url in enumerate(task.segment_urls)
+        ]
+        audio = self._download_audio(run, _share_of(run, count, count + 1))
+        started = time.monotonic()
+        try:
+            prepared = probes.prepare_audio(
+                audio, run.workdir / PREPARED_AUDIO_DIR, self._limits.max_audio_seconds
+            )
+        except InvalidInputError as exc:
+            raise JobFailed(_failure_code(exc.code), exc.message, retryable=False) from exc
+        _stop_if_cancelled(run.cancel)
+        run.report(run.progress.engine(50.0, Stage.ENCODING, None))
+        from infinitetalk.media.stitch import stitch
+
+        output = run.workdir / "stitched.mp4"
+        try:
+            stitched = stitch(
+                videos,
+                task.segment_seconds,
+                prepared.aac_path,
+                task.audio_seconds,
+                output,
+                crossfade_frames=task.crossfade_frames,
+            )
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        seconds = time.monotonic() - started
+        _stop_if_cancelled(run.cancel)
+        metadata = self._verify(
+            VideoResult(
+                output,
+                stitched.info.duration_seconds,
+                stitched.info.width,
+                stitched.info.height,
+                self._engine.name,
+            ),
+            probes,
+            seconds,
+        )
+        self._upload(run, output, run.claim.output.upload_url, "video/mp4", "video")
+        run.log.info(
+            "segments stitched",
+            extra={
+                "segments": count,
+                "frames": stitched.info.frame_count,
+                "stitching_seconds": round(seconds, 3),
+                "stream_copy": stitched.copied,
+                "seam_offsets_seconds": [round(s.offset_seconds, 3) for s in stitched.seams],
+                "size_bytes": metadata.size_bytes,
+            },
+        )
+        return metadata
+
+    def _download_audio(self, run: _Run, on_fraction: Callable[[float], None]) -> Path:
+        inputs = run.claim.inputs
+        return self._download(
+            run,
+            inputs.audio_url,
+            inputs.audio_etag,
+            "audio",
+            self._limits.max_audio_bytes,
+            on_fraction,
+        )
+
+    def _probes_or_default(self) -> MediaProbes:
+        return self._probes if self._probes is not None else MediaProbes.default()
+
+    def _edge_step(self, call: Callable[[], T], what: str) -> T:
+        """A plan call; a stale claim or a gone job means someone else owns the job now."""
+        try:
+            return call()
+        except (ClaimConflict, JobGone) as exc:
+            raise _Stopped from exc
+        except EdgeError as exc:
+            raise JobFailed(
+                FailureCode.INTERNAL_ERROR, f"could not {what}: {exc}", retryable=True
+            ) from exc
 
     def _check_quality(self, run: _Run) -> None:
         """Fails before any download and never falls back to another quality."""
@@ -299,27 +491,27 @@ class Pipeline:
                 retryable=True,
             ) from exc
 
-    def _upload(self, run: _Run, video: Path) -> None:
+    def _upload(self, run: _Run, path: Path, url: str, content_type: str, what: str) -> None:
         run.report(run.progress.uploading(0.0))
-        url = self._edge.resolve(run.claim.output.upload_url)
+        resolved = self._edge.resolve(url)
         try:
             self._transfer(
                 run,
                 lambda: upload(
                     self._transfers,
-                    url,
-                    video,
-                    "video/mp4",
+                    resolved,
+                    path,
+                    content_type,
                     on_progress=lambda sent, total: run.report(
                         run.progress.uploading(sent / total if total else 1.0)
                     ),
                     cancelled=run.cancel.is_set,
                 ),
-                "upload video",
+                f"upload {what}",
             )
         except TransferError as exc:
             raise JobFailed(
-                FailureCode.STORAGE_ERROR, "could not upload the video", retryable=True
+                FailureCode.STORAGE_ERROR, f"could not upload the {what}", retryable=True
             ) from exc
 
     def _transfer(self, run: _Run, once: Callable[[], int], what: str) -> int:
@@ -331,6 +523,21 @@ class Pipeline:
             return once()
 
         return self._limits.transfer_retry.call(attempt, what=what)
+
+
+def _share_of(run: _Run, index: int, parts: int) -> Callable[[float], None]:
+    """Download progress of the `index`-th of `parts` equal downloads."""
+    return lambda fraction: run.report(run.progress.downloading((index + fraction) / parts))
+
+
+def _required(block: T | None, task: str) -> T:
+    if block is None:
+        raise JobFailed(
+            FailureCode.INTERNAL_ERROR,
+            f"the claim of a {task} task has no {task} block",
+            retryable=False,
+        )
+    return block
 
 
 def _stop_if_cancelled(cancel: CancelSignal) -> None:

@@ -2,13 +2,15 @@
 
 import base64
 import binascii
+import json
 import re
 from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
+from contracts.jobs import Parallel
 from edge_worker.domain.idempotency import IdempotencyRecord
-from edge_worker.domain.jobs import Job
+from edge_worker.domain.jobs import Job, JobTask, SegmentPlan
 from edge_worker.domain.usage import UsageRow
 from edge_worker.ports import SweepKind
 
@@ -46,6 +48,14 @@ COLUMNS = (
     "video_seconds",
     "gpu_seconds",
     "engine",
+    "parallel",
+    "parent_id",
+    "task",
+    "segment_index",
+    "segment_count",
+    "segment_start_seconds",
+    "segment_end_seconds",
+    "segment_plan",
     "version",
 )
 _TIMES = (
@@ -61,12 +71,20 @@ _TIMES = (
 # The SQL below is built from the constant column lists above, never from input: every
 # value travels as a `?` parameter.
 INSERT_SQL = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
+# A split job's child: at most one per (parent, task, index), whoever inserts it first.
+INSERT_CHILD_SQL = INSERT_SQL.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 REPLACE_SQL = (
     f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in COLUMNS if c != 'id')} "  # noqa: S608
     "WHERE id = ? AND version = ?"
 )
 SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM jobs"  # noqa: S608 - constant columns
 GET_SQL = f"{SELECT_SQL} WHERE id = ?"
+CHILDREN_SQL = f"{SELECT_SQL} WHERE parent_id = ? ORDER BY task, segment_index"
+# Distinct agents whose heartbeat (a claim counts) is at or after a time.
+AGENTS_SEEN_SQL = (
+    "SELECT COUNT(DISTINCT agent_id) AS agents FROM jobs "
+    "WHERE heartbeat_at >= ? AND agent_id IS NOT NULL"
+)
 # The queue is FIFO by enqueue time. Two counts rather than one with an OR: the first is a
 # range of the (status, enqueued_at) index that never reads the table; the ties of the
 # second are rare. Without the split the planner walks every pending job's row.
@@ -96,13 +114,14 @@ OWNERS_WITH_HELD_SQL = (
 )
 # An owner's unfinished jobs, those of them queued, and the video seconds of the jobs it
 # completed since a time (from the result's metadata); parameters: owner x3, the time.
+# A split job's children are part of it, never counted apart.
 OWNER_LOAD_SQL = (
-    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('pending', 'processing')) "
-    "AS active, (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status = 'pending' "
-    "AND enqueued_at IS NOT NULL) AS queued, "
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('pending', 'processing') "
+    "AND task = 'job') AS active, (SELECT COUNT(*) FROM jobs WHERE owner = ? "
+    "AND status = 'pending' AND enqueued_at IS NOT NULL AND task = 'job') AS queued, "
     "(SELECT TOTAL(video_seconds) FROM jobs "
-    "WHERE owner = ? AND status IN ('completed', 'expired') AND completed_at >= ?) "
-    "AS video_seconds"
+    "WHERE owner = ? AND status IN ('completed', 'expired') AND completed_at >= ? "
+    "AND task = 'job') AS video_seconds"
 )
 
 
@@ -152,6 +171,14 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "video_seconds": job.video_seconds,
         "gpu_seconds": job.gpu_seconds,
         "engine": job.engine,
+        "parallel": str(job.parallel),
+        "parent_id": job.parent_id,
+        "task": job.task,
+        "segment_index": job.segment_index,
+        "segment_count": job.segment_count,
+        "segment_start_seconds": job.segment_start_seconds,
+        "segment_end_seconds": job.segment_end_seconds,
+        "segment_plan": _plan_json(job.plan),
         "version": job.version,
     }
     for name in _TIMES:
@@ -200,7 +227,42 @@ def from_row(row: dict[str, Any]) -> Job:
         audio_etag=row["audio_etag"],
         audio_seconds=row["audio_seconds"],
         quality=Quality(row["quality"]),
+        parallel=_parallel(row["parallel"]),
+        parent_id=row["parent_id"],
+        task=_TASKS[row["task"]],
+        segment_index=row["segment_index"],
+        segment_count=row["segment_count"],
+        segment_start_seconds=row["segment_start_seconds"],
+        segment_end_seconds=row["segment_end_seconds"],
+        plan=_plan(row["segment_plan"]),
         version=int(row["version"]),
+    )
+
+
+_TASKS: dict[str, JobTask] = {"job": "job", "segment": "segment", "stitch": "stitch"}
+
+
+def _parallel(value: str) -> Parallel:
+    if value in ("off", "auto"):
+        return "auto" if value == "auto" else "off"
+    return int(value)
+
+
+def _plan_json(plan: SegmentPlan | None) -> str | None:
+    if plan is None:
+        return None
+    body = {"attempt": plan.attempt, "audio_seconds": plan.audio_seconds, "bounds": plan.bounds}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _plan(text: str | None) -> SegmentPlan | None:
+    if text is None:
+        return None
+    body = json.loads(text)
+    return SegmentPlan(
+        attempt=int(body["attempt"]),
+        audio_seconds=float(body["audio_seconds"]),
+        bounds=tuple((float(start), float(end)) for start, end in body["bounds"]),
     )
 
 
@@ -222,7 +284,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 def list_for_owner_sql(*, statuses: int, after_cursor: bool) -> str:
     """A page of one owner's jobs, newest first; parameters: owner, `statuses` status values,
     the cursor's (created_at, created_at, id) when `after_cursor`, then the row limit."""
-    where = ["owner = ?"]
+    where = ["owner = ?", "task = 'job'"]
     if statuses:
         where.append(f"status IN ({', '.join('?' for _ in range(statuses))})")
     if after_cursor:
@@ -230,13 +292,18 @@ def list_for_owner_sql(*, statuses: int, after_cursor: bool) -> str:
     return f"{SELECT_SQL} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
 
 
+# A split job has no agent (no claim token), so it is never lost; its children's files live
+# under its prefix, so only the parent expires and has its inputs deleted.
 SWEEP_SQL = {
     SweepKind.LOST: f"{SELECT_SQL} WHERE status = 'processing' AND heartbeat_at < ? "
-    "ORDER BY heartbeat_at LIMIT ?",
+    "AND claim_token IS NOT NULL ORDER BY heartbeat_at LIMIT ?",
     SweepKind.EXPIRED: f"{SELECT_SQL} WHERE status = 'completed' AND expires_at <= ? "
-    "ORDER BY expires_at LIMIT ?",
+    "AND task = 'job' ORDER BY expires_at LIMIT ?",
     SweepKind.INPUTS_LEFT: f"{SELECT_SQL} WHERE inputs_deleted = 0 AND updated_at <= ? "
-    "AND status IN ('completed', 'failed', 'cancelled', 'expired') ORDER BY updated_at LIMIT ?",
+    "AND status IN ('completed', 'failed', 'cancelled', 'expired') AND task = 'job' "
+    "ORDER BY updated_at LIMIT ?",
+    SweepKind.SPLIT: f"{SELECT_SQL} WHERE status = 'processing' AND updated_at < ? "
+    "AND claim_token IS NULL AND segment_count IS NOT NULL ORDER BY updated_at LIMIT ?",
     SweepKind.STRANDED: f"{SELECT_SQL} WHERE status = 'pending' AND enqueued_at < ? "
     "ORDER BY enqueued_at LIMIT ?",
 }
@@ -259,7 +326,7 @@ _USAGE_SELECT = (
     "SUM(CASE WHEN status IN ('completed', 'expired') THEN 1 ELSE 0 END) AS jobs_completed, "
     "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS jobs_failed, "
     "TOTAL(audio_seconds) AS audio_seconds, TOTAL(video_seconds) AS video_seconds, "
-    "TOTAL(gpu_seconds) AS gpu_seconds FROM jobs WHERE "
+    "TOTAL(gpu_seconds) AS gpu_seconds FROM jobs WHERE task = 'job' AND "
 )
 _USAGE_GROUP = " GROUP BY owner, day, quality ORDER BY owner, day, quality"
 

@@ -44,6 +44,19 @@ class SqlJobStore:
         found = await self._db.first(job_rows.GET_SQL, (job_id,))
         return job_rows.from_row(found) if found else None
 
+    async def insert_child(self, job: Job) -> bool:
+        return await self._db.execute(job_rows.INSERT_CHILD_SQL, job_rows.to_row(job)) == 1
+
+    async def children(self, parent_id: str) -> list[Job]:
+        return [
+            job_rows.from_row(row)
+            for row in await self._db.rows(job_rows.CHILDREN_SQL, (parent_id,))
+        ]
+
+    async def agents_seen(self, since: datetime) -> int:
+        found = await self._db.first(job_rows.AGENTS_SEEN_SQL, (job_rows.format_time(since),))
+        return int(found["agents"]) if found else 0
+
     async def replace(self, job: Job, expected_version: int) -> bool:
         params = job_rows.replace_params(job, expected_version)
         return await self._db.execute(job_rows.REPLACE_SQL, params) == 1

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from contracts import Quality
+from contracts.jobs import Parallel
 
 KEY_TTL = timedelta(hours=24)
 CREATION_TIMEOUT = timedelta(minutes=5)
@@ -62,10 +63,15 @@ def fingerprint(parts: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def request_fingerprint(kind: str, *parts: str, quality: Quality) -> str:
-    """The fingerprint of a `POST /generate`. A standard job adds nothing for its quality, so
-    keys recorded before `quality` existed still match their retries."""
+def request_fingerprint(
+    kind: str, *parts: str, quality: Quality, parallel: Parallel = "off"
+) -> str:
+    """The fingerprint of a `POST /generate`. A standard job adds nothing for its quality,
+    nor an unsplit one for `parallel`, so keys recorded before those options existed still
+    match their retries."""
     extra = [] if quality is Quality.STANDARD else [quality.value]
+    if parallel != "off":
+        extra.append(f"parallel={parallel}")
     return fingerprint([kind, *parts, *extra])
 
 

@@ -3,7 +3,7 @@ or was PUT through `/uploads` beforehand and is named by its upload id.
 
 The HTTP layer streams inline files to spooled temporaries while checking their bytes; this
 module turns the form's text fields and files into a `JobRequest`, in the order clients are
-told about problems: prompt, resolution, seed, quality, then the files.
+told about problems: prompt, resolution, seed, quality, parallel, then the files.
 """
 
 from collections.abc import Mapping
@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import IO
 
 from contracts import Quality, Resolution
+from contracts.jobs import Parallel
 from contracts.media import WAV, MediaFormat
 from edge_worker.domain.problems import invalid_input
 from edge_worker.domain.validation import (
     check_wav_complete,
+    parse_parallel,
     parse_prompt,
     parse_quality,
     parse_resolution,
@@ -53,6 +55,7 @@ class JobRequest:
     quality: Quality
     image: JobInput
     audio: JobInput
+    parallel: Parallel = "off"
 
 
 def upload_id_field(name: str) -> str:
@@ -64,10 +67,11 @@ def job_request(text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> J
     resolution = parse_resolution(text.get("resolution"))
     seed = parse_seed(text.get("seed"))
     quality = parse_quality(text.get("quality"))
+    parallel = parse_parallel(text.get("parallel"))
     image, audio = (_input(name, text, files) for name in FILE_FIELDS)
     if isinstance(audio, ReceivedFile) and audio.format is WAV:
         check_wav_complete(audio.head, audio.size_bytes)
-    return JobRequest(prompt, resolution, seed, quality, image, audio)
+    return JobRequest(prompt, resolution, seed, quality, image, audio, parallel=parallel)
 
 
 def _input(name: str, text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> JobInput:

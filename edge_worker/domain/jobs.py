@@ -8,6 +8,11 @@
 
 Only a completed job has `completed_at`; a cancelled one is at stage `cancelled`.
 
+A job asked for with `parallel` is first claimed to be planned: its planner registers a
+plan (`record_plan`) and commits it (`split`), which leaves the job processing with no
+agent while its segments, child jobs of their own, run through the same machine; the
+edge then ends it once (`complete_split` or `fail_split`, see `domain/segments.py`).
+
 Every transition returns a new `Job` with `version` bumped, so stores apply it as a
 compare-and-swap and concurrent writers (two agents, the sweep, a client) cannot both win.
 """
@@ -16,9 +21,10 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
+from contracts.jobs import Parallel
 
 Transition = Callable[["Job"], "Job"]
 
@@ -33,6 +39,19 @@ class NotClaimable(JobStateError):
 
 class StaleClaim(JobStateError):
     """The caller's claim token is not the job's current one: a newer attempt owns the job."""
+
+
+JobTask = Literal["job", "segment", "stitch"]
+"""A client's job, or one of the two kinds of child rows of a split job."""
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """A planner's cut points, registered by the claim of attempt `attempt`."""
+
+    attempt: int
+    audio_seconds: float
+    bounds: tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,25 @@ class Job:
     audio_etag: str | None = None
     # Measured at the edge from the audio's header (None: its header does not tell).
     audio_seconds: float | None = None
+    parallel: Parallel = "off"
+    # A child row (segment or stitch) names its parent; a split parent counts its segments.
+    parent_id: str | None = None
+    task: JobTask = "job"
+    segment_index: int | None = None
+    segment_count: int | None = None
+    segment_start_seconds: float | None = None
+    segment_end_seconds: float | None = None
+    plan: SegmentPlan | None = None
     version: int = 0
+
+    @property
+    def wants_plan(self) -> bool:
+        """A client's parallel job that has not been split yet: its claim plans it."""
+        return self.task == "job" and self.parallel != "off" and self.segment_count is None
+
+    @property
+    def is_split(self) -> bool:
+        return self.task == "job" and self.segment_count is not None
 
     @property
     def input_keys(self) -> list[str]:
@@ -106,6 +143,7 @@ def new_job(
     audio_etag: str | None = None,
     held: bool = False,
     audio_seconds: float | None = None,
+    parallel: Parallel = "off",
 ) -> Job:
     """A pending job: enqueued now, or `held` back by admission until `admit`."""
     return Job(
@@ -126,6 +164,7 @@ def new_job(
         image_etag=image_etag,
         audio_etag=audio_etag,
         audio_seconds=audio_seconds,
+        parallel=parallel,
     )
 
 
@@ -194,6 +233,12 @@ def complete(
     retention: timedelta,
 ) -> Job:
     require_claim(job, claim_token)
+    return replace(_completed(job, result, result_key, now, retention), heartbeat_at=now)
+
+
+def _completed(
+    job: Job, result: ResultMetadata, result_key: str, now: datetime, retention: timedelta
+) -> Job:
     return _next(
         job,
         now,
@@ -203,7 +248,6 @@ def complete(
         eta_seconds=0.0,
         completed_at=now,
         expires_at=now + retention,
-        heartbeat_at=now,
         result_key=result_key,
         result=result,
     )
@@ -264,6 +308,8 @@ def requeue_lost(job: Job, *, heartbeat_before: datetime, max_attempts: int, now
     """The agent went silent: try again elsewhere, or give up after `max_attempts`."""
     if job.status is not JobStatus.PROCESSING:
         raise JobStateError(f"job {job.id} is {job.status}, not processing")
+    if job.claim_token is None:
+        raise JobStateError(f"job {job.id} is split: its segments have agents, it has none")
     if job.heartbeat_at is not None and job.heartbeat_at >= heartbeat_before:
         raise JobStateError(f"job {job.id} has a recent heartbeat")
     message = f"the GPU agent stopped responding (attempt {job.attempts} of {max_attempts})"
@@ -326,3 +372,48 @@ def mark_inputs_deleted(job: Job, *, now: datetime) -> Job:
     if not job.status.is_terminal:
         raise JobStateError(f"job {job.id} is still {job.status}")
     return _next(job, now, inputs_deleted=True)
+
+
+def record_plan(job: Job, *, claim_token: str, plan: SegmentPlan, now: datetime) -> Job:
+    """The planner's cut points; registering again (a lost reply) replaces them."""
+    require_claim(job, claim_token)
+    if not job.wants_plan or plan.attempt != job.attempts:
+        raise JobStateError(f"job {job.id} is not being planned by this attempt")
+    return _next(job, now, plan=plan, heartbeat_at=now)
+
+
+def split(job: Job, *, claim_token: str, now: datetime) -> Job:
+    """Commit the registered plan: the planner lets go, the segments take over."""
+    require_claim(job, claim_token)
+    if not job.wants_plan or job.plan is None or job.plan.attempt != job.attempts:
+        raise JobStateError(f"job {job.id} has no plan registered by this attempt")
+    return _next(
+        job,
+        now,
+        stage=Stage.GENERATING,
+        progress=0.0,
+        eta_seconds=None,
+        claim_token=None,
+        agent_id=None,
+        heartbeat_at=now,
+        segment_count=len(job.plan.bounds),
+    )
+
+
+def _require_split(job: Job) -> None:
+    if not job.is_split or job.status is not JobStatus.PROCESSING:
+        raise JobStateError(f"job {job.id} is {job.status}, not a running split job")
+
+
+def complete_split(
+    job: Job, *, result: ResultMetadata, result_key: str, now: datetime, retention: timedelta
+) -> Job:
+    """The stitch is done: the parent publishes its result, once (compare-and-swap)."""
+    _require_split(job)
+    return _completed(job, result, result_key, now, retention)
+
+
+def fail_split(job: Job, *, code: FailureCode, message: str, now: datetime) -> Job:
+    """A segment or the stitch failed for good: so does the job."""
+    _require_split(job)
+    return _failed(job, now, code, message)

@@ -10,6 +10,7 @@ from contracts.errors import (
     MediaDetails,
     TooLargeDetails,
 )
+from contracts.jobs import MAX_PARALLEL_SEGMENTS, Parallel
 from contracts.media import (
     HEADER_SCAN_BYTES,
     MediaFormat,
@@ -24,6 +25,9 @@ from edge_worker.domain.problems import Problem, invalid_input
 
 PROMPT_MAX_CHARS = 2000
 SEED_MAX_DIGITS = len(str(2**32 - 1))
+PARALLEL_RULE = (
+    f"parallel must be off, auto or a number of segments from 2 to {MAX_PARALLEL_SEGMENTS}"
+)
 
 
 def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
@@ -130,6 +134,23 @@ def parse_seed(value: str | None) -> int | None:
     if len(value) > SEED_MAX_DIGITS or int(value) >= 2**32:
         raise invalid_input("seed must be between 0 and 2^32-1", "seed")
     return int(value)
+
+
+def parse_parallel(value: str | None) -> Parallel:
+    """`off` (also when absent), `auto`, or a segment count in ASCII digits."""
+    if value in (None, "", "off"):
+        return "off"
+    if value == "auto":
+        return "auto"
+    if (
+        value is not None
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= 2
+        and 2 <= int(value) <= MAX_PARALLEL_SEGMENTS
+    ):
+        return int(value)
+    raise invalid_input(PARALLEL_RULE, "parallel")
 
 
 def parse_statuses(value: str | None) -> frozenset[JobStatus]:

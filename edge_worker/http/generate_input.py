@@ -34,6 +34,7 @@ def form_rules(settings: EdgeSettings) -> FormRules:
             "resolution": 16,
             "seed": 32,
             "quality": 16,
+            "parallel": 16,
             **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in FILE_FIELDS},
         },
         max_total_bytes=settings.max_request_bytes,

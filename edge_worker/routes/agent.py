@@ -1,5 +1,5 @@
 """The agent protocol over HTTP (docs/ARCHITECTURE.md, agent flow): claim, progress,
-complete, fail."""
+complete, fail, and a planner's registration and commit of a parallel job's segments."""
 
 from litestar import Router, post
 from litestar.di import NamedDependency
@@ -14,6 +14,9 @@ from contracts import (
     JobView,
     ProgressReply,
     ProgressRequest,
+    SegmentCommitRequest,
+    SegmentPlanReply,
+    SegmentPlanRequest,
 )
 from edge_worker.http.dependencies import agent_guard
 from edge_worker.http.openapi import AGENT_SCHEME, documented
@@ -85,9 +88,44 @@ async def fail_job(
     return await agent_protocol.fail(job_id, data)
 
 
+@post(
+    "/{job_id:str}/segments",
+    status_code=200,
+    **documented("registerSegments", _ERRORS, scheme=AGENT_SCHEME),
+    summary="Register a parallel job's segments (the plan); get a PUT URL per segment's audio",
+)
+async def register_segments(
+    job_id: FromPath[str],
+    data: JSONBody[SegmentPlanRequest],
+    agent_protocol: NamedDependency[AgentProtocol],
+) -> SegmentPlanReply:
+    return await agent_protocol.fanout.register_plan(job_id, data)
+
+
+@post(
+    "/{job_id:str}/segments/commit",
+    status_code=200,
+    **documented("commitSegments", [*_ERRORS, ErrorCode.STORAGE_ERROR], scheme=AGENT_SCHEME),
+    summary="Split the job by its registered segments once their audio is uploaded",
+)
+async def commit_segments(
+    job_id: FromPath[str],
+    data: JSONBody[SegmentCommitRequest],
+    agent_protocol: NamedDependency[AgentProtocol],
+) -> JobView:
+    return await agent_protocol.fanout.commit(job_id, data)
+
+
 agent_router = Router(
     path="/agent/jobs",
-    route_handlers=[claim_job, report_progress, complete_job, fail_job],
+    route_handlers=[
+        claim_job,
+        report_progress,
+        complete_job,
+        fail_job,
+        register_segments,
+        commit_segments,
+    ],
     guards=[agent_guard],
     tags=["agent"],
 )

@@ -1,10 +1,12 @@
 """The agent protocol's use cases (docs/ARCHITECTURE.md, agent flow): claim, heartbeat,
-complete, fail.
+complete, fail. Segments and stitches of a split job are jobs here too; a claim says which
+task it is (`FanOut` fills in its details), and the end of one moves its parent on.
 
 Every change goes through the job state machine as a compare-and-swap, fenced by the
 claim token; repeats of a call whose reply was lost are answered, not refused.
 """
 
+import contextlib
 import logging
 import secrets
 from datetime import timedelta
@@ -26,13 +28,13 @@ from contracts import (
     QueueMessage,
 )
 from contracts.errors import ConflictDetails, JobDetails, StorageDetails
-from edge_worker.domain import jobs
+from edge_worker.domain import jobs, segments
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
-from edge_worker.domain.storage_keys import video_key
 from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
-from edge_worker.usecases.transitions import JobTransitions
+from edge_worker.usecases.fanout import FanOut
+from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
 from edge_worker.usecases.views import RESULT_URL_TTL, JobViews
 
 log = logging.getLogger("edge_worker.jobs")
@@ -48,11 +50,13 @@ class AgentProtocol:
         views: JobViews,
         transitions: JobTransitions,
         admission: Admission,
+        fanout: FanOut,
     ) -> None:
         self.context = context
         self.views = views
         self.transitions = transitions
         self.admission = admission
+        self.fanout = fanout
 
     def retry_delay(self, job: Job) -> int:
         """Exponential backoff between attempts: base, 2x base, 4x base ... capped at 5 min."""
@@ -62,6 +66,8 @@ class AgentProtocol:
     async def claim(self, job_id: str, request: ClaimRequest) -> ClaimResponse:
         now = self.context.clock.now()
         current = await self.context.store.get(job_id)
+        if current is not None and current.parent_id is not None:
+            await self._refuse_orphan(current)
         if current is not None and jobs.is_reclaim(current, request.agent_id):
             job = current
         else:
@@ -77,7 +83,8 @@ class AgentProtocol:
         )
         assert job.claim_token is not None
         inputs_expire = now + INPUT_URL_TTL
-        return ClaimResponse(
+        key = segments.result_key(job)
+        response = ClaimResponse(
             job_id=job.id,
             claim_token=job.claim_token,
             attempt=job.attempts,
@@ -88,10 +95,8 @@ class AgentProtocol:
                 audio_etag=job.audio_etag,
             ),
             output=ClaimOutput(
-                upload_url=self.context.blobs.presign_put(
-                    video_key(job.id, job.attempts), now + RESULT_URL_TTL, "video/mp4"
-                ),
-                key=video_key(job.id, job.attempts),
+                upload_url=self.context.blobs.presign_put(key, now + RESULT_URL_TTL, "video/mp4"),
+                key=key,
             ),
             prompt=job.prompt,
             settings=JobSettings(
@@ -99,7 +104,34 @@ class AgentProtocol:
                 seed=job.seed,
                 quality=job.quality,
                 heartbeat_interval_seconds=self.context.settings.heartbeat_interval_seconds,
+                parallel=job.parallel,
             ),
+            task=job.task,
+        )
+        if job.wants_plan:
+            plan = await self.fanout.plan_task(job, now)
+            return response.model_copy(update={"task": "plan", "plan": plan})
+        if job.task == "segment":
+            return response.model_copy(update={"segment": self.fanout.segment_task(job)})
+        if job.task == "stitch":
+            stitch = await self.fanout.stitch_task(job, inputs_expire)
+            return response.model_copy(update={"stitch": stitch})
+        return response
+
+    async def _refuse_orphan(self, child: Job) -> None:
+        """A segment or stitch whose job ended (cancelled, failed) is cancelled, not run:
+        a child created in a race with the end of its parent never reaches an agent."""
+        parent = await self.context.store.get(child.parent_id or "")
+        if parent is not None and not parent.status.is_terminal:
+            return
+        now = self.context.clock.now()
+        with contextlib.suppress(TransitionRefused):  # already over
+            await self.transitions.transition(child.id, lambda j: jobs.cancel(j, now=now))
+        status = parent.status.value if parent else "missing"
+        raise Problem(
+            ErrorCode.CONFLICT,
+            f"the job this {child.task} belongs to is {status}",
+            ConflictDetails(status=status),
         )
 
     async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
@@ -125,6 +157,7 @@ class AgentProtocol:
         if current is None:
             raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", JobDetails(job_id=job_id))
         if jobs.finished_by(current, request.claim_token):
+            await self._advance_parent(current)
             return await self.views.view(current)
         try:
             jobs.require_claim(current, request.claim_token)
@@ -132,7 +165,7 @@ class AgentProtocol:
             raise Problem(
                 ErrorCode.CONFLICT, str(exc), ConflictDetails(status=current.status.value)
             ) from None
-        key = video_key(job_id, current.attempts)
+        key = segments.result_key(current)
         stored = await self.context.blobs.head(key)
         if stored is None or stored.size_bytes != request.result.size_bytes:
             raise Problem(
@@ -154,7 +187,12 @@ class AgentProtocol:
             ),
         )
         log.info("job completed", extra={"job_id": job_id, "engine": request.result.engine})
+        await self._advance_parent(job)
         return await self.views.view(job)
+
+    async def _advance_parent(self, child: Job) -> None:
+        if child.parent_id is not None:
+            await self.fanout.advance(child.parent_id)
 
     async def fail(self, job_id: str, request: AgentFailRequest) -> JobView:
         current = await self.context.store.get(job_id)
@@ -185,4 +223,5 @@ class AgentProtocol:
             "job failed" if job.status is JobStatus.FAILED else "job requeued",
             extra={"job_id": job_id, "code": request.code.value, "attempt": job.attempts},
         )
+        await self._advance_parent(job)
         return await self.views.view(job)

@@ -9,10 +9,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
 from contracts.errors import ConflictDetails, HeaderDetails
+from contracts.jobs import Parallel
 from contracts.media import HEADER_SCAN_BYTES, MediaKind
 from edge_worker.domain import idempotency, jobs
 from edge_worker.domain.idempotency import IdempotencyRecord
@@ -22,7 +23,13 @@ from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.quotas import Caller
 from edge_worker.domain.storage_keys import input_key
 from edge_worker.domain.upload_tokens import UploadTicket
-from edge_worker.domain.validation import PROMPT_MAX_CHARS, check_content, parse_prompt
+from edge_worker.domain.validation import (
+    PARALLEL_RULE,
+    PROMPT_MAX_CHARS,
+    check_content,
+    parse_parallel,
+    parse_prompt,
+)
 from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.quotas import Quotas
@@ -51,6 +58,24 @@ class GenerateFromUploads(BaseModel):
         default=Quality.STANDARD,
         description="`fast`: a distilled LoRA at 4 steps, several times quicker, lower quality",
     )
+    parallel: Parallel = Field(
+        default="off",
+        description="`off`, `auto`, or at most this many segments (2-32) rendered on as many "
+        "GPU agents at once and stitched",
+    )
+
+    @field_validator("parallel", mode="before")
+    @classmethod
+    def _parallel(cls, value: object) -> object:
+        """The form's rule, so that both bodies say the same about a wrong value."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError(PARALLEL_RULE)
+        try:
+            return parse_parallel(value)
+        except Problem:
+            raise ValueError(PARALLEL_RULE) from None
 
     def job_request(self) -> JobRequest:
         return JobRequest(
@@ -60,6 +85,7 @@ class GenerateFromUploads(BaseModel):
             quality=self.quality,
             image=UploadRef(self.image_upload_id),
             audio=UploadRef(self.audio_upload_id),
+            parallel=self.parallel,
         )
 
 
@@ -126,6 +152,7 @@ class JobCreation:
             str(request.seed),
             *refs,
             quality=request.quality,
+            parallel=request.parallel,
         )
         return await self._create_once(owner, idempotency_key, request_print, create)
 
@@ -161,6 +188,7 @@ class JobCreation:
                 etags,
                 held,
                 audio_seconds,
+                parallel=request.parallel,
             )
         except BaseException:
             for record in used:
@@ -180,6 +208,7 @@ class JobCreation:
         etags: dict[MediaKind, str],
         held: bool,
         audio_seconds: float | None,
+        parallel: Parallel = "off",
     ) -> Job:
         """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
@@ -197,6 +226,7 @@ class JobCreation:
             audio_etag=etags.get(MediaKind.AUDIO),
             held=held,
             audio_seconds=audio_seconds,
+            parallel=parallel,
         )
         await self.context.store.insert(job)
         if not held:

@@ -14,6 +14,7 @@ from edge_worker.domain.storage_keys import video_prefix
 from edge_worker.ports import SweepKind
 from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
+from edge_worker.usecases.fanout import FanOut
 from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
 
 log = logging.getLogger("edge_worker.maintenance")
@@ -34,16 +35,22 @@ class SweepReport:
     idempotency_keys_purged: int = 0
     unused_uploads_deleted: int = 0
     admitted_held: int = 0
+    split_checked: int = 0
     skipped: int = 0
 
 
 class Maintenance:
     def __init__(
-        self, context: EdgeContext, transitions: JobTransitions, admission: Admission
+        self,
+        context: EdgeContext,
+        transitions: JobTransitions,
+        admission: Admission,
+        fanout: FanOut,
     ) -> None:
         self.context = context
         self.transitions = transitions
         self.admission = admission
+        self.fanout = fanout
 
     async def sweep(self) -> SweepReport:
         """One pass over each kind of job that needs attention; logs the counts."""
@@ -79,6 +86,8 @@ class Maintenance:
                 report.requeued_lost += 1
             else:
                 report.failed_lost += 1
+                if updated.parent_id is not None:
+                    await self.fanout.advance(updated.parent_id)
             log.warning(
                 "agent lost",
                 extra={"job_id": job.id, "agent_id": job.agent_id, "status": updated.status.value},
@@ -101,6 +110,12 @@ class Maintenance:
             if await apply(job, lambda j: jobs.mark_enqueued(j, now=now)):
                 await context.queue.send(QueueMessage(job_id=job.id, enqueued_at=now))
                 report.reenqueued_stranded += 1
+
+        # A split job moves on when its children report; this catches a step that an edge
+        # crash interrupted (children not all created, a stitch not created or not published).
+        for job in await store.find_for_sweep(SweepKind.SPLIT, heartbeat_before, BATCH):
+            await self.fanout.advance(job.id)
+            report.split_checked += 1
 
         report.idempotency_keys_purged = await store.purge_idempotency(now)
         report.unused_uploads_deleted = await self._delete_unused_uploads(now)

@@ -53,4 +53,18 @@ class JobTransitions:
             log.info(
                 "job cancelled", extra={"job_id": job_id, "was_claimed": bool(job.claim_token)}
             )
+        await self.cancel_children(job.id)
         return await self.views.view(job)
+
+    async def cancel_children(self, parent_id: str) -> None:
+        """Every unfinished child of a split job: their agents are told at their next
+        heartbeat. Also run again by a repeated cancel, so a child created in a race with
+        the first one is caught."""
+        now = self.context.clock.now()
+        for child in await self.context.store.children(parent_id):
+            if child.status.is_terminal:
+                continue
+            try:
+                await self.transition(child.id, lambda j: jobs.cancel(j, now=now))
+            except TransitionRefused:
+                continue  # it finished meanwhile

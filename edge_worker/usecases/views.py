@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
 from contracts.errors import JobDetails, JobStateDetails
+from edge_worker.domain import segments
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.validation import parse_statuses
@@ -19,7 +20,7 @@ class JobViews:
 
     async def get_owned(self, owner: str, job_id: str) -> Job:
         job = await self.context.store.get(job_id)
-        if job is None or job.owner != owner:
+        if job is None or job.owner != owner or job.parent_id is not None:
             raise Problem(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}", JobDetails(job_id=job_id))
         return job
 
@@ -72,6 +73,10 @@ class JobViews:
         return self.context.blobs.presign_get(key, expires_at), expires_at
 
     async def view(self, job: Job) -> JobView:
+        view = await self._own_view(job)
+        return await self._split_view(job, view) if job.is_split else view
+
+    async def _own_view(self, job: Job) -> JobView:
         result_url = None
         if job.status is JobStatus.COMPLETED and job.expires_at and job.result_key:
             result_url, _ = self._result_link(job.result_key, job.expires_at)
@@ -101,7 +106,27 @@ class JobViews:
             resolution=job.resolution,
             quality=job.quality,
             engine=job.result.engine if job.result else None,
+            parallel=job.parallel,
         )
+
+    async def _split_view(self, job: Job, view: JobView) -> JobView:
+        """A split job while it runs tells its segments' story: their weighted progress,
+        the stage (encoding once stitching), the place of its first waiting segment in the
+        queue and an ETA over the segments still to run."""
+        children = segments.Children.of(await self.context.store.children(job.id))
+        update: dict[str, object] = {"segments": segments.segment_views(children)}
+        if job.status is JobStatus.PROCESSING:
+            waiting = [s for s in children.segments if s.status is JobStatus.PENDING]
+            eta = segments.eta_seconds(children)
+            update |= {
+                "progress": round(segments.progress(children), 2),
+                "stage": segments.stage(children),
+                "queue_position": await self.context.store.count_pending_before(waiting[0])
+                if waiting
+                else None,
+                "eta_seconds": _whole_seconds(eta),
+            }
+        return view.model_copy(update=update)
 
 
 def _whole_seconds(eta: float | None) -> int | None:

@@ -7,6 +7,7 @@ from edge_worker.usecases.agent_protocol import AgentProtocol
 from edge_worker.usecases.api_keys import ApiKeys
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.creation import JobCreation
+from edge_worker.usecases.fanout import FanOut
 from edge_worker.usecases.job_watch import JobWatch
 from edge_worker.usecases.maintenance import Maintenance
 from edge_worker.usecases.quotas import Quotas
@@ -24,6 +25,7 @@ class UseCases:
     creation: JobCreation
     transitions: JobTransitions
     agent_protocol: AgentProtocol
+    fanout: FanOut
     maintenance: Maintenance
     api_keys: ApiKeys
     quotas: Quotas
@@ -37,14 +39,16 @@ class UseCases:
         transitions = JobTransitions(context, views)
         quotas = Quotas(context)
         admission = Admission(context, transitions)
+        fanout = FanOut(context, views, transitions)
         return cls(
             context=context,
             views=views,
             uploads=uploads,
             creation=JobCreation(context, views, uploads, quotas, admission),
             transitions=transitions,
-            agent_protocol=AgentProtocol(context, views, transitions, admission),
-            maintenance=Maintenance(context, transitions, admission),
+            agent_protocol=AgentProtocol(context, views, transitions, admission, fanout),
+            fanout=fanout,
+            maintenance=Maintenance(context, transitions, admission, fanout),
             api_keys=ApiKeys(
                 context.keys,
                 context.settings.api_key_pepper,

@@ -50,7 +50,7 @@ def prepare_audio(
     loudness = _Loudness()
     head = _Head(math.ceil(PADDED_AUDIO_SECONDS * PAD_RATE))
     with AacWriter(directory / AAC_NAME) as aac:
-        info = probe_audio(path, [_LengthLimit(max_seconds), aac, loudness, head])
+        info = probe_audio(path, [LengthLimit(max_seconds), aac, loudness, head])
     loudness_path = directory / LOUDNESS_NAME
     with loudness_path.open("wb") as handle:
         loudness.levels.tofile(handle)
@@ -67,7 +67,7 @@ def read_loudness(path: Path) -> np.ndarray:
     return np.fromfile(str(path), dtype=np.float64)
 
 
-class _LengthLimit:
+class LengthLimit:
     """Stops the decode once the audio is longer than the limit: headers can lie (the edge
     judged it by them), the decoded samples cannot."""
 

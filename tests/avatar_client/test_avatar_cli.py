@@ -520,3 +520,11 @@ def test_generate_reports_a_failed_write(tmp_path: Path) -> None:
     run = Run(FakeApi(), argv)
     assert run.code == 1
     assert run.stderr.getvalue().splitlines()[-1].startswith("error: [Errno")
+
+
+def test_generate_passes_parallel(tmp_path: Path) -> None:
+    api = FakeApi([job(status="completed", progress=100, stage="done", engine="preview")])
+    run = Run(api, generate_argv(tmp_path, "--parallel", "auto"))
+    assert run.code == 0, run.stderr.getvalue()
+    generate = next(r for r in api.requests if r.url.path == "/generate")
+    assert b'name="parallel"\r\n\r\nauto' in generate.content

@@ -725,3 +725,23 @@ def test_the_async_run_raises_job_failed() -> None:
 
     with pytest.raises(errors.JobFailed, match="EXPIRED"):
         run(scenario())
+
+
+def test_submit_sends_parallel_in_the_form_and_in_json(tmp_path: Path) -> None:
+    image, audio = write_media(tmp_path)
+    api = FakeApi()
+    with make_client(api) as client:
+        client.submit(image, audio, "hi", parallel="auto")
+    (request,) = sent(api, "POST", "/generate")
+    assert b'name="parallel"\r\n\r\nauto' in request.content
+    api, storage, sleeps = FakeApi(), Storage(), []
+    api.overrides["/health"] = health_with(1000)
+    storage.install(api)
+
+    async def scenario() -> None:
+        async with async_client(api, sleeps) as client:
+            await client.submit(image, audio, "hi", parallel=4)
+
+    asyncio.run(scenario())
+    (uploaded,) = sent(api, "POST", "/generate")
+    assert json.loads(uploaded.content)["parallel"] == 4

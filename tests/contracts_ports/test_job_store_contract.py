@@ -10,7 +10,7 @@ import pytest
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from edge_worker.domain import jobs
 from edge_worker.domain.idempotency import IdempotencyRecord, new_record
-from edge_worker.domain.jobs import Job
+from edge_worker.domain.jobs import Job, SegmentPlan
 from edge_worker.ports import JobStore, SweepKind
 from tests.conftest import run
 
@@ -71,6 +71,14 @@ def every_field_set(job_id: str) -> Job:
         image_etag='"5d41402abc4b2a76b9719d911017c592"',
         audio_etag='"7d793037a0760186574b0282f2f435e7-3"',
         audio_seconds=61.5,
+        parallel=4,
+        parent_id="job-parent",
+        task="segment",
+        segment_index=3,
+        segment_count=5,
+        segment_start_seconds=60.04,
+        segment_end_seconds=118.2,
+        plan=SegmentPlan(attempt=2, audio_seconds=61.5, bounds=((0.0, 30.5), (30.5, 61.5))),
         version=9,
     )
     for field in dataclasses.fields(Job):
@@ -286,7 +294,8 @@ def test_list_for_owner_filters_on_statuses_across_pages(job_store: JobStore) ->
 
 
 def test_listed_jobs_are_whole_jobs(job_store: JobStore) -> None:
-    job = every_field_set("job-listed")
+    # A client's job, not a split job's child (those are never listed).
+    job = dataclasses.replace(every_field_set("job-listed"), parent_id=None, task="job")
     insert(job_store, job)
     assert run(job_store.list_for_owner("owner-x", 10, None)).jobs == [job]
 

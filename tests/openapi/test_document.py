@@ -26,6 +26,8 @@ AGENT_OPERATIONS = {
     ("post", "/agent/jobs/{job_id}/progress"): "reportProgress",
     ("post", "/agent/jobs/{job_id}/complete"): "completeJob",
     ("post", "/agent/jobs/{job_id}/fail"): "failJob",
+    ("post", "/agent/jobs/{job_id}/segments"): "registerSegments",
+    ("post", "/agent/jobs/{job_id}/segments/commit"): "commitSegments",
 }
 AGENT_ERRORS = {"400", "401", "404", "409", "413", "500"}
 ERRORS = {
@@ -42,6 +44,8 @@ ERRORS = {
     "reportProgress": AGENT_ERRORS,
     "completeJob": AGENT_ERRORS | {"503"},  # the result is not in storage as reported
     "failJob": AGENT_ERRORS,
+    "registerSegments": AGENT_ERRORS,
+    "commitSegments": AGENT_ERRORS | {"503"},  # a segment's audio is not in storage
 }
 DOCUMENTS = {"/schema/openapi.json": OPERATIONS, "/schema/agent/openapi.json": AGENT_OPERATIONS}
 # Error statuses whose body is not the envelope: a degraded /health still reports its checks.

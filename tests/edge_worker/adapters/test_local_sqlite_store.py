@@ -290,7 +290,10 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     apply_migrations(conn, older)
     row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
     later_columns = ("quality", "image_etag", "audio_etag", "audio_seconds", "video_seconds")
-    for later in (*later_columns, "gpu_seconds", "engine"):
+    fanout_columns = ("parallel", "parent_id", "task", "segment_index", "segment_count")
+    for later in (*later_columns, "gpu_seconds", "engine", *fanout_columns):
+        del row[later]
+    for later in ("segment_start_seconds", "segment_end_seconds", "segment_plan"):
         del row[later]
     conn.execute(
         f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608 - job_rows' columns
@@ -303,6 +306,7 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     assert got is not None and got.quality is Quality.STANDARD
     assert got.image_etag is got.audio_etag is None  # nothing recorded, nothing checked
     assert got.audio_seconds is None  # not metered before 0006
+    assert (got.parallel, got.task, got.parent_id) == ("off", "job", None)  # 0009's defaults
 
 
 def test_files_are_opened_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
