@@ -16,6 +16,7 @@ import pytest
 
 from examples.make_examples import make_speech_wav
 from tests.e2e.conftest import API_KEY, AUTH, EXAMPLES, ROOT, free_port, stop, terminal, wait_for
+from tests.e2e.test_direct_uploads import upload_and_generate
 from tests.e2e.test_upload_to_mp4 import audio_seconds, check_mp4
 from tests.edge_worker.cloudflare.fake_r2 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, FakeR2
 from tests.faults.conftest import read_only
@@ -76,15 +77,6 @@ def served(fake_r2: FakeR2, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
         print((tmp_path / "serve.log").read_text()[-6000:])
 
 
-def put_upload(grant: dict, path: Path, content_type: str) -> None:
-    response = httpx.put(
-        grant["url"],
-        content=path.read_bytes(),
-        headers={"Content-Type": content_type, "If-None-Match": "*"},
-    )
-    assert response.status_code == 200, response.text
-
-
 def test_avatar_serve_runs_jobs_on_s3_expires_them_and_hands_back_on_sigterm(
     served: tuple[subprocess.Popen[bytes], dict], fake_r2: FakeR2, tmp_path: Path
 ) -> None:
@@ -92,25 +84,8 @@ def test_avatar_serve_runs_jobs_on_s3_expires_them_and_hands_back_on_sigterm(
     image, audio = EXAMPLES / "portrait.png", EXAMPLES / "speech.wav"
     s3 = fake_r2.client()
     with httpx.Client(base_url=where["url"], headers=AUTH, timeout=30) as client:
-        grants = client.post(
-            "/uploads",
-            json={
-                "image": {"content_type": "image/png", "size_bytes": image.stat().st_size},
-                "audio": {"content_type": "audio/wav", "size_bytes": audio.stat().st_size},
-            },
-        ).json()
+        grants, created = upload_and_generate(client, image, audio, "A presenter talking")
         assert grants["image"]["url"].startswith(f"{fake_r2.endpoint}/{where['bucket']}/")
-        put_upload(grants["image"], image, "image/png")
-        put_upload(grants["audio"], audio, "audio/wav")
-        created = client.post(
-            "/generate",
-            json={
-                "image_upload_id": grants["image"]["upload_id"],
-                "audio_upload_id": grants["audio"]["upload_id"],
-                "prompt": "A presenter talking",
-                "resolution": "480p",
-            },
-        )
         assert created.status_code == 200, created.text
         job_id = created.json()["job_id"]
         final = wait_for(client, job_id, terminal)
@@ -126,7 +101,6 @@ def test_avatar_serve_runs_jobs_on_s3_expires_them_and_hands_back_on_sigterm(
         gone = client.get(f"/result/{job_id}")
         assert gone.status_code == 410 and gone.json()["error"]["code"] == "RESULT_EXPIRED"
         assert s3.list_objects_v2(Bucket=where["bucket"]).get("KeyCount") == 0
-        assert httpx.get(result["url"]).status_code == 404
 
         long_speech = tmp_path / "long.wav"
         make_speech_wav(long_speech, seconds=60)
