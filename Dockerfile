@@ -2,6 +2,10 @@
 #
 #   docker build -t <registry>/infinite-avatar-agent:<tag> .
 #
+# All-in-one pod (the edge and its agent in one container, state on the volume, videos in
+# R2/S3; README.md "Deploy on one RunPod pod"): the same image, with this start command:
+#   sh -c "python -m infinitetalk.upstream.check && exec avatar serve --engine infinitetalk"
+#
 # Weights are not in the image (~80 GB): they live on the RunPod network volume, mounted at
 # /runpod-volume, and are fetched once with scripts/download_weights.sh. See
 # docs/DEPLOY-RUNPOD.md for the template, the volume layout and the environment.
@@ -57,13 +61,14 @@ RUN git init --quiet /opt/InfiniteTalk \
     && git -C /opt/InfiniteTalk checkout --quiet --detach FETCH_HEAD
 
 # The dependencies first, as their own layer (~10 GB that rarely changes): the project's
-# metadata with empty packages, installed with [agent,gpu]; then flash-attn's prebuilt wheel.
+# metadata with empty packages, installed with [agent,gpu] and [edge] (`avatar serve`); then
+# flash-attn's prebuilt wheel.
 # Versions are pinned in pyproject.toml's [gpu] extra and in FLASH_ATTN_WHEEL.
 COPY pyproject.toml README.md /src/
 # hadolint ignore=DL3013
 RUN mkdir -p /src/contracts /src/edge_worker /src/gpu_agent /src/infinitetalk \
         /src/avatar_client /src/migrations \
-    && pip install --no-cache-dir "/src[agent,gpu]" \
+    && pip install --no-cache-dir "/src[agent,edge,gpu]" \
     && pip install --no-cache-dir "${FLASH_ATTN_WHEEL}"
 
 # The project itself (dependencies are already in place).
@@ -91,6 +96,9 @@ ENV ENGINE=infinitetalk \
     WORK_DIR=/tmp/avatar-agent \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
+
+# `avatar serve` only: the edge's port ($PORT, 8787 by default); the agent alone listens on none.
+EXPOSE 8787
 
 # The upstream self-check needs the GPU, so it runs here, then the agent replaces the shell.
 CMD ["sh", "-c", "python -m infinitetalk.upstream.check && exec avatar-agent run"]

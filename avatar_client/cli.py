@@ -203,6 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="agent engine (default: $ENGINE, else preview)",
     )
     dev.add_argument("--reload", action="store_true", help="restart both when code changes")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the edge and N GPU agents in one process tree (the all-in-one deployment)",
+        description="Run the edge and its agents for production on one machine (a RunPod "
+        "pod). Every secret comes from the environment; SIGTERM hands back running jobs.",
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  avatar serve --engine infinitetalk --agents 1",
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="address the edge listens on")  # noqa: S104
+    serve.add_argument(
+        "--port", type=int, help="port the edge listens on (default: $PORT, else 8787)"
+    )
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        help="jobs and queue (SQLite), and blobs with BLOB_STORE=fs "
+        "(default: $DATA_DIR, else /runpod-volume/avatar)",
+    )
+    serve.add_argument(
+        "--engine", choices=list(EngineName), help="agent engine (default: $ENGINE, else preview)"
+    )
+    serve.add_argument("--agents", type=_positive, default=1, help="agents to run")
     return parser
 
 
@@ -259,6 +282,22 @@ def run(
             reload=args.reload,
         )
         return dev.run_dev(options, env=env, cwd=Path.cwd(), out=stdout)
+    if args.command == "serve":
+        from avatar_client import serve
+
+        try:
+            serving = serve.ServeOptions.from_env(
+                env,
+                host=args.host,
+                port=args.port,
+                data_dir=args.data_dir,
+                engine=args.engine,
+                agents=args.agents,
+            )
+        except ValueError as exc:
+            print(f"error: PORT and SHUTDOWN_GRACE_SECONDS must be numbers ({exc})", file=stderr)
+            return EXIT_USAGE
+        return serve.run_serve(serving, env=env, out=stdout)
     command = _Command(args, stdout=stdout, stderr=stderr)
     try:
         if args.command == "key":

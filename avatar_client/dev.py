@@ -24,7 +24,7 @@ import httpx
 
 from avatar_client.config import DEFAULT_URL, DEV_DATA_DIR, DEV_SECRETS_FILE
 
-SERVER_MODULES = ("dotenv", "pydantic_settings", "litestar", "uvicorn", "av", "numpy")
+SERVER_MODULES = ("dotenv", "pydantic_settings", "litestar", "uvicorn", "av", "numpy", "boto3")
 """What the edge and the agent import: the `[edge]` and `[agent]` extras, not the client."""
 SERVER_EXTRAS = "infinite-avatar[edge,agent]"
 DEFAULT_ACCOUNT_ID = "local"
@@ -35,8 +35,8 @@ Changes = Set[tuple[object, str]]
 """One tick of file changes: watchfiles' (change, path) pairs; a read-only set, so that
 watchfiles' own set[tuple[Change, str]] is one."""
 
-# Secrets the agent never needs: client keys, the edge's pepper, its URL-signing key and the
-# admin token stay out of the process that runs jobs.
+# Secrets the agent never needs: client keys, the edge's pepper, its URL-signing key, the
+# admin token and the blob store's credentials stay out of the process that runs jobs.
 _EDGE_ONLY_NAMES = (
     "API_KEYS",
     "API_KEY",
@@ -44,6 +44,8 @@ _EDGE_ONLY_NAMES = (
     "API_KEY_PEPPER",
     "SIGNING_SECRET",
     "ADMIN_TOKEN",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
 )
 
 
@@ -291,17 +293,20 @@ class ProcessGroup:
         return None
 
     def stop(self) -> None:
-        """Stop children newest first (the agent before the edge it reports to): SIGTERM,
-        then SIGKILL any still up after `grace`."""
-        running = [proc for _, proc in reversed(self._running)]
+        """Stop the children after the first (the agents) together, then the first (the edge
+        they report their hand-backs to): SIGTERM, then SIGKILL any still up after `grace`."""
+        running = [proc for _, proc in self._running]
         self._running = []
-        for proc in running:
-            proc.terminate()
-            try:
-                proc.wait(timeout=self._grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for wave in (running[1:], running[:1]):
+            for proc in wave:
+                proc.terminate()
+            deadline = time.monotonic() + self._grace
+            for proc in wave:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
     def _wait_ready(self, spec: ChildSpec, proc: subprocess.Popen[bytes]) -> bool:
         assert spec.ready_url is not None

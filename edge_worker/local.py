@@ -21,6 +21,7 @@ from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
 from edge_worker.adapters.local.queue_routes import queue_routes
+from edge_worker.adapters.local.s3_blobs import S3BlobStore, s3_client
 from edge_worker.adapters.local.slow_clients import body_read_timeout, header_deadline_protocol
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
@@ -30,7 +31,7 @@ from edge_worker.adapters.sql_key_store import SqlKeyStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.http.docs_ui import swagger_assets
-from edge_worker.ports import Clock
+from edge_worker.ports import BlobStore, Clock
 from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.maintenance import Maintenance
@@ -47,7 +48,7 @@ class LocalRuntime:
     database: SqliteExecutor
     store: SqlJobStore
     queue: SqliteQueue
-    blobs: FsBlobStore
+    blobs: BlobStore
 
     def close(self) -> None:
         self.database.close()
@@ -90,27 +91,43 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
         max_retries=settings.queue_max_retries,
         default_visibility_ms=int(settings.queue_visibility_timeout_seconds * 1000),
     )
-    blobs = FsBlobStore(
-        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
-    )
+    clock = clock or SystemClock()
+    blobs = local_blobs(settings, data_dir, clock)
     use_cases = UseCases.build(
         EdgeContext(
             settings=settings,
             store=store,
             blobs=blobs,
             queue=queue,
-            clock=clock or SystemClock(),
+            clock=clock,
             keys=SqlKeyStore(database),
             buckets=SqlBucketStore(database),
         )
     )
     extra = [
-        blob_routes(blobs),
+        *([blob_routes(blobs)] if isinstance(blobs, FsBlobStore) else []),
         queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
     ]
     timer = maintenance_timer(use_cases.maintenance, settings.maintenance_interval_seconds)
     app = create_app(use_cases, extra, lifespan=[timer], docs_assets=swagger_assets())
     return LocalRuntime(app, use_cases, database, store, queue, blobs)
+
+
+def local_blobs(settings: EdgeSettings, data_dir: Path, clock: Clock) -> BlobStore:
+    """A directory served by the edge's own signed URLs, or an S3-compatible bucket whose
+    presigned URLs clients and agents use directly (`BLOB_STORE`)."""
+    if settings.blob_store == "s3":
+        assert settings.s3_bucket and settings.s3_access_key_id and settings.s3_secret_access_key
+        client = s3_client(
+            settings.s3_endpoint_url,
+            settings.s3_region,
+            settings.s3_access_key_id,
+            settings.s3_secret_access_key,
+        )
+        return S3BlobStore(client, settings.s3_bucket, clock)
+    return FsBlobStore(
+        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
+    )
 
 
 def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings:

@@ -1,6 +1,6 @@
 """Edge settings, validated once at start-up from an env mapping (os.environ or Worker `env`)."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
@@ -12,7 +12,7 @@ from contracts.media import (
     MAX_IMAGE_PIXELS,
     MiB,
 )
-from contracts.settings import EnvSettings, LogLevel
+from contracts.settings import CaseInsensitive, EnvSettings, LogLevel
 
 
 class EdgeSettings(EnvSettings):
@@ -121,6 +121,17 @@ class EdgeSettings(EnvSettings):
         default=0, ge=0, le=25, description="parallel jobs: frames blended at each seam"
     )
     log_level: LogLevel = "INFO"
+    blob_store: Annotated[Literal["fs", "s3"], CaseInsensitive] = Field(
+        default="fs",
+        description="local edge: blobs in DATA_DIR/blobs (fs) or an S3-compatible bucket (s3)",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="local edge, BLOB_STORE=s3: the S3 API's URL; unset: AWS S3"
+    )
+    s3_bucket: str | None = Field(default=None, validate_default=True)
+    s3_region: str = Field(default="auto", min_length=1)
+    s3_access_key_id: str | None = Field(default=None, validate_default=True)
+    s3_secret_access_key: str | None = Field(default=None, validate_default=True, repr=False)
 
     def secrets(self) -> list[str]:
         """Values that must never appear in output (fed to the log redactor)."""
@@ -131,6 +142,7 @@ class EdgeSettings(EnvSettings):
             self.signing_secret,
             self.cf_api_token or "",
             self.admin_token or "",
+            self.s3_secret_access_key or "",
         ]
 
     @field_validator("api_keys", mode="before")
@@ -164,6 +176,13 @@ class EdgeSettings(EnvSettings):
         if any(len(key) < 16 for key in keys):
             raise ValueError("every API key must be at least 16 characters")
         return keys
+
+    @field_validator("s3_bucket", "s3_access_key_id", "s3_secret_access_key")
+    @classmethod
+    def _required_for_s3(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("blob_store") == "s3":
+            raise ValueError("required with BLOB_STORE=s3")
+        return value
 
     @property
     def max_request_bytes(self) -> int:

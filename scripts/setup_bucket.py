@@ -22,12 +22,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contracts.settings import SettingsError
 from edge_worker.adapters.cloudflare.presign import REGION, R2Settings, r2_endpoint
+from edge_worker.adapters.local.s3_blobs import s3_client
 
 EXPIRE_AFTER_DAYS = 1
 EXPIRING_PREFIXES = ("inputs/", "videos/")
@@ -133,20 +132,12 @@ def apply_cors(
 
 
 def r2_client(settings: R2Settings) -> Any:
-    """An S3 client for R2. Checksums only where an operation requires one: R2 refused the
-    flexible-checksum headers AWS SDKs began sending by default in January 2025 (boto3 1.36)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.endpoint or r2_endpoint(settings.account_id),
-        region_name=REGION,
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
+    """The S3 client of the local runtime's S3 blob store, pointed at R2."""
+    return s3_client(
+        settings.endpoint or r2_endpoint(settings.account_id),
+        REGION,
+        settings.access_key_id,
+        settings.secret_access_key,
     )
 
 

@@ -6,12 +6,15 @@ import math
 import struct
 import wave
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from tests.edge_worker.cloudflare.fake_r2 import FakeR2
 
 T = TypeVar("T")
 
@@ -68,6 +71,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- end of test layers -------------------------------------------------------------------
+
+
+# --- one S3 API server per session --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_r2() -> Iterator["FakeR2"]:
+    """moto's S3 server with R2's presigned-URL checks in front (fake_r2.py), shared by the
+    R2 presigner, the S3 blob store, the blob-store contract and `avatar serve` tests."""
+    from tests.edge_worker.cloudflare.fake_r2 import running_fake_r2  # moto: only when used
+
+    with running_fake_r2() as r2:
+        yield r2
 
 
 # --- async calls from sync tests ---------------------------------------------------------

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -59,10 +60,29 @@ def test_upstream_is_cloned_at_the_pinned_commit() -> None:
 
 def test_the_project_is_installed_with_gpu_and_runs_the_agent() -> None:
     runs = [argument for kind, argument in instructions() if kind == "RUN"]
-    assert any(re.search(r'pip install --no-cache-dir "/src\[agent,gpu\]"', run) for run in runs)
+    assert any(
+        re.search(r'pip install --no-cache-dir "/src\[agent,edge,gpu\]"', run) for run in runs
+    )
     cmds = [argument for kind, argument in instructions() if kind == "CMD"]
     command = json.loads(cmds[-1])
     assert command[:2] == ["sh", "-c"] and command[2].endswith("&& exec avatar-agent run")
+
+
+def test_the_documented_all_in_one_command_is_avatar_serve_after_the_self_check() -> None:
+    """tests/e2e/test_serve.py runs this command line with the preview engine."""
+    from avatar_client.cli import build_parser
+
+    documented = [line for line in DOCKERFILE.splitlines() if "exec avatar serve" in line]
+    assert len(documented) == 1
+    shell = shlex.split(documented[0].lstrip("# "))
+    assert shell[:2] == ["sh", "-c"]
+    check, _, started = shell[2].partition(" && exec ")
+    assert check == "python -m infinitetalk.upstream.check"
+    args = build_parser().parse_args(shlex.split(started)[1:])
+    assert (args.command, args.engine, args.host) == ("serve", "infinitetalk", "0.0.0.0")  # noqa: S104
+    assert ("EXPOSE", "8787") in instructions()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("boto3") for dep in project["optional-dependencies"]["edge"])
 
 
 def test_the_image_checks_that_upstream_imports() -> None:

@@ -41,7 +41,7 @@ class JobViews:
 
     async def result(self, owner: str, job_id: str) -> ResultView:
         job = await self.get_owned(owner, job_id)
-        if job.status is JobStatus.EXPIRED:
+        if job.status is JobStatus.EXPIRED or self._past_retention(job):
             raise Problem(
                 ErrorCode.RESULT_EXPIRED, "the result was deleted after its retention period"
             )
@@ -72,13 +72,27 @@ class JobViews:
         expires_at = min(self.context.clock.now() + RESULT_URL_TTL, result_expires_at)
         return self.context.blobs.presign_get(key, expires_at), expires_at
 
+    def _past_retention(self, job: Job) -> bool:
+        """A result whose retention ended before the sweep marked it expired: no store signs
+        a link that expired already, and the video may be gone."""
+        return (
+            job.status is JobStatus.COMPLETED
+            and job.expires_at is not None
+            and job.expires_at <= self.context.clock.now()
+        )
+
     async def view(self, job: Job) -> JobView:
         view = await self._own_view(job)
         return await self._split_view(job, view) if job.is_split else view
 
     async def _own_view(self, job: Job) -> JobView:
         result_url = None
-        if job.status is JobStatus.COMPLETED and job.expires_at and job.result_key:
+        if (
+            job.status is JobStatus.COMPLETED
+            and job.expires_at
+            and job.result_key
+            and not self._past_retention(job)
+        ):
             result_url, _ = self._result_link(job.result_key, job.expires_at)
         queue_position = None
         if job.status is JobStatus.PENDING:

@@ -2,7 +2,8 @@
 
 `local` is the embedded stand-in (SQLite, a directory, the SQLite queue); `cloudflare` is
 the Cloudflare adapter on real local D1, R2 and Queues behind the bridge Worker, which
-starts on first use (and fails the run if wrangler cannot start).
+starts on first use (and fails the run if wrangler cannot start); `s3` is the local
+runtime's S3 blob store on moto's S3 server (tests/conftest.py `fake_r2`).
 """
 
 import uuid
@@ -17,6 +18,7 @@ from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
 from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.s3_blobs import S3BlobStore, s3_client
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
@@ -27,6 +29,7 @@ from edge_worker.ports import BlobStore, BucketStore, JobStore, KeyStore
 from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
 from tests.contracts_ports.queue_under_test import QueueUnderTest
+from tests.edge_worker.cloudflare.fake_r2 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, FakeR2
 
 ADAPTERS = ["local", "cloudflare"]
 R2 = R2Settings(
@@ -70,10 +73,14 @@ def bucket_store(sql_database: SqlExecutor) -> BucketStore:
     return SqlBucketStore(sql_database)
 
 
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=[*ADAPTERS, "s3"])
 def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "local":
         return FsBlobStore(tmp_path / "blobs", "http://edge.test", "contract-secret", 1024)
+    if request.param == "s3":
+        s3: FakeR2 = request.getfixturevalue("fake_r2")
+        client = s3_client(s3.endpoint, "auto", ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+        return S3BlobStore(client, s3.new_bucket(), SystemClock())
     url = request.getfixturevalue("bridge").url
     return R2BlobStore(R2Bucket(url), R2Presigner(R2, SystemClock()))
 

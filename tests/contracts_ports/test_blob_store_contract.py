@@ -1,4 +1,5 @@
-"""The BlobStore contract: FsBlobStore and R2BlobStore (on real local R2) behave alike."""
+"""The BlobStore contract: FsBlobStore, R2BlobStore (on real local R2) and S3BlobStore (on
+moto's S3 server) behave alike."""
 
 import io
 from datetime import UTC, datetime, timedelta
