@@ -27,6 +27,7 @@ from edge_worker.routes.health import health
 from edge_worker.routes.jobs import jobs_router
 from edge_worker.routes.uploads import create_uploads
 from edge_worker.routes.usage import usage_router
+from edge_worker.routes.webhooks import webhooks_router
 from edge_worker.usecases.wiring import UseCases
 
 JSON_BODY_LIMIT = 1024 * 1024
@@ -82,6 +83,7 @@ def create_app(
             create_uploads,
             jobs_router,
             usage_router,
+            webhooks_router,
             health,
             Router(path="/", route_handlers=[agent_router], include_in_schema=False),
             admin_router,

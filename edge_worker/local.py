@@ -20,13 +20,16 @@ from contracts.logs import configure_logging
 from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.httpx_webhook_sender import HttpxWebhookSender
 from edge_worker.adapters.local.queue_routes import queue_routes
 from edge_worker.adapters.local.slow_clients import body_read_timeout, header_deadline_protocol
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
+from edge_worker.adapters.local.sqlite_webhook_queue import Leased, SqliteWebhookQueue
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_webhook_store import SqlWebhookStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.http.docs_ui import swagger_assets
@@ -34,10 +37,12 @@ from edge_worker.ports import Clock
 from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.webhook_delivery import WebhookDelivery
 from edge_worker.usecases.wiring import UseCases
 
 log = logging.getLogger("edge_worker.local")
 DATABASE_FILE = "jobs.sqlite3"
+WEBHOOK_BATCH = 10
 
 
 @dataclass
@@ -48,10 +53,12 @@ class LocalRuntime:
     store: SqlJobStore
     queue: SqliteQueue
     blobs: FsBlobStore
+    webhook_queue: SqliteWebhookQueue
 
     def close(self) -> None:
         self.database.close()
         self.queue.close()
+        self.webhook_queue.close()
 
 
 def maintenance_timer(
@@ -80,6 +87,45 @@ def maintenance_timer(
     return lifespan
 
 
+def webhook_consumer(
+    delivery: WebhookDelivery, queue: SqliteWebhookQueue, poll_seconds: float
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Lifespan delivering webhooks off the local queue, as the Worker's queue consumer does
+    off its Cloudflare Queue: a batch at a time, each message acked or retried with a delay."""
+
+    async def deliver(item: Leased) -> None:
+        try:
+            delay = await delivery.deliver(item.message)
+        except Exception:
+            log.exception("webhook delivery failed", extra={"webhook_id": item.message.webhook_id})
+            delay = delivery.error_delay
+        if delay is None:
+            queue.ack(item.lease_id)
+        else:
+            queue.retry(item.lease_id, delay)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                leased = queue.lease(WEBHOOK_BATCH)
+                if leased:
+                    await asyncio.gather(*(deliver(item) for item in leased))
+                    continue
+                due = queue.next_due_in()
+                await queue.wait_for_send(poll_seconds if due is None else min(due, poll_seconds))
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
+
+
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SqliteExecutor(data_dir / DATABASE_FILE)
@@ -93,6 +139,9 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
     blobs = FsBlobStore(
         data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
     )
+    webhook_queue = SqliteWebhookQueue(
+        data_dir / "webhooks.sqlite3", visibility_seconds=settings.webhook_timeout_seconds + 60
+    )
     use_cases = UseCases.build(
         EdgeContext(
             settings=settings,
@@ -102,6 +151,9 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
             clock=clock or SystemClock(),
             keys=SqlKeyStore(database),
             buckets=SqlBucketStore(database),
+            webhooks=SqlWebhookStore(database),
+            webhook_queue=webhook_queue,
+            webhook_sender=HttpxWebhookSender(settings.webhook_allow_private),
         )
     )
     extra = [
@@ -109,8 +161,11 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
         queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
     ]
     timer = maintenance_timer(use_cases.maintenance, settings.maintenance_interval_seconds)
-    app = create_app(use_cases, extra, lifespan=[timer], docs_assets=swagger_assets())
-    return LocalRuntime(app, use_cases, database, store, queue, blobs)
+    consumer = webhook_consumer(
+        use_cases.webhook_delivery, webhook_queue, settings.webhook_poll_seconds
+    )
+    app = create_app(use_cases, extra, lifespan=[timer, consumer], docs_assets=swagger_assets())
+    return LocalRuntime(app, use_cases, database, store, queue, blobs, webhook_queue)
 
 
 def local_settings(env: Mapping[str, str], host: str, port: int) -> EdgeSettings:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
+from contracts.webhooks import WebhookEventType
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.usage import UsageRow
@@ -46,6 +47,8 @@ COLUMNS = (
     "video_seconds",
     "gpu_seconds",
     "engine",
+    "webhook_url",
+    "webhook_events",
     "version",
 )
 _TIMES = (
@@ -152,6 +155,8 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "video_seconds": job.video_seconds,
         "gpu_seconds": job.gpu_seconds,
         "engine": job.engine,
+        "webhook_url": job.webhook_url,
+        "webhook_events": ",".join(sorted(job.webhook_events)) or None,
         "version": job.version,
     }
     for name in _TIMES:
@@ -200,6 +205,10 @@ def from_row(row: dict[str, Any]) -> Job:
         audio_etag=row["audio_etag"],
         audio_seconds=row["audio_seconds"],
         quality=Quality(row["quality"]),
+        webhook_url=row["webhook_url"],
+        webhook_events=frozenset(
+            WebhookEventType(name) for name in (row["webhook_events"] or "").split(",") if name
+        ),
         version=int(row["version"]),
     )
 

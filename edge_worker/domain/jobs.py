@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
+from contracts.webhooks import WebhookEventType
 
 Transition = Callable[["Job"], "Job"]
 
@@ -70,6 +71,9 @@ class Job:
     audio_etag: str | None = None
     # Measured at the edge from the audio's header (None: its header does not tell).
     audio_seconds: float | None = None
+    # Where the job's webhook events go, and which of them (none without a URL).
+    webhook_url: str | None = None
+    webhook_events: frozenset[WebhookEventType] = frozenset()
     version: int = 0
 
     @property
@@ -106,6 +110,8 @@ def new_job(
     audio_etag: str | None = None,
     held: bool = False,
     audio_seconds: float | None = None,
+    webhook_url: str | None = None,
+    webhook_events: frozenset[WebhookEventType] = frozenset(),
 ) -> Job:
     """A pending job: enqueued now, or `held` back by admission until `admit`."""
     return Job(
@@ -126,6 +132,8 @@ def new_job(
         image_etag=image_etag,
         audio_etag=audio_etag,
         audio_seconds=audio_seconds,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
     )
 
 

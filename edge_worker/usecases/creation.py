@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
 from contracts.errors import ConflictDetails, HeaderDetails
 from contracts.media import HEADER_SCAN_BYTES, MediaKind
+from contracts.webhooks import WebhookEventType
 from edge_worker.domain import idempotency, jobs
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.job_request import JobInput, JobRequest, ReceivedFile, UploadRef
@@ -23,6 +24,12 @@ from edge_worker.domain.quotas import Caller
 from edge_worker.domain.storage_keys import input_key
 from edge_worker.domain.upload_tokens import UploadTicket
 from edge_worker.domain.validation import PROMPT_MAX_CHARS, check_content, parse_prompt
+from edge_worker.domain.webhook_targets import (
+    URL_MAX_CHARS,
+    WebhookTarget,
+    check_destination,
+    parse_target,
+)
 from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.quotas import Quotas
@@ -51,6 +58,16 @@ class GenerateFromUploads(BaseModel):
         default=Quality.STANDARD,
         description="`fast`: a distilled LoRA at 4 steps, several times quicker, lower quality",
     )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=URL_MAX_CHARS,
+        description="http(s) URL to POST signed events to (docs/API.md#webhooks)",
+    )
+    webhook_events: list[WebhookEventType] | None = Field(
+        default=None,
+        min_length=1,
+        description="Events to send; default: job.completed, job.failed, job.cancelled",
+    )
 
     def job_request(self) -> JobRequest:
         return JobRequest(
@@ -60,6 +77,7 @@ class GenerateFromUploads(BaseModel):
             quality=self.quality,
             image=UploadRef(self.image_upload_id),
             audio=UploadRef(self.audio_upload_id),
+            webhook=parse_target(self.webhook_url, self.webhook_events),
         )
 
 
@@ -87,6 +105,8 @@ class JobCreation:
         owner = caller.owner
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         settings = self.context.settings
+        if request.webhook is not None:
+            check_destination(request.webhook, settings.webhook_allow_private)
         seconds: dict[MediaKind, float | None] = {}
         for kind, given in inputs.items():
             if isinstance(given, ReceivedFile):
@@ -125,6 +145,7 @@ class JobCreation:
             request.resolution.value,
             str(request.seed),
             *refs,
+            *([request.webhook.fingerprint] if request.webhook else []),
             quality=request.quality,
         )
         return await self._create_once(owner, idempotency_key, request_print, create)
@@ -161,6 +182,7 @@ class JobCreation:
                 etags,
                 held,
                 audio_seconds,
+                request.webhook,
             )
         except BaseException:
             for record in used:
@@ -180,6 +202,7 @@ class JobCreation:
         etags: dict[MediaKind, str],
         held: bool,
         audio_seconds: float | None,
+        webhook: WebhookTarget | None,
     ) -> Job:
         """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
@@ -197,6 +220,8 @@ class JobCreation:
             audio_etag=etags.get(MediaKind.AUDIO),
             held=held,
             audio_seconds=audio_seconds,
+            webhook_url=webhook.url if webhook else None,
+            webhook_events=webhook.events if webhook else frozenset(),
         )
         await self.context.store.insert(job)
         if not held:

@@ -290,7 +290,7 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     apply_migrations(conn, older)
     row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
     later_columns = ("quality", "image_etag", "audio_etag", "audio_seconds", "video_seconds")
-    for later in (*later_columns, "gpu_seconds", "engine"):
+    for later in (*later_columns, "gpu_seconds", "engine", "webhook_url", "webhook_events"):
         del row[later]
     conn.execute(
         f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608 - job_rows' columns
