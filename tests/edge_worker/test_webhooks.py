@@ -9,13 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
+from avatar_client import AsyncAvatarClient, AvatarClient, errors
+from contracts.webhooks import WebhookEventType
 from edge_worker.local import LocalRuntime, build_local, local_settings
 from tests.conftest import png_bytes, wav_bytes
 from tests.edge_worker.conftest import (
     AGENT_AUTH,
+    API_KEY,
     AUTH,
     ENV,
     OTHER_AUTH,
@@ -336,3 +340,35 @@ def test_the_agent_never_sees_the_webhook(
         f"/agent/jobs/{job_id}/claim", json={"agent_id": "a"}, headers=AGENT_AUTH
     ).json()
     assert receiver.url not in json.dumps(grant)
+
+
+def test_the_sdk_drives_webhooks_sync_and_async(
+    hooks: tuple[LocalRuntime, TestClient], receiver: Receiver, tmp_path: Path
+) -> None:
+    """Both clients against the real app: Litestar's test client is an httpx client, and the
+    async one goes through httpx's ASGI transport."""
+    runtime, client = hooks
+    image, audio = tmp_path / "face.png", tmp_path / "speech.wav"
+    image.write_bytes(png_bytes())
+    audio.write_bytes(wav_bytes())
+    sdk = AvatarClient(str(client.base_url), API_KEY, http=client)
+    handle = sdk.submit(image, audio, "Hi", webhook_url=receiver.url, webhook_events=["job.failed"])
+    log = sdk.webhook_deliveries(handle.id)
+    assert (log.webhook_url, log.webhook_events) == (receiver.url, [WebhookEventType.FAILED])
+    old = sdk.webhook_secret()
+    assert sdk.rotate_webhook_secret() not in (old, "")
+
+    async def async_calls() -> tuple[str, str]:
+        transport = httpx.ASGITransport(app=runtime.app)
+        async with httpx.AsyncClient(transport=transport) as http:
+            async_sdk = AsyncAvatarClient(str(client.base_url), API_KEY, http=http)
+            job = await async_sdk.submit(image, audio, "Hi", webhook_url=receiver.url)
+            await job.cancel()
+            again = await async_sdk.redeliver_webhook(job.id)
+            listed = await async_sdk.webhook_deliveries(job.id)
+            return again.webhook_id, listed.events[0].webhook_id
+
+    again, listed = asyncio.run(async_calls())
+    assert again == listed
+    with pytest.raises(errors.Conflict, match="no webhook event yet"):
+        sdk.redeliver_webhook(handle.id)
