@@ -8,10 +8,11 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
@@ -61,21 +62,14 @@ class LocalRuntime:
         self.webhook_queue.close()
 
 
-def maintenance_timer(
-    maintenance: Maintenance, interval_seconds: float
-) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Lifespan running the maintenance sweep on a timer (the Worker uses its cron instead)."""
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def background(loop: Callable[[], Coroutine[Any, Any, None]]) -> Lifespan:
+    """Lifespan running `loop` as a task for as long as the app serves."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval_seconds)
-                try:
-                    await maintenance.sweep()
-                except Exception:
-                    log.exception("maintenance sweep failed")
-
         task = asyncio.create_task(loop())
         try:
             yield
@@ -87,9 +81,23 @@ def maintenance_timer(
     return lifespan
 
 
+def maintenance_timer(maintenance: Maintenance, interval_seconds: float) -> Lifespan:
+    """Lifespan running the maintenance sweep on a timer (the Worker uses its cron instead)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await maintenance.sweep()
+            except Exception:
+                log.exception("maintenance sweep failed")
+
+    return background(loop)
+
+
 def webhook_consumer(
     delivery: WebhookDelivery, queue: SqliteWebhookQueue, poll_seconds: float
-) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+) -> Lifespan:
     """Lifespan delivering webhooks off the local queue, as the Worker's queue consumer does
     off its Cloudflare Queue: a batch at a time, each message acked or retried with a delay."""
 
@@ -104,26 +112,16 @@ def webhook_consumer(
         else:
             queue.retry(item.lease_id, delay)
 
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                leased = queue.lease(WEBHOOK_BATCH)
-                if leased:
-                    await asyncio.gather(*(deliver(item) for item in leased))
-                    continue
-                due = queue.next_due_in()
-                await queue.wait_for_send(poll_seconds if due is None else min(due, poll_seconds))
+    async def loop() -> None:
+        while True:
+            leased = queue.lease(WEBHOOK_BATCH)
+            if leased:
+                await asyncio.gather(*(deliver(item) for item in leased))
+                continue
+            due = queue.next_due_in()
+            await queue.wait_for_send(poll_seconds if due is None else min(due, poll_seconds))
 
-        task = asyncio.create_task(loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-
-    return lifespan
+    return background(loop)
 
 
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:

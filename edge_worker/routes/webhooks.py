@@ -51,7 +51,7 @@ async def webhook_deliveries(
 
 @post(
     "/jobs/{job_id:str}/webhooks/redeliver",
-    status_code=202,
+    status_code=200,
     **documented("redeliverWebhook", [ErrorCode.JOB_NOT_FOUND, ErrorCode.CONFLICT]),
     summary="Send the job's last webhook event again",
     description="The same event (same `webhook-id` and body, a fresh timestamp and signature) "

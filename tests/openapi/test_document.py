@@ -19,6 +19,10 @@ OPERATIONS = {
     ("get", "/jobs"): "listJobs",
     ("get", "/usage"): "getUsage",
     ("get", "/health"): "getHealth",
+    ("get", "/webhooks/secret"): "getWebhookSecret",
+    ("post", "/webhooks/secret/rotate"): "rotateWebhookSecret",
+    ("get", "/jobs/{job_id}/webhooks"): "listWebhookDeliveries",
+    ("post", "/jobs/{job_id}/webhooks/redeliver"): "redeliverWebhook",
 }
 AGENT_OPERATIONS = {
     ("post", "/agent/jobs/{job_id}/claim"): "claimJob",
@@ -36,6 +40,10 @@ ERRORS = {
     "listJobs": {"400", "401", "500"},
     "getUsage": {"400", "401", "500"},
     "getHealth": {"500", "503"},
+    "getWebhookSecret": {"401", "500"},
+    "rotateWebhookSecret": {"401", "409", "500"},
+    "listWebhookDeliveries": {"401", "404", "500"},
+    "redeliverWebhook": {"401", "404", "409", "500"},
     "claimJob": AGENT_ERRORS,
     "reportProgress": AGENT_ERRORS,
     "completeJob": AGENT_ERRORS | {"503"},  # the result is not in storage as reported
