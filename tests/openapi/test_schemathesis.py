@@ -62,7 +62,12 @@ def test_the_edge_conforms_to_its_public_document(
     # 429 is documented; tests/edge_worker/test_quotas.py checks them).
     stack = stack_factory(RATE_LIMIT_PER_MINUTE="1000000", MAX_ACTIVE_JOBS_PER_KEY="1000000")
     stack.start_agent()
-    summary, exchanges = schemathesis(stack, "/schema/openapi.json", API_KEY, tmp_path)
+    # `DELETE /jobs/{job_id}` cancels, it does not delete: the job and what hangs under it
+    # (`/jobs/{job_id}/webhooks`) stay readable (API.md), which `use_after_free` takes for a
+    # deleted resource still served.
+    summary, exchanges = schemathesis(
+        stack, "/schema/openapi.json", API_KEY, tmp_path, "--exclude-checks", "use_after_free"
+    )
     for phase in ("Coverage", "Fuzzing", "Stateful"):  # the document has no examples to run
         assert f"✅ {phase}" in summary, summary
     created = {
