@@ -34,6 +34,12 @@ from avatar_client.sync_client import DEFAULT_TIMEOUT
 from avatar_client.uploads import ServerLimits, UploadGrants
 from contracts import JobList, JobStatus, JobView, Quality, Resolution, UsageReport
 from contracts.media import MediaKind
+from contracts.webhooks import (
+    WebhookDeliveries,
+    WebhookEventType,
+    WebhookEventView,
+    WebhookSecret,
+)
 
 OnUpdate = Callable[[AsyncJob], object | Awaitable[object]]
 
@@ -97,6 +103,8 @@ class AsyncAvatarClient:
         seed: int | None = None,
         quality: Quality | str | None = None,
         parallel: str | int | None = None,
+        webhook_url: str | None = None,
+        webhook_events: Sequence[WebhookEventType | str] | None = None,
         on_update: OnUpdate | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the wait's deadline, as in AvatarClient
         idempotency_key: str | None = None,
@@ -110,6 +118,8 @@ class AsyncAvatarClient:
             seed=seed,
             quality=quality,
             parallel=parallel,
+            webhook_url=webhook_url,
+            webhook_events=webhook_events,
             idempotency_key=idempotency_key,
         )
         job = await handle.wait(on_update=on_update, timeout=timeout)
@@ -127,10 +137,14 @@ class AsyncAvatarClient:
         seed: int | None = None,
         quality: Quality | str | None = None,
         parallel: str | int | None = None,
+        webhook_url: str | None = None,
+        webhook_events: Sequence[WebhookEventType | str] | None = None,
         idempotency_key: str | None = None,
     ) -> AsyncJobHandle:
         """Create a job: inline below the server's cap, else through `/uploads`."""
-        options = SubmitOptions(prompt, resolution, seed, quality, parallel)
+        options = SubmitOptions(
+            prompt, resolution, seed, quality, parallel, webhook_url, webhook_events
+        )
         key = idempotency_key or str(uuid.uuid4())
         limits = await self._server_limits()
         async with AsyncExitStack() as stack:
@@ -172,6 +186,25 @@ class AsyncAvatarClient:
         """Your daily usage by quality, UTC days `from_` to `to` included (by default the
         30 days to today; at most 366)."""
         return calls.parse(UsageReport, await self._send(self._api.usage(from_, to)))
+
+    async def webhook_secret(self) -> str:
+        """The secret that signs this key's webhooks (`whsec_...`), made on first use."""
+        return calls.parse(WebhookSecret, await self._send(self._api.webhook_secret())).secret
+
+    async def rotate_webhook_secret(self) -> str:
+        """A new secret; for a grace window webhooks are signed with the old one too."""
+        call = self._api.rotate_webhook_secret()
+        return calls.parse(WebhookSecret, await self._send(call)).secret
+
+    async def webhook_deliveries(self, job_id: str) -> WebhookDeliveries:
+        """The job's webhook events and every delivery attempt."""
+        call = self._api.webhook_deliveries(job_id)
+        return calls.parse(WebhookDeliveries, await self._send(call))
+
+    async def redeliver_webhook(self, job_id: str) -> WebhookEventView:
+        """Send the job's last webhook event again (same webhook-id)."""
+        call = self._api.redeliver_webhook(job_id)
+        return calls.parse(WebhookEventView, await self._send(call))
 
     async def download(self, url: str, dest: Destination) -> Path:
         """Stream a signed URL to `dest` through a `.part` sibling; the key is never sent."""

@@ -14,6 +14,7 @@ from avatar_client.errors import ConnectionFailed, InvalidResponse
 from avatar_client.inputs import Media
 from avatar_client.uploads import UploadGrant, UploadGrants
 from contracts import JobList, JobStatus, JobView, Quality, Resolution
+from contracts.webhooks import WebhookEventType
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = "avatar-client/0.1"
@@ -49,10 +50,13 @@ class SubmitOptions:
     seed: int | None = None
     quality: Quality | str | None = None
     parallel: str | int | None = None
+    webhook_url: str | None = None
+    webhook_events: Sequence[WebhookEventType | str] | None = None
 
-    def fields(self) -> dict[str, str]:
-        """The optional settings the caller gave, as the form and the JSON body name them."""
-        fields = {"prompt": self.prompt}
+    def fields(self) -> dict[str, str | list[str]]:
+        """The optional settings the caller gave, as the form and the JSON body name them
+        (a list is a form field sent once per item)."""
+        fields: dict[str, str | list[str]] = {"prompt": self.prompt}
         if self.resolution is not None:
             fields["resolution"] = str(self.resolution)
         if self.seed is not None:
@@ -61,6 +65,10 @@ class SubmitOptions:
             fields["quality"] = str(self.quality)
         if self.parallel is not None:
             fields["parallel"] = str(self.parallel)
+        if self.webhook_url is not None:
+            fields["webhook_url"] = self.webhook_url
+        if self.webhook_events is not None:
+            fields["webhook_events"] = [str(event) for event in self.webhook_events]
         return fields
 
     def json_body(self, grants: UploadGrants) -> dict[str, Any]:
@@ -116,6 +124,18 @@ class Api:
         wanted = {"from": first, "to": last}
         params = {name: str(day) for name, day in wanted.items() if day is not None}
         return Call("GET", self.url("/usage"), body=lambda: {"params": params})
+
+    def webhook_secret(self) -> Call:
+        return Call("GET", self.url("/webhooks/secret"))
+
+    def rotate_webhook_secret(self) -> Call:
+        return Call("POST", self.url("/webhooks/secret/rotate"))
+
+    def webhook_deliveries(self, job_id: str) -> Call:
+        return Call("GET", self.url(f"/jobs/{quote(job_id, safe='')}/webhooks"))
+
+    def redeliver_webhook(self, job_id: str) -> Call:
+        return Call("POST", self.url(f"/jobs/{quote(job_id, safe='')}/webhooks/redeliver"))
 
     def generate_form(
         self, options: SubmitOptions, image: Media, audio: Media, idempotency_key: str

@@ -201,6 +201,8 @@ def child_environments(
         "SIGNING_SECRET": dev_secrets.signing_secret,
         **({"ADMIN_TOKEN": dev_secrets.admin_token} if dev_secrets.admin_token else {}),
         "PUBLIC_URL": env.get("PUBLIC_URL") or options.edge_url,
+        # Local receivers (127.0.0.1, localhost) may take webhooks from a local stack.
+        "WEBHOOK_ALLOW_PRIVATE": env.get("WEBHOOK_ALLOW_PRIVATE") or "1",
     }
     agent = {
         **{k: v for k, v in shared.items() if k not in _EDGE_ONLY_NAMES},

@@ -30,6 +30,12 @@ from avatar_client.retry import Retries, RetryPolicy
 from avatar_client.uploads import ServerLimits, UploadGrants
 from contracts import JobList, JobStatus, JobView, Quality, Resolution, UsageReport
 from contracts.media import MediaKind
+from contracts.webhooks import (
+    WebhookDeliveries,
+    WebhookEventType,
+    WebhookEventView,
+    WebhookSecret,
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -98,6 +104,8 @@ class AvatarClient:
         seed: int | None = None,
         quality: Quality | str | None = None,
         parallel: str | int | None = None,
+        webhook_url: str | None = None,
+        webhook_events: Sequence[WebhookEventType | str] | None = None,
         on_update: Callable[[Job], object] | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
@@ -111,6 +119,8 @@ class AvatarClient:
             seed=seed,
             quality=quality,
             parallel=parallel,
+            webhook_url=webhook_url,
+            webhook_events=webhook_events,
             idempotency_key=idempotency_key,
         )
         job = handle.wait(on_update=on_update, timeout=timeout)
@@ -128,13 +138,17 @@ class AvatarClient:
         seed: int | None = None,
         quality: Quality | str | None = None,
         parallel: str | int | None = None,
+        webhook_url: str | None = None,
+        webhook_events: Sequence[WebhookEventType | str] | None = None,
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Create a job: inline below the server's cap, else through `/uploads`.
 
         One `Idempotency-Key` (a new uuid4 unless given) covers every retry of this submit.
         """
-        options = SubmitOptions(prompt, resolution, seed, quality, parallel)
+        options = SubmitOptions(
+            prompt, resolution, seed, quality, parallel, webhook_url, webhook_events
+        )
         key = idempotency_key or str(uuid.uuid4())
         limits = self._server_limits()
         with ExitStack() as stack:
@@ -174,6 +188,25 @@ class AvatarClient:
         """Your daily usage by quality, UTC days `from_` to `to` included (by default the
         30 days to today; at most 366)."""
         return calls.parse(UsageReport, self._send(self._api.usage(from_, to)))
+
+    def webhook_secret(self) -> str:
+        """The secret that signs this key's webhooks (`whsec_...`), made on first use."""
+        return calls.parse(WebhookSecret, self._send(self._api.webhook_secret())).secret
+
+    def rotate_webhook_secret(self) -> str:
+        """A new secret; for a grace window webhooks are signed with the old one too."""
+        call = self._api.rotate_webhook_secret()
+        return calls.parse(WebhookSecret, self._send(call)).secret
+
+    def webhook_deliveries(self, job_id: str) -> WebhookDeliveries:
+        """The job's webhook events and every delivery attempt."""
+        call = self._api.webhook_deliveries(job_id)
+        return calls.parse(WebhookDeliveries, self._send(call))
+
+    def redeliver_webhook(self, job_id: str) -> WebhookEventView:
+        """Send the job's last webhook event again (same webhook-id)."""
+        call = self._api.redeliver_webhook(job_id)
+        return calls.parse(WebhookEventView, self._send(call))
 
     def download(self, url: str, dest: Destination) -> Path:
         """Stream a signed URL to `dest` through a `.part` sibling, so no partial file stays.

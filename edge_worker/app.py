@@ -29,6 +29,7 @@ from edge_worker.routes.jobs import jobs_router
 from edge_worker.routes.playground import playground_router
 from edge_worker.routes.uploads import create_uploads
 from edge_worker.routes.usage import usage_router
+from edge_worker.routes.webhooks import webhooks_router
 from edge_worker.usecases.wiring import UseCases
 
 JSON_BODY_LIMIT = 1024 * 1024
@@ -85,6 +86,7 @@ def create_app(
             jobs_router,
             job_events_router,
             usage_router,
+            webhooks_router,
             health,
             Router(path="/", route_handlers=[agent_router], include_in_schema=False),
             admin_router,

@@ -8,10 +8,11 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
@@ -20,14 +21,17 @@ from contracts.logs import configure_logging
 from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.httpx_webhook_sender import HttpxWebhookSender
 from edge_worker.adapters.local.queue_routes import queue_routes
 from edge_worker.adapters.local.s3_blobs import S3BlobStore, s3_client
 from edge_worker.adapters.local.slow_clients import body_read_timeout, header_deadline_protocol
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.local.sqlite_queue import SqliteQueue
+from edge_worker.adapters.local.sqlite_webhook_queue import Leased, SqliteWebhookQueue
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_webhook_store import SqlWebhookStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.http.docs_ui import swagger_assets
@@ -35,10 +39,12 @@ from edge_worker.ports import BlobStore, Clock
 from edge_worker.settings import EdgeSettings
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.webhook_delivery import WebhookDelivery
 from edge_worker.usecases.wiring import UseCases
 
 log = logging.getLogger("edge_worker.local")
 DATABASE_FILE = "jobs.sqlite3"
+WEBHOOK_BATCH = 10
 
 
 @dataclass
@@ -49,27 +55,22 @@ class LocalRuntime:
     store: SqlJobStore
     queue: SqliteQueue
     blobs: BlobStore
+    webhook_queue: SqliteWebhookQueue
 
     def close(self) -> None:
         self.database.close()
         self.queue.close()
+        self.webhook_queue.close()
 
 
-def maintenance_timer(
-    maintenance: Maintenance, interval_seconds: float
-) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Lifespan running the maintenance sweep on a timer (the Worker uses its cron instead)."""
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def background(loop: Callable[[], Coroutine[Any, Any, None]]) -> Lifespan:
+    """Lifespan running `loop` as a task for as long as the app serves."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval_seconds)
-                try:
-                    await maintenance.sweep()
-                except Exception:
-                    log.exception("maintenance sweep failed")
-
         task = asyncio.create_task(loop())
         try:
             yield
@@ -79,6 +80,49 @@ def maintenance_timer(
                 await task
 
     return lifespan
+
+
+def maintenance_timer(maintenance: Maintenance, interval_seconds: float) -> Lifespan:
+    """Lifespan running the maintenance sweep on a timer (the Worker uses its cron instead)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await maintenance.sweep()
+            except Exception:
+                log.exception("maintenance sweep failed")
+
+    return background(loop)
+
+
+def webhook_consumer(
+    delivery: WebhookDelivery, queue: SqliteWebhookQueue, poll_seconds: float
+) -> Lifespan:
+    """Lifespan delivering webhooks off the local queue, as the Worker's queue consumer does
+    off its Cloudflare Queue: a batch at a time, each message acked or retried with a delay."""
+
+    async def deliver(item: Leased) -> None:
+        try:
+            delay = await delivery.deliver(item.message)
+        except Exception:
+            log.exception("webhook delivery failed", extra={"webhook_id": item.message.webhook_id})
+            delay = delivery.error_delay
+        if delay is None:
+            queue.ack(item.lease_id)
+        else:
+            queue.retry(item.lease_id, delay)
+
+    async def loop() -> None:
+        while True:
+            leased = queue.lease(WEBHOOK_BATCH)
+            if leased:
+                await asyncio.gather(*(deliver(item) for item in leased))
+                continue
+            due = queue.next_due_in()
+            await queue.wait_for_send(poll_seconds if due is None else min(due, poll_seconds))
+
+    return background(loop)
 
 
 def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = None) -> LocalRuntime:
@@ -93,6 +137,9 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
     )
     clock = clock or SystemClock()
     blobs = local_blobs(settings, data_dir, clock)
+    webhook_queue = SqliteWebhookQueue(
+        data_dir / "webhooks.sqlite3", visibility_seconds=settings.webhook_timeout_seconds + 60
+    )
     use_cases = UseCases.build(
         EdgeContext(
             settings=settings,
@@ -102,6 +149,9 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
             clock=clock,
             keys=SqlKeyStore(database),
             buckets=SqlBucketStore(database),
+            webhooks=SqlWebhookStore(database),
+            webhook_queue=webhook_queue,
+            webhook_sender=HttpxWebhookSender(settings.webhook_allow_private),
         )
     )
     extra = [
@@ -109,8 +159,11 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
         queue_routes(queue, settings.cf_account_id, settings.cf_queue_id, settings.cf_api_token),
     ]
     timer = maintenance_timer(use_cases.maintenance, settings.maintenance_interval_seconds)
-    app = create_app(use_cases, extra, lifespan=[timer], docs_assets=swagger_assets())
-    return LocalRuntime(app, use_cases, database, store, queue, blobs)
+    consumer = webhook_consumer(
+        use_cases.webhook_delivery, webhook_queue, settings.webhook_poll_seconds
+    )
+    app = create_app(use_cases, extra, lifespan=[timer, consumer], docs_assets=swagger_assets())
+    return LocalRuntime(app, use_cases, database, store, queue, blobs, webhook_queue)
 
 
 def local_blobs(settings: EdgeSettings, data_dir: Path, clock: Clock) -> BlobStore:

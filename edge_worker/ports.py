@@ -7,11 +7,13 @@ from enum import StrEnum
 from typing import IO, Protocol
 
 from contracts import JobStatus, QueueMessage
+from contracts.webhooks import WebhookEventType, WebhookMessage
 from edge_worker.domain.api_keys import ApiKey
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.quotas import Bucket, OwnerLoad
 from edge_worker.domain.usage import UsagePeriod, UsageRow
+from edge_worker.domain.webhook_deliveries import Attempt, SigningSecrets, WebhookEvent
 
 
 class Clock(Protocol):
@@ -177,4 +179,66 @@ class KeyStore(Protocol):
     async def touch(self, key_id: str, at: datetime, not_after: datetime) -> None:
         """Set last_used_at to `at` if the recorded use is none or at or before `not_after`
         (one conditional UPDATE: concurrent requests write it once)."""
+        ...
+
+
+class JobChanges(Protocol):
+    """Told of every job change that was written, with the job before and after it."""
+
+    async def job_changed(self, before: Job, after: Job) -> None: ...
+
+
+class WebhookStore(Protocol):
+    """Each key's signing secrets, each job's webhook events and their delivery attempts."""
+
+    async def get_secrets(self, owner: str) -> SigningSecrets | None: ...
+
+    async def insert_secrets(self, secrets: SigningSecrets) -> bool:
+        """Insert unless the owner has secrets already; True when inserted."""
+        ...
+
+    async def replace_secrets(self, secrets: SigningSecrets, expected_secret: str) -> bool:
+        """Compare-and-set on the current secret, so two rotations cannot both win."""
+        ...
+
+    async def insert_event(self, event: WebhookEvent) -> None: ...
+
+    async def get_event(self, webhook_id: str) -> WebhookEvent | None: ...
+
+    async def save_event(self, event: WebhookEvent, expected: WebhookEvent) -> bool:
+        """Write `event` only if the stored one is still `expected` (same series and count
+        of attempts): of two deliveries of one message, or a delivery and a redelivery,
+        one write lands."""
+        ...
+
+    async def job_events(self, job_id: str) -> list[WebhookEvent]:
+        """Oldest first."""
+        ...
+
+    async def last_event_at(self, job_id: str, event_type: WebhookEventType) -> datetime | None: ...
+
+    async def insert_attempt(self, attempt: Attempt) -> None: ...
+
+    async def job_attempts(self, job_id: str) -> list[Attempt]:
+        """Every attempt of every event of the job, by event then attempt number."""
+        ...
+
+
+class WebhookQueue(Protocol):
+    """Deliveries run off the queue, never inside the request that caused the event."""
+
+    async def send(self, message: WebhookMessage, delay_seconds: float = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status_code: int | None  # None: no answer (refused, unreachable, timed out)
+    error: str | None = None
+
+
+class WebhookSender(Protocol):
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout_seconds: float
+    ) -> PostResult:
+        """One POST, redirects not followed; failures come back as a result, not raised."""
         ...

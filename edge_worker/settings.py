@@ -120,6 +120,36 @@ class EdgeSettings(EnvSettings):
     seam_crossfade_frames: int = Field(
         default=0, ge=0, le=25, description="parallel jobs: frames blended at each seam"
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="webhook URLs may name private, loopback or local hosts (`avatar dev` sets it)",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="one webhook attempt, connect to last byte"
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="wait after a webhook's first failed attempt; doubles"
+    )
+    webhook_retry_cap_seconds: float = Field(
+        default=300.0, gt=0, description="longest wait between two attempts of a webhook"
+    )
+    webhook_min_attempts: int = Field(
+        default=8, ge=1, description="a webhook is given up only after this many attempts ..."
+    )
+    webhook_retry_span_seconds: float = Field(
+        default=3600.0, ge=0, description="... made over at least this long"
+    )
+    webhook_progress_interval_seconds: float = Field(
+        default=5.0, ge=0, description="at most one job.progress event per job this often"
+    )
+    webhook_secret_grace_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="after a rotation, webhooks are signed with the old secret too this long",
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, description="local edge: how often the webhook queue is checked"
+    )
     log_level: LogLevel = "INFO"
     blob_store: Annotated[Literal["fs", "s3"], CaseInsensitive] = Field(
         default="fs",

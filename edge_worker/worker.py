@@ -1,7 +1,8 @@
 """The Cloudflare Worker: the same Litestar app as the local runtime, on D1, R2 and Queues.
 
 `fetch` serves HTTP through the runtime's ASGI bridge; `scheduled` (the cron trigger in
-wrangler.toml) runs the maintenance sweep. The Worker's main module, `worker_entry.py`, is
+wrangler.toml) runs the maintenance sweep; `queue` (the consumer of the webhook queue in
+wrangler.toml) delivers webhooks. The Worker's main module, `worker_entry.py`, is
 written by scripts/stage_worker.py and only re-exports `Default` from here.
 
 workerd snapshots the isolate's memory after the top level has run and starts new isolates
@@ -10,6 +11,8 @@ itself (Litestar imports its plugins and middleware as it builds one), the ASGI 
 anyio's asyncio backend (loaded on first use). Only the bindings wait for the first event.
 """
 
+import logging
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +21,10 @@ import anyio._backends._asyncio  # noqa: F401  (see the module docstring)
 
 from contracts import ErrorBody, ErrorEnvelope
 from contracts.logs import configure_logging
+from contracts.webhooks import WebhookMessage
 from edge_worker.adapters.cloudflare.d1_executor import D1Executor
+from edge_worker.adapters.cloudflare.fetch_webhook_sender import FetchWebhookSender
+from edge_worker.adapters.cloudflare.js_values import to_py
 from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
 from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
@@ -26,6 +32,7 @@ from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_webhook_store import SqlWebhookStore
 from edge_worker.app import attach_use_cases, create_app
 from edge_worker.clock import SystemClock
 from edge_worker.domain.problems import Problem, invalid_input
@@ -46,6 +53,8 @@ except ImportError:  # CPython: `workers` is the vendored workers-runtime-sdk, P
             self.ctx = ctx
             self.env = env
 
+
+log = logging.getLogger("edge_worker.webhooks")
 
 # The bridge buffers a whole request body before the app sees it, in an isolate of 128 MB:
 # multipart bodies stay well below that, and larger files go through POST /uploads.
@@ -101,6 +110,9 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
             clock=clock,
             keys=SqlKeyStore(database),
             buckets=SqlBucketStore(database),
+            webhooks=SqlWebhookStore(database),
+            webhook_queue=QueueProducer(env.WEBHOOKS),
+            webhook_sender=FetchWebhookSender(),
         )
     )
     attach_use_cases(APP, use_cases)
@@ -176,3 +188,26 @@ class Default(WorkerEntrypoint):
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
         """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs)."""
         await runtime_for(self.env).use_cases.maintenance.sweep()
+
+    async def queue(self, batch: Any, env: Any, ctx: Any) -> None:
+        """The webhook queue's consumer: one delivery attempt per message, then `ack()`, or
+        `retry(delaySeconds=...)` for the next attempt (wrangler.toml's `max_retries` is
+        above any schedule the settings allow; the edge gives up by its own count)."""
+        delivery = runtime_for(self.env).use_cases.webhook_delivery
+        for message in batch.messages:
+            delay: float | None
+            try:
+                body = WebhookMessage.model_validate(to_py(message.body))
+            except ValueError:
+                log.exception("malformed webhook message dropped")
+                message.ack()
+                continue
+            try:
+                delay = await delivery.deliver(body)
+            except Exception:
+                log.exception("webhook delivery failed", extra={"webhook_id": body.webhook_id})
+                delay = delivery.error_delay
+            if delay is None:
+                message.ack()
+            else:
+                message.retry(delaySeconds=math.ceil(delay))

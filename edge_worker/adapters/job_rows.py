@@ -9,6 +9,7 @@ from typing import Any
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from contracts.jobs import Parallel
+from contracts.webhooks import WebhookEventType
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job, JobTask, SegmentPlan
 from edge_worker.domain.usage import UsageRow
@@ -56,6 +57,8 @@ COLUMNS = (
     "segment_start_seconds",
     "segment_end_seconds",
     "segment_plan",
+    "webhook_url",
+    "webhook_events",
     "version",
 )
 _TIMES = (
@@ -179,6 +182,8 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "segment_start_seconds": job.segment_start_seconds,
         "segment_end_seconds": job.segment_end_seconds,
         "segment_plan": _plan_json(job.plan),
+        "webhook_url": job.webhook_url,
+        "webhook_events": ",".join(sorted(job.webhook_events)) or None,
         "version": job.version,
     }
     for name in _TIMES:
@@ -235,6 +240,10 @@ def from_row(row: dict[str, Any]) -> Job:
         segment_start_seconds=row["segment_start_seconds"],
         segment_end_seconds=row["segment_end_seconds"],
         plan=_plan(row["segment_plan"]),
+        webhook_url=row["webhook_url"],
+        webhook_events=frozenset(
+            WebhookEventType(name) for name in (row["webhook_events"] or "").split(",") if name
+        ),
         version=int(row["version"]),
     )
 

@@ -22,6 +22,7 @@ from edge_worker.domain.validation import (
     parse_resolution,
     parse_seed,
 )
+from edge_worker.domain.webhook_targets import WebhookTarget, parse_target
 
 FILE_FIELDS = ("image", "audio")
 
@@ -56,13 +57,19 @@ class JobRequest:
     image: JobInput
     audio: JobInput
     parallel: Parallel = "off"
+    webhook: WebhookTarget | None = None
 
 
 def upload_id_field(name: str) -> str:
     return f"{name}_upload_id"
 
 
-def job_request(text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> JobRequest:
+def job_request(
+    text: Mapping[str, str],
+    files: Mapping[str, ReceivedFile],
+    repeated: Mapping[str, list[str]] | None = None,
+) -> JobRequest:
+    """`repeated`: the values of fields that may be sent more than once (webhook_events)."""
     prompt = parse_prompt(text.get("prompt"))
     resolution = parse_resolution(text.get("resolution"))
     seed = parse_seed(text.get("seed"))
@@ -71,7 +78,10 @@ def job_request(text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> J
     image, audio = (_input(name, text, files) for name in FILE_FIELDS)
     if isinstance(audio, ReceivedFile) and audio.format is WAV:
         check_wav_complete(audio.head, audio.size_bytes)
-    return JobRequest(prompt, resolution, seed, quality, image, audio, parallel=parallel)
+    webhook = parse_target(text.get("webhook_url"), (repeated or {}).get("webhook_events"))
+    return JobRequest(
+        prompt, resolution, seed, quality, image, audio, parallel=parallel, webhook=webhook
+    )
 
 
 def _input(name: str, text: Mapping[str, str], files: Mapping[str, ReceivedFile]) -> JobInput:

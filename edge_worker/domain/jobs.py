@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
 from contracts.jobs import Parallel
+from contracts.webhooks import WebhookEventType
 
 Transition = Callable[["Job"], "Job"]
 
@@ -98,6 +99,9 @@ class Job:
     segment_start_seconds: float | None = None
     segment_end_seconds: float | None = None
     plan: SegmentPlan | None = None
+    # Where the job's webhook events go, and which of them (none without a URL).
+    webhook_url: str | None = None
+    webhook_events: frozenset[WebhookEventType] = frozenset()
     version: int = 0
 
     @property
@@ -144,6 +148,8 @@ def new_job(
     held: bool = False,
     audio_seconds: float | None = None,
     parallel: Parallel = "off",
+    webhook_url: str | None = None,
+    webhook_events: frozenset[WebhookEventType] = frozenset(),
 ) -> Job:
     """A pending job: enqueued now, or `held` back by admission until `admit`."""
     return Job(
@@ -165,6 +171,8 @@ def new_job(
         audio_etag=audio_etag,
         audio_seconds=audio_seconds,
         parallel=parallel,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
     )
 
 

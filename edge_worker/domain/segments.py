@@ -71,7 +71,8 @@ def stitch_id(parent_id: str) -> str:
 
 
 def _child(parent: Job, job_id: str, now: datetime) -> Job:
-    """A pending child, enqueued now, with the parent's owner, portrait and settings."""
+    """A pending child, enqueued now, with the parent's owner, portrait and settings; the
+    webhook stays the parent's (its segments' changes are the parent's progress events)."""
     return replace(
         parent,
         id=job_id,
@@ -95,6 +96,8 @@ def _child(parent: Job, job_id: str, now: datetime) -> Job:
         enqueued_at=now,
         inputs_deleted=False,
         parallel="off",
+        webhook_url=None,
+        webhook_events=frozenset(),
         parent_id=parent.id,
         segment_count=parent.segment_count,
         plan=None,

@@ -10,6 +10,7 @@ from contracts.media import MediaKind
 from edge_worker.domain.job_request import FILE_FIELDS, upload_id_field
 from edge_worker.domain.problems import Problem, invalid_fields
 from edge_worker.domain.validation import PROMPT_MAX_CHARS
+from edge_worker.domain.webhook_targets import URL_MAX_CHARS
 from edge_worker.http.json_body import check_depth
 from edge_worker.http.multipart_form import FileRule, FormRules
 from edge_worker.settings import EdgeSettings
@@ -36,7 +37,10 @@ def form_rules(settings: EdgeSettings) -> FormRules:
             "quality": 16,
             "parallel": 16,
             **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in FILE_FIELDS},
+            "webhook_url": URL_MAX_CHARS,
+            "webhook_events": 256,
         },
+        repeatable=frozenset({"webhook_events"}),
         max_total_bytes=settings.max_request_bytes,
         too_large_hint=hint,
         discard_limit=2 * settings.max_request_bytes,

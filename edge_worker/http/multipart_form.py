@@ -34,6 +34,7 @@ class FormRules:
     text_max_bytes: dict[str, int]
     max_total_bytes: int
     too_large_hint: str = ""
+    repeatable: frozenset[str] = frozenset()  # text fields that may be sent more than once
     spool_bytes: int = 1024 * 1024
     discard_limit: int = 256 * 1024 * 1024
 
@@ -50,6 +51,7 @@ class FormRules:
 class Form:
     files: dict[str, ReceivedFile] = field(default_factory=dict)
     text: dict[str, str] = field(default_factory=dict)
+    repeated: dict[str, list[str]] = field(default_factory=dict)
 
     def close(self) -> None:
         for upload in self.files.values():
@@ -73,6 +75,7 @@ class _PartWriter:
         if self.file_rule is None and text_limit is None:
             raise invalid_input(f"unknown field {segment.name!r}", segment.name)
         self.limit = self.file_rule.max_bytes if self.file_rule else (text_limit or 0)
+        self.repeatable = segment.name in rules.repeatable
         self.size = 0
         self.head = b""
         self.format: MediaFormat | None = None
@@ -106,7 +109,11 @@ class _PartWriter:
         if self.file_rule is None:
             self.buffer.seek(0)
             try:
-                form.text[self.name] = self.buffer.read().decode("utf-8")
+                value = self.buffer.read().decode("utf-8")
+                if self.repeatable:
+                    form.repeated.setdefault(self.name, []).append(value)
+                else:
+                    form.text[self.name] = value
             except UnicodeDecodeError:
                 raise invalid_input(f"{self.name} must be UTF-8 text", self.name) from None
             finally:

@@ -201,6 +201,14 @@ def _generate_bodies() -> dict[str, Any]:
             **fields,
             # A form has no null: leave `seed` out for a random one.
             "seed": next(branch for branch in fields["seed"]["anyOf"] if branch["type"] != "null"),
+            # ... nor a webhook out for none; events as repeated or comma-separated parts.
+            **{
+                name: {
+                    **next(b for b in fields[name]["anyOf"] if b["type"] != "null"),
+                    "description": fields[name]["description"],
+                }
+                for name in ("webhook_url", "webhook_events")
+            },
         },
         "required": ["prompt"],
         "additionalProperties": False,

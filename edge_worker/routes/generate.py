@@ -66,7 +66,7 @@ async def generate(
     form = await read_form(request.stream(), content_type, rules)
     try:
         return await use_cases.creation.create(
-            caller, job_request(form.text, form.files), idempotency_key
+            caller, job_request(form.text, form.files, form.repeated), idempotency_key
         )
     finally:
         form.close()

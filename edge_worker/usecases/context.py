@@ -2,7 +2,17 @@
 
 from dataclasses import dataclass
 
-from edge_worker.ports import BlobStore, BucketStore, Clock, JobQueue, JobStore, KeyStore
+from edge_worker.ports import (
+    BlobStore,
+    BucketStore,
+    Clock,
+    JobQueue,
+    JobStore,
+    KeyStore,
+    WebhookQueue,
+    WebhookSender,
+    WebhookStore,
+)
 from edge_worker.settings import EdgeSettings
 
 
@@ -15,3 +25,6 @@ class EdgeContext:
     clock: Clock
     keys: KeyStore
     buckets: BucketStore
+    webhooks: WebhookStore
+    webhook_queue: WebhookQueue
+    webhook_sender: WebhookSender

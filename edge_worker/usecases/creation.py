@@ -15,6 +15,7 @@ from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
 from contracts.errors import ConflictDetails, HeaderDetails
 from contracts.jobs import Parallel
 from contracts.media import HEADER_SCAN_BYTES, MediaKind
+from contracts.webhooks import WebhookEventType
 from edge_worker.domain import idempotency, jobs
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.job_request import JobInput, JobRequest, ReceivedFile, UploadRef
@@ -29,6 +30,12 @@ from edge_worker.domain.validation import (
     check_content,
     parse_parallel,
     parse_prompt,
+)
+from edge_worker.domain.webhook_targets import (
+    URL_MAX_CHARS,
+    WebhookTarget,
+    check_destination,
+    parse_target,
 )
 from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
@@ -77,6 +84,17 @@ class GenerateFromUploads(BaseModel):
         except Problem:
             raise ValueError(PARALLEL_RULE) from None
 
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=URL_MAX_CHARS,
+        description="http(s) URL to POST signed events to (docs/API.md#webhooks)",
+    )
+    webhook_events: list[WebhookEventType] | None = Field(
+        default=None,
+        min_length=1,
+        description="Events to send; default: job.completed, job.failed, job.cancelled",
+    )
+
     def job_request(self) -> JobRequest:
         return JobRequest(
             prompt=parse_prompt(self.prompt),
@@ -86,6 +104,7 @@ class GenerateFromUploads(BaseModel):
             image=UploadRef(self.image_upload_id),
             audio=UploadRef(self.audio_upload_id),
             parallel=self.parallel,
+            webhook=parse_target(self.webhook_url, self.webhook_events),
         )
 
 
@@ -113,6 +132,8 @@ class JobCreation:
         owner = caller.owner
         inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
         settings = self.context.settings
+        if request.webhook is not None:
+            check_destination(request.webhook, settings.webhook_allow_private)
         seconds: dict[MediaKind, float | None] = {}
         for kind, given in inputs.items():
             if isinstance(given, ReceivedFile):
@@ -151,6 +172,7 @@ class JobCreation:
             request.resolution.value,
             str(request.seed),
             *refs,
+            *([request.webhook.fingerprint] if request.webhook else []),
             quality=request.quality,
             parallel=request.parallel,
         )
@@ -189,6 +211,7 @@ class JobCreation:
                 held,
                 audio_seconds,
                 parallel=request.parallel,
+                webhook=request.webhook,
             )
         except BaseException:
             for record in used:
@@ -209,6 +232,7 @@ class JobCreation:
         held: bool,
         audio_seconds: float | None,
         parallel: Parallel = "off",
+        webhook: WebhookTarget | None = None,
     ) -> Job:
         """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
@@ -227,6 +251,8 @@ class JobCreation:
             held=held,
             audio_seconds=audio_seconds,
             parallel=parallel,
+            webhook_url=webhook.url if webhook else None,
+            webhook_events=webhook.events if webhook else frozenset(),
         )
         await self.context.store.insert(job)
         if not held:

@@ -7,6 +7,7 @@ from contracts.errors import ConflictDetails, JobDetails
 from edge_worker.domain import jobs
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
+from edge_worker.ports import JobChanges
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.views import JobViews
 
@@ -22,12 +23,14 @@ class TransitionRefused(Problem):
 
 
 class JobTransitions:
-    def __init__(self, context: EdgeContext, views: JobViews) -> None:
+    def __init__(self, context: EdgeContext, views: JobViews, changes: JobChanges) -> None:
         self.context = context
         self.views = views
+        self.changes = changes
 
     async def transition(self, job_id: str, change: jobs.Transition) -> Job:
-        """Apply `change` as a compare-and-swap, re-reading on a lost race."""
+        """Apply `change` as a compare-and-swap, re-reading on a lost race; every job change
+        is written here, so `changes` (webhook events) hears of each one once."""
         store = self.context.store
         for _ in range(CAS_ATTEMPTS):
             job = await store.get(job_id)
@@ -42,6 +45,7 @@ class JobTransitions:
                     ErrorCode.CONFLICT, str(exc), ConflictDetails(status=job.status.value)
                 ) from None
             if await store.replace(updated, expected_version=job.version):
+                await self.changes.job_changed(job, updated)
                 return updated
         raise TransitionRefused(ErrorCode.CONFLICT, "job is being changed concurrently; retry")
 

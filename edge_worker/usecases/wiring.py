@@ -15,6 +15,9 @@ from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.uploads import Uploads
 from edge_worker.usecases.usage import Usage
 from edge_worker.usecases.views import JobViews
+from edge_worker.usecases.webhook_delivery import WebhookDelivery
+from edge_worker.usecases.webhook_events import WebhookEvents
+from edge_worker.usecases.webhooks import Webhooks
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,15 @@ class UseCases:
     quotas: Quotas
     usage: Usage
     watch: JobWatch
+    webhooks: Webhooks
+    webhook_delivery: WebhookDelivery
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
         views = JobViews(context)
         uploads = Uploads(context)
-        transitions = JobTransitions(context, views)
+        transitions = JobTransitions(context, views, WebhookEvents(context, views))
+        webhooks = Webhooks(context, views)
         quotas = Quotas(context)
         admission = Admission(context, transitions)
         fanout = FanOut(context, views, transitions)
@@ -58,4 +64,6 @@ class UseCases:
             quotas=quotas,
             usage=Usage(context.store, context.keys, context.clock),
             watch=JobWatch(context, views),
+            webhooks=webhooks,
+            webhook_delivery=WebhookDelivery(context, webhooks),
         )

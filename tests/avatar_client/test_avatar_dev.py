@@ -195,6 +195,7 @@ def test_child_environments_wire_edge_and_agent(tmp_path: Path) -> None:
     assert edge["API_KEY_PEPPER"] == "pepper-k"
     assert edge["ADMIN_TOKEN"] == "admin-tok"
     assert edge["PUBLIC_URL"] == "http://127.0.0.1:9001"
+    assert edge["WEBHOOK_ALLOW_PRIVATE"] == "1" and "WEBHOOK_ALLOW_PRIVATE" not in agent
     for child in (edge, agent):
         assert child["PATH"] == "/bin"
         assert child["LOG_LEVEL"] == "DEBUG"

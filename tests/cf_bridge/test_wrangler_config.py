@@ -6,10 +6,12 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from edge_worker import worker
 from scripts import stage_worker, vendor_worker
 from tests.cf_bridge.bridge import ROOT, run_wrangler
 
@@ -106,3 +108,15 @@ def test_the_bundle_imports_on_its_own(dry_run: tuple[str, Path]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "edge_worker.worker"
+
+
+def test_the_worker_produces_and_consumes_its_webhook_queue(dry_run: tuple[str, Path]) -> None:
+    """Events go to WEBHOOKS and come back to the Worker's own `queue` handler, with room
+    for every retry the edge's schedule makes (it gives up by its own count)."""
+    output, _ = dry_run
+    assert "env.WEBHOOKS (avatar-webhooks)" in output
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    (consumer,) = config["queues"]["consumers"]
+    assert consumer["queue"] == "avatar-webhooks"
+    assert consumer["max_retries"] >= 18  # the default schedule: 18 attempts over 1 h
+    assert callable(getattr(worker.Default, "queue", None))

@@ -4,6 +4,7 @@ what failures, cancels, lost agents and repeated calls do to a split job."""
 
 import asyncio
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -507,3 +508,41 @@ def test_the_sweep_finishes_a_split_that_an_edge_crash_interrupted(
     clock.advance(seconds=600)
     assert sweep(runtime)["split_checked"] == 1
     assert len(asyncio.run(runtime.store.children(job_id))) == 3
+
+
+def test_webhooks_report_the_parent_and_never_its_segments(
+    client: TestClient, runtime: LocalRuntime, clock: FakeClock
+) -> None:
+    files = {"image": ("face.png", png_bytes()), "audio": ("speech.wav", wav_bytes())}
+    data = {
+        "prompt": "A person talking",
+        "parallel": "auto",
+        "webhook_url": "https://hooks.example.com/avatar",
+        "webhook_events": "job.progress,job.completed",
+    }
+    response = client.post("/generate", headers=AUTH, files=files, data=data)
+    assert response.status_code == 200, response.text
+    job_id = response.json()["job_id"]
+    split(client, job_id)
+    grants = [claim(client, segments.segment_id(job_id, i), f"agent-{i}") for i in range(3)]
+    for grant in grants[:2]:
+        clock.advance(seconds=10)  # past the progress events' 5 s throttle
+        body = {"claim_token": grant["claim_token"], "progress": 50, "stage": "generating"}
+        assert post(client, grant["job_id"], "progress", body).status_code == 200
+    for grant in grants:
+        assert finish(client, grant).status_code == 200
+    assert finish(client, claim(client, segments.stitch_id(job_id), "stitcher")).status_code == 200
+
+    store = runtime.use_cases.webhooks.context.webhooks
+    events = asyncio.run(store.job_events(job_id))
+    assert events[-1].type == "job.completed"
+    bodies = [json.loads(event.payload) for event in events]
+    assert all(body["data"]["job_id"] == job_id for body in bodies)
+    progress = [body["data"]["progress"] for body in bodies if body["type"] == "job.progress"]
+    assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] > 30
+    assert bodies[-1]["data"]["status"] == "completed"
+    children = [*(segments.segment_id(job_id, i) for i in range(3)), segments.stitch_id(job_id)]
+    for child_id in children:
+        child = asyncio.run(runtime.store.get(child_id))
+        assert child is not None and child.webhook_url is None
+        assert asyncio.run(store.job_events(child_id)) == []

@@ -20,6 +20,10 @@ OPERATIONS = {
     ("get", "/usage"): "getUsage",
     ("get", "/health"): "getHealth",
     ("get", "/jobs/{job_id}/events"): "streamJobEvents",
+    ("get", "/webhooks/secret"): "getWebhookSecret",
+    ("post", "/webhooks/secret/rotate"): "rotateWebhookSecret",
+    ("get", "/jobs/{job_id}/webhooks"): "listWebhookDeliveries",
+    ("post", "/jobs/{job_id}/webhooks/redeliver"): "redeliverWebhook",
 }
 AGENT_OPERATIONS = {
     ("post", "/agent/jobs/{job_id}/claim"): "claimJob",
@@ -40,6 +44,10 @@ ERRORS = {
     "getUsage": {"400", "401", "500"},
     "getHealth": {"500", "503"},
     "streamJobEvents": {"401", "404", "500"},
+    "getWebhookSecret": {"401", "500"},
+    "rotateWebhookSecret": {"401", "409", "500"},
+    "listWebhookDeliveries": {"401", "404", "500"},
+    "redeliverWebhook": {"401", "404", "409", "500"},
     "claimJob": AGENT_ERRORS,
     "reportProgress": AGENT_ERRORS,
     "completeJob": AGENT_ERRORS | {"503"},  # the result is not in storage as reported

@@ -62,8 +62,9 @@ def test_the_edge_conforms_to_its_public_document(
     # 429 is documented; tests/edge_worker/test_quotas.py checks them).
     stack = stack_factory(RATE_LIMIT_PER_MINUTE="1000000", MAX_ACTIVE_JOBS_PER_KEY="1000000")
     stack.start_agent()
-    # `DELETE /jobs/{id}` cancels a job and never removes it: what lives under the job's path
-    # (its event stream) stays readable, which the check made for deleted resources reports.
+    # `DELETE /jobs/{job_id}` cancels, it does not delete: the job and what hangs under it
+    # (its event stream, `/jobs/{job_id}/webhooks`) stay readable (API.md), which
+    # `use_after_free` takes for a deleted resource still served.
     summary, exchanges = schemathesis(
         stack, "/schema/openapi.json", API_KEY, tmp_path, "--exclude-checks", "use_after_free"
     )

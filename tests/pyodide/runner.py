@@ -45,6 +45,8 @@ SECRETS = {
     "R2_ACCESS_KEY_ID": ACCESS_KEY_ID,
     "R2_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
     "RETRY_BACKOFF_SECONDS": "0",
+    # The webhook tests' receiver listens on 127.0.0.1.
+    "WEBHOOK_ALLOW_PRIVATE": "1",
 }
 # Flags that a compatibility date turns on and that the runtime SDK reads, with the first
 # date of each (workerd's src/workerd/io/compatibility-date.capnp).
@@ -110,6 +112,18 @@ class RunningWorker:
     def queued(self) -> list[dict[str, Any]]:
         """What the Worker sent to its queue binding: body and options, oldest first."""
         return self._get("queue")
+
+    def consume(self, queue: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Hand the queue consumer a batch, as workerd does: `Default.queue(batch, env, ctx)`;
+        each message's `ack()` or `retry(options)` call, in order."""
+        response = httpx.post(
+            f"{self.control}/__host/queue",
+            json={"queue": queue, "messages": messages},
+            timeout=120,
+        )
+        response.raise_for_status()
+        outcomes: list[dict[str, Any]] = response.json()["result"]
+        return outcomes
 
     def scheduled(self) -> None:
         """Fire the cron trigger, as workerd does: `Default.scheduled(controller, env, ctx)`."""

@@ -291,7 +291,14 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
     later_columns = ("quality", "image_etag", "audio_etag", "audio_seconds", "video_seconds")
     fanout_columns = ("parallel", "parent_id", "task", "segment_index", "segment_count")
-    for later in (*later_columns, "gpu_seconds", "engine", *fanout_columns):
+    for later in (
+        *later_columns,
+        "gpu_seconds",
+        "engine",
+        *fanout_columns,
+        "webhook_url",
+        "webhook_events",
+    ):
         del row[later]
     for later in ("segment_start_seconds", "segment_end_seconds", "segment_plan"):
         del row[later]

@@ -10,7 +10,7 @@
 // contract-test bridge's binding routes (tests/cf_bridge/worker.js, on these same bindings)
 // plus `/__host/*`: `POST scheduled` runs the cron handler, `GET requests` lists per-event
 // timings and first-time imports, `GET loaded` the loaded module files, `GET queue` what the
-// Worker sent to its queue.
+// Worker sent to its queues, `POST queue` runs the queue consumer on a batch of messages.
 
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -55,16 +55,47 @@ function asRuntimeBinding(binding, className) {
 }
 
 const sent = [];
-function recordingQueue(queue) {
+function recordingQueue(queue, name) {
   return new Proxy(queue, {
     get(target, property) {
       if (property !== "send") return target[property];
       return async (body, options) => {
-        sent.push({ body: JSON.parse(JSON.stringify(body)), options: options ?? null });
+        const record = { body: JSON.parse(JSON.stringify(body)), options: options ?? null };
+        sent.push(name ? { ...record, queue: name } : record);
         return target.send(body, options);
       };
     },
   });
+}
+
+// What workerd hands a queue consumer: a MessageBatch of Messages, each acked or retried
+// (with options) by the handler; the calls are recorded and answered to the caller.
+class Message {
+  constructor(id, body, attempts, outcomes) {
+    this.id = id;
+    this.body = body;
+    this.attempts = attempts;
+    this.timestamp = new Date();
+    this.outcomes = outcomes;
+  }
+  ack() {
+    this.outcomes.push({ id: this.id, ack: true });
+  }
+  retry(options) {
+    this.outcomes.push({ id: this.id, retry: options ?? {} });
+  }
+}
+class MessageBatch {
+  constructor(queue, messages) {
+    this.queue = queue;
+    this.messages = messages;
+  }
+  ackAll() {
+    for (const message of this.messages) message.ack();
+  }
+  retryAll(options) {
+    for (const message of this.messages) message.retry(options);
+  }
 }
 
 const proxy = await getPlatformProxy({
@@ -78,6 +109,7 @@ const env = {
   DB: asRuntimeBinding(rawEnv.DB, "D1Database"),
   BUCKET: asRuntimeBinding(rawEnv.BUCKET, "R2Bucket"),
   JOBS: asRuntimeBinding(recordingQueue(rawEnv.JOBS), "WorkerQueue"),
+  WEBHOOKS: asRuntimeBinding(recordingQueue(rawEnv.WEBHOOKS, "avatar-webhooks"), "WorkerQueue"),
 };
 const bridge = (await import(pathToFileURL(config.bridgeWorker).href)).default;
 // The bridge stores request bodies as streams, which workerd sizes from the request; through
@@ -220,6 +252,15 @@ const control = http.createServer(async (incoming, outgoing) => {
       await send(Response.json({ result: toPlain(host.requests()) }), outgoing);
     } else if (route === "GET /__host/loaded") {
       await send(Response.json({ result: toPlain(host.loaded_files()) }), outgoing);
+    } else if (route === "POST /__host/queue") {
+      // {queue, messages: [{id, body, attempts}]} -> Default.queue(batch, env, ctx)
+      const given = JSON.parse(Buffer.concat(await incoming.toArray()).toString());
+      const outcomes = [];
+      const messages = given.messages.map(
+        (m) => new Message(m.id, m.body, m.attempts ?? 1, outcomes),
+      );
+      await host.queue(new MessageBatch(given.queue, messages), env, ctx);
+      await send(Response.json({ result: outcomes }), outgoing);
     } else if (route === "GET /__host/queue") {
       await send(Response.json({ result: sent }), outgoing);
     } else {

@@ -5,8 +5,8 @@ each request imports for the first time.
 workerd imports the main module with the randomness rule in force, then, per event,
 constructs `Default(ctx, env)` and calls the handler: `fetch` with its arguments converted
 by the SDK's `python_from_rpc` and its result by `python_to_rpc`, extra arguments dropped
-(`relaxed_call`); other handlers, such as `scheduled(controller, env, ctx)`, with the JS
-values as they are.
+(`relaxed_call`); other handlers, such as `scheduled(controller, env, ctx)` and
+`queue(batch, env, ctx)`, with the JS values as they are.
 """
 
 import importlib
@@ -78,6 +78,17 @@ async def scheduled(controller: Any, env: Any, ctx: Any) -> None:
 
     async def call() -> None:
         await relaxed_call(entry.scheduled, controller, env, ctx)
+
+    await _handle(call)
+
+
+async def queue(batch: Any, env: Any, ctx: Any) -> None:
+    """A queue consumer's event: `Default.queue(batch, env, ctx)` with the JS values as they
+    are (the SDK's entrypoint wraps the batch, as in workerd)."""
+    entry = _state["main"].Default(ctx, env)
+
+    async def call() -> None:
+        await relaxed_call(entry.queue, batch, env, ctx)
 
     await _handle(call)
 
