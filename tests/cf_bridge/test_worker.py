@@ -41,8 +41,14 @@ SECRETS = {
 
 
 def make_env(url: str = "http://bridge.invalid", **values: Any) -> types.SimpleNamespace:
-    """What `self.env` offers: bindings and vars/secrets as attributes."""
-    bindings = {"DB": D1Database(url), "BUCKET": R2Bucket(url), "JOBS": Queue(url)}
+    """What `self.env` offers: bindings and vars/secrets as attributes (both queues go to
+    the bridge's one queue: no job here has a webhook)."""
+    bindings = {
+        "DB": D1Database(url),
+        "BUCKET": R2Bucket(url),
+        "JOBS": Queue(url),
+        "WEBHOOKS": Queue(url),
+    }
     return types.SimpleNamespace(**bindings, **{**SECRETS, **values})
 
 
