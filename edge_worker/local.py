@@ -20,6 +20,7 @@ from contracts.logs import configure_logging
 from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.httpx_pod_provider import HttpxPodProvider
 from edge_worker.adapters.local.queue_routes import queue_routes
 from edge_worker.adapters.local.slow_clients import body_read_timeout, header_deadline_protocol
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
@@ -27,6 +28,7 @@ from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_pool_store import SqlPoolStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
 from edge_worker.http.docs_ui import swagger_assets
@@ -102,6 +104,10 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
             clock=clock or SystemClock(),
             keys=SqlKeyStore(database),
             buckets=SqlBucketStore(database),
+            pool=SqlPoolStore(database),
+            pods=HttpxPodProvider(settings.runpod_api_base, key)
+            if (key := settings.pool_api_key)
+            else None,
         )
     )
     extra = [

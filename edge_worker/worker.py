@@ -19,6 +19,7 @@ import anyio._backends._asyncio  # noqa: F401  (see the module docstring)
 from contracts import ErrorBody, ErrorEnvelope
 from contracts.logs import configure_logging
 from edge_worker.adapters.cloudflare.d1_executor import D1Executor
+from edge_worker.adapters.cloudflare.fetch_pod_provider import FetchPodProvider
 from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
 from edge_worker.adapters.cloudflare.presign import R2Presigner, R2Settings
 from edge_worker.adapters.cloudflare.queue_producer import QueueProducer
@@ -26,6 +27,7 @@ from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_pool_store import SqlPoolStore
 from edge_worker.app import attach_use_cases, create_app
 from edge_worker.clock import SystemClock
 from edge_worker.domain.problems import Problem, invalid_input
@@ -101,6 +103,10 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
             clock=clock,
             keys=SqlKeyStore(database),
             buckets=SqlBucketStore(database),
+            pool=SqlPoolStore(database),
+            pods=FetchPodProvider(settings.runpod_api_base, key)
+            if (key := settings.pool_api_key)
+            else None,
         )
     )
     attach_use_cases(APP, use_cases)
@@ -174,5 +180,6 @@ class Default(WorkerEntrypoint):
         return await asgi.fetch(APP, request, self.env)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
-        """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs)."""
+        """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs, and
+        the RunPod pool when it is configured)."""
         await runtime_for(self.env).use_cases.maintenance.sweep()

@@ -2,7 +2,16 @@
 
 from dataclasses import dataclass
 
-from edge_worker.ports import BlobStore, BucketStore, Clock, JobQueue, JobStore, KeyStore
+from edge_worker.ports import (
+    BlobStore,
+    BucketStore,
+    Clock,
+    JobQueue,
+    JobStore,
+    KeyStore,
+    PodProvider,
+    PoolStore,
+)
 from edge_worker.settings import EdgeSettings
 
 
@@ -15,3 +24,5 @@ class EdgeContext:
     clock: Clock
     keys: KeyStore
     buckets: BucketStore
+    pool: PoolStore
+    pods: PodProvider | None  # None: the pool controller is off

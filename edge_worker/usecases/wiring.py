@@ -10,6 +10,7 @@ from edge_worker.usecases.creation import JobCreation
 from edge_worker.usecases.fanout import FanOut
 from edge_worker.usecases.job_watch import JobWatch
 from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.pool import PoolController
 from edge_worker.usecases.quotas import Quotas
 from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.uploads import Uploads
@@ -31,6 +32,7 @@ class UseCases:
     quotas: Quotas
     usage: Usage
     watch: JobWatch
+    pool: PoolController
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
@@ -40,6 +42,7 @@ class UseCases:
         quotas = Quotas(context)
         admission = Admission(context, transitions)
         fanout = FanOut(context, views, transitions)
+        pool = PoolController(context)
         return cls(
             context=context,
             views=views,
@@ -48,7 +51,7 @@ class UseCases:
             transitions=transitions,
             agent_protocol=AgentProtocol(context, views, transitions, admission, fanout),
             fanout=fanout,
-            maintenance=Maintenance(context, transitions, admission, fanout),
+            maintenance=Maintenance(context, transitions, admission, fanout, pool),
             api_keys=ApiKeys(
                 context.keys,
                 context.settings.api_key_pepper,
@@ -58,4 +61,5 @@ class UseCases:
             quotas=quotas,
             usage=Usage(context.store, context.keys, context.clock),
             watch=JobWatch(context, views),
+            pool=pool,
         )
