@@ -124,7 +124,8 @@ def decide(
     serving = [pod for pod in remaining if pod.state() is not PodState.DRAINING]
     draining = [pod for pod in remaining if pod.state() is PodState.DRAINING]
     busy = sum(1 for pod in serving if pod.state() is PodState.BUSY)
-    wanted = pods_for(policy, backlog)
+    # A pod runs one job at a time: more pods than jobs would only wait for work.
+    wanted = min(pods_for(policy, backlog), backlog.pending_jobs + busy)
     desired = min(max(wanted, busy, policy.min_pods), policy.max_pods)
 
     undrain: list[str] = []
