@@ -254,3 +254,31 @@ def test_heartbeats_from_pods_the_pool_did_not_start_never_drain(
 
 def test_the_controller_is_off_without_a_key_or_a_ceiling(client: TestClient) -> None:
     assert asyncio.run(client.app.state.use_cases.pool.run()) is None
+
+
+def test_lost_pods_are_adopted_and_refusals_and_silence_are_counted(
+    runpod: FakeRunPod, make_runtime: Any, clock: FakeClock
+) -> None:
+    runtime = make_runtime(pool_env(runpod, POOL_MIN_PODS="0"))
+    with TestClient(runtime.app, base_url="http://testserver.local:80") as client:
+        # A pod a pass started but never recorded (it died in between), and someone else's.
+        with runpod.lock:
+            runpod.pods["lost1"] = {
+                "id": "lost1",
+                "name": "avatar-pool-1a2b",
+                "desiredStatus": "RUNNING",
+            }
+            runpod.pods["other"] = {"id": "other", "name": "notebook", "desiredStatus": "RUNNING"}
+        sweep(runtime)
+        assert states(client) == {"lost1": "starting"}
+        clock.advance(seconds=901)  # it never heartbeats; RunPod refuses to delete it
+        runpod.fail_next("DELETE", 403)
+        sweep(runtime)
+        assert states(client) == {"lost1": "starting"} and "lost1" in runpod.running()
+        assert pool(client)["api_errors"]["refused"] == 1
+        sweep(runtime)  # tried again
+        assert states(client) == {"lost1": "stopped"} and runpod.deleted == ["lost1"]
+    silent = make_runtime({**pool_env(runpod), "RUNPOD_API_BASE": "http://127.0.0.1:9/v1"})
+    with TestClient(silent.app, base_url="http://testserver.local:80") as client:
+        sweep(silent)
+        assert pool(client)["api_errors"]["unreachable"] == 1
