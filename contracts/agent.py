@@ -165,3 +165,20 @@ class AgentFailRequest(BaseModel):
     code: FailureCode
     message: str = Field(max_length=2000)
     retryable: bool = False
+
+
+class AgentHeartbeat(BaseModel):
+    """An agent's sign of life between jobs, naming the RunPod pod it runs on (if any)."""
+
+    agent_id: str = Field(min_length=1, max_length=200)
+    pod_id: str | None = Field(default=None, min_length=1, max_length=200)
+    busy: bool = False
+    job_id: str | None = Field(default=None, max_length=200)
+
+
+class HeartbeatReply(BaseModel):
+    drain: bool = Field(
+        default=False,
+        description="the pool will stop this pod: pull nothing more and keep heartbeating; "
+        "false again means pull again",
+    )

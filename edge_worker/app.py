@@ -27,6 +27,7 @@ from edge_worker.routes.health import health
 from edge_worker.routes.job_events import job_events_router
 from edge_worker.routes.jobs import jobs_router
 from edge_worker.routes.playground import playground_router
+from edge_worker.routes.pool import pool_status
 from edge_worker.routes.uploads import create_uploads
 from edge_worker.routes.usage import usage_router
 from edge_worker.routes.webhooks import webhooks_router
@@ -92,6 +93,7 @@ def create_app(
             admin_router,
             agent_openapi,
             playground_router,
+            pool_status,
             *extra_routes,
         ],
         dependencies=DEPENDENCIES,

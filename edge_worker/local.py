@@ -21,6 +21,7 @@ from contracts.logs import configure_logging
 from contracts.settings import SettingsError
 from edge_worker.adapters.local.blob_routes import blob_routes
 from edge_worker.adapters.local.fs_blobs import FsBlobStore
+from edge_worker.adapters.local.httpx_pod_provider import HttpxPodProvider
 from edge_worker.adapters.local.httpx_webhook_sender import HttpxWebhookSender
 from edge_worker.adapters.local.queue_routes import queue_routes
 from edge_worker.adapters.local.s3_blobs import S3BlobStore, s3_client
@@ -31,6 +32,7 @@ from edge_worker.adapters.local.sqlite_webhook_queue import Leased, SqliteWebhoo
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_pool_store import SqlPoolStore
 from edge_worker.adapters.sql_webhook_store import SqlWebhookStore
 from edge_worker.app import create_app
 from edge_worker.clock import SystemClock
@@ -152,6 +154,10 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
             webhooks=SqlWebhookStore(database),
             webhook_queue=webhook_queue,
             webhook_sender=HttpxWebhookSender(settings.webhook_allow_private),
+            pool=SqlPoolStore(database),
+            pods=HttpxPodProvider(settings.runpod_api_base, key)
+            if (key := settings.pool_api_key)
+            else None,
         )
     )
     extra = [

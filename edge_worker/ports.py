@@ -11,6 +11,7 @@ from contracts.webhooks import WebhookEventType, WebhookMessage
 from edge_worker.domain.api_keys import ApiKey
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job
+from edge_worker.domain.pool import Backlog, PodActivity
 from edge_worker.domain.quotas import Bucket, OwnerLoad
 from edge_worker.domain.usage import UsagePeriod, UsageRow
 from edge_worker.domain.webhook_deliveries import Attempt, SigningSecrets, WebhookEvent
@@ -241,4 +242,114 @@ class WebhookSender(Protocol):
         self, url: str, body: bytes, headers: dict[str, str], timeout_seconds: float
     ) -> PostResult:
         """One POST, redirects not followed; failures come back as a result, not raised."""
+        ...
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """What the pool asks RunPod for (RunPod's create-pod body; a template fills the rest)."""
+
+    name: str
+    env: dict[str, str]
+    template_id: str | None = None
+    image_name: str | None = None
+    gpu_type_ids: tuple[str, ...] = ()
+    gpu_count: int = 1
+    network_volume_id: str | None = None
+    container_disk_in_gb: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderPod:
+    pod_id: str
+    name: str
+    desired_status: str  # RunPod's: RUNNING, EXITED or TERMINATED
+
+
+class PodApiError(Exception):
+    """RunPod refused or did not answer; `status_code` None when there was no answer."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class PodProvider(Protocol):
+    """RunPod's pods (REST v1); every call raises `PodApiError` on failure."""
+
+    async def create(self, spec: PodSpec) -> ProviderPod: ...
+
+    async def list_pods(self) -> list[ProviderPod]: ...
+
+    async def terminate(self, pod_id: str) -> None:
+        """Stop and delete it (a pod with a network volume cannot be merely stopped); a pod
+        RunPod no longer knows counts as terminated."""
+        ...
+
+
+@dataclass(frozen=True)
+class PoolCounters:
+    rate_limited: int = 0
+    server_errors: int = 0
+    unreachable: int = 0
+    refused: int = 0
+    pods_started: int = 0
+    pods_stopped: int = 0
+    unresponsive_stopped: int = 0
+
+
+@dataclass(frozen=True)
+class PoolRecord:
+    decided_at: datetime | None
+    decision: str | None
+    counters: PoolCounters
+
+
+@dataclass(frozen=True)
+class PodUsage:
+    """A pod's completed work, summed over the agents seen on it."""
+
+    jobs_done: int = 0
+    gpu_seconds: float = 0.0
+    video_seconds: float = 0.0  # of the jobs that reported their GPU seconds
+
+
+class PoolStore(Protocol):
+    """The pool controller's state, next to the jobs (D1 / SQLite)."""
+
+    async def acquire_lease(self, holder: str, now: datetime, until: datetime) -> bool:
+        """Compare-and-set: take the lease unless another holder's is still running."""
+        ...
+
+    async def release_lease(self, holder: str) -> None: ...
+
+    async def pods(self, stopped_since: datetime) -> list[PodActivity]:
+        """Every pod not stopped, and those stopped since `stopped_since`, with their
+        agents' activity from the jobs table."""
+        ...
+
+    async def usage(self, pod_ids: list[str]) -> dict[str, PodUsage]: ...
+
+    async def insert_pod(self, pod_id: str, name: str, now: datetime) -> None: ...
+
+    async def set_drain(self, pod_id: str, at: datetime | None) -> None:
+        """Mark it draining at `at`, or (None) take it back into service."""
+        ...
+
+    async def mark_stopped(self, pod_id: str, at: datetime, reason: str) -> None: ...
+
+    async def heartbeat(self, pod_id: str | None, agent_id: str, busy: bool, now: datetime) -> bool:
+        """Record an agent's heartbeat on its pod; True when that pod must drain (the
+        agent is told so, which the pod's record keeps as acknowledged)."""
+        ...
+
+    async def backlog(self, rate_since: datetime, unknown_audio_seconds: float) -> Backlog:
+        """Pending and running work, and GPU-seconds per video-second measured over the
+        jobs completed since `rate_since` (None before any)."""
+        ...
+
+    async def record(self) -> PoolRecord: ...
+
+    async def save_decision(self, at: datetime, decision: str, counted: PoolCounters) -> None:
+        """Keep the last decision and add `counted` to the counters."""
         ...

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from contracts.media import (
@@ -162,6 +162,53 @@ class EdgeSettings(EnvSettings):
     s3_region: str = Field(default="auto", min_length=1)
     s3_access_key_id: str | None = Field(default=None, validate_default=True)
     s3_secret_access_key: str | None = Field(default=None, validate_default=True, repr=False)
+    runpod_api_key: str | None = Field(
+        default=None,
+        min_length=8,
+        repr=False,
+        description="RunPod API key: with POOL_MAX_PODS it turns the pool controller on",
+    )
+    runpod_api_base: str = Field(
+        default="https://rest.runpod.io/v1", description="RunPod's REST API (tests: a fake)"
+    )
+    pool_min_pods: int = Field(default=0, ge=0, description="pods kept up even with no work")
+    pool_max_pods: int | None = Field(
+        default=None, ge=1, description="the pool never has more pods; unset: controller off"
+    )
+    pool_target_wait_seconds: float = Field(
+        default=300.0, gt=0, description="start pods until the backlog per pod is under this"
+    )
+    pool_idle_seconds: float = Field(
+        default=600.0, ge=0, description="a pod idle this long is drained, then stopped"
+    )
+    pool_startup_grace_seconds: float = Field(
+        default=900.0, gt=0, description="a pod silent this long (from its start) is stopped"
+    )
+    pool_pod_template_id: str | None = Field(
+        default=None, description="RunPod template of the pods (else POOL_IMAGE and the rest)"
+    )
+    pool_image: str | None = Field(default=None, description="the agent's image")
+    pool_gpu_type_ids: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated RunPod GPU type ids, in order of preference"
+    )
+    pool_network_volume_id: str | None = Field(
+        default=None, description="the network volume with the weights"
+    )
+    pool_container_disk_gb: int = Field(default=50, ge=1)
+    pool_pod_env: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="JSON object of the pods' environment besides EDGE_URL and AGENT_TOKEN, "
+        "which the edge adds (queue credentials, ENGINE=infinitetalk ...)",
+    )
+    pool_pod_hourly_usd: float | None = Field(
+        default=None, ge=0, description="what one pod costs an hour, for GET /pool's estimate"
+    )
+    pool_gpu_seconds_per_video_second: float = Field(
+        default=30.0,
+        gt=0,
+        description="the cost estimate until completed jobs have measured it",
+    )
 
     def secrets(self) -> list[str]:
         """Values that must never appear in output (fed to the log redactor)."""
@@ -173,6 +220,8 @@ class EdgeSettings(EnvSettings):
             self.cf_api_token or "",
             self.admin_token or "",
             self.s3_secret_access_key or "",
+            self.runpod_api_key or "",
+            *self.pool_pod_env.values(),
         ]
 
     @field_validator("api_keys", mode="before")
@@ -199,6 +248,36 @@ class EdgeSettings(EnvSettings):
         if longest < info.data.get("segment_min_seconds", 0.0):
             raise ValueError("SEGMENT_MAX_SECONDS must be at least SEGMENT_MIN_SECONDS")
         return longest
+
+    @field_validator("pool_gpu_type_ids", mode="before")
+    @classmethod
+    def _split_gpu_types(cls, ids: object) -> object:
+        if isinstance(ids, str):
+            return tuple(item.strip() for item in ids.split(",") if item.strip())
+        return ids
+
+    @field_validator("pool_max_pods")
+    @classmethod
+    def _pool_can_hold_its_floor(cls, most: int | None, info: ValidationInfo) -> int | None:
+        if most is not None and most < info.data.get("pool_min_pods", 0):
+            raise ValueError("POOL_MAX_PODS must be at least POOL_MIN_PODS")
+        return most
+
+    @model_validator(mode="after")
+    def _pool_has_a_pod_spec(self) -> "EdgeSettings":
+        if self.pool_api_key and not (
+            self.pool_pod_template_id or (self.pool_image and self.pool_gpu_type_ids)
+        ):
+            raise ValueError(
+                "the pool controller needs POOL_POD_TEMPLATE_ID, or POOL_IMAGE and "
+                "POOL_GPU_TYPE_IDS"
+            )
+        return self
+
+    @property
+    def pool_api_key(self) -> str | None:
+        """The RunPod key when the controller is on (a key and a ceiling are set), else None."""
+        return self.runpod_api_key if self.pool_max_pods is not None else None
 
     @field_validator("api_keys")
     @classmethod

@@ -23,6 +23,7 @@ from contracts import ErrorBody, ErrorEnvelope
 from contracts.logs import configure_logging
 from contracts.webhooks import WebhookMessage
 from edge_worker.adapters.cloudflare.d1_executor import D1Executor
+from edge_worker.adapters.cloudflare.fetch_pod_provider import FetchPodProvider
 from edge_worker.adapters.cloudflare.fetch_webhook_sender import FetchWebhookSender
 from edge_worker.adapters.cloudflare.js_values import to_py
 from edge_worker.adapters.cloudflare.presign import ENV_NAMES as R2_ENV_NAMES
@@ -32,6 +33,7 @@ from edge_worker.adapters.cloudflare.r2_blobs import R2BlobStore
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_pool_store import SqlPoolStore
 from edge_worker.adapters.sql_webhook_store import SqlWebhookStore
 from edge_worker.app import attach_use_cases, create_app
 from edge_worker.clock import SystemClock
@@ -113,6 +115,10 @@ def build_runtime(env: Any, values: dict[str, str]) -> WorkerRuntime:
             webhooks=SqlWebhookStore(database),
             webhook_queue=QueueProducer(env.WEBHOOKS),
             webhook_sender=FetchWebhookSender(),
+            pool=SqlPoolStore(database),
+            pods=FetchPodProvider(settings.runpod_api_base, key)
+            if (key := settings.pool_api_key)
+            else None,
         )
     )
     attach_use_cases(APP, use_cases)
@@ -186,7 +192,8 @@ class Default(WorkerEntrypoint):
         return await asgi.fetch(APP, request, self.env)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
-        """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs)."""
+        """The cron trigger: one maintenance sweep (lost agents, expiry, stranded jobs, and
+        the RunPod pool when it is configured)."""
         await runtime_for(self.env).use_cases.maintenance.sweep()
 
     async def queue(self, batch: Any, env: Any, ctx: Any) -> None:

@@ -3,16 +3,24 @@
 A stop request (SIGTERM/SIGINT, turned into `stop` by the CLI) ends the pulling at
 once; the job in progress gets `shutdown_grace_seconds` to finish on its own, after
 which the delivery is interrupted and hands the job back to the edge.
+
+Between jobs the loop sends an idle heartbeat (`IdleHeartbeat`) naming its RunPod pod.
+When the pool drains the pod the reply says `drain`: the agent pulls nothing more and keeps
+heartbeating, idle, until the pool stops the pod (SIGTERM, a clean exit) or takes the
+pod back into service (`drain` false: pulling resumes).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from contracts.agent import AgentHeartbeat
 from gpu_agent.delivery import MessageDelivery
+from gpu_agent.edge_client import EdgeClient, EdgeError
 from gpu_agent.outcome import Outcome
 from gpu_agent.queue_client import CloudflareQueueClient, QueueError
 from gpu_agent.retry import RetryPolicy
@@ -60,6 +68,46 @@ def shutdown_grace(
             watcher.join()
 
 
+class IdleHeartbeat:
+    """The idle agent's heartbeat, at most one per `interval_seconds`; remembers the last
+    answer about draining (a failed heartbeat changes nothing, the next one asks again)."""
+
+    def __init__(
+        self,
+        edge: EdgeClient,
+        *,
+        agent_id: str,
+        pod_id: str | None,
+        interval_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._edge = edge
+        self._body = AgentHeartbeat(agent_id=agent_id, pod_id=pod_id)
+        self.interval_seconds = interval_seconds
+        self._clock = clock
+        self._next_at: float | None = None
+        self.draining = False
+
+    def beat_if_due(self) -> bool:
+        """Send one if it is time; whether this agent must hold off pulling."""
+        now = self._clock()
+        if self._next_at is not None and now < self._next_at:
+            return self.draining
+        self._next_at = now + self.interval_seconds
+        try:
+            drain = self._edge.heartbeat(self._body).drain
+        except EdgeError as exc:
+            log.warning("idle heartbeat failed", extra={"error": str(exc)})
+            return self.draining
+        if drain != self.draining:
+            log.info(
+                "pod drained by the pool: no more pulls" if drain else "pod back in service",
+                extra={"pod_id": self._body.pod_id},
+            )
+        self.draining = drain
+        return drain
+
+
 class Agent:
     """Pulls with batch size 1 and runs each message to its end before pulling again."""
 
@@ -73,8 +121,10 @@ class Agent:
         idle_backoff: RetryPolicy = IDLE_BACKOFF,
         error_backoff: RetryPolicy = PULL_ERROR_BACKOFF,
         sleep: Callable[[float], object] | None = None,
+        heartbeat: IdleHeartbeat | None = None,
     ) -> None:
         self._queue = queue
+        self._heartbeat = heartbeat
         self._delivery = delivery
         self._visibility_timeout_ms = visibility_timeout_ms
         self._grace = shutdown_grace_seconds
@@ -108,6 +158,9 @@ class Agent:
         log.info("agent started")
         with shutdown_grace(stop, self._grace, self._delivery.interrupt):
             while not stop.is_set():
+                if self._heartbeat is not None and self._heartbeat.beat_if_due():
+                    wait(self._heartbeat.interval_seconds)  # drained: only heartbeats
+                    continue
                 try:
                     outcome = self.run_once(stop)
                 except QueueError as exc:

@@ -23,7 +23,7 @@ import httpx
 
 from contracts.logs import configure_logging
 from contracts.settings import SettingsError
-from gpu_agent.agent import Agent
+from gpu_agent.agent import Agent, IdleHeartbeat
 from gpu_agent.claimed_job import ClaimedJobFactory
 from gpu_agent.delivery import MessageDelivery
 from gpu_agent.edge_client import EdgeClient
@@ -184,6 +184,12 @@ def build_agent(
         delivery,
         visibility_timeout_ms=settings.visibility_timeout_seconds * 1000,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        heartbeat=IdleHeartbeat(
+            edge,
+            agent_id=settings.agent_id,
+            pod_id=settings.runpod_pod_id,
+            interval_seconds=settings.idle_heartbeat_seconds,
+        ),
     )
 
 

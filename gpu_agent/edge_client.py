@@ -1,9 +1,9 @@
-"""The edge's /agent API: claim, progress (heartbeat), complete, fail, and a parallel job's
-segment plan and its commit (docs/ARCHITECTURE.md).
+"""The edge's /agent API: claim, progress (heartbeat), complete, fail, a parallel job's
+segment plan and its commit, and the idle heartbeat (docs/ARCHITECTURE.md).
 
 Claim, complete, fail and the plan calls retry transient failures with the client's
-`RetryPolicy`, so an edge restart of a few seconds costs nothing. Progress is a single
-try: the heartbeat thread paces its own retries and must never block on one report.
+`RetryPolicy`, so an edge restart of a few seconds costs nothing. Progress and the idle
+heartbeat are single tries: their senders pace their own retries and must never block on one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from contracts import (
     SegmentPlanReply,
     SegmentPlanRequest,
 )
+from contracts.agent import AgentHeartbeat, HeartbeatReply
 from gpu_agent.retry import (
     API_RETRY,
     CallError,
@@ -115,10 +116,18 @@ class EdgeClient:
             lambda: self._call(job_id, "segments/commit", body, None), what="edge segments commit"
         )
 
+    def heartbeat(self, body: AgentHeartbeat) -> HeartbeatReply:
+        """Alive between jobs; the reply says whether this agent's pod is being drained."""
+        reply: HeartbeatReply = self._post("/agent/heartbeat", "heartbeat", body, HeartbeatReply)
+        return reply
+
     def _call(
         self, job_id: str, action: str, body: BaseModel, reply: type[BaseModel] | None
     ) -> Any:
-        url = f"{self._base}/agent/jobs/{quote(job_id, safe='')}/{action}"
+        return self._post(f"/agent/jobs/{quote(job_id, safe='')}/{action}", action, body, reply)
+
+    def _post(self, path: str, action: str, body: BaseModel, reply: type[BaseModel] | None) -> Any:
+        url = self._base + path
         try:
             response = self._client.post(
                 url, content=body.model_dump_json(), headers=self._json_headers()

@@ -69,6 +69,10 @@ class AgentSettings(EnvSettings):
     """Longest speech, measured by decoding it (the edge judged it by its headers)."""
     max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS, gt=0)
     """Largest portrait (width x height), judged from its header before decoding."""
+    runpod_pod_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """Set by RunPod inside every pod: heartbeats name the pod, so the pool knows its agent."""
+    idle_heartbeat_seconds: float = Field(default=30.0, gt=0, le=300)
+    """Between jobs the agent tells the edge it is alive this often (and learns of a drain)."""
     infinitetalk: Annotated[InfiniteTalkSettings | None, CODE_ONLY] = None
     """The InfiniteTalk engine's settings; the CLI reads them when that engine is chosen."""
     # Not settings: the public limits (docs/API.md), kept here so the agent never fills its

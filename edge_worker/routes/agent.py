@@ -1,5 +1,6 @@
 """The agent protocol over HTTP (docs/ARCHITECTURE.md, agent flow): claim, progress,
-complete, fail, and a planner's registration and commit of a parallel job's segments."""
+complete, fail, a planner's registration and commit of a parallel job's segments, and an
+idle agent's heartbeat (which tells a pod the pool drains to stop pulling)."""
 
 from litestar import Router, post
 from litestar.di import NamedDependency
@@ -18,6 +19,7 @@ from contracts import (
     SegmentPlanReply,
     SegmentPlanRequest,
 )
+from contracts.agent import AgentHeartbeat, HeartbeatReply
 from edge_worker.http.dependencies import agent_guard
 from edge_worker.http.openapi import AGENT_SCHEME, documented
 from edge_worker.usecases.agent_protocol import AgentProtocol
@@ -116,8 +118,20 @@ async def commit_segments(
     return await agent_protocol.fanout.commit(job_id, data)
 
 
-agent_router = Router(
-    path="/agent/jobs",
+@post(
+    "/heartbeat",
+    status_code=200,
+    **documented("agentHeartbeat", _ERRORS[:2], scheme=AGENT_SCHEME),
+    summary="An idle agent's sign of life, with its RunPod pod; the reply says drain or not",
+)
+async def agent_heartbeat(
+    data: JSONBody[AgentHeartbeat], agent_protocol: NamedDependency[AgentProtocol]
+) -> HeartbeatReply:
+    return await agent_protocol.heartbeat(data)
+
+
+jobs_router = Router(
+    path="/jobs",
     route_handlers=[
         claim_job,
         report_progress,
@@ -126,6 +140,10 @@ agent_router = Router(
         register_segments,
         commit_segments,
     ],
+)
+agent_router = Router(
+    path="/agent",
+    route_handlers=[jobs_router, agent_heartbeat],
     guards=[agent_guard],
     tags=["agent"],
 )

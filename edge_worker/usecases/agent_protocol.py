@@ -27,6 +27,7 @@ from contracts import (
     ProgressRequest,
     QueueMessage,
 )
+from contracts.agent import AgentHeartbeat, HeartbeatReply
 from contracts.errors import ConflictDetails, JobDetails, StorageDetails
 from edge_worker.domain import jobs, segments
 from edge_worker.domain.jobs import Job
@@ -225,3 +226,12 @@ class AgentProtocol:
         )
         await self._advance_parent(job)
         return await self.views.view(job)
+
+    async def heartbeat(self, beat: AgentHeartbeat) -> HeartbeatReply:
+        """An agent between jobs: recorded on its pod, and told whether the pool drains it."""
+        now = self.context.clock.now()
+        busy = beat.busy or beat.job_id is not None
+        drain = await self.context.pool.heartbeat(beat.pod_id, beat.agent_id, busy, now)
+        if drain:
+            log.info("pod told to drain", extra={"pod_id": beat.pod_id, "agent_id": beat.agent_id})
+        return HeartbeatReply(drain=drain)

@@ -9,6 +9,8 @@ from edge_worker.ports import (
     JobQueue,
     JobStore,
     KeyStore,
+    PodProvider,
+    PoolStore,
     WebhookQueue,
     WebhookSender,
     WebhookStore,
@@ -28,3 +30,5 @@ class EdgeContext:
     webhooks: WebhookStore
     webhook_queue: WebhookQueue
     webhook_sender: WebhookSender
+    pool: PoolStore
+    pods: PodProvider | None  # None: the pool controller is off

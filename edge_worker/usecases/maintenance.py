@@ -15,6 +15,7 @@ from edge_worker.ports import SweepKind
 from edge_worker.usecases.admission import Admission
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.fanout import FanOut
+from edge_worker.usecases.pool import PoolController
 from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
 
 log = logging.getLogger("edge_worker.maintenance")
@@ -37,6 +38,7 @@ class SweepReport:
     admitted_held: int = 0
     split_checked: int = 0
     skipped: int = 0
+    pool_acted: int = 0
 
 
 class Maintenance:
@@ -46,8 +48,10 @@ class Maintenance:
         transitions: JobTransitions,
         admission: Admission,
         fanout: FanOut,
+        pool: PoolController,
     ) -> None:
         self.context = context
+        self.pool = pool
         self.transitions = transitions
         self.admission = admission
         self.fanout = fanout
@@ -120,6 +124,9 @@ class Maintenance:
         report.idempotency_keys_purged = await store.purge_idempotency(now)
         report.unused_uploads_deleted = await self._delete_unused_uploads(now)
         report.admitted_held = await self.admission.top_up()
+        # Last, so the backlog it sizes the pool for includes what this sweep re-enqueued.
+        passed = await self.pool.run()
+        report.pool_acted = int(passed is not None and passed.acted)
         if any(value for value in asdict(report).values()):
             log.info("maintenance sweep", extra=asdict(report))
         return report

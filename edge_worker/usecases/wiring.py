@@ -10,6 +10,7 @@ from edge_worker.usecases.creation import JobCreation
 from edge_worker.usecases.fanout import FanOut
 from edge_worker.usecases.job_watch import JobWatch
 from edge_worker.usecases.maintenance import Maintenance
+from edge_worker.usecases.pool import PoolController
 from edge_worker.usecases.quotas import Quotas
 from edge_worker.usecases.transitions import JobTransitions
 from edge_worker.usecases.uploads import Uploads
@@ -36,6 +37,7 @@ class UseCases:
     watch: JobWatch
     webhooks: Webhooks
     webhook_delivery: WebhookDelivery
+    pool: PoolController
 
     @classmethod
     def build(cls, context: EdgeContext) -> "UseCases":
@@ -46,6 +48,7 @@ class UseCases:
         quotas = Quotas(context)
         admission = Admission(context, transitions)
         fanout = FanOut(context, views, transitions)
+        pool = PoolController(context)
         return cls(
             context=context,
             views=views,
@@ -54,7 +57,7 @@ class UseCases:
             transitions=transitions,
             agent_protocol=AgentProtocol(context, views, transitions, admission, fanout),
             fanout=fanout,
-            maintenance=Maintenance(context, transitions, admission, fanout),
+            maintenance=Maintenance(context, transitions, admission, fanout, pool),
             api_keys=ApiKeys(
                 context.keys,
                 context.settings.api_key_pepper,
@@ -66,4 +69,5 @@ class UseCases:
             watch=JobWatch(context, views),
             webhooks=webhooks,
             webhook_delivery=WebhookDelivery(context, webhooks),
+            pool=pool,
         )

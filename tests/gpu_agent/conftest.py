@@ -228,6 +228,8 @@ class FakeCloud:
         path = request.url.path
         if request.url.host == "cf.test":
             return path.rsplit("/", 1)[-1]  # pull | ack
+        if path == "/agent/heartbeat":
+            return "heartbeat"
         if path.startswith("/agent/jobs/"):
             return path.rsplit("/", 1)[-1]  # claim | progress | complete | fail
         return "get" if request.method == "GET" else "put"
@@ -248,6 +250,8 @@ class FakeCloud:
             return httpx.Response(200, json=self.claim_body())
         if kind == "progress":
             return httpx.Response(200, json={"cancel_requested": False})
+        if kind == "heartbeat":
+            return httpx.Response(200, json={"drain": False})
         if kind in ("complete", "fail"):
             return httpx.Response(200, json={"ok": True})
         if kind == "get":

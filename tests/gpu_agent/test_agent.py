@@ -10,8 +10,15 @@ import httpx
 import pytest
 
 from contracts import Stage
-from gpu_agent.agent import IDLE_BACKOFF, PULL_ERROR_BACKOFF, Agent, shutdown_grace
+from gpu_agent.agent import (
+    IDLE_BACKOFF,
+    PULL_ERROR_BACKOFF,
+    Agent,
+    IdleHeartbeat,
+    shutdown_grace,
+)
 from gpu_agent.delivery import MessageDelivery
+from gpu_agent.edge_client import EdgeClient
 from gpu_agent.outcome import Outcome
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.retry import RetryPolicy
@@ -272,3 +279,67 @@ def test_a_cancelled_job_goes_back_to_pulling(
     assert kinds.count("claim") == 2 and kinds.count("put") == 1
     assert kinds.count("complete") == 1 and "fail" not in kinds
     assert kinds.index("put") > kinds.index("claim", kinds.index("claim") + 1)  # job b only
+
+
+class Ticks:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_heartbeats_name_the_pod_at_most_once_per_interval(
+    cloud: FakeCloud, edge: EdgeClient
+) -> None:
+    ticks = Ticks()
+    beat = IdleHeartbeat(edge, agent_id="a1", pod_id="pod-9", interval_seconds=30, clock=ticks)
+    assert beat.beat_if_due() is False
+    ticks.now = 29.0
+    assert beat.beat_if_due() is False
+    assert cloud.bodies("heartbeat") == [
+        {"agent_id": "a1", "pod_id": "pod-9", "busy": False, "job_id": None}
+    ]
+    ticks.now = 30.0
+    beat.beat_if_due()
+    assert len(cloud.bodies("heartbeat")) == 2
+
+
+def test_a_drained_agent_stops_pulling_keeps_heartbeating_and_resumes_when_undrained(
+    cloud: FakeCloud, queue: CloudflareQueueClient, edge: EdgeClient, make_delivery: Any
+) -> None:
+    ticks = Ticks()
+    answers = iter([True, True, False])
+    cloud.replies["heartbeat"] = lambda request, body: httpx.Response(
+        200, json={"drain": next(answers, False)}
+    )
+    cloud.messages.append(pulled(lease_id="after-drain"))
+    beat = IdleHeartbeat(edge, agent_id="a1", pod_id="pod-9", interval_seconds=30, clock=ticks)
+    stop = threading.Event()
+    delays: list[float] = []
+
+    def sleep(delay: float) -> None:
+        delays.append(delay)
+        ticks.now += delay
+        if len(delays) >= 4:
+            stop.set()
+
+    _agent(queue, make_delivery(), sleep=sleep, heartbeat=beat).run_forever(stop)
+    kinds = cloud.kinds()
+    # Two drained rounds pull nothing; back in service, the queued job runs.
+    assert kinds[:3] == ["heartbeat", "heartbeat", "heartbeat"]
+    assert delays[:2] == [30, 30]
+    assert "complete" in kinds and kinds.index("pull") > 2
+
+
+def test_a_failed_heartbeat_keeps_the_last_answer(cloud: FakeCloud, edge: EdgeClient) -> None:
+    ticks = Ticks()
+    cloud.replies["heartbeat"] = lambda request, body: httpx.Response(200, json={"drain": True})
+    beat = IdleHeartbeat(edge, agent_id="a1", pod_id=None, interval_seconds=30, clock=ticks)
+    assert beat.beat_if_due() is True
+    cloud.script("heartbeat", 503)
+    ticks.now = 31.0
+    assert beat.beat_if_due() is True  # the edge did not answer: still drained
+    assert beat.draining

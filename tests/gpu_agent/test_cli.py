@@ -139,11 +139,14 @@ def test_run_agent_wires_everything_and_stops_after_the_job(
     settings = _settings(tmp_path)
     assert cli.run_agent(settings, stop, engine=FakeEngine(), transport=cloud.transport()) == 0
     kinds = [k for k in cloud.kinds() if k != "progress"]
-    assert kinds == ["pull", "claim", "ack", "get", "get", "put", "complete"]
+    assert kinds == ["heartbeat", "pull", "claim", "ack", "get", "get", "put", "complete"]
     claim = next(c for c in cloud.calls if c.kind == "claim")
     assert claim.body["agent_id"] == "cli-agent"
     assert claim.headers["user-agent"].startswith("avatar-agent/")
-    pull = cloud.calls[0]
+    beat = cloud.calls[0]
+    assert beat.body == {"agent_id": "cli-agent", "pod_id": None, "busy": False, "job_id": None}
+    assert beat.headers["authorization"] == f"Bearer {AGENT_TOKEN}"
+    pull = cloud.calls[1]
     assert pull.headers["authorization"] == f"Bearer {CF_TOKEN}"
     assert "authorization" not in next(c for c in cloud.calls if c.kind == "put").headers
     assert list((tmp_path / "work").iterdir()) == []

@@ -13,9 +13,10 @@ from contracts import (
     ResultMetadata,
     Stage,
 )
+from contracts.agent import AgentHeartbeat
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 
-from .conftest import AGENT_TOKEN, JOB_ID, FakeCloud, envelope
+from .conftest import AGENT_TOKEN, EDGE_URL, JOB_ID, FakeCloud, envelope
 
 
 def test_claim_returns_the_claim(cloud: FakeCloud, edge: EdgeClient) -> None:
@@ -198,3 +199,15 @@ def test_progress_is_a_single_try(cloud: FakeCloud, edge: EdgeClient, sleeps: li
         edge.progress(JOB_ID, ProgressRequest(claim_token="t", progress=1, stage=Stage.GENERATING))
     assert caught.value.transient is True  # the heartbeat thread schedules the next try
     assert cloud.kinds() == ["progress"] and sleeps == []
+
+
+def test_heartbeat_is_one_try_and_reads_the_drain(cloud: FakeCloud, edge: EdgeClient) -> None:
+    cloud.replies["heartbeat"] = lambda request, body: httpx.Response(200, json={"drain": True})
+    beat = AgentHeartbeat(agent_id="a1", pod_id="pod-1")
+    assert edge.heartbeat(beat).drain is True
+    assert cloud.calls[-1].url == f"{EDGE_URL}/agent/heartbeat"
+    cloud.script("heartbeat", 503)
+    with pytest.raises(EdgeError) as failed:
+        edge.heartbeat(beat)
+    assert failed.value.status_code == 503 and failed.value.transient
+    assert cloud.kinds().count("heartbeat") == 2

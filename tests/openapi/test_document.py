@@ -32,6 +32,7 @@ AGENT_OPERATIONS = {
     ("post", "/agent/jobs/{job_id}/fail"): "failJob",
     ("post", "/agent/jobs/{job_id}/segments"): "registerSegments",
     ("post", "/agent/jobs/{job_id}/segments/commit"): "commitSegments",
+    ("post", "/agent/heartbeat"): "agentHeartbeat",
 }
 AGENT_ERRORS = {"400", "401", "404", "409", "413", "500"}
 ERRORS = {
@@ -54,6 +55,7 @@ ERRORS = {
     "failJob": AGENT_ERRORS,
     "registerSegments": AGENT_ERRORS,
     "commitSegments": AGENT_ERRORS | {"503"},  # a segment's audio is not in storage
+    "agentHeartbeat": {"400", "401", "413", "500"},  # no job: no 404 or 409
 }
 DOCUMENTS = {"/schema/openapi.json": OPERATIONS, "/schema/agent/openapi.json": AGENT_OPERATIONS}
 # Error statuses whose body is not the envelope: a degraded /health still reports its checks.
