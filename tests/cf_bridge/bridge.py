@@ -156,9 +156,12 @@ def shared_bridge() -> RunningBridge:
     return bridge
 
 
+POOL_TABLES = ("pool_pods", "pool_agents", "pool_state")  # migration 0011
+
+
 def reset_d1(url: str) -> None:
     """Empty the bridge's tables: they outlive each test, the session shares one D1."""
-    for table in ("jobs", "idempotency_keys", "api_keys"):
+    for table in ("jobs", "idempotency_keys", "api_keys", *POOL_TABLES):
         response = httpx.post(
             f"{url}/d1",
             json={"sql": f"DELETE FROM {table}", "params": [], "method": "run"},  # noqa: S608 - the tables named above

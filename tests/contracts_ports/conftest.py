@@ -24,8 +24,9 @@ from edge_worker.adapters.local.sqlite_queue import SqliteQueue
 from edge_worker.adapters.sql_bucket_store import SqlBucketStore
 from edge_worker.adapters.sql_job_store import SqlExecutor, SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
+from edge_worker.adapters.sql_pool_store import SqlPoolStore
 from edge_worker.clock import SystemClock
-from edge_worker.ports import BlobStore, BucketStore, JobStore, KeyStore
+from edge_worker.ports import BlobStore, BucketStore, JobStore, KeyStore, PoolStore
 from tests.cf_bridge.bridge import RunningBridge, reset_d1, shared_bridge
 from tests.cf_bridge.proxies import D1Database, Queue, R2Bucket, received_messages
 from tests.contracts_ports.queue_under_test import QueueUnderTest
@@ -71,6 +72,11 @@ def key_store(sql_database: SqlExecutor) -> KeyStore:
 @pytest.fixture
 def bucket_store(sql_database: SqlExecutor) -> BucketStore:
     return SqlBucketStore(sql_database)
+
+
+@pytest.fixture
+def pool_store(sql_database: SqlExecutor) -> PoolStore:
+    return SqlPoolStore(sql_database)
 
 
 @pytest.fixture(params=[*ADAPTERS, "s3"])
