@@ -16,8 +16,10 @@ from avatar_client import AvatarClient, Job, JobHandle
 from avatar_client.config import resolve_api_key, resolve_url
 from avatar_client.errors import AvatarError, ConnectionFailed, MissingApiKey, WaitTimeout
 from avatar_client.progress import ProgressDisplay, plain_line
+from avatar_client.tables import table, timestamp
 from contracts import JobStatus, Quality, Resolution
 from contracts.media import EngineName
+from contracts.webhooks import WebhookDeliveries, WebhookEventView
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,6 +28,15 @@ EXIT_INTERRUPTED = 130
 
 ClientFactory = Callable[[str | None, str | None, Mapping[str, str]], AvatarClient]
 DEFAULT_LIST_LIMIT = 20
+DELIVERY_COLUMNS = (
+    "EVENT",
+    "TYPE",
+    "ATTEMPTS",
+    "LAST STATUS",
+    "LATENCY",
+    "NEXT RETRY",
+    "STATE",
+)
 
 
 class UsageError(Exception):
@@ -74,8 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(add_help=False, parents=[conn])
     out.add_argument("--json", action="store_true", help="print JSON on stdout, nothing else there")
 
-    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
+    def command(
+        name: str,
+        help_text: str,
+        example: str,
+        within: "argparse._SubParsersAction[argparse.ArgumentParser]" = sub,
+    ) -> argparse.ArgumentParser:
+        return within.add_parser(
             name,
             parents=[out],
             help=help_text,
@@ -172,6 +188,30 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument(
         "--to", dest="last", help="last UTC day, included (default: today; 30 days in all)"
     )
+
+    webhooks = sub.add_parser(
+        "webhooks",
+        help="your webhooks' signing secret, a job's deliveries, a redelivery",
+        description="Your webhooks' signing secret, a job's webhook deliveries, a redelivery.",
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  avatar webhooks deliveries JOB_ID",
+    )
+    actions = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_text, takes_job in (
+        ("secret", "print the secret that signs your webhooks (whsec_...)", False),
+        (
+            "rotate",
+            "make a new signing secret; for the edge's grace window (24 h by default) "
+            "webhooks are signed with the old one too",
+            False,
+        ),
+        ("deliveries", "list a job's webhook events and how their delivery went", True),
+        ("redeliver", "send a job's last webhook event again, with the same webhook-id", True),
+    ):
+        example = f"avatar webhooks {name}" + (" JOB_ID" if takes_job else "")
+        action = command(name, help_text, example, within=actions)
+        if takes_job:
+            action.add_argument("job_id")
 
     sub.add_parser(
         "key",
@@ -347,6 +387,7 @@ class _Command:
             "download": self.download,
             "list": self.list,
             "usage": self.usage,
+            "webhooks": self.webhooks,
         }
         return handlers[self.args.command](client)
 
@@ -453,6 +494,45 @@ class _Command:
             )
         return EXIT_OK
 
+    def webhooks(self, client: AvatarClient) -> int:
+        action = self.args.action
+        if action in ("secret", "rotate"):
+            secret = (
+                client.webhook_secret() if action == "secret" else client.rotate_webhook_secret()
+            )
+            if self.json:
+                self._print_json({"secret": secret})
+            else:
+                print(secret, file=self.stdout)
+        elif action == "deliveries":
+            deliveries = client.webhook_deliveries(self.args.job_id)
+            if self.json:
+                self._print_json(_fields(deliveries))
+            else:
+                self._print_deliveries(deliveries)
+        else:
+            event = client.redeliver_webhook(self.args.job_id)
+            if self.json:
+                self._print_json(_fields(event))
+            else:
+                print(
+                    f"{event.webhook_id}  {event.type.value}  queued again for {event.url}",
+                    file=self.stdout,
+                )
+        return EXIT_OK
+
+    def _print_deliveries(self, deliveries: WebhookDeliveries) -> None:
+        if deliveries.webhook_url is None:
+            print(f"job {deliveries.job_id} has no webhook", file=self.stdout)
+        else:
+            events = ", ".join(event.value for event in deliveries.webhook_events)
+            print(f"webhook {deliveries.webhook_url} for {events}", file=self.stdout)
+        if not deliveries.events:
+            print("no events yet", file=self.stdout)
+            return
+        for line in table(DELIVERY_COLUMNS, [_delivery_row(e) for e in deliveries.events]):
+            print(line, file=self.stdout)
+
     def _wait(self, handle: JobHandle, *, then: str) -> Job:
         """Wait with a progress display; on Ctrl-C or a timeout say how to pick it up again."""
         live = self.stderr.isatty()
@@ -505,6 +585,23 @@ class _Reported(Exception):
     def __init__(self, exit_code: int) -> None:
         super().__init__(exit_code)
         self.exit_code = exit_code
+
+
+def _delivery_row(event: WebhookEventView) -> tuple[str, ...]:
+    """The event's last attempt: its answer (or why none came), latency and next retry."""
+    last = event.attempts[-1] if event.attempts else None
+    status = ""
+    if last is not None:
+        status = str(last.status_code) if last.status_code is not None else "no-answer"
+    return (
+        event.webhook_id,
+        event.type.value,
+        str(len(event.attempts)),
+        status,
+        f"{last.latency_ms}ms" if last else "",
+        timestamp(last.next_retry_at) if last else "",
+        event.state.value,
+    )
 
 
 def _fields(view: Any) -> Any:

@@ -1,10 +1,12 @@
 """`avatar-admin`: manage API keys and read usage across them, on the local database
 directly or on a deployed edge through its admin API; both paths end in the same use cases
-(`ApiKeys`, `Usage`)."""
+(`ApiKeys`, `Usage`). `pool` reads an edge's `GET /pool`: only the edge knows its pool
+settings, so it needs `--url`."""
 
 import argparse
 import asyncio
 import csv
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from avatar_client.config import DEV_DATA_DIR, DEV_SECRETS_FILE
 from avatar_client.dev import DevError, read_secrets
+from avatar_client.progress import duration
+from avatar_client.tables import table, timestamp
 from contracts import (
     AdminUsageReport,
     ErrorEnvelope,
@@ -24,6 +28,7 @@ from contracts import (
     KeyList,
     KeyView,
 )
+from contracts.pool import PoolView
 from edge_worker.adapters.local.sqlite_executor import SqliteExecutor
 from edge_worker.adapters.sql_job_store import SqlJobStore
 from edge_worker.adapters.sql_key_store import SqlKeyStore
@@ -61,9 +66,12 @@ class AdminApi:
     """The admin API of an edge (`--url`), answering with the same models as `ApiKeys` and
     `Usage`."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(
+        self, url: str, token: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._transport = transport
 
     async def create(self, request: KeyCreateRequest) -> KeyCreated:
         body = request.model_dump(exclude_none=True)
@@ -85,6 +93,9 @@ class AdminApi:
         params = {name: value for name, value in wanted.items() if value is not None}
         return await self._call("GET", "/admin/usage", AdminUsageReport, params=params)
 
+    async def pool(self) -> PoolView:
+        return await self._call("GET", "/pool", PoolView)
+
     async def _call(
         self,
         method: str,
@@ -94,7 +105,7 @@ class AdminApi:
         params: Mapping[str, str] | None = None,
     ) -> Reply:
         async with httpx.AsyncClient(
-            headers=self._headers, timeout=ADMIN_TIMEOUT_SECONDS
+            headers=self._headers, timeout=ADMIN_TIMEOUT_SECONDS, transport=self._transport
         ) as client:
             try:
                 response = await client.request(method, self._url + path, json=body, params=params)
@@ -169,6 +180,61 @@ async def run_usage(admin: UsageAdmin, args: argparse.Namespace, out: TextIO) ->
     print_usage(await admin.across_keys(args.first, args.last, args.key), args.format, out)
 
 
+POOL_COLUMNS = (
+    "POD",
+    "STATE",
+    "UPTIME",
+    "JOBS",
+    "GPU-S",
+    "GPU-S/VIDEO-S",
+    "LAST HEARTBEAT",
+    "STOPPED",
+)
+
+
+def print_pool(view: PoolView, as_json: bool, out: TextIO) -> None:
+    """Text: the policy, cost and counters, the last decision, then one row per pod."""
+    if as_json:
+        print(view.model_dump_json(indent=2), file=out)
+        return
+    up = sum(1 for pod in view.pods if pod.state != "stopped")
+    hourly = view.estimated_cost_per_hour_usd
+    cost = "cost unknown (POOL_POD_HOURLY_USD)" if hourly is None else f"${hourly:.2f} an hour"
+    most = "no maximum" if view.max_pods is None else f"at most {view.max_pods}"
+    errors = view.api_errors
+    lines = [
+        f"pool {'on' if view.enabled else 'off'}: {view.min_pods} pods at least, {most}; "
+        f"{up} up, {cost}; {view.gpu_seconds_per_video_second:g} GPU-s per video-s",
+        f"last decision: {view.last_decision or 'none yet'}"
+        + (f" ({timestamp(view.last_decision_at)})" if view.last_decision_at else ""),
+        f"pods started {view.pods_started}, stopped {view.pods_stopped} "
+        f"({view.unresponsive_stopped} without a heartbeat); RunPod errors: "
+        f"{errors.rate_limited} rate limited, {errors.server_errors} server, "
+        f"{errors.unreachable} unreachable, {errors.refused} refused",
+    ]
+    rows = [
+        (
+            pod.pod_id,
+            pod.state,
+            duration(math.floor(pod.uptime_seconds)),  # whole seconds up, not rounded up
+            str(pod.jobs_done),
+            f"{pod.gpu_seconds:.1f}",
+            ""
+            if pod.gpu_seconds_per_video_second is None
+            else f"{pod.gpu_seconds_per_video_second:.2f}",
+            timestamp(pod.last_heartbeat_at),
+            f"{timestamp(pod.stopped_at)} {pod.stop_reason or ''}".strip(),
+        )
+        for pod in view.pods
+    ]
+    lines += ["", *table(POOL_COLUMNS, rows)] if rows else ["no pods"]
+    print("\n".join(lines), file=out)
+
+
+async def run_pool(admin: AdminApi, args: argparse.Namespace, out: TextIO) -> None:
+    print_pool(await admin.pool(), args.json, out)
+
+
 async def run_command(admin: KeyAdmin, args: argparse.Namespace, out: TextIO) -> None:
     if args.action == "create":
         request = KeyCreateRequest(
@@ -222,6 +288,11 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument("--to", dest="last", help="last UTC day, included (default: today)")
     usage.add_argument("--format", choices=("csv", "json"), default="csv")
     usage.add_argument("--key", help="only this key's usage (its id)")
+    pool = groups.add_parser(
+        "pool",
+        help="the RunPod pool of the edge at --url: pods, last decision, cost per hour, errors",
+    )
+    pool.add_argument("--json", action="store_true")
     return top
 
 
@@ -230,15 +301,23 @@ def main(
     env: Mapping[str, str] | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if args.group == "pool" and not args.url:
+        top.error(
+            "pool reads GET /pool from the edge: pass --url (avatar dev: http://127.0.0.1:8787)"
+        )
     env = os.environ if env is None else env
     try:
         if args.url:
             token = args.admin_token or _from_env_or_dev_secrets("ADMIN_TOKEN", env, args.data_dir)
             api = AdminApi(args.url, token)
-            asyncio.run(
-                run_usage(api, args, out) if args.group == "usage" else run_command(api, args, out)
-            )
+            if args.group == "pool":
+                asyncio.run(run_pool(api, args, out))
+            elif args.group == "usage":
+                asyncio.run(run_usage(api, args, out))
+            else:
+                asyncio.run(run_command(api, args, out))
             return 0
         # Keys are hashed with the pepper; usage reads no secret.
         pepper = (

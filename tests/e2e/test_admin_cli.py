@@ -92,6 +92,14 @@ def test_keys_made_on_the_database_and_through_the_api_are_one_set(admin_stack: 
     admin(admin_stack, "keys", "revoke", remote_id, remote=False)
     assert jobs_status(admin_stack, remote_key) == 401
     assert "revoked" in admin(admin_stack, "keys", "revoke", remote_id)
+    assert admin(admin_stack, "pool").splitlines() == [
+        "pool off: 0 pods at least, no maximum; 0 up, cost unknown (POOL_POD_HOURLY_USD); "
+        "30 GPU-s per video-s",
+        "last decision: none yet",
+        "pods started 0, stopped 0 (0 without a heartbeat); "
+        "RunPod errors: 0 rate limited, 0 server, 0 unreachable, 0 refused",
+        "no pods",
+    ]
 
 
 def test_refusals_are_one_line_and_a_failing_status(

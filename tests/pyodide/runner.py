@@ -125,9 +125,11 @@ class RunningWorker:
         outcomes: list[dict[str, Any]] = response.json()["result"]
         return outcomes
 
-    def scheduled(self) -> None:
-        """Fire the cron trigger, as workerd does: `Default.scheduled(controller, env, ctx)`."""
-        response = httpx.post(f"{self.control}/__host/scheduled", timeout=120)
+    def scheduled(self, env: dict[str, str] | None = None) -> None:
+        """Fire the cron trigger, as workerd does: `Default.scheduled(controller, env, ctx)`;
+        `env` adds vars to this event's env (the Worker builds a runtime for them)."""
+        body = {"env": env} if env else None
+        response = httpx.post(f"{self.control}/__host/scheduled", json=body, timeout=120)
         response.raise_for_status()
 
 

@@ -11,6 +11,7 @@
 // plus `/__host/*`: `POST scheduled` runs the cron handler, `GET requests` lists per-event
 // timings and first-time imports, `GET loaded` the loaded module files, `GET queue` what the
 // Worker sent to its queues, `POST queue` runs the queue consumer on a batch of messages.
+// `POST scheduled` takes an optional {env} of vars added to that event's env only.
 
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -240,13 +241,16 @@ const control = http.createServer(async (incoming, outgoing) => {
   try {
     const route = `${incoming.method} ${incoming.url}`;
     if (route === "POST /__host/scheduled") {
+      // An optional body {env: {NAME: value}} adds vars to this event's env only.
+      const given = Buffer.concat(await incoming.toArray()).toString();
+      const extra = given ? (JSON.parse(given).env ?? {}) : {};
       const controller = {
         cron: config.cron,
         scheduledTime: Date.now(),
         type: "scheduled",
         noRetry() {},
       };
-      await host.scheduled(controller, env, ctx);
+      await host.scheduled(controller, { ...env, ...extra }, ctx);
       await send(Response.json({ result: null }), outgoing);
     } else if (route === "GET /__host/requests") {
       await send(Response.json({ result: toPlain(host.requests()) }), outgoing);
