@@ -1,29 +1,13 @@
 """Large files skip the edge: /uploads -> PUT to storage -> JSON /generate -> completed."""
 
-import wave
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from contracts.media import MiB
 from tests.e2e.conftest import EXAMPLES, Stack, terminal, wait_for
-
-MiB = 1024 * 1024
-
-
-def long_wav(path: Path, size: int) -> Path:
-    """48 kHz stereo 16-bit: 40 MiB is about 3.6 minutes, written in 1 MiB pieces."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(48000)
-        pattern = (b"\x00\x08\x00\xf8" * 64 + b"\x00\x00\x00\x00" * 64) * 512
-        remaining = size - 44
-        while remaining > 0:
-            piece = pattern[: min(len(pattern), remaining)]
-            w.writeframes(piece)
-            remaining -= len(piece)
-    return path
+from tests.e2e.test_sdk_large_audio import wav_of_size
 
 
 def put_file(url: str, headers: dict[str, str], path: Path) -> None:
@@ -63,7 +47,9 @@ def upload_and_generate(
 
 
 def test_a_40_mib_wav_through_uploads_becomes_a_completed_job(stack: Stack, tmp_path: Path) -> None:
-    audio = long_wav(tmp_path / "long.wav", 40 * MiB)
+    # The most bytes per second the engine takes: 40 MiB is about 7 s, so the job stays cheap.
+    audio = tmp_path / "long.wav"
+    result_seconds = wav_of_size(audio, 40 * MiB)
     image = EXAMPLES / "portrait.png"
     stack.start_agent()
     with stack.client() as client:
@@ -71,7 +57,6 @@ def test_a_40_mib_wav_through_uploads_becomes_a_completed_job(stack: Stack, tmp_
         assert created.status_code == 200, created.text
         final = wait_for(client, created.json()["job_id"], terminal, timeout=300)
     assert final["status"] == "completed", f"{final}\n{stack.logs()}"
-    result_seconds = 40 * MiB / (48000 * 4)
     with stack.client() as client:
         result = client.get(f"/result/{final['job_id']}").json()
     assert abs(result["duration_seconds"] - result_seconds) < 0.1
@@ -82,7 +67,8 @@ def test_an_upload_swapped_after_generate_is_refused(stack: Stack, tmp_path: Pat
     is refused; bytes replaced behind the edge's back are refused by the agent with
     INPUT_CHANGED."""
     image = EXAMPLES / "portrait.png"
-    audio = long_wav(tmp_path / "short.wav", 64 * 1024)
+    audio = tmp_path / "short.wav"
+    wav_of_size(audio, 64 * 1024)
     with stack.client() as client:
         grants, created = upload_and_generate(client, image, audio, "A short talk")
         assert created.status_code == 200, created.text
