@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
+from contracts.webhooks import WebhookEventType
 from edge_worker.domain import jobs
 from edge_worker.domain.idempotency import IdempotencyRecord, new_record
 from edge_worker.domain.jobs import Job, SegmentPlan
@@ -79,6 +80,8 @@ def every_field_set(job_id: str) -> Job:
         segment_start_seconds=60.04,
         segment_end_seconds=118.2,
         plan=SegmentPlan(attempt=2, audio_seconds=61.5, bounds=((0.0, 30.5), (30.5, 61.5))),
+        webhook_url="https://hooks.example.com/avatar?tenant=7",
+        webhook_events=frozenset({WebhookEventType.PROGRESS, WebhookEventType.COMPLETED}),
         version=9,
     )
     for field in dataclasses.fields(Job):
