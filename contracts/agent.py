@@ -175,6 +175,14 @@ class AgentHeartbeat(BaseModel):
     busy: bool = False
     job_id: str | None = Field(default=None, max_length=200)
 
+    @field_validator("busy", mode="before")
+    @classmethod
+    def _json_boolean(cls, value: object) -> object:
+        """`true` or `false` only: Litestar validates bodies leniently, which reads 0 as false."""
+        if not isinstance(value, bool):
+            raise ValueError("busy is true or false")
+        return value
+
 
 class HeartbeatReply(BaseModel):
     drain: bool = Field(

@@ -13,6 +13,7 @@ from tests.edge_worker.conftest import (
     AUTH,
     PULL_URL,
     QUEUE_AUTH,
+    invalid_fields,
     submit,
 )
 
@@ -247,6 +248,14 @@ def test_malformed_agent_bodies_are_invalid_input(client: TestClient, body: dict
     assert response.json()["error"]["code"] == "INVALID_INPUT"
     if body.get("stage") == "cancelled":
         assert "fail the job instead" in response.text
+
+
+@pytest.mark.parametrize("busy", [0, 1, "true", None])
+def test_a_heartbeats_busy_is_a_json_boolean(client: TestClient, busy: object) -> None:
+    body = {"agent_id": "agent-h", "busy": busy}
+    response = client.post("/agent/heartbeat", json=body, headers=AGENT_AUTH)
+    assert response.status_code == 400
+    assert invalid_fields(response) == ["busy"]
 
 
 def test_lost_replies_are_safe_to_retry(client: TestClient) -> None:
