@@ -15,6 +15,7 @@ from bench.sleep_engine import SleepEngine
 from contracts import SegmentCommitRequest, SegmentPlanItem, SegmentPlanRequest
 from gpu_agent import cli
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError
+from infinitetalk.media.audio_pass import encode_aac, track_seconds
 from infinitetalk.media.segment_audio import SegmentBounds
 from tests.conftest import png_bytes
 from tests.infinitetalk.test_fanout_media import PATTERN, bursts, render_segments
@@ -79,6 +80,22 @@ def test_a_plan_uploads_each_segment_s_audio_then_commits(tmp_path: Path) -> Non
     assert kinds.index("segments") < kinds.index("put") < kinds.index("commit")
 
 
+def test_after_the_commit_the_planner_uploads_the_audio_s_aac_track(tmp_path: Path) -> None:
+    cloud = planning_cloud(tmp_path, PATTERN)
+    cloud.replies["segments"] = lambda r, b: httpx.Response(
+        200, json={**grants(r, b).json(), "audio_track_upload_url": "/blobs/track.m4a?sig=t"}
+    )
+    stop = threading.Event()
+    cloud.on_call = lambda call: stop.set() if call.kind == "commit" else None
+    settings = agent_settings(tmp_path / "work")
+    assert cli.run_agent(settings, stop, engine=SleepEngine(0.0), transport=cloud.transport()) == 0
+    track = tmp_path / "track.m4a"
+    track.write_bytes(cloud.uploads["/blobs/track.m4a"])  # run_agent waited for it
+    assert track_seconds(track) == pytest.approx(6.4, abs=0.001)
+    assert cloud.kinds()[-1] == "put" and cloud.bodies("fail") == []
+    assert list((tmp_path / "work").iterdir()) == []  # its copy of the audio is gone
+
+
 def test_a_plan_of_one_segment_runs_the_job_whole(tmp_path: Path) -> None:
     cloud = planning_cloud(tmp_path, [(3.0, True)])
     run_until(cloud, tmp_path, ("complete", "fail"))
@@ -109,7 +126,7 @@ def segment_videos(tmp_path: Path) -> tuple[bytes, list[bytes]]:
     return audio.read_bytes(), [video.read_bytes() for video in videos]
 
 
-def stitch_cloud(tmp_path: Path, spans: list[list[float]]) -> FakeCloud:
+def stitch_cloud(tmp_path: Path, spans: list[list[float]], **task: Any) -> FakeCloud:
     audio, videos = segment_videos(tmp_path)
     cloud = FakeCloud(
         messages=[pulled()],
@@ -121,6 +138,7 @@ def stitch_cloud(tmp_path: Path, spans: list[list[float]]) -> FakeCloud:
         "segment_seconds": spans,
         "crossfade_frames": 0,
         "audio_seconds": 6.4,
+        **task,
     }
     body = {**cloud.claim_body(), "task": "stitch", "stitch": stitch}
     cloud.replies["claim"] = lambda r, b: httpx.Response(200, json=body)
@@ -135,6 +153,24 @@ def test_a_stitch_uploads_one_checked_video_and_completes(tmp_path: Path) -> Non
     assert complete["result"]["size_bytes"] == len(cloud.uploads["/videos/out.mp4"])
     progress = [body["progress"] for body in cloud.bodies("progress")]
     assert progress == sorted(progress)
+
+
+@pytest.mark.parametrize("track_seconds", [6.4, 5.0])
+def test_a_stitch_remuxes_the_planner_s_track_when_it_fits(
+    tmp_path: Path, track_seconds: float
+) -> None:
+    spans = [[0.0, 3.36], [3.36, 6.4]]
+    cloud = stitch_cloud(tmp_path, spans, audio_track_url="/blobs/track.m4a?sig=t")
+    track = encode_aac(
+        bursts(tmp_path / "track.wav", [(track_seconds, True)]), tmp_path / "track.m4a"
+    )
+    cloud.blobs["/blobs/track.m4a"] = track.read_bytes()
+    run_until(cloud, tmp_path, ("complete", "fail"))
+    (complete,) = cloud.bodies("complete")
+    assert complete["result"]["duration_seconds"] == pytest.approx(6.4)
+    fetched = [call.url.split("?")[0] for call in cloud.calls if call.kind == "get"]
+    assert "http://edge.test/blobs/track.m4a" in fetched
+    assert ("http://edge.test/blobs/audio.wav" in fetched) is (track_seconds != 6.4)
 
 
 def test_a_stitch_whose_segments_do_not_match_the_plan_fails_for_good(tmp_path: Path) -> None:
