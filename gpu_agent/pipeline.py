@@ -237,7 +237,12 @@ class Pipeline:
         )
         for grant in grants.segments:
             self._upload(
-                run, paths[grant.index], grant.audio_upload_url, "audio/wav", "segment audio"
+                run,
+                paths[grant.index],
+                grant.audio_upload_url,
+                "audio/wav",
+                "segment audio",
+                last=False,
             )
         self._edge_step(
             lambda: self._edge.commit_segments(
@@ -532,8 +537,17 @@ class Pipeline:
                 retryable=True,
             ) from exc
 
-    def _upload(self, run: _Run, path: Path, url: str, content_type: str, what: str) -> None:
-        run.report(run.progress.uploading(0.0))
+    def _upload(
+        self, run: _Run, path: Path, url: str, content_type: str, what: str, *, last: bool = True
+    ) -> None:
+        """`last`: the run's final upload, reported as the last phase of its progress (a
+        planner's segment audio is not: its job's progress starts again with the segments)."""
+
+        def report(fraction: float) -> None:
+            if last:
+                run.report(run.progress.uploading(fraction))
+
+        report(0.0)
         resolved = self._edge.resolve(url)
         try:
             self._transfer(
@@ -543,9 +557,7 @@ class Pipeline:
                     resolved,
                     path,
                     content_type,
-                    on_progress=lambda sent, total: run.report(
-                        run.progress.uploading(sent / total if total else 1.0)
-                    ),
+                    on_progress=lambda sent, total: report(sent / total if total else 1.0),
                     cancelled=run.cancel.is_set,
                 ),
                 f"upload {what}",

@@ -78,6 +78,8 @@ def test_a_plan_uploads_each_segment_s_audio_then_commits(tmp_path: Path) -> Non
             assert segment.getnframes() == frames * 16000 // 25
     kinds = cloud.kinds()
     assert kinds.index("segments") < kinds.index("put") < kinds.index("commit")
+    # The job's progress restarts with its segments: the plan never reports it near done.
+    assert all(body["progress"] < 50 for body in cloud.bodies("progress"))
 
 
 def test_after_the_commit_the_planner_uploads_the_audio_s_aac_track(tmp_path: Path) -> None:
