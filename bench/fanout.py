@@ -115,7 +115,7 @@ class Fleet:
         self.url = f"http://127.0.0.1:{port}"
         env = {
             **stack_env(self.url, "INFO"),
-            "SEGMENT_MIN_SECONDS": str(min(20.0, max_s)),
+            "SEGMENT_MIN_SECONDS": str(min(20.0, max_s / (2 * count))),
             "SEGMENT_MAX_SECONDS": str(max_s),
         }
         self.edge = start_server(
@@ -251,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--audio-seconds", type=float, default=600.0)
     parser.add_argument("--seconds-per-chunk", type=float, default=1.0)
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=WARMUP_HOLD_SECONDS,
+        help="how long each warm-up job holds its agent",
+    )
     parser.add_argument("--out", type=Path, help="also write the runs as JSON here")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.agents.split(",")]
@@ -258,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(tmp)
         audio = write_wav(directory / "speech.wav", speech_with_pauses(args.audio_seconds))
         warmup_frames = pinned.CLIP_FRAMES + (pinned.CLIP_FRAMES - pinned.MOTION_FRAMES) * max(
-            0, int(np.ceil(WARMUP_HOLD_SECONDS / args.seconds_per_chunk)) - 1
+            0, int(np.ceil(args.warmup_seconds / args.seconds_per_chunk)) - 1
         )
         warmup = write_wav(
             directory / "warmup.wav", speech_with_pauses(warmup_frames / pinned.FPS, seed=1)
