@@ -10,7 +10,6 @@ upstream embeds instead. Samples stream through; memory stays bounded for long a
 import math
 import wave
 from array import array
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -95,13 +94,13 @@ class LengthLimit:
 
     def __init__(self, max_seconds: float) -> None:
         self._max_seconds = max_seconds
-        self._seconds = Fraction(0)
+        self._samples = 0
 
     def __call__(self, frame: av.AudioFrame | None) -> None:
         if frame is None:
             return
-        self._seconds += Fraction(frame.samples, frame.sample_rate)  # exact: 600 s is not > 600 s
-        if self._seconds > self._max_seconds:
+        self._samples += frame.samples  # whole samples: a sum of float seconds made 600 s > 600
+        if self._samples > self._max_seconds * frame.sample_rate:
             raise InvalidInputError(
                 f"audio is longer than the limit of {self._max_seconds:g} s",
                 FailureCode.AUDIO_TOO_LONG,
