@@ -23,7 +23,7 @@ import httpx
 
 from contracts.logs import configure_logging
 from contracts.settings import SettingsError
-from gpu_agent.agent import Agent
+from gpu_agent.agent import Agent, idle_backoff
 from gpu_agent.audio_track import AudioTracks
 from gpu_agent.claimed_job import ClaimedJobFactory
 from gpu_agent.delivery import MessageDelivery
@@ -190,6 +190,7 @@ def build_agent(
         delivery,
         visibility_timeout_ms=settings.visibility_timeout_seconds * 1000,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        idle_backoff=idle_backoff(settings.idle_poll_max_seconds),
     )
 
 
