@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import wave
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from bench.sleep_engine import SleepEngine
 from contracts import SegmentCommitRequest, SegmentPlanItem, SegmentPlanRequest
 from gpu_agent import cli
+from gpu_agent.audio_track import AudioTracks
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError
+from gpu_agent.job_log import JobLog
 from infinitetalk.media.audio_pass import encode_aac, track_seconds
 from infinitetalk.media.segment_audio import SegmentBounds
 from tests.conftest import png_bytes
@@ -214,3 +217,27 @@ def test_plan_calls_post_to_the_segments_routes(cloud: FakeCloud, edge: EdgeClie
         edge.plan_segments(
             JOB_ID, SegmentPlanRequest(claim_token="t", audio_seconds=1.0, segments=[item])
         )
+
+
+def test_a_track_that_cannot_be_uploaded_is_only_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing waits for the track: the stitch encodes the audio itself."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    source = scratch / "audio.wav"
+    source.write_bytes(b"RIFF")
+
+    def encoder(source: Path, destination: Path, max_seconds: float) -> Path:
+        destination.write_bytes(b"an AAC track")
+        return destination
+
+    refused = httpx.MockTransport(lambda request: httpx.Response(403))
+    with httpx.Client(transport=refused) as http:
+        tracks = AudioTracks(http, encoder=encoder)
+        log = JobLog(logging.getLogger("gpu_agent.test"), {"job_id": JOB_ID})
+        with caplog.at_level(logging.INFO, logger="gpu_agent.test"):
+            tracks.start(source, "http://blobs.test/track.m4a", 600.0, log, scratch)
+            tracks.wait(10)
+    assert "audio track not uploaded; the stitch will encode it" in caplog.text
+    assert list(tmp_path.iterdir()) == [scratch] and list(scratch.iterdir()) == []
