@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 
 from bench.stack import API_KEY, ROOT, free_port, stack_env, start_server, stop
+from gpu_agent.settings import DEFAULT_IDLE_POLL_MAX_SECONDS
 from infinitetalk.upstream import pinned
 
 RATE = 16000
@@ -109,13 +110,20 @@ def _agent_main(argv: Sequence[str]) -> int:
 class Fleet:
     """A fresh edge and `count` sleep-engine agents, each logging to its own file."""
 
-    def __init__(self, directory: Path, count: int, seconds_per_chunk: float, max_s: float):
+    def __init__(
+        self,
+        directory: Path,
+        count: int,
+        seconds_per_chunk: float,
+        max_s: float,
+        idle_poll_seconds: float,
+    ):
         self.directory = directory
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {
             **stack_env(self.url, "INFO"),
-            "SEGMENT_MIN_SECONDS": str(min(20.0, max_s)),
+            "SEGMENT_MIN_SECONDS": str(min(20.0, max_s / (2 * count))),
             "SEGMENT_MAX_SECONDS": str(max_s),
         }
         self.edge = start_server(
@@ -140,6 +148,7 @@ class Fleet:
                     "AGENT_ID": f"bench-agent-{index}",
                     "PYTHONPATH": str(ROOT),
                     "WORK_DIR": str(directory / f"work-{index}"),
+                    "IDLE_POLL_MAX_SECONDS": str(idle_poll_seconds),
                 },
                 stderr=log.open("wb"),
                 cwd=ROOT,
@@ -199,8 +208,9 @@ def measure(
     *,
     audio_seconds: float,
     seconds_per_chunk: float,
+    idle_poll_seconds: float = DEFAULT_IDLE_POLL_MAX_SECONDS,
 ) -> Run:
-    fleet = Fleet(directory, count, seconds_per_chunk, audio_seconds)
+    fleet = Fleet(directory, count, seconds_per_chunk, audio_seconds, idle_poll_seconds)
     try:
         if count > 1:
             for job in [fleet.submit(image, warmup, "off") for _ in range(count)]:
@@ -251,6 +261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--audio-seconds", type=float, default=600.0)
     parser.add_argument("--seconds-per-chunk", type=float, default=1.0)
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=WARMUP_HOLD_SECONDS,
+        help="how long each warm-up job holds its agent",
+    )
+    parser.add_argument(
+        "--idle-poll-seconds",
+        type=float,
+        default=DEFAULT_IDLE_POLL_MAX_SECONDS,
+        help="the agents' IDLE_POLL_MAX_SECONDS",
+    )
     parser.add_argument("--out", type=Path, help="also write the runs as JSON here")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.agents.split(",")]
@@ -258,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(tmp)
         audio = write_wav(directory / "speech.wav", speech_with_pauses(args.audio_seconds))
         warmup_frames = pinned.CLIP_FRAMES + (pinned.CLIP_FRAMES - pinned.MOTION_FRAMES) * max(
-            0, int(np.ceil(WARMUP_HOLD_SECONDS / args.seconds_per_chunk)) - 1
+            0, int(np.ceil(args.warmup_seconds / args.seconds_per_chunk)) - 1
         )
         warmup = write_wav(
             directory / "warmup.wav", speech_with_pauses(warmup_frames / pinned.FPS, seed=1)
@@ -273,12 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warmup,
                 audio_seconds=args.audio_seconds,
                 seconds_per_chunk=args.seconds_per_chunk,
+                idle_poll_seconds=args.idle_poll_seconds,
             )
             for count in counts
         ]
     print(
         f"{args.audio_seconds:g} s of audio, sleep engine at {args.seconds_per_chunk:g} s "
-        f"per chunk ({pinned.CLIP_FRAMES} frames, {pinned.MOTION_FRAMES} reused)"
+        f"per chunk ({pinned.CLIP_FRAMES} frames, {pinned.MOTION_FRAMES} reused), idle "
+        f"agents polling at most every {args.idle_poll_seconds:g} s"
     )
     print(table(runs))
     if args.out:

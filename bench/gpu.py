@@ -8,7 +8,7 @@ the peak GPU memory. The model runs in a child process, so memory is sampled wit
 `nvidia-smi`, which sees every process.
 
     python -m bench.gpu [--profiles fast,standard] [--resolutions 480p,720p] [--seconds 5]
-                        [--budget-seconds 480] [--out bench-gpu.json]
+                        [--budget-seconds 480] [--out bench-gpu.json] [--seams-dir seams]
 
 Prints one JSON document on stdout (logs go to stderr) and, with `--out`, writes it to a
 file after every run, so a run cut short still leaves what was measured. Without the
@@ -32,6 +32,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
+from bench.seams import SeamReport, seam_run
 from contracts import Quality, Resolution, Stage
 from contracts.logs import configure_logging
 from contracts.settings import SettingsError
@@ -126,6 +127,8 @@ class BenchReport(BaseModel):
     stopped: str | None
     """Why the bench stopped early (budget used up, SIGTERM), if it did."""
     error: str | None = None
+    seams: SeamReport | None = None
+    """`--seams-dir`: a parallel job's two segments and their seam's frames (bench/seams.py)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -162,6 +165,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "progress is reported with the engine's own estimate of its total)",
     )
     parser.add_argument("--out", type=Path, help="also write the JSON document here")
+    parser.add_argument(
+        "--seams-dir",
+        type=Path,
+        help="first run a parallel job's two segments with the first profile and resolution, "
+        "stitch them and save the frames on both sides of the seam here as PNGs",
+    )
     parser.add_argument(
         "--poll-seconds",
         type=_bounded(0.05, 10.0),
@@ -387,6 +396,7 @@ class Bench:
         self.runs: list[RunResult] = []
         self.stopped: str | None = None
         self.error: str | None = None
+        self.seams: SeamReport | None = None
 
     def run(self, env: Mapping[str, str]) -> int:
         """0: every requested run measured; 1: something missing, failed or cut short;
@@ -416,6 +426,7 @@ class Bench:
             and self.load.error is None
             and len(self.runs) == requested
             and all(run.status == "ok" for run in self.runs)
+            and (self.args.seams_dir is None or (self.seams is not None and self.seams.ok))
         )
 
     def report(self) -> BenchReport:
@@ -434,6 +445,7 @@ class Bench:
             runs=self.runs,
             stopped=self.stopped,
             error=self.error,
+            seams=self.seams,
         )
 
     def save(self) -> None:
@@ -461,6 +473,18 @@ class Bench:
                 return
             try:
                 self.save()
+                if self.args.seams_dir is not None:
+                    self.seams = seam_run(
+                        engine,
+                        self.args.profiles[0],
+                        self.args.resolutions[0],
+                        PORTRAIT,
+                        PROMPT,
+                        SEED,
+                        Path(tmp) / "seams",
+                        self.args.seams_dir,
+                    )
+                    self.save()
                 for quality in self.args.profiles:
                     for resolution in self.args.resolutions:
                         workdir = Path(tmp) / f"{quality.value}-{resolution.value}"

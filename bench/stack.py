@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key-0123456789abcdef"
@@ -83,6 +82,8 @@ def start_edge(
 
 def serve(app: Any, argv: Sequence[str] | None = None) -> None:
     """Serve a baseline app on `--port` with the uvicorn options `avatar-edge serve` uses."""
+    import uvicorn  # only the baselines' processes: bench.fanout's helpers run without it
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args(argv).port

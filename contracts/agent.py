@@ -72,6 +72,12 @@ class StitchTask(BaseModel):
     segment_seconds: list[tuple[float, float]]
     crossfade_frames: int = Field(default=0, ge=0)
     audio_seconds: float = Field(gt=0)
+    audio_track_url: str | None = Field(
+        default=None,
+        description="the original audio as the output's AAC track (M4A), encoded once by the "
+        "planner: the stitch only remuxes it; None when the planner uploaded none (the stitch "
+        "encodes `inputs.audio_url` itself)",
+    )
 
 
 class ClaimResponse(BaseModel):
@@ -110,6 +116,11 @@ class SegmentGrant(BaseModel):
 
 class SegmentPlanReply(BaseModel):
     segments: list[SegmentGrant]
+    audio_track_upload_url: str | None = Field(
+        default=None,
+        description="where the planner PUTs the original audio's AAC track (M4A, audio/mp4) "
+        "after the commit, so the stitch need not encode it",
+    )
 
 
 class SegmentCommitRequest(BaseModel):

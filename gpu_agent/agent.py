@@ -24,13 +24,21 @@ from gpu_agent.edge_client import EdgeClient, EdgeError
 from gpu_agent.outcome import Outcome
 from gpu_agent.queue_client import CloudflareQueueClient, QueueError
 from gpu_agent.retry import RetryPolicy
-from gpu_agent.settings import DEFAULT_SHUTDOWN_GRACE_SECONDS
+from gpu_agent.settings import DEFAULT_IDLE_POLL_MAX_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
 
 # Only the delays are used; the loop itself retries forever, waiting on the stop event.
 # Quick to notice new work, cheap while idle:
-IDLE_BACKOFF = RetryPolicy(base_delay=0.25, max_delay=3.0, jitter=0.25)
+IDLE_BACKOFF = RetryPolicy(base_delay=0.25, max_delay=DEFAULT_IDLE_POLL_MAX_SECONDS, jitter=0.25)
+
+
+def idle_backoff(max_seconds: float) -> RetryPolicy:
+    """IDLE_BACKOFF with another ceiling (IDLE_POLL_MAX_SECONDS)."""
+    base = min(IDLE_BACKOFF.base_delay, max_seconds)
+    return RetryPolicy(base_delay=base, max_delay=max_seconds, jitter=IDLE_BACKOFF.jitter)
+
+
 # A queue (or local edge) that is down or restarting: 1, 2, 4 ... up to 30 s.
 PULL_ERROR_BACKOFF = RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.25)
 

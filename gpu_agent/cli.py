@@ -23,7 +23,8 @@ import httpx
 
 from contracts.logs import configure_logging
 from contracts.settings import SettingsError
-from gpu_agent.agent import Agent, IdleHeartbeat
+from gpu_agent.agent import Agent, IdleHeartbeat, idle_backoff
+from gpu_agent.audio_track import AudioTracks
 from gpu_agent.claimed_job import ClaimedJobFactory
 from gpu_agent.delivery import MessageDelivery
 from gpu_agent.edge_client import EdgeClient
@@ -114,12 +115,14 @@ def run_agent(
             timeout=TRANSFER_TIMEOUT, headers=headers, transport=transport, follow_redirects=True
         ) as transfer_http,
     ):
+        tracks = AudioTracks(transfer_http)
         agent = build_agent(
             settings,
             engine,
             queue_http=queue_http,
             edge_http=edge_http,
             transfer_http=transfer_http,
+            tracks=tracks,
         )
         log.info(
             "agent configured",
@@ -132,6 +135,7 @@ def run_agent(
         )
         try:
             agent.run_forever(stop)
+            tracks.wait(settings.shutdown_grace_seconds)  # a planner's track upload, if any
         finally:
             if own_engine and isinstance(engine, ClosableEngine):
                 engine.close()  # a resident model worker gives its GPU memory back
@@ -145,6 +149,7 @@ def build_agent(
     queue_http: httpx.Client,
     edge_http: httpx.Client,
     transfer_http: httpx.Client,
+    tracks: AudioTracks | None = None,
 ) -> Agent:
     """Wire settings, engine and HTTP clients into an `Agent` (no I/O happens here).
 
@@ -171,6 +176,7 @@ def build_agent(
             max_image_pixels=settings.max_image_pixels,
             max_audio_seconds=settings.max_audio_seconds,
         ),
+        tracks=tracks,
     )
     delivery = MessageDelivery(
         queue=queue,
@@ -190,6 +196,7 @@ def build_agent(
             pod_id=settings.runpod_pod_id,
             interval_seconds=settings.idle_heartbeat_seconds,
         ),
+        idle_backoff=idle_backoff(settings.idle_poll_max_seconds),
     )
 
 

@@ -28,6 +28,7 @@ from contracts import (
     SegmentPlanItem,
     SegmentPlanRequest,
     Stage,
+    StitchTask,
 )
 from contracts.media import (
     MAX_AUDIO_BYTES,
@@ -37,6 +38,7 @@ from contracts.media import (
     SNIFF_BYTES,
     sniff,
 )
+from gpu_agent.audio_track import AudioTracks
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 from gpu_agent.job_log import JobLog
 from gpu_agent.probes import MediaProbes
@@ -126,7 +128,8 @@ class _Run:
 
 
 class Pipeline:
-    """Turns a claim into an uploaded video; holds nothing that outlives one run.
+    """Turns a claim into an uploaded video; nothing outlives one run but a planner's
+    audio track encode (`tracks`), which finishes on its own.
 
     Without explicit `probes` the real ones (PyAV/Pillow) are imported at the first
     job, so importing the agent stays cheap.
@@ -140,12 +143,14 @@ class Pipeline:
         engine: Engine,
         probes: MediaProbes | None = None,
         limits: PipelineLimits | None = None,
+        tracks: AudioTracks | None = None,
     ) -> None:
         self._edge = edge
         self._transfers = transfers
         self._engine = engine
         self._probes = probes
         self._limits = limits or PipelineLimits()
+        self.tracks = tracks or AudioTracks(transfers, retry=self._limits.transfer_retry)
 
     def run(
         self,
@@ -232,7 +237,12 @@ class Pipeline:
         )
         for grant in grants.segments:
             self._upload(
-                run, paths[grant.index], grant.audio_upload_url, "audio/wav", "segment audio"
+                run,
+                paths[grant.index],
+                grant.audio_upload_url,
+                "audio/wav",
+                "segment audio",
+                last=False,
             )
         self._edge_step(
             lambda: self._edge.commit_segments(
@@ -240,6 +250,14 @@ class Pipeline:
             ),
             "commit the segments",
         )
+        if grants.audio_track_upload_url:
+            self.tracks.start(
+                audio,
+                self._edge.resolve(grants.audio_track_upload_url),
+                self._limits.max_audio_seconds,
+                run.log,
+                run.workdir,
+            )
         run.log.info(
             "segments queued",
             extra={
@@ -268,14 +286,8 @@ class Pipeline:
             )
             for index, url in enumerate(task.segment_urls)
         ]
-        audio = self._download_audio(run, _share_of(run, count, count + 1))
         started = time.monotonic()
-        try:
-            prepared = probes.prepare_audio(
-                audio, run.workdir / PREPARED_AUDIO_DIR, self._limits.max_audio_seconds
-            )
-        except InvalidInputError as exc:
-            raise JobFailed(_failure_code(exc.code), exc.message, retryable=False) from exc
+        aac_path = self._audio_track(run, task, _share_of(run, count, count + 1))
         _stop_if_cancelled(run.cancel)
         run.report(run.progress.engine(50.0, Stage.ENCODING, None))
         from infinitetalk.media.stitch import stitch
@@ -285,7 +297,7 @@ class Pipeline:
             stitched = stitch(
                 videos,
                 task.segment_seconds,
-                prepared.aac_path,
+                aac_path,
                 task.audio_seconds,
                 output,
                 crossfade_frames=task.crossfade_frames,
@@ -318,6 +330,40 @@ class Pipeline:
             },
         )
         return metadata
+
+    def _audio_track(
+        self, run: _Run, task: StitchTask, on_fraction: Callable[[float], None]
+    ) -> Path:
+        """The planner's AAC track when it uploaded one of the audio's length, else the
+        original audio encoded here."""
+        from infinitetalk.media.audio_pass import encode_aac, track_seconds
+        from infinitetalk.media.output import FRAME_SECONDS
+
+        if task.audio_track_url:
+            track = self._download(
+                run,
+                task.audio_track_url,
+                None,
+                "audio-track",
+                self._limits.max_audio_bytes,
+                on_fraction,
+            )
+            seconds = track_seconds(track)
+            if seconds is not None and abs(seconds - task.audio_seconds) <= FRAME_SECONDS:
+                return track
+            run.log.warning(
+                "the planner's audio track does not fit; encoding the audio here",
+                extra={"track_seconds": seconds, "audio_seconds": task.audio_seconds},
+            )
+        audio = self._download_audio(run, on_fraction)
+        try:
+            return encode_aac(
+                audio,
+                run.workdir / PREPARED_AUDIO_DIR / "audio.m4a",
+                self._limits.max_audio_seconds,
+            )
+        except InvalidInputError as exc:
+            raise JobFailed(_failure_code(exc.code), exc.message, retryable=False) from exc
 
     def _download_audio(self, run: _Run, on_fraction: Callable[[float], None]) -> Path:
         inputs = run.claim.inputs
@@ -491,8 +537,17 @@ class Pipeline:
                 retryable=True,
             ) from exc
 
-    def _upload(self, run: _Run, path: Path, url: str, content_type: str, what: str) -> None:
-        run.report(run.progress.uploading(0.0))
+    def _upload(
+        self, run: _Run, path: Path, url: str, content_type: str, what: str, *, last: bool = True
+    ) -> None:
+        """`last`: the run's final upload, reported as the last phase of its progress (a
+        planner's segment audio is not: its job's progress starts again with the segments)."""
+
+        def report(fraction: float) -> None:
+            if last:
+                run.report(run.progress.uploading(fraction))
+
+        report(0.0)
         resolved = self._edge.resolve(url)
         try:
             self._transfer(
@@ -502,9 +557,7 @@ class Pipeline:
                     resolved,
                     path,
                     content_type,
-                    on_progress=lambda sent, total: run.report(
-                        run.progress.uploading(sent / total if total else 1.0)
-                    ),
+                    on_progress=lambda sent, total: report(sent / total if total else 1.0),
                     cancelled=run.cancel.is_set,
                 ),
                 f"upload {what}",

@@ -29,6 +29,7 @@ DEFAULT_QUEUE_ID = "avatar-jobs"
 ENGINES = tuple(EngineName)
 MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600  # Cloudflare's ceiling
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 60.0
+DEFAULT_IDLE_POLL_MAX_SECONDS = 3.0
 MAX_SHUTDOWN_GRACE_SECONDS = 3600  # a pod asked to stop is not kept an hour
 
 
@@ -64,6 +65,8 @@ class AgentSettings(EnvSettings):
         default=DEFAULT_SHUTDOWN_GRACE_SECONDS, ge=0, le=MAX_SHUTDOWN_GRACE_SECONDS
     )
     work_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
+    idle_poll_max_seconds: float = Field(default=DEFAULT_IDLE_POLL_MAX_SECONDS, gt=0, le=60)
+    """The longest wait between pulls of an empty queue (Cloudflare rate-limits pulls)."""
     log_level: LogLevel = "INFO"
     max_audio_seconds: float = Field(default=MAX_AUDIO_SECONDS, gt=0)
     """Longest speech, measured by decoding it (the edge judged it by its headers)."""

@@ -8,9 +8,11 @@
 #               torch sees it, host RAM (error says why when torch is missing)
 #   weights     whether every weight file is at MODEL_STORAGE_PATH; if not, exactly what
 #               is missing (the engine's own preflight, through bench/gpu.py)
-#   bench       bench/gpu.py's JSON: with the weights and the upstream checkout, model load
-#               time, GPU-seconds per video second and peak VRAM within the time left;
-#               without them it returns in seconds
+#   bench       bench/gpu.py's JSON: with the weights and the upstream checkout, first a
+#               parallel job's two segments stitched (`seams`: the frames on both sides of
+#               the seam as PNGs in $OUT/seams/), then model load time, GPU-seconds per
+#               video second and peak VRAM within the time left; without them it returns
+#               in seconds
 #
 #   bash scripts/device_check.sh
 #
@@ -148,7 +150,8 @@ run_bench() {
     seconds=$(limit 100000 20)
     [[ -n $PY ]] && ((seconds >= 60)) || return
     timeout -k 15 "$seconds" "$PY" -m bench.gpu --budget-seconds "$((seconds - 30))" \
-        --out "$OUT_DIR/bench-gpu.json" >"$WORK/bench.json" 2>"$OUT_DIR/bench-gpu.log"
+        --out "$OUT_DIR/bench-gpu.json" --seams-dir "$OUT_DIR/seams" \
+        >"$WORK/bench.json" 2>"$OUT_DIR/bench-gpu.log"
     BENCH_EXIT=$?
 }
 

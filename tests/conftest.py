@@ -42,6 +42,7 @@ LAYER_BY_PATH = {
     "bench/test_gpu.py": "e2e",  # the whole bench as a process
     "bench/test_http_paths.py": "e2e",  # uvicorn servers under load
     "bench/test_device_check.py": "e2e",  # scripts/device_check.sh
+    "bench/test_fanout.py": "e2e",  # an edge and sleep-engine agents as processes
     "edge_worker/cloudflare/test_pyodide_guard.py": "pyodide",  # a fresh interpreter each
 }
 LAYERS = frozenset({"unit", *LAYER_BY_PATH.values()})

@@ -28,3 +28,8 @@ def segment_video_key(parent_id: str, index: int, attempt: int) -> str:
 def stitch_video_key(parent_id: str, attempt: int) -> str:
     """The stitched result: published as the parent's result."""
     return f"{video_prefix(parent_id)}stitch/{attempt}.mp4"
+
+
+def audio_track_key(parent_id: str, plan_attempt: int) -> str:
+    """The planner's AAC of the whole audio, beside that plan's segment audio."""
+    return f"{video_prefix(parent_id)}plan-{plan_attempt}/track.m4a"

@@ -26,7 +26,7 @@ from contracts.errors import ConflictDetails, JobDetails, StorageDetails
 from edge_worker.domain import jobs, segments
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
-from edge_worker.domain.storage_keys import segment_audio_key
+from edge_worker.domain.storage_keys import audio_track_key, segment_audio_key
 from edge_worker.usecases.context import EdgeContext
 from edge_worker.usecases.transitions import JobTransitions, TransitionRefused
 from edge_worker.usecases.views import RESULT_URL_TTL, JobViews
@@ -67,6 +67,14 @@ class FanOut:
         keys = [s.result_key for s in children.segments]
         if not all(keys):
             raise Problem(ErrorCode.CONFLICT, "a segment of this stitch has no result")
+        parent = await self.context.store.get(stitch.parent_id)
+        track = (
+            audio_track_key(stitch.parent_id, parent.plan.attempt)
+            if parent is not None and parent.plan is not None
+            else None
+        )
+        if track is not None and await self.context.blobs.head(track) is None:
+            track = None  # the planner died before uploading it: the stitch encodes the audio
         return StitchTask(
             parent_job_id=stitch.parent_id,
             segment_urls=[self.context.blobs.presign_get(k, expires_at) for k in keys if k],
@@ -76,6 +84,7 @@ class FanOut:
             ],
             crossfade_frames=self.context.settings.seam_crossfade_frames,
             audio_seconds=stitch.segment_end_seconds or 0.0,
+            audio_track_url=self.context.blobs.presign_get(track, expires_at) if track else None,
         )
 
     async def register_plan(self, job_id: str, request: SegmentPlanRequest) -> SegmentPlanReply:
@@ -103,8 +112,11 @@ class FanOut:
             key = segment_audio_key(job_id, plan.attempt, index)
             url = self.context.blobs.presign_put(key, expires, "audio/wav")
             grants.append(SegmentGrant(index=index, audio_upload_url=url, audio_key=key))
+        track = self.context.blobs.presign_put(
+            audio_track_key(job_id, plan.attempt), expires, "audio/mp4"
+        )
         log.info("job planned", extra={"job_id": job_id, "segments": len(bounds)})
-        return SegmentPlanReply(segments=grants)
+        return SegmentPlanReply(segments=grants, audio_track_upload_url=track)
 
     async def commit(self, job_id: str, request: SegmentCommitRequest) -> JobView:
         """Split the job by its registered plan once every segment's audio is stored. A

@@ -62,6 +62,27 @@ def prepare_audio(
     )
 
 
+def encode_aac(path: Path, destination: Path, max_seconds: float = MAX_AUDIO_SECONDS) -> Path:
+    """Only the output's AAC track, as `prepare_audio` writes it: a parallel job's planner
+    encodes it once for the stitch, which then only remuxes it."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with AacWriter(destination) as aac:
+        probe_audio(path, [LengthLimit(max_seconds), aac])
+    return aac.path
+
+
+def track_seconds(path: Path) -> float | None:
+    """How long an AAC track's header says it is; None for anything else or unreadable."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            if stream.codec_context.name != "aac" or not stream.duration or not stream.time_base:
+                return None
+            return float(stream.duration * stream.time_base)
+    except (av.FFmpegError, IndexError):
+        return None
+
+
 def read_loudness(path: Path) -> np.ndarray:
     """The envelope `prepare_audio` wrote: one RMS level per 40 ms video frame."""
     return np.fromfile(str(path), dtype=np.float64)
@@ -73,13 +94,13 @@ class LengthLimit:
 
     def __init__(self, max_seconds: float) -> None:
         self._max_seconds = max_seconds
-        self._seconds = 0.0
+        self._samples = 0
 
     def __call__(self, frame: av.AudioFrame | None) -> None:
         if frame is None:
             return
-        self._seconds += frame.samples / frame.sample_rate
-        if self._seconds > self._max_seconds:
+        self._samples += frame.samples  # whole samples: a sum of float seconds made 600 s > 600
+        if self._samples > self._max_seconds * frame.sample_rate:
             raise InvalidInputError(
                 f"audio is longer than the limit of {self._max_seconds:g} s",
                 FailureCode.AUDIO_TOO_LONG,

@@ -15,6 +15,10 @@ from infinitetalk.media.output import OUTPUT_FPS
 AAC_FRAME_SAMPLES = 1024
 AAC_FALLBACK_RATE = 48000
 MP4_OPTIONS = {"movflags": "+faststart"}
+AAC_OPTIONS = {"aac_coder": "fast"}
+"""FFmpeg's default coder (twoloop) encodes speech at about 30x real time on one core, so
+ten minutes took 20 s; `fast` is 3-4x quicker and measured no worse on speech at these
+bitrates (signal-to-noise 35 dB against 29 dB at 48 kbit/s mono, bench/README.md)."""
 _BT709 = 1
 """FFmpeg's code for BT.709 primaries, transfer and matrix alike: HD players assume it."""
 
@@ -78,6 +82,7 @@ class AacWriter:
         self._container = av.open(str(self.path), "w", format="ipod")
         self._stream = self._container.add_stream("aac", rate=rate, layout=layout)
         self._stream.bit_rate = min(64000 if layout == "mono" else 128000, 3 * rate)
+        self._stream.codec_context.options = dict(AAC_OPTIONS)
         self._resampler = av.AudioResampler(
             format="fltp", layout=layout, rate=rate, frame_size=AAC_FRAME_SAMPLES
         )

@@ -138,7 +138,7 @@ class _PcmWriter:
         assert self._wav is not None
         kept = samples[: self._wav.getnchannels()]
         pcm = np.clip(np.round(kept.T * 32768.0), -32768, 32767).astype("<i2")
-        self._wav.writeframes(pcm.tobytes())
+        self._wav.writeframesraw(pcm.tobytes())  # the header is written once, at close
         self._pending = np.concatenate((self._pending, samples.mean(axis=0)))
         self._measure(final=False)
 

@@ -7,6 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import av
+from PIL import Image
+
 from infinitetalk.settings import InfiniteTalkSettings
 from tests.bench.conftest import HAS_NVIDIA_SMI, ROOT
 
@@ -64,6 +67,23 @@ def test_with_weights_it_runs_the_bench(standin_env: dict[str, str], tmp_path: P
     assert report["weights"]["present"] is True and report["weights"]["missing"] == []
     assert report["bench"]["ok"] is True and len(report["bench"]["runs"]) == 4
     assert (tmp_path / "out" / "bench-gpu.json").is_file()
+    # A parallel job's two segments, stitched, and the frames on both sides of its seam.
+    seams = report["bench"]["seams"]
+    assert (seams["status"], seams["quality"], seams["resolution"]) == ("ok", "fast", "480p")
+    assert [(s["start_seconds"], s["end_seconds"]) for s in seams["segments"]] == [
+        (0.0, 5.32),
+        (5.32, 10.0),
+    ]
+    (seam,) = seams["seams"]
+    assert (seam["frame"], seam["offset_seconds"]) == (133, 0.0)
+    with av.open(str(tmp_path / "out" / "seams" / "stitched.mp4")) as video:
+        stream = video.streams.video[0]
+        size = (stream.width, stream.height)
+    for side in ("before", "after"):
+        png = tmp_path / "out" / "seams" / f"seam-0-{side}.png"
+        assert seam[f"{side}_png"] == str(png)
+        with Image.open(png) as image:
+            assert image.size == size
 
 
 def test_nvidia_smi_errors_come_back_as_valid_json(

@@ -46,8 +46,11 @@ def register(
     return post(client, job_id, "segments", body)
 
 
-def split(client: TestClient, job_id: str, agent: str = "planner") -> None:
-    """Claim the job as its planner, register BOUNDS, upload each segment's audio, commit."""
+def split(
+    client: TestClient, job_id: str, agent: str = "planner", track: bytes | None = None
+) -> None:
+    """Claim the job as its planner, register BOUNDS, upload each segment's audio, commit,
+    then upload `track` as the audio track if given."""
     grant = claim(client, job_id, agent)
     assert grant["task"] == "plan"
     reply = register(client, job_id, grant["claim_token"])
@@ -59,6 +62,13 @@ def split(client: TestClient, job_id: str, agent: str = "planner") -> None:
         assert put.status_code == 200, put.text
     committed = post(client, job_id, "segments/commit", {"claim_token": grant["claim_token"]})
     assert committed.status_code == 200, committed.text
+    if track is not None:
+        put = client.put(
+            reply.json()["audio_track_upload_url"],
+            content=track,
+            headers={"Content-Type": "audio/mp4"},
+        )
+        assert put.status_code == 200, put.text
 
 
 def finish(client: TestClient, grant: dict[str, Any], gpu_seconds: float = 10.0) -> Any:
@@ -315,6 +325,7 @@ def test_segments_and_the_stitch_run_as_jobs_and_the_parent_completes_once(
     assert (stitch["stitch"]["audio_seconds"], stitch["stitch"]["crossfade_frames"]) == (60.0, 0)
     assert [client.get(u).content for u in stitch["stitch"]["segment_urls"]] == [VIDEO] * 3
     assert client.get(stitch["inputs"]["audio_url"]).content == wav_bytes()
+    assert stitch["stitch"]["audio_track_url"] is None  # the planner uploaded none
     assert stitch["output"]["key"] == f"videos/{job_id}/stitch/1.mp4"
 
     assert finish(client, stitch, gpu_seconds=2.0).status_code == 200
@@ -328,6 +339,15 @@ def test_segments_and_the_stitch_run_as_jobs_and_the_parent_completes_once(
     assert finish(client, stitch).status_code == 200
     assert asyncio.run(runtime.store.get(job_id)) == parent
     assert client.get(f"/result/{job_id}", headers=AUTH).json()["size_bytes"] == len(VIDEO)
+
+
+def test_the_stitch_gets_the_planner_s_audio_track_to_remux(client: TestClient) -> None:
+    job_id = submit(client)
+    split(client, job_id, track=b"an AAC track")
+    for index in range(3):
+        finish(client, claim(client, segments.segment_id(job_id, index)))
+    stitch = claim(client, segments.stitch_id(job_id))
+    assert client.get(stitch["stitch"]["audio_track_url"]).content == b"an AAC track"
 
 
 def test_two_last_segments_at_once_create_one_stitch(

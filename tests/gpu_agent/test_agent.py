@@ -15,6 +15,7 @@ from gpu_agent.agent import (
     PULL_ERROR_BACKOFF,
     Agent,
     IdleHeartbeat,
+    idle_backoff,
     shutdown_grace,
 )
 from gpu_agent.delivery import MessageDelivery
@@ -52,6 +53,9 @@ def _agent(queue: CloudflareQueueClient, delivery: MessageDelivery, **kw: Any) -
 
 def test_default_backoffs() -> None:
     assert IDLE_BACKOFF.delay(1) <= 0.25 and IDLE_BACKOFF.delay(50) <= 3.0
+    short = idle_backoff(0.1)
+    assert 0.075 <= short.delay(1) <= 0.1 and 0.075 <= short.delay(50) <= 0.1
+    assert 0.75 * 5.0 <= idle_backoff(5.0).delay(50) <= 5.0
     assert 0.75 * 30.0 <= PULL_ERROR_BACKOFF.delay(50) <= 30.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import wave
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 from bench.sleep_engine import SleepEngine
 from contracts import SegmentCommitRequest, SegmentPlanItem, SegmentPlanRequest
 from gpu_agent import cli
+from gpu_agent.audio_track import AudioTracks
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError
+from gpu_agent.job_log import JobLog
+from infinitetalk.media.audio_pass import encode_aac, track_seconds
 from infinitetalk.media.segment_audio import SegmentBounds
 from tests.conftest import png_bytes
 from tests.infinitetalk.test_fanout_media import PATTERN, bursts, render_segments
@@ -77,6 +81,24 @@ def test_a_plan_uploads_each_segment_s_audio_then_commits(tmp_path: Path) -> Non
             assert segment.getnframes() == frames * 16000 // 25
     kinds = cloud.kinds()
     assert kinds.index("segments") < kinds.index("put") < kinds.index("commit")
+    # The job's progress restarts with its segments: the plan never reports it near done.
+    assert all(body["progress"] < 50 for body in cloud.bodies("progress"))
+
+
+def test_after_the_commit_the_planner_uploads_the_audio_s_aac_track(tmp_path: Path) -> None:
+    cloud = planning_cloud(tmp_path, PATTERN)
+    cloud.replies["segments"] = lambda r, b: httpx.Response(
+        200, json={**grants(r, b).json(), "audio_track_upload_url": "/blobs/track.m4a?sig=t"}
+    )
+    stop = threading.Event()
+    cloud.on_call = lambda call: stop.set() if call.kind == "commit" else None
+    settings = agent_settings(tmp_path / "work")
+    assert cli.run_agent(settings, stop, engine=SleepEngine(0.0), transport=cloud.transport()) == 0
+    track = tmp_path / "track.m4a"
+    track.write_bytes(cloud.uploads["/blobs/track.m4a"])  # run_agent waited for it
+    assert track_seconds(track) == pytest.approx(6.4, abs=0.001)
+    assert cloud.kinds()[-1] == "put" and cloud.bodies("fail") == []
+    assert list((tmp_path / "work").iterdir()) == []  # its copy of the audio is gone
 
 
 def test_a_plan_of_one_segment_runs_the_job_whole(tmp_path: Path) -> None:
@@ -109,7 +131,7 @@ def segment_videos(tmp_path: Path) -> tuple[bytes, list[bytes]]:
     return audio.read_bytes(), [video.read_bytes() for video in videos]
 
 
-def stitch_cloud(tmp_path: Path, spans: list[list[float]]) -> FakeCloud:
+def stitch_cloud(tmp_path: Path, spans: list[list[float]], **task: Any) -> FakeCloud:
     audio, videos = segment_videos(tmp_path)
     cloud = FakeCloud(
         messages=[pulled()],
@@ -121,6 +143,7 @@ def stitch_cloud(tmp_path: Path, spans: list[list[float]]) -> FakeCloud:
         "segment_seconds": spans,
         "crossfade_frames": 0,
         "audio_seconds": 6.4,
+        **task,
     }
     body = {**cloud.claim_body(), "task": "stitch", "stitch": stitch}
     cloud.replies["claim"] = lambda r, b: httpx.Response(200, json=body)
@@ -135,6 +158,24 @@ def test_a_stitch_uploads_one_checked_video_and_completes(tmp_path: Path) -> Non
     assert complete["result"]["size_bytes"] == len(cloud.uploads["/videos/out.mp4"])
     progress = [body["progress"] for body in cloud.bodies("progress")]
     assert progress == sorted(progress)
+
+
+@pytest.mark.parametrize("track_seconds", [6.4, 5.0])
+def test_a_stitch_remuxes_the_planner_s_track_when_it_fits(
+    tmp_path: Path, track_seconds: float
+) -> None:
+    spans = [[0.0, 3.36], [3.36, 6.4]]
+    cloud = stitch_cloud(tmp_path, spans, audio_track_url="/blobs/track.m4a?sig=t")
+    track = encode_aac(
+        bursts(tmp_path / "track.wav", [(track_seconds, True)]), tmp_path / "track.m4a"
+    )
+    cloud.blobs["/blobs/track.m4a"] = track.read_bytes()
+    run_until(cloud, tmp_path, ("complete", "fail"))
+    (complete,) = cloud.bodies("complete")
+    assert complete["result"]["duration_seconds"] == pytest.approx(6.4)
+    fetched = [call.url.split("?")[0] for call in cloud.calls if call.kind == "get"]
+    assert "http://edge.test/blobs/track.m4a" in fetched
+    assert ("http://edge.test/blobs/audio.wav" in fetched) is (track_seconds != 6.4)
 
 
 def test_a_stitch_whose_segments_do_not_match_the_plan_fails_for_good(tmp_path: Path) -> None:
@@ -176,3 +217,27 @@ def test_plan_calls_post_to_the_segments_routes(cloud: FakeCloud, edge: EdgeClie
         edge.plan_segments(
             JOB_ID, SegmentPlanRequest(claim_token="t", audio_seconds=1.0, segments=[item])
         )
+
+
+def test_a_track_that_cannot_be_uploaded_is_only_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing waits for the track: the stitch encodes the audio itself."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    source = scratch / "audio.wav"
+    source.write_bytes(b"RIFF")
+
+    def encoder(source: Path, destination: Path, max_seconds: float) -> Path:
+        destination.write_bytes(b"an AAC track")
+        return destination
+
+    refused = httpx.MockTransport(lambda request: httpx.Response(403))
+    with httpx.Client(transport=refused) as http:
+        tracks = AudioTracks(http, encoder=encoder)
+        log = JobLog(logging.getLogger("gpu_agent.test"), {"job_id": JOB_ID})
+        with caplog.at_level(logging.INFO, logger="gpu_agent.test"):
+            tracks.start(source, "http://blobs.test/track.m4a", 600.0, log, scratch)
+            tracks.wait(10)
+    assert "audio track not uploaded; the stitch will encode it" in caplog.text
+    assert list(tmp_path.iterdir()) == [scratch] and list(scratch.iterdir()) == []

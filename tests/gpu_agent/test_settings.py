@@ -43,6 +43,7 @@ def test_every_variable_is_read() -> None:
         "AGENT_ID": "pod-7",
         "VISIBILITY_TIMEOUT_SECONDS": " 120 ",
         "SHUTDOWN_GRACE_SECONDS": "7.5",
+        "IDLE_POLL_MAX_SECONDS": "0.5",
         "WORK_DIR": "/scratch",
         "LOG_LEVEL": "debug",
         "MAX_AUDIO_SECONDS": "3600",
@@ -55,6 +56,7 @@ def test_every_variable_is_read() -> None:
     assert settings.agent_id == "pod-7"
     assert settings.visibility_timeout_seconds == 120
     assert settings.shutdown_grace_seconds == 7.5
+    assert settings.idle_poll_max_seconds == 0.5
     assert settings.work_dir == Path("/scratch")
     assert settings.log_level == "DEBUG"
     assert (settings.max_audio_seconds, settings.max_image_pixels) == (3600, 1_000_000)

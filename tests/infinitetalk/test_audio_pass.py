@@ -18,6 +18,7 @@ from infinitetalk.factory import start_infinitetalk
 from infinitetalk.media.audio_pass import (
     PAD_RATE,
     PADDED_AUDIO_SECONDS,
+    LengthLimit,
     prepare_audio,
     read_loudness,
 )
@@ -197,3 +198,16 @@ def test_audio_longer_than_the_limit_stops_the_decode(tmp_path: Path) -> None:
         prepare_audio(source, tmp_path / "pass", max_seconds=5)
     assert refused.value.code == FailureCode.AUDIO_TOO_LONG
     assert prepare_audio(source, tmp_path / "ok", max_seconds=21).info.duration_seconds > 19
+
+
+def test_audio_exactly_as_long_as_the_limit_is_not_over_it() -> None:
+    """Ten minutes at 16 kHz come as 9,375 frames of 1,024 samples: summed as float seconds
+    they made more than 600 s and refused a 600 s job."""
+    limit = LengthLimit(600)
+    frame = av.AudioFrame(format="s16", layout="mono", samples=1024)
+    frame.sample_rate = 16000
+    for _ in range(9375):
+        limit(frame)
+    limit(None)
+    with pytest.raises(InvalidInputError, match="longer than the limit of 600 s"):
+        limit(frame)

@@ -61,7 +61,7 @@ def models(tmp_path_factory: pytest.TempPathFactory, upstream_dir: Path) -> Path
 def summary(upstream_dir: Path) -> Iterator[dict[str, Any]]:
     """Collects each mode's run; written to .avatar/smoke/summary.json at the end."""
     SMOKE_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in ("resident.mp4", "subprocess.mp4", "summary.json"):
+    for stale in ("resident.mp4", "subprocess.mp4", "parallel.mp4", "summary.json"):
         (SMOKE_DIR / stale).unlink(missing_ok=True)
     modes: dict[str, Any] = {}
     yield modes

@@ -1,20 +1,32 @@
 """Resident mode: the agent's model worker loads upstream once and serves every job."""
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import numpy as np
 import pytest
 
-from contracts import Quality, Stage
+from contracts import ClaimResponse, Quality, Stage
+from gpu_agent.edge_client import EdgeClient
+from gpu_agent.job_log import JobLog
+from gpu_agent.pipeline import Pipeline, SegmentsQueued
+from gpu_agent.progress import CancelSignal
 from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.upstream.engine import UpstreamEngine
 from infinitetalk.upstream.resident_mode import ResidentBackend
+from tests.gpu_agent.conftest import FakeCloud
+from tests.gpu_agent.test_fanout_tasks import grants
+from tests.infinitetalk.test_fanout_media import bursts
 from tests.upstream_smoke.conftest import (
+    PORTRAIT,
+    REPO,
+    SMOKE_DIR,
     engine_settings,
     generate,
     once_generating,
@@ -108,3 +120,80 @@ def test_int8_quantised_model_with_teacache(
     finally:
         engine.close()
     verify_mp4(result.path, 2.0)
+
+
+def test_a_parallel_job_plans_renders_two_segments_and_stitches_them(
+    engine: UpstreamEngine[ResidentBackend], tmp_path: Path, summary: dict[str, Any]
+) -> None:
+    """The agent's pipeline for a parallel job, with upstream in the resident worker: the
+    plan cuts at the pause and uploads the segments' audio and the AAC track, each segment
+    runs as its own task (under one chunk each, so padded, at the fast profile's 4 steps), and
+    the stitch joins them under the planner's track and checks every seam."""
+    audio = bursts(tmp_path / "phrases.wav", [(1.8, True), (0.6, False), (1.8, True)])
+    audio_seconds = 4.2
+    cloud = FakeCloud(
+        blobs={"/inputs/image.png": PORTRAIT.read_bytes(), "/blobs/audio.wav": audio.read_bytes()}
+    )
+    cloud.replies["segments"] = lambda r, b: httpx.Response(
+        200, json={**grants(r, b).json(), "audio_track_upload_url": "/blobs/track.m4a?sig=t"}
+    )
+    cloud.replies["commit"] = lambda r, b: httpx.Response(200, json={"ok": True})
+    base = cloud.claim_body()
+    base["settings"]["quality"] = "fast"  # 4 steps: the path is the point, not the samples
+
+    with cloud.client() as http:
+        pipeline = Pipeline(
+            edge=EdgeClient(http, base_url="http://edge.test", token="smoke-agent-token"),
+            transfers=http,
+            engine=engine,
+        )
+
+        def run(task: str, **claim: Any) -> Any:
+            body = ClaimResponse.model_validate({**base, "task": task, **claim})
+            workdir = tmp_path / f"{task}-{len(cloud.calls)}"
+            workdir.mkdir()
+            log = JobLog(logging.getLogger("smoke"), {"task": task})
+            return pipeline.run(body, workdir, CancelSignal(), lambda _: None, log)
+
+        started = time.monotonic()
+        plan = {"max_segments": 2, "min_seconds": 1.0, "max_seconds": 3.0, "agents_seen": 2}
+        assert run("plan", plan=plan) == SegmentsQueued(2)
+        pipeline.tracks.wait(60)
+        cloud.blobs.update(cloud.uploads)
+        (registered,) = cloud.bodies("segments")
+        spans = [(s["start_seconds"], s["end_seconds"]) for s in registered["segments"]]
+        assert 1.8 <= spans[0][1] <= 2.4 and spans[1][1] == pytest.approx(audio_seconds)
+        for index, (start, end) in enumerate(spans):
+            inputs = {**base["inputs"], "audio_url": f"/blobs/seg-{index}.wav?sig=s"}
+            output = {"upload_url": f"/blobs/s{index}.mp4?sig=p", "key": f"s{index}.mp4"}
+            segment = {
+                "parent_job_id": base["job_id"],
+                "index": index,
+                "count": 2,
+                "start_seconds": start,
+                "end_seconds": end,
+            }
+            result = run("segment", inputs=inputs, output=output, segment=segment)
+            assert result.engine == "infinitetalk"
+            cloud.blobs[f"/blobs/s{index}.mp4"] = cloud.uploads[f"/blobs/s{index}.mp4"]
+        stitch = {
+            "parent_job_id": base["job_id"],
+            "segment_urls": ["/blobs/s0.mp4?sig=g", "/blobs/s1.mp4?sig=g"],
+            "segment_seconds": spans,
+            "audio_seconds": audio_seconds,
+            "audio_track_url": "/blobs/track.m4a?sig=g",
+        }
+        output = {"upload_url": "/blobs/stitched.mp4?sig=p", "key": "stitched.mp4"}
+        result = run("stitch", stitch=stitch, output=output)
+    seconds = time.monotonic() - started
+    stitched = SMOKE_DIR / "parallel.mp4"
+    stitched.write_bytes(cloud.uploads["/blobs/stitched.mp4"])
+    fetched = [call.url.split("?")[0] for call in cloud.calls if call.kind == "get"]
+    assert "http://edge.test/blobs/track.m4a" in fetched  # the stitch only remuxed it
+    summary["parallel"] = {
+        "frames": verify_mp4(stitched, audio_seconds),
+        "segments": [list(span) for span in spans],
+        "seconds": round(seconds, 1),
+        "size_bytes": result.size_bytes,
+        "output": str(stitched.relative_to(REPO)),
+    }
