@@ -137,7 +137,9 @@ def test_readme_walkthrough_runs_as_written(
     listings = [reply["jobs"] for reply in replies if "jobs" in reply]
     assert len(listings) == 2
     everything, finished = listings
-    assert len(everything) == 6  # first, fast, cancelled, from uploads, mixed, idempotent once
+    # first, fast, parallel, cancelled, from uploads, mixed, idempotent once
+    assert len(everything) == 7
+    assert [job["parallel"] for job in everything].count("auto") == 1
     assert {job["status"] for job in finished} <= {"completed", "cancelled"}
     assert any(job["status"] == "cancelled" for job in finished)
 

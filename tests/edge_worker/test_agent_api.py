@@ -258,6 +258,13 @@ def test_a_heartbeats_busy_is_a_json_boolean(client: TestClient, busy: object) -
     assert invalid_fields(response) == ["busy"]
 
 
+@pytest.mark.parametrize("busy", [True, False])
+def test_a_heartbeat_says_whether_its_agent_is_busy(client: TestClient, busy: bool) -> None:
+    body = {"agent_id": "agent-h", "busy": busy}
+    response = client.post("/agent/heartbeat", json=body, headers=AGENT_AUTH)
+    assert (response.status_code, response.json()) == (200, {"drain": False})
+
+
 def test_lost_replies_are_safe_to_retry(client: TestClient) -> None:
     job = submit(client)
     grant = claim(client, job["job_id"], agent="agent-r")
