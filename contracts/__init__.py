@@ -2,6 +2,7 @@
 
 from contracts.agent import (
     AgentFailRequest,
+    Capability,
     ClaimInputs,
     ClaimOutput,
     ClaimRequest,
@@ -14,7 +15,19 @@ from contracts.agent import (
 )
 from contracts.api_keys import KeyCreated, KeyCreateRequest, KeyList, KeyView
 from contracts.errors import ErrorBody, ErrorCode, ErrorEnvelope, FailureCode, JobError
-from contracts.jobs import JobList, JobStatus, JobView, Quality, Resolution, ResultView, Stage
+from contracts.jobs import (
+    BoxSource,
+    InputKind,
+    JobList,
+    JobStatus,
+    JobView,
+    Quality,
+    Resolution,
+    ResultView,
+    SpeakerAssignment,
+    SpeakerMode,
+    Stage,
+)
 from contracts.queue import (
     AckRequest,
     AckResult,
@@ -32,6 +45,8 @@ __all__ = [
     "AckResult",
     "AdminUsageReport",
     "AgentFailRequest",
+    "BoxSource",
+    "Capability",
     "ClaimInputs",
     "ClaimOutput",
     "ClaimRequest",
@@ -41,6 +56,7 @@ __all__ = [
     "ErrorCode",
     "ErrorEnvelope",
     "FailureCode",
+    "InputKind",
     "JobError",
     "JobList",
     "JobSettings",
@@ -63,6 +79,8 @@ __all__ = [
     "ResultMetadata",
     "ResultView",
     "RetryRef",
+    "SpeakerAssignment",
+    "SpeakerMode",
     "Stage",
     "UsageBucket",
     "UsageReport",

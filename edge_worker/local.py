@@ -91,7 +91,7 @@ def build_local(settings: EdgeSettings, data_dir: Path, clock: Clock | None = No
         default_visibility_ms=int(settings.queue_visibility_timeout_seconds * 1000),
     )
     blobs = FsBlobStore(
-        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
+        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_result_bytes
     )
     use_cases = UseCases.build(
         EdgeContext(

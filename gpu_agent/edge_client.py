@@ -7,6 +7,7 @@ thread paces its own retries and must never block on one report.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts import (
     AgentFailRequest,
+    Capability,
     ClaimRequest,
     ClaimResponse,
     CompleteRequest,
@@ -80,8 +82,16 @@ class EdgeClient:
         """Signed URLs may come back relative to the edge (local runtime); make them absolute."""
         return str(httpx.URL(self._base + "/").join(url))
 
-    def claim(self, job_id: str, *, agent_id: str, lease_id: str | None) -> ClaimResponse:
-        body = ClaimRequest(agent_id=agent_id, lease_id=lease_id)
+    def claim(
+        self,
+        job_id: str,
+        *,
+        agent_id: str,
+        lease_id: str | None,
+        capabilities: Collection[Capability] = (Capability.IMAGE,),
+    ) -> ClaimResponse:
+        """A job whose needs `capabilities` lack is refused (422 MISSING_CAPABILITY)."""
+        body = ClaimRequest(agent_id=agent_id, lease_id=lease_id, capabilities=sorted(capabilities))
         claim = self._retry.call(
             lambda: self._call(job_id, "claim", body, ClaimResponse), what="edge claim"
         )

@@ -7,8 +7,9 @@ from pydantic import ValidationError
 from contracts import ErrorCode
 from contracts.errors import FieldError, TooLargeDetails
 from contracts.media import MediaKind
-from edge_worker.domain.job_request import FILE_FIELDS, upload_id_field
+from edge_worker.domain.job_request import FILE_FIELDS, OPTIONAL_FILE_FIELDS, upload_id_field
 from edge_worker.domain.problems import Problem, invalid_fields
+from edge_worker.domain.speakers import BOXES_FIELD, MODE_FIELD
 from edge_worker.domain.validation import PROMPT_MAX_CHARS
 from edge_worker.http.json_body import check_depth
 from edge_worker.http.multipart_form import FileRule, FormRules
@@ -28,6 +29,8 @@ def form_rules(settings: EdgeSettings) -> FormRules:
         files={
             "image": FileRule(MediaKind.IMAGE, settings.max_image_bytes),
             "audio": FileRule(MediaKind.AUDIO, settings.max_audio_bytes),
+            "video": FileRule(MediaKind.VIDEO, settings.max_video_bytes),
+            "audio2": FileRule(MediaKind.AUDIO, settings.max_audio_bytes),
         },
         text_max_bytes={
             "prompt": PROMPT_MAX_CHARS * 4,
@@ -35,6 +38,9 @@ def form_rules(settings: EdgeSettings) -> FormRules:
             "seed": 32,
             "quality": 16,
             **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in FILE_FIELDS},
+            **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in OPTIONAL_FILE_FIELDS},
+            MODE_FIELD: 32,
+            BOXES_FIELD: 256,
         },
         max_total_bytes=settings.max_request_bytes,
         too_large_hint=hint,

@@ -3,7 +3,7 @@
 import math
 from datetime import datetime, timedelta
 
-from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
+from contracts import ErrorCode, InputKind, JobError, JobList, JobStatus, JobView, ResultView
 from contracts.errors import JobDetails, JobStateDetails
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem, invalid_input
@@ -101,6 +101,9 @@ class JobViews:
             resolution=job.resolution,
             quality=job.quality,
             engine=job.result.engine if job.result else None,
+            input_kind=InputKind.VIDEO if job.video_key else InputKind.IMAGE,
+            speaker_mode=job.speaker_mode,
+            speakers=job.speakers,
         )
 
 

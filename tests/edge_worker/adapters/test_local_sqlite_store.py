@@ -290,7 +290,9 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     apply_migrations(conn, older)
     row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
     later_columns = ("quality", "image_etag", "audio_etag", "audio_seconds", "video_seconds")
-    for later in (*later_columns, "gpu_seconds", "engine"):
+    dubbing_columns = ("video_key", "video_etag", "audio2_key", "audio2_etag", "speaker_mode")
+    dubbing_columns += ("speaker_boxes", "speakers_json", "refusals")
+    for later in (*later_columns, "gpu_seconds", "engine", *dubbing_columns):
         del row[later]
     conn.execute(
         f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608 - job_rows' columns
@@ -303,6 +305,7 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     assert got is not None and got.quality is Quality.STANDARD
     assert got.image_etag is got.audio_etag is None  # nothing recorded, nothing checked
     assert got.audio_seconds is None  # not metered before 0006
+    assert got.video_key is got.speakers is None and got.refusals == 0  # an image job (0010)
 
 
 def test_files_are_opened_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
