@@ -8,6 +8,7 @@ large dependency tree into the GPU image. Only exactly two faces count: anything
 back to the left and right halves, and the job reports which one it used.
 """
 
+import importlib.util
 from pathlib import Path
 
 from contracts import BoxSource, SpeakerAssignment
@@ -19,6 +20,11 @@ MIN_FACE_SHARE = 0.06
 """Smallest face side, as a share of the picture's short side: smaller finds are noise."""
 BOX_GROW = (1.6, 1.9)
 """A speaker's box around a face: wider and taller (the jaw and chin move with speech)."""
+
+
+def detector_available() -> bool:
+    """Whether OpenCV is installed: agents without it do not take two-speaker jobs."""
+    return importlib.util.find_spec("cv2") is not None
 
 
 def find_speakers(image_path: Path) -> SpeakerAssignment:

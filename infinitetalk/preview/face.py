@@ -37,10 +37,15 @@ def base_frame(image_path: Path, size: tuple[int, int]) -> np.ndarray:
         source.draft("RGB", (max(size), max(size)))
         upright = ImageOps.exif_transpose(source).convert("RGBA")
     canvas = Image.new("RGBA", upright.size, (128, 128, 128, 255))
-    portrait = Image.alpha_composite(canvas, upright).convert("RGB")
-    portrait = portrait.resize(size, Image.Resampling.LANCZOS)
-    _draw_label(portrait)
-    frame = av.VideoFrame.from_image(portrait).reformat(
+    return labelled_frame(Image.alpha_composite(canvas, upright).convert("RGB"), size)
+
+
+def labelled_frame(picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """An RGB picture (a portrait, or a frame of a video to dub) at output size with its
+    label, as one yuv420p buffer (BT.709)."""
+    resized = picture.resize(size, Image.Resampling.LANCZOS)
+    _draw_label(resized)
+    frame = av.VideoFrame.from_image(resized).reformat(
         format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
     )
     return frame.to_ndarray()
