@@ -1,6 +1,7 @@
 """The API's calls as data (method, URL, headers, a body made afresh per attempt) and the
 parsing of their answers, shared by the sync and the async client."""
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from avatar_client.errors import ConnectionFailed, InvalidResponse
 from avatar_client.inputs import Media
 from avatar_client.uploads import UploadGrant, UploadGrants
-from contracts import JobList, JobStatus, JobView, Quality, Resolution
+from contracts import JobList, JobStatus, JobView, Quality, Resolution, SpeakerMode
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = "avatar-client/0.1"
@@ -48,9 +49,12 @@ class SubmitOptions:
     resolution: Resolution | str | None = None
     seed: int | None = None
     quality: Quality | str | None = None
+    speaker_mode: SpeakerMode | str | None = None
+    speaker_boxes: Sequence[Sequence[int]] | None = None
 
     def fields(self) -> dict[str, str]:
-        """The optional settings the caller gave, as the form and the JSON body name them."""
+        """The optional settings the caller gave, as the form and the JSON body name them
+        (a form carries the speakers' boxes as JSON text)."""
         fields = {"prompt": self.prompt}
         if self.resolution is not None:
             fields["resolution"] = str(self.resolution)
@@ -58,16 +62,21 @@ class SubmitOptions:
             fields["seed"] = str(self.seed)
         if self.quality is not None:
             fields["quality"] = str(self.quality)
+        if self.speaker_mode is not None:
+            fields["speaker_mode"] = str(self.speaker_mode)
+        if self.speaker_boxes is not None:
+            fields["speaker_boxes"] = json.dumps([list(box) for box in self.speaker_boxes])
         return fields
 
-    def json_body(self, grants: UploadGrants) -> dict[str, Any]:
+    def json_body(self, grants: UploadGrants, files: list[Media]) -> dict[str, Any]:
         body: dict[str, Any] = {
             **self.fields(),
-            "image_upload_id": grants.image.upload_id,
-            "audio_upload_id": grants.audio.upload_id,
+            **{f"{media.field}_upload_id": grants.of(media).upload_id for media in files},
         }
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.speaker_boxes is not None:
+            body["speaker_boxes"] = [list(box) for box in self.speaker_boxes]
         return body
 
 
@@ -110,14 +119,13 @@ class Api:
         return Call("GET", self.url("/usage"), body=lambda: {"params": params})
 
     def generate_form(
-        self, options: SubmitOptions, image: Media, audio: Media, idempotency_key: str
+        self, options: SubmitOptions, files: list[Media], idempotency_key: str
     ) -> Call:
         def body() -> dict[str, Any]:
-            files = {
-                media.kind.value: (media.filename, media.rewind(), media.content_type)
-                for media in (image, audio)
+            parts = {
+                media.field: (media.filename, media.rewind(), media.content_type) for media in files
             }
-            return {"data": options.fields(), "files": files}
+            return {"data": options.fields(), "files": parts}
 
         return Call(
             "POST", self.url("/generate"), headers={IDEMPOTENCY_HEADER: idempotency_key}, body=body
@@ -127,9 +135,9 @@ class Api:
         return Call("POST", self.url("/uploads"), body=lambda: {"json": body})
 
     def generate_json(
-        self, options: SubmitOptions, grants: UploadGrants, idempotency_key: str
+        self, options: SubmitOptions, grants: UploadGrants, files: list[Media], idempotency_key: str
     ) -> Call:
-        body = options.json_body(grants)
+        body = options.json_body(grants, files)
         return Call(
             "POST",
             self.url("/generate"),

@@ -1,9 +1,9 @@
 """Dubbing and two speakers over the live stack with the preview engine: one agent takes a
-dubbing job with audio longer than the video and one with audio shorter, a two-speaker job
-whose faces the agent finds, and a video that does not decode."""
+dubbing job with audio longer than the video and one with audio shorter (sent by the SDK),
+a two-speaker job whose faces the agent finds, one whose boxes the SDK sends, and a video
+that does not decode."""
 
 import io
-import json
 from pathlib import Path
 
 import av
@@ -11,8 +11,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from avatar_client import AvatarClient
 from tests.conftest import mp4_bytes, wav_bytes
-from tests.e2e.conftest import Stack, terminal, wait_for
+from tests.e2e.conftest import API_KEY, Stack, terminal, wait_for
 
 FACE = Path(__file__).resolve().parents[1] / "fixtures" / "face.jpg"
 
@@ -50,20 +51,25 @@ def two_people() -> bytes:
 
 def test_dubbing_and_two_speakers_end_to_end(stack: Stack) -> None:
     stack.start_agent()
-    with stack.client() as client:
+    with stack.client() as client, AvatarClient(stack.url, API_KEY) as sdk:
         longer = create(client, {"video": mp4_bytes(1.0), "audio": wav_bytes(2.0, tone_hz=220)})
-        shorter = create(client, {"video": mp4_bytes(2.0), "audio": wav_bytes(1.0, tone_hz=220)})
+        shorter = sdk.submit(
+            None, wav_bytes(1.0, tone_hz=220), "Talking", resolution="480p", video=mp4_bytes(2.0)
+        ).id
         pair = create(
             client,
             {"image": two_people(), "audio": wav_bytes(1.0, tone_hz=220), "audio2": wav_bytes(0.6)},
             speaker_mode="sequential",
         )
-        given = create(
-            client,
-            {"image": two_people(), "audio": wav_bytes(0.6), "audio2": wav_bytes(0.6)},
+        given = sdk.submit(
+            two_people(),
+            wav_bytes(0.6),
+            "Talking",
+            resolution="480p",
+            audio2=wav_bytes(0.6),
             speaker_mode="simultaneous",
-            speaker_boxes=json.dumps([[0, 0, 240, 240], [240, 0, 480, 240]]),
-        )
+            speaker_boxes=[[0, 0, 240, 240], [240, 0, 480, 240]],
+        ).id
         broken = create(client, {"video": mp4_bytes(0.2)[:300] + bytes(3000), "audio": wav_bytes()})
 
         finals = {

@@ -9,17 +9,19 @@ import av
 import numpy as np
 import pytest
 
-from contracts import Quality, Stage
+from contracts import Capability, Quality, SpeakerMode, Stage
 from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.upstream.engine import UpstreamEngine
 from infinitetalk.upstream.resident_mode import ResidentBackend
 from tests.upstream_smoke.conftest import (
+    dubbing_run,
     engine_settings,
     generate,
     once_generating,
     out_of_memory_failure,
     two_chunk_run,
+    two_speaker_run,
     verify_mp4,
 )
 
@@ -108,3 +110,24 @@ def test_int8_quantised_model_with_teacache(
     finally:
         engine.close()
     verify_mp4(result.path, 2.0)
+
+
+def test_a_video_is_dubbed(engine: UpstreamEngine[ResidentBackend], tmp_path: Path) -> None:
+    dubbing_run(engine, tmp_path)
+
+
+@pytest.mark.parametrize("mode", list(SpeakerMode))
+def test_two_speakers_run_on_the_multi_weights(
+    engine: UpstreamEngine[ResidentBackend], mode: SpeakerMode, tmp_path: Path
+) -> None:
+    assert Capability.TWO_SPEAKERS in engine.capabilities()
+    two_speaker_run(engine, mode, tmp_path)
+
+
+def test_one_speaker_after_two_gets_the_single_weights_back(
+    engine: UpstreamEngine[ResidentBackend], speech: dict[str, Path], tmp_path: Path
+) -> None:
+    two_speaker_run(engine, SpeakerMode.SIMULTANEOUS, tmp_path / "two")
+    result, _ = generate(engine, speech["short"], tmp_path / "one")
+    verify_mp4(result.path, 2.0)
+    assert engine.backend.worker.reloads == 0  # swapped in place, never reloaded
