@@ -8,7 +8,6 @@ loudness, short-audio padding); each speaker keeps an envelope of their own on t
 timeline for the preview, and a 16 kHz WAV for upstream, long enough for one chunk.
 """
 
-import wave
 from pathlib import Path
 
 import av
@@ -17,7 +16,12 @@ import numpy as np
 from contracts import FailureCode, SpeakerAssignment, SpeakerMode
 from contracts.media import MAX_AUDIO_SECONDS
 from infinitetalk.engine import InvalidInputError, PreparedAudio, SpeakerTracks
-from infinitetalk.media.audio_pass import PAD_RATE, PADDED_AUDIO_SECONDS, prepare_audio
+from infinitetalk.media.audio_pass import (
+    PAD_RATE,
+    PADDED_AUDIO_SECONDS,
+    prepare_audio,
+    write_mono_wav,
+)
 from infinitetalk.media.output import OUTPUT_FPS
 from infinitetalk.media.probe import probe_audio
 
@@ -131,10 +135,4 @@ def _envelope(samples: np.ndarray) -> np.ndarray:
 
 
 def _write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    return path
+    return write_mono_wav(path, (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16), rate)

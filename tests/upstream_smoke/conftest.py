@@ -186,7 +186,7 @@ def out_of_memory_failure(engine: Any, audio: Path, workdir: Path) -> EngineErro
 def dubbing_run(engine: Any, workdir: Path) -> Path:
     """A 1 s video dubbed with 2 s of speech: upstream reads the video as `cond_video`
     (held on its last frame), the output is as long as the audio."""
-    workdir.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     video = workdir / "in.mp4"
     video.write_bytes(mp4_bytes(1.0, size=(96, 120)))
     probe_video_input(video, workdir / "first.png")
@@ -203,7 +203,7 @@ def two_speaker_run(engine: Any, mode: SpeakerMode, workdir: Path) -> Path:
     """Two people side by side, 1.2 s and 0.8 s of speech each, in upstream's multi mode
     on the multi weights; `simultaneous` pads the second track so `para` never sees two
     lengths. The output follows the mix: 2 s one after the other, 1.2 s together."""
-    workdir.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     scene = Image.new("RGB", (480, 240), (90, 110, 130))
     with Image.open(FACE) as face:
         head = face.convert("RGB").resize((110, 110))
