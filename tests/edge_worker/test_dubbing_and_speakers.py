@@ -3,14 +3,15 @@ then each refusal over HTTP, the uploads path, and the agent protocol (capabilit
 the assignment the agent reports)."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
-from contracts import Capability, InputKind, SpeakerMode
+from contracts import Capability, FailureCode, InputKind, JobStatus, Resolution, SpeakerMode
 from contracts.media import MOV, MP4, WEBM, sniff, video_header
-from edge_worker.domain import speakers
+from edge_worker.domain import jobs, speakers
 from edge_worker.domain.problems import Problem
 from tests.conftest import mp4_bytes, png_bytes, wav_bytes
 from tests.edge_worker.conftest import AGENT_AUTH, AUTH, PULL_URL, QUEUE_AUTH, invalid_fields
@@ -355,3 +356,38 @@ def test_a_video_job_hands_the_agent_its_video_and_no_image(client: TestClient) 
     body = claim(client, job["job_id"], ["image", "video"]).json()
     assert body["inputs"]["image_url"] is None
     assert client.get(body["inputs"]["video_url"]).content == video
+
+
+# --- the state machine ---------------------------------------------------------------------
+
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def a_job(**keys: str) -> jobs.Job:
+    return jobs.new_job(
+        job_id="j",
+        owner="o",
+        prompt="p",
+        resolution=Resolution.P480,
+        seed=None,
+        image_key=keys.get("image", ""),
+        audio_key="a",
+        now=NOW,
+        video_key=keys.get("video"),
+        audio2_key=keys.get("audio2"),
+    )
+
+
+def test_a_job_needs_what_its_inputs_are_and_refusals_end_it() -> None:
+    dubbing, pair = a_job(video="v"), a_job(image="i", audio2="b")
+    assert a_job(image="i").needs == {Capability.IMAGE}
+    assert dubbing.needs == {Capability.VIDEO} and dubbing.input_keys == ["v", "a"]
+    assert pair.needs == {Capability.IMAGE, Capability.TWO_SPEAKERS}
+    once = jobs.refuse_claim(pair, max_refusals=2, now=NOW)
+    assert (once.status, once.refusals) == (JobStatus.PENDING, 1)
+    twice = jobs.refuse_claim(once, max_refusals=2, now=NOW)
+    assert (twice.status, twice.error_code) == (JobStatus.FAILED, FailureCode.NO_CAPABLE_AGENT)
+    assert "image, two_speakers" in (twice.error_message or "")
+    with pytest.raises(jobs.NotClaimable):
+        jobs.refuse_claim(twice, max_refusals=2, now=NOW)
