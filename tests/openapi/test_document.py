@@ -36,7 +36,7 @@ ERRORS = {
     "listJobs": {"400", "401", "500"},
     "getUsage": {"400", "401", "500"},
     "getHealth": {"500", "503"},
-    "claimJob": AGENT_ERRORS,
+    "claimJob": AGENT_ERRORS | {"422"},  # MISSING_CAPABILITY: the agent cannot make the job
     "reportProgress": AGENT_ERRORS,
     "completeJob": AGENT_ERRORS | {"503"},  # the result is not in storage as reported
     "failJob": AGENT_ERRORS,
@@ -123,8 +123,7 @@ def test_generate_documents_both_bodies_and_its_headers(document: dict[str, Any]
     assert form["prompt"]["pattern"] == r"\S"
     assert form["seed"]["type"] == "integer"
     assert content["application/json"]["schema"]["required"] == [
-        "image_upload_id",
-        "audio_upload_id",
+        "audio_upload_id",  # and image_upload_id or video_upload_id, one of them
         "prompt",
     ]
     assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
