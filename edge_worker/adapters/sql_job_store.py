@@ -108,7 +108,7 @@ class SqlJobStore:
             params = tuple(batch) * len(job_rows.INPUT_KEY_COLUMNS)
             rows = await self._db.rows(job_rows.keys_in_use_sql(len(batch)), params)
             used.update(row[column] for row in rows for column in job_rows.INPUT_KEY_COLUMNS)
-        return used & set(keys)
+        return {key for key in used & set(keys) if key}  # a video job's image_key is empty
 
     async def usage(self, period: UsagePeriod, owner: str | None = None) -> list[UsageRow]:
         bounds = (job_rows.format_time(period.start), job_rows.format_time(period.end))
