@@ -114,6 +114,10 @@ class ResultMetadata(BaseModel):
         description="the engine's wall time generating the video, metered per job "
         "(None from agents older than usage metering)",
     )
+    speakers: SpeakerAssignment | None = Field(
+        default=None,
+        description="a two-speaker job's boxes as used (also sent with progress once chosen)",
+    )
 
 
 class CompleteRequest(BaseModel):

@@ -179,6 +179,8 @@ class Pipeline:
             gpu_seconds = time.monotonic() - started
             _stop_if_cancelled(cancel)  # a video finished after a cancel is not uploaded
             metadata = self._verify(video, probes, gpu_seconds)
+            if prepared.speakers is not None:  # the edge shows it even if no report carried it
+                metadata = metadata.model_copy(update={"speakers": prepared.speakers.assignment})
             self._upload(run, video.path)
         except (_Stopped, TransferCancelled):
             return None

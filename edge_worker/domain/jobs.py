@@ -271,6 +271,7 @@ def complete(
         heartbeat_at=now,
         result_key=result_key,
         result=result,
+        speakers=result.speakers or job.speakers,
     )
 
 

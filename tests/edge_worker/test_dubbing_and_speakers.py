@@ -346,6 +346,25 @@ def test_a_capable_agent_gets_the_inputs_and_reports_the_assignment(client: Test
     client.post(f"/agent/jobs/{job['job_id']}/progress", headers=AGENT_AUTH, json=later)
     shown = client.get(f"/status/{job['job_id']}", headers=AUTH).json()
     assert shown["speakers"] == assignment
+    used = {"boxes": [[0, 0, 150, 160], [170, 0, 320, 160]], "source": "detected"}
+    result = {
+        "size_bytes": 5,
+        "duration_seconds": 1.0,
+        "width": 640,
+        "height": 320,
+        "engine": "preview",
+        "speakers": used,
+    }
+    client.put(
+        body["output"]["upload_url"], content=b"video", headers={"Content-Type": "video/mp4"}
+    )
+    done = client.post(
+        f"/agent/jobs/{job['job_id']}/complete",
+        headers=AGENT_AUTH,
+        json={"claim_token": body["claim_token"], "result": result},
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["speakers"] == used  # the result's, even with no report carrying it
 
 
 def test_a_video_job_hands_the_agent_its_video_and_no_image(client: TestClient) -> None:

@@ -81,6 +81,7 @@ def test_happy_path_claims_acks_downloads_uploads_and_completes(
             "width": 64,
             "height": 48,
             "engine": "preview",
+            "speakers": None,
         },
     }
     assert list(work_dir.iterdir()) == []  # the per-job workdir is gone
