@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "inputs",
         nargs="+",
-        metavar="IMAGE AUDIO",
-        help="portrait (PNG or JPEG) and speech (WAV or MP3, any length), each a file or an "
-        "http(s) URL; with --video, the speech alone",
+        metavar="FILE",
+        help="IMAGE AUDIO: the portrait (PNG or JPEG) and the speech (WAV or MP3, any "
+        "length), each a file or an http(s) URL; with --video, AUDIO alone",
     )
     gen.add_argument(
         "--video",
