@@ -26,13 +26,21 @@ from avatar_client.errors import (
     PayloadTooLarge,
     error_from_response,
 )
-from avatar_client.inputs import CHUNK_BYTES, Media, MediaSource, Spool, is_url, open_media
+from avatar_client.inputs import (
+    CHUNK_BYTES,
+    Media,
+    MediaSource,
+    Spool,
+    is_url,
+    job_inputs,
+    open_media,
+)
 from avatar_client.models import AsyncJob, AsyncJobHandle, AsyncResult, Destination
 from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
 from avatar_client.retry import Retries, RetryPolicy
 from avatar_client.sync_client import DEFAULT_TIMEOUT
 from avatar_client.uploads import ServerLimits, UploadGrants
-from contracts import JobList, JobStatus, JobView, Quality, Resolution, UsageReport
+from contracts import JobList, JobStatus, JobView, Quality, Resolution, SpeakerMode, UsageReport
 from contracts.media import MediaKind
 from contracts.webhooks import (
     WebhookDeliveries,
@@ -95,7 +103,7 @@ class AsyncAvatarClient:
 
     async def run(
         self,
-        image: MediaSource,
+        image: MediaSource | None,
         audio: MediaSource,
         prompt: str,
         *,
@@ -105,6 +113,10 @@ class AsyncAvatarClient:
         parallel: str | int | None = None,
         webhook_url: str | None = None,
         webhook_events: Sequence[WebhookEventType | str] | None = None,
+        video: MediaSource | None = None,
+        audio2: MediaSource | None = None,
+        speaker_mode: SpeakerMode | str | None = None,
+        speaker_boxes: Sequence[Sequence[int]] | None = None,
         on_update: OnUpdate | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the wait's deadline, as in AvatarClient
         idempotency_key: str | None = None,
@@ -120,6 +132,10 @@ class AsyncAvatarClient:
             parallel=parallel,
             webhook_url=webhook_url,
             webhook_events=webhook_events,
+            video=video,
+            audio2=audio2,
+            speaker_mode=speaker_mode,
+            speaker_boxes=speaker_boxes,
             idempotency_key=idempotency_key,
         )
         job = await handle.wait(on_update=on_update, timeout=timeout)
@@ -129,7 +145,7 @@ class AsyncAvatarClient:
 
     async def submit(
         self,
-        image: MediaSource,
+        image: MediaSource | None,
         audio: MediaSource,
         prompt: str,
         *,
@@ -139,31 +155,45 @@ class AsyncAvatarClient:
         parallel: str | int | None = None,
         webhook_url: str | None = None,
         webhook_events: Sequence[WebhookEventType | str] | None = None,
+        video: MediaSource | None = None,
+        audio2: MediaSource | None = None,
+        speaker_mode: SpeakerMode | str | None = None,
+        speaker_boxes: Sequence[Sequence[int]] | None = None,
         idempotency_key: str | None = None,
     ) -> AsyncJobHandle:
         """Create a job: inline below the server's cap, else through `/uploads`."""
         options = SubmitOptions(
-            prompt, resolution, seed, quality, parallel, webhook_url, webhook_events
+            prompt,
+            resolution,
+            seed,
+            quality,
+            parallel=parallel,
+            webhook_url=webhook_url,
+            webhook_events=webhook_events,
+            speaker_mode=speaker_mode,
+            speaker_boxes=speaker_boxes,
         )
         key = idempotency_key or str(uuid.uuid4())
         limits = await self._server_limits()
         async with AsyncExitStack() as stack:
-            image_media = stack.enter_context(await self._media(MediaKind.IMAGE, image, limits))
-            audio_media = stack.enter_context(await self._media(MediaKind.AUDIO, audio, limits))
-            if uploads.fits_inline(image_media, audio_media, limits.max_request_bytes):
+            files = [
+                stack.enter_context(await self._media(kind, source, limits, name))
+                for kind, source, name in job_inputs(image, video, audio, audio2)
+            ]
+            if uploads.fits_inline(files, limits.max_request_bytes):
                 try:
-                    call = self._api.generate_form(options, image_media, audio_media, key)
+                    call = self._api.generate_form(options, files, key)
                     return self.job(calls.parse(JobView, await self._send(call)).job_id)
                 except PayloadTooLarge as exc:
                     cap = uploads.request_cap(exc)
                     if cap is None:
                         raise
                     self._limits = limits.model_copy(update={"max_request_bytes": cap})
-            body = uploads.uploads_body(image_media, audio_media)
+            body = uploads.uploads_body(files)
             grants = calls.parse(UploadGrants, await self._send(self._api.uploads(body)))
-            for grant, media in ((grants.image, image_media), (grants.audio, audio_media)):
-                await self._send(calls.put(grant, media, partial(_chunks, media)))
-            call = self._api.generate_json(options, grants, key)
+            for media in files:
+                await self._send(calls.put(grants.of(media), media, partial(_chunks, media)))
+            call = self._api.generate_json(options, grants, files, key)
             return self.job(calls.parse(JobView, await self._send(call)).job_id)
 
     def job(self, job_id: str) -> AsyncJobHandle:
@@ -294,7 +324,15 @@ class AsyncAvatarClient:
                 return ServerLimits()
         return self._limits
 
-    async def _media(self, kind: MediaKind, source: MediaSource, limits: ServerLimits) -> Media:
+    async def _media(
+        self, kind: MediaKind, source: MediaSource, limits: ServerLimits, name: str = ""
+    ) -> Media:
+        """`name`: the request's field when it is not the kind's (`audio2`)."""
+        media = await self._open(kind, source, limits)
+        media.name = name
+        return media
+
+    async def _open(self, kind: MediaKind, source: MediaSource, limits: ServerLimits) -> Media:
         if not isinstance(source, str) or not is_url(source):
             return open_media(kind, source)
         with Spool.for_url(kind, source, limits.file_limit(kind)) as spool:

@@ -1,6 +1,7 @@
 """The API's calls as data (method, URL, headers, a body made afresh per attempt) and the
 parsing of their answers, shared by the sync and the async client."""
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from avatar_client.errors import ConnectionFailed, InvalidResponse
 from avatar_client.inputs import Media
 from avatar_client.uploads import UploadGrant, UploadGrants
-from contracts import JobList, JobStatus, JobView, Quality, Resolution
+from contracts import JobList, JobStatus, JobView, Quality, Resolution, SpeakerMode
 from contracts.webhooks import WebhookEventType
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -52,10 +53,13 @@ class SubmitOptions:
     parallel: str | int | None = None
     webhook_url: str | None = None
     webhook_events: Sequence[WebhookEventType | str] | None = None
+    speaker_mode: SpeakerMode | str | None = None
+    speaker_boxes: Sequence[Sequence[int]] | None = None
 
     def fields(self) -> dict[str, str | list[str]]:
         """The optional settings the caller gave, as the form and the JSON body name them
-        (a list is a form field sent once per item)."""
+        (a list is a form field sent once per item; a form carries the speakers' boxes as
+        JSON text)."""
         fields: dict[str, str | list[str]] = {"prompt": self.prompt}
         if self.resolution is not None:
             fields["resolution"] = str(self.resolution)
@@ -69,18 +73,23 @@ class SubmitOptions:
             fields["webhook_url"] = self.webhook_url
         if self.webhook_events is not None:
             fields["webhook_events"] = [str(event) for event in self.webhook_events]
+        if self.speaker_mode is not None:
+            fields["speaker_mode"] = str(self.speaker_mode)
+        if self.speaker_boxes is not None:
+            fields["speaker_boxes"] = json.dumps([list(box) for box in self.speaker_boxes])
         return fields
 
-    def json_body(self, grants: UploadGrants) -> dict[str, Any]:
+    def json_body(self, grants: UploadGrants, files: list[Media]) -> dict[str, Any]:
         body: dict[str, Any] = {
             **self.fields(),
-            "image_upload_id": grants.image.upload_id,
-            "audio_upload_id": grants.audio.upload_id,
+            **{f"{media.field}_upload_id": grants.of(media).upload_id for media in files},
         }
         if self.seed is not None:
             body["seed"] = self.seed
         if isinstance(self.parallel, int):
             body["parallel"] = self.parallel
+        if self.speaker_boxes is not None:
+            body["speaker_boxes"] = [list(box) for box in self.speaker_boxes]
         return body
 
 
@@ -138,14 +147,13 @@ class Api:
         return Call("POST", self.url(f"/jobs/{quote(job_id, safe='')}/webhooks/redeliver"))
 
     def generate_form(
-        self, options: SubmitOptions, image: Media, audio: Media, idempotency_key: str
+        self, options: SubmitOptions, files: list[Media], idempotency_key: str
     ) -> Call:
         def body() -> dict[str, Any]:
-            files = {
-                media.kind.value: (media.filename, media.rewind(), media.content_type)
-                for media in (image, audio)
+            parts = {
+                media.field: (media.filename, media.rewind(), media.content_type) for media in files
             }
-            return {"data": options.fields(), "files": files}
+            return {"data": options.fields(), "files": parts}
 
         return Call(
             "POST", self.url("/generate"), headers={IDEMPOTENCY_HEADER: idempotency_key}, body=body
@@ -155,9 +163,9 @@ class Api:
         return Call("POST", self.url("/uploads"), body=lambda: {"json": body})
 
     def generate_json(
-        self, options: SubmitOptions, grants: UploadGrants, idempotency_key: str
+        self, options: SubmitOptions, grants: UploadGrants, files: list[Media], idempotency_key: str
     ) -> Call:
-        body = options.json_body(grants)
+        body = options.json_body(grants, files)
         return Call(
             "POST",
             self.url("/generate"),

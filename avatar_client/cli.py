@@ -17,7 +17,7 @@ from avatar_client.config import resolve_api_key, resolve_url
 from avatar_client.errors import AvatarError, ConnectionFailed, MissingApiKey, WaitTimeout
 from avatar_client.progress import ProgressDisplay, plain_line
 from avatar_client.tables import table, timestamp
-from contracts import JobStatus, Quality, Resolution
+from contracts import JobStatus, Quality, Resolution, SpeakerMode
 from contracts.media import EngineName
 from contracts.webhooks import WebhookDeliveries, WebhookEventView
 
@@ -106,8 +106,32 @@ def build_parser() -> argparse.ArgumentParser:
         "avatar generate examples/portrait.png examples/speech.wav "
         "--prompt 'A friendly presenter' --resolution 480p -o out.mp4",
     )
-    gen.add_argument("image", help="portrait, PNG or JPEG: a file or an http(s) URL")
-    gen.add_argument("audio", help="speech, WAV or MP3, any length: a file or an http(s) URL")
+    gen.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE",
+        help="IMAGE AUDIO: the portrait (PNG or JPEG) and the speech (WAV or MP3, any "
+        "length), each a file or an http(s) URL; with --video, AUDIO alone",
+    )
+    gen.add_argument(
+        "--video",
+        help="dub this video (MP4, MOV or WebM) instead of an image (default: none)",
+    )
+    gen.add_argument(
+        "--audio2", help="a second speaker's track: two people talking (default: none)"
+    )
+    gen.add_argument(
+        "--speaker-mode",
+        choices=[mode.value for mode in SpeakerMode],
+        help="two speakers: one after the other or at the same time (default: sequential)",
+    )
+    gen.add_argument(
+        "--speaker-boxes",
+        type=_boxes,
+        metavar="X1,Y1,X2,Y2;X1,Y1,X2,Y2",
+        help="two speakers: each speaker's box in the image's pixels, left then right "
+        "(default: the agent finds two faces, else takes the left and right halves)",
+    )
     gen.add_argument("--prompt", required=True, help="text describing the scene")
     gen.add_argument(
         "-o",
@@ -393,7 +417,17 @@ class _Command:
 
     def generate(self, client: AvatarClient) -> int:
         args = self.args
-        image, audio = _media("image", args.image), _media("audio", args.audio)
+        expected = 1 if args.video else 2
+        if len(args.inputs) != expected:
+            raise UsageError(
+                "give AUDIO with --video" if args.video else "give IMAGE and AUDIO (or --video)"
+            )
+        image = None if args.video else _media("image", args.inputs[0])
+        audio = _media("audio", args.inputs[-1])
+        video = _media("video", args.video) if args.video else None
+        audio2 = _media("audio2", args.audio2) if args.audio2 else None
+        if audio2 is None and (args.speaker_mode or args.speaker_boxes):
+            raise UsageError("--speaker-mode and --speaker-boxes need --audio2")
         if args.output is not None:
             _prepare_output(args.output)  # before the upload: a bad -o must not cost a job
         handle = client.submit(
@@ -404,6 +438,10 @@ class _Command:
             seed=args.seed,
             quality=args.quality,
             parallel=None if args.parallel == "off" else args.parallel,  # older servers
+            video=video,
+            audio2=audio2,
+            speaker_mode=args.speaker_mode,
+            speaker_boxes=args.speaker_boxes,
         )
         if args.no_wait:
             if self.json:
@@ -606,6 +644,19 @@ def _delivery_row(event: WebhookEventView) -> tuple[str, ...]:
 
 def _fields(view: Any) -> Any:
     return view.model_dump(mode="json")
+
+
+def _boxes(value: str) -> list[list[int]]:
+    """`X1,Y1,X2,Y2;X1,Y1,X2,Y2`: two boxes of whole pixels (the server checks the rest)."""
+    try:
+        boxes = [[int(n) for n in box.split(",")] for box in value.split(";")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "boxes are whole numbers: X1,Y1,X2,Y2;X1,Y1,X2,Y2"
+        ) from None
+    if len(boxes) != 2 or any(len(box) != 4 for box in boxes):
+        raise argparse.ArgumentTypeError("give two boxes: X1,Y1,X2,Y2;X1,Y1,X2,Y2")
+    return boxes
 
 
 def _media(label: str, value: str) -> str | Path:

@@ -71,6 +71,24 @@ class ImageTooLarge(AvatarError):
     """`.details`: `limit_pixels` and the `pixels` the image's header declares."""
 
 
+class VideoTooLong(AvatarError):
+    """`.details`: `limit_seconds` and the `seconds` the video's header declares."""
+
+
+class TwoSpeakersUnsupported(AvatarError):
+    """`.details.reason`: `video_input` (two speakers need an image) or
+    `portrait_without_boxes` (a portrait-format image needs `speaker_boxes`)."""
+
+
+class SpeakerBoxesInvalid(AvatarError):
+    """`.details`: `reason` (`outside` or `overlap`), the picture's `width` and `height`,
+    and the `box` that leaves it or the boxes' `overlap`."""
+
+
+class MissingCapability(AvatarError):
+    """The agent API's refusal of a claim; clients never get it."""
+
+
 class NotFound(AvatarError):
     pass
 
@@ -153,6 +171,10 @@ _BY_CODE: dict[ErrorCode, type[AvatarError]] = {
     ErrorCode.REQUEST_TIMEOUT: RequestTimeout,
     ErrorCode.STORAGE_ERROR: StorageError,
     ErrorCode.INTERNAL_ERROR: InternalError,
+    ErrorCode.VIDEO_TOO_LONG: VideoTooLong,
+    ErrorCode.TWO_SPEAKERS_UNSUPPORTED: TwoSpeakersUnsupported,
+    ErrorCode.SPEAKER_BOXES_INVALID: SpeakerBoxesInvalid,
+    ErrorCode.MISSING_CAPABILITY: MissingCapability,
 }
 # Answers without an envelope (a proxy, a load balancer): typed by status alone.
 _BY_STATUS: dict[int, type[AvatarError]] = {

@@ -1,4 +1,5 @@
-"""What the client accepts as an image or an audio file, made into one re-readable `Media`.
+"""What the client accepts as an image, a video or an audio file, made into one re-readable
+`Media`.
 
 Paths, bytes and binary file objects are used in place; an http(s) URL is streamed by the
 client into a spooled temporary file (`Spool`), its size limit enforced as it arrives.
@@ -39,6 +40,12 @@ class Media:
     start: int
     owned: bool
     """Whether `close()` closes `stream` (a file we opened or spooled, not the caller's)."""
+    name: str = ""
+    """The request's field for it when not its kind's (`audio2`, a second speaker's track)."""
+
+    @property
+    def field(self) -> str:
+        return self.name or self.kind.value
 
     def rewind(self) -> IO[bytes]:
         self.stream.seek(self.start)
@@ -70,6 +77,23 @@ class Media:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def job_inputs(
+    image: MediaSource | None,
+    video: MediaSource | None,
+    audio: MediaSource,
+    audio2: MediaSource | None,
+) -> list[tuple[MediaKind, MediaSource, str]]:
+    """A job's files as (kind, source, field name when not the kind's): the picture (an
+    image, or a video to dub: exactly one), the audio, and a second speaker's track."""
+    if (image is None) == (video is None):
+        raise InvalidInput("give an image or a video to dub, exactly one of them")
+    picture = (MediaKind.IMAGE, image, "") if video is None else (MediaKind.VIDEO, video, "")
+    files: list[tuple[MediaKind, MediaSource | None, str]] = [picture, (MediaKind.AUDIO, audio, "")]
+    if audio2 is not None:
+        files.append((MediaKind.AUDIO, audio2, "audio2"))
+    return [(kind, source, name) for kind, source, name in files if source is not None]
 
 
 def is_url(source: MediaSource) -> bool:

@@ -23,12 +23,20 @@ from avatar_client.errors import (
     PayloadTooLarge,
     error_from_response,
 )
-from avatar_client.inputs import CHUNK_BYTES, Media, MediaSource, Spool, is_url, open_media
+from avatar_client.inputs import (
+    CHUNK_BYTES,
+    Media,
+    MediaSource,
+    Spool,
+    is_url,
+    job_inputs,
+    open_media,
+)
 from avatar_client.models import Destination, Job, JobHandle, Result
 from avatar_client.polling import DEFAULT_POLL_INTERVAL, Deadline
 from avatar_client.retry import Retries, RetryPolicy
 from avatar_client.uploads import ServerLimits, UploadGrants
-from contracts import JobList, JobStatus, JobView, Quality, Resolution, UsageReport
+from contracts import JobList, JobStatus, JobView, Quality, Resolution, SpeakerMode, UsageReport
 from contracts.media import MediaKind
 from contracts.webhooks import (
     WebhookDeliveries,
@@ -96,7 +104,7 @@ class AvatarClient:
 
     def run(
         self,
-        image: MediaSource,
+        image: MediaSource | None,
         audio: MediaSource,
         prompt: str,
         *,
@@ -106,6 +114,10 @@ class AvatarClient:
         parallel: str | int | None = None,
         webhook_url: str | None = None,
         webhook_events: Sequence[WebhookEventType | str] | None = None,
+        video: MediaSource | None = None,
+        audio2: MediaSource | None = None,
+        speaker_mode: SpeakerMode | str | None = None,
+        speaker_boxes: Sequence[Sequence[int]] | None = None,
         on_update: Callable[[Job], object] | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
@@ -121,6 +133,10 @@ class AvatarClient:
             parallel=parallel,
             webhook_url=webhook_url,
             webhook_events=webhook_events,
+            video=video,
+            audio2=audio2,
+            speaker_mode=speaker_mode,
+            speaker_boxes=speaker_boxes,
             idempotency_key=idempotency_key,
         )
         job = handle.wait(on_update=on_update, timeout=timeout)
@@ -130,7 +146,7 @@ class AvatarClient:
 
     def submit(
         self,
-        image: MediaSource,
+        image: MediaSource | None,
         audio: MediaSource,
         prompt: str,
         *,
@@ -140,6 +156,10 @@ class AvatarClient:
         parallel: str | int | None = None,
         webhook_url: str | None = None,
         webhook_events: Sequence[WebhookEventType | str] | None = None,
+        video: MediaSource | None = None,
+        audio2: MediaSource | None = None,
+        speaker_mode: SpeakerMode | str | None = None,
+        speaker_boxes: Sequence[Sequence[int]] | None = None,
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Create a job: inline below the server's cap, else through `/uploads`.
@@ -147,27 +167,37 @@ class AvatarClient:
         One `Idempotency-Key` (a new uuid4 unless given) covers every retry of this submit.
         """
         options = SubmitOptions(
-            prompt, resolution, seed, quality, parallel, webhook_url, webhook_events
+            prompt,
+            resolution,
+            seed,
+            quality,
+            parallel=parallel,
+            webhook_url=webhook_url,
+            webhook_events=webhook_events,
+            speaker_mode=speaker_mode,
+            speaker_boxes=speaker_boxes,
         )
         key = idempotency_key or str(uuid.uuid4())
         limits = self._server_limits()
         with ExitStack() as stack:
-            image_media = stack.enter_context(self._media(MediaKind.IMAGE, image, limits))
-            audio_media = stack.enter_context(self._media(MediaKind.AUDIO, audio, limits))
-            if uploads.fits_inline(image_media, audio_media, limits.max_request_bytes):
+            files = [
+                stack.enter_context(self._media(kind, source, limits, name))
+                for kind, source, name in job_inputs(image, video, audio, audio2)
+            ]
+            if uploads.fits_inline(files, limits.max_request_bytes):
                 try:
-                    call = self._api.generate_form(options, image_media, audio_media, key)
+                    call = self._api.generate_form(options, files, key)
                     return self.job(calls.parse(JobView, self._send(call)).job_id)
                 except PayloadTooLarge as exc:
                     cap = uploads.request_cap(exc)
                     if cap is None:
                         raise
                     self._limits = limits.model_copy(update={"max_request_bytes": cap})
-            body = uploads.uploads_body(image_media, audio_media)
+            body = uploads.uploads_body(files)
             grants = calls.parse(UploadGrants, self._send(self._api.uploads(body)))
-            for grant, media in ((grants.image, image_media), (grants.audio, audio_media)):
-                self._send(calls.put(grant, media, media.chunks))
-            call = self._api.generate_json(options, grants, key)
+            for media in files:
+                self._send(calls.put(grants.of(media), media, media.chunks))
+            call = self._api.generate_json(options, grants, files, key)
             return self.job(calls.parse(JobView, self._send(call)).job_id)
 
     def job(self, job_id: str) -> JobHandle:
@@ -301,7 +331,15 @@ class AvatarClient:
                 return ServerLimits()
         return self._limits
 
-    def _media(self, kind: MediaKind, source: MediaSource, limits: ServerLimits) -> Media:
+    def _media(
+        self, kind: MediaKind, source: MediaSource, limits: ServerLimits, name: str = ""
+    ) -> Media:
+        """`name`: the request's field when it is not the kind's (`audio2`)."""
+        media = self._open(kind, source, limits)
+        media.name = name
+        return media
+
+    def _open(self, kind: MediaKind, source: MediaSource, limits: ServerLimits) -> Media:
         if not isinstance(source, str) or not is_url(source):
             return open_media(kind, source)
         with Spool.for_url(kind, source, limits.file_limit(kind)) as spool:

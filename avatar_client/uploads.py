@@ -1,7 +1,7 @@
 """How a submit sends its files: inline in one multipart `/generate`, or through `/uploads`.
 
 The server advertises its whole-body cap in `GET /health` (`limits.max_request_bytes`) and
-again in a 413's `details.limit_bytes`; above it, both files go to storage first.
+again in a 413's `details.limit_bytes`; above it, every file goes to storage first.
 """
 
 from typing import Any
@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from avatar_client.errors import PayloadTooLarge
 from avatar_client.inputs import Media
-from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, MediaKind
+from contracts.media import MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, MediaKind
 
 MULTIPART_MARGIN_BYTES = 64 * 1024
 """Room for the form's text fields, boundaries and part headers around the two files."""
@@ -22,11 +22,14 @@ class ServerLimits(BaseModel):
     max_request_bytes: int | None = None
     max_image_bytes: int | None = None
     max_audio_bytes: int | None = None
+    max_video_bytes: int | None = None
 
     def file_limit(self, kind: MediaKind) -> int:
         """One file's limit: the server's, else the public default (contracts.media)."""
         if kind is MediaKind.IMAGE:
             return self.max_image_bytes or MAX_IMAGE_BYTES
+        if kind is MediaKind.VIDEO:
+            return self.max_video_bytes or MAX_VIDEO_BYTES
         return self.max_audio_bytes or MAX_AUDIO_BYTES
 
 
@@ -38,8 +41,16 @@ class UploadGrant(BaseModel):
 
 
 class UploadGrants(BaseModel):
-    image: UploadGrant
-    audio: UploadGrant
+    image: UploadGrant | None = None
+    audio: UploadGrant | None = None
+    video: UploadGrant | None = None
+    audio2: UploadGrant | None = None
+
+    def of(self, media: Media) -> UploadGrant:
+        grant: UploadGrant | None = getattr(self, media.field)
+        if grant is None:
+            raise PayloadTooLarge(f"the server granted no upload for {media.field}")
+        return grant
 
 
 def limits_from_health(body: Any) -> ServerLimits:
@@ -47,11 +58,11 @@ def limits_from_health(body: Any) -> ServerLimits:
     return ServerLimits.model_validate(limits) if isinstance(limits, dict) else ServerLimits()
 
 
-def fits_inline(image: Media, audio: Media, max_request_bytes: int | None) -> bool:
-    """Whether one multipart body with both files stays under the cap (unknown: try it)."""
+def fits_inline(files: list[Media], max_request_bytes: int | None) -> bool:
+    """Whether one multipart body with every file stays under the cap (unknown: try it)."""
     if max_request_bytes is None:
         return True
-    return image.size + audio.size + MULTIPART_MARGIN_BYTES <= max_request_bytes
+    return sum(media.size for media in files) + MULTIPART_MARGIN_BYTES <= max_request_bytes
 
 
 def request_cap(error: PayloadTooLarge) -> int | None:
@@ -63,8 +74,8 @@ def request_cap(error: PayloadTooLarge) -> int | None:
     return limit
 
 
-def uploads_body(image: Media, audio: Media) -> dict[str, Any]:
+def uploads_body(files: list[Media]) -> dict[str, Any]:
     return {
-        media.kind.value: {"content_type": media.content_type, "size_bytes": media.size}
-        for media in (image, audio)
+        media.field: {"content_type": media.content_type, "size_bytes": media.size}
+        for media in files
     }

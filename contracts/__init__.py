@@ -2,6 +2,7 @@
 
 from contracts.agent import (
     AgentFailRequest,
+    Capability,
     ClaimInputs,
     ClaimOutput,
     ClaimRequest,
@@ -23,6 +24,8 @@ from contracts.agent import (
 from contracts.api_keys import KeyCreated, KeyCreateRequest, KeyList, KeyView
 from contracts.errors import ErrorBody, ErrorCode, ErrorEnvelope, FailureCode, JobError
 from contracts.jobs import (
+    BoxSource,
+    InputKind,
     JobList,
     JobStatus,
     JobView,
@@ -30,6 +33,8 @@ from contracts.jobs import (
     Resolution,
     ResultView,
     SegmentView,
+    SpeakerAssignment,
+    SpeakerMode,
     Stage,
 )
 from contracts.queue import (
@@ -49,6 +54,8 @@ __all__ = [
     "AckResult",
     "AdminUsageReport",
     "AgentFailRequest",
+    "BoxSource",
+    "Capability",
     "ClaimInputs",
     "ClaimOutput",
     "ClaimRequest",
@@ -58,6 +65,7 @@ __all__ = [
     "ErrorCode",
     "ErrorEnvelope",
     "FailureCode",
+    "InputKind",
     "JobError",
     "JobList",
     "JobSettings",
@@ -88,6 +96,8 @@ __all__ = [
     "SegmentPlanRequest",
     "SegmentTask",
     "SegmentView",
+    "SpeakerAssignment",
+    "SpeakerMode",
     "Stage",
     "StitchTask",
     "UsageBucket",

@@ -1,20 +1,45 @@
 """The agent protocol: claim, progress (heartbeat), complete, fail (docs/ARCHITECTURE.md)."""
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from contracts.errors import FailureCode
-from contracts.jobs import Parallel, Quality, Resolution, Stage
+from contracts.jobs import (
+    Box,
+    Parallel,
+    Quality,
+    Resolution,
+    SpeakerAssignment,
+    SpeakerMode,
+    Stage,
+)
+
+
+class Capability(StrEnum):
+    """What an agent can make: from its engine and the weights it has."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    """Dubbing: a video input."""
+    TWO_SPEAKERS = "two_speakers"
+    """A second speaker's track (upstream's multi weights)."""
 
 
 class ClaimRequest(BaseModel):
     agent_id: str = Field(min_length=1, max_length=200)
     lease_id: str | None = Field(default=None, max_length=4096)
+    capabilities: list[Capability] | None = Field(
+        default=None,
+        max_length=len(Capability),
+        description="what this agent can make; an agent that sends none is taken to make "
+        "image jobs only. A job needing more is refused with MISSING_CAPABILITY",
+    )
 
 
 class ClaimInputs(BaseModel):
-    image_url: str
+    image_url: str | None = Field(default=None, description="absent on a video job")
     audio_url: str
     image_etag: str | None = Field(
         default=None,
@@ -22,6 +47,10 @@ class ClaimInputs(BaseModel):
         "an agent refuses other bytes and fails the job with INPUT_CHANGED",
     )
     audio_etag: str | None = Field(default=None, description="the same for the audio")
+    video_url: str | None = Field(default=None, description="the video to dub, instead of image")
+    video_etag: str | None = None
+    audio2_url: str | None = Field(default=None, description="the second speaker's track")
+    audio2_etag: str | None = None
 
 
 class ClaimOutput(BaseModel):
@@ -37,6 +66,12 @@ class JobSettings(BaseModel):
     quality: Quality = Quality.STANDARD
     heartbeat_interval_seconds: float = 15.0
     parallel: Parallel = "off"
+    speaker_mode: SpeakerMode | None = Field(
+        default=None, description="set exactly when the inputs bring audio2"
+    )
+    speaker_boxes: tuple[Box, Box] | None = Field(
+        default=None, description="the client's boxes; None: the agent finds the faces"
+    )
 
 
 MAX_PLAN_SEGMENTS = 1000
@@ -132,6 +167,9 @@ class ProgressRequest(BaseModel):
     progress: float = Field(ge=0, le=100)
     stage: Stage
     eta_seconds: float | None = Field(default=None, ge=0)
+    speakers: SpeakerAssignment | None = Field(
+        default=None, description="a two-speaker job's boxes, once the agent has chosen them"
+    )
 
     @field_validator("stage")
     @classmethod
@@ -163,6 +201,10 @@ class ResultMetadata(BaseModel):
         allow_inf_nan=False,
         description="the engine's wall time generating the video, metered per job "
         "(None from agents older than usage metering)",
+    )
+    speakers: SpeakerAssignment | None = Field(
+        default=None,
+        description="a two-speaker job's boxes as used (also sent with progress once chosen)",
     )
 
 

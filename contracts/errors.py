@@ -27,6 +27,10 @@ class ErrorCode(StrEnum):
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     STORAGE_ERROR = "STORAGE_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
+    TWO_SPEAKERS_UNSUPPORTED = "TWO_SPEAKERS_UNSUPPORTED"
+    SPEAKER_BOXES_INVALID = "SPEAKER_BOXES_INVALID"
+    MISSING_CAPABILITY = "MISSING_CAPABILITY"
 
     @property
     def http_status(self) -> int:
@@ -51,6 +55,10 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.STORAGE_ERROR: 503,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.VIDEO_TOO_LONG: 413,
+    ErrorCode.TWO_SPEAKERS_UNSUPPORTED: 400,
+    ErrorCode.SPEAKER_BOXES_INVALID: 400,
+    ErrorCode.MISSING_CAPABILITY: 422,
 }
 
 
@@ -69,6 +77,9 @@ class FailureCode(StrEnum):
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"  # more pixels than the agent's MAX_IMAGE_PIXELS
     INPUT_CHANGED = "INPUT_CHANGED"  # an uploaded input was replaced after /generate
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    VIDEO_UNDECODABLE = "VIDEO_UNDECODABLE"  # no frame of the video to dub decodes
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"  # longer than the agent's MAX_VIDEO_SECONDS, decoded
+    NO_CAPABLE_AGENT = "NO_CAPABLE_AGENT"  # every agent that took it lacked what it needs
 
 
 class NoDetails(BaseModel):
@@ -92,7 +103,7 @@ class FieldErrors(BaseModel):
 class MediaDetails(BaseModel):
     """`UNSUPPORTED_MEDIA`: which file is not the kind of media it must be."""
 
-    field: Literal["image", "audio"]
+    field: Literal["image", "audio", "video", "audio2"]
 
 
 class TooLargeDetails(BaseModel):
@@ -114,6 +125,40 @@ class ImageTooLargeDetails(BaseModel):
 
     limit_pixels: int
     pixels: int
+
+
+class VideoTooLongDetails(BaseModel):
+    """`VIDEO_TOO_LONG`: the limit and the length the video's `mvhd` header declares."""
+
+    limit_seconds: float
+    seconds: float
+
+
+class TwoSpeakersDetails(BaseModel):
+    """`TWO_SPEAKERS_UNSUPPORTED`: why this input cannot hold two speakers: a video (whose
+    people move, while upstream fixes each speaker's region on the first frame), or a
+    portrait-format image without `speaker_boxes` (no room for two people side by side)."""
+
+    reason: Literal["video_input", "portrait_without_boxes"]
+
+
+class SpeakerBoxesDetails(BaseModel):
+    """`SPEAKER_BOXES_INVALID`: `outside` (a box leaves the picture: `box` is its index) or
+    `overlap` (the boxes share more than half of the smaller one: `overlap` is that share)."""
+
+    reason: Literal["outside", "overlap"]
+    width: int
+    height: int
+    box: int | None = None
+    overlap: float | None = None
+
+
+class CapabilityDetails(BaseModel):
+    """`MISSING_CAPABILITY` (agent API): what the job needs and what the agent lacks; the
+    agent hands the message back for a capable one."""
+
+    required: list[str]
+    missing: list[str]
 
 
 class JobDetails(BaseModel):
@@ -185,6 +230,10 @@ ERROR_DETAILS: dict[ErrorCode, type[BaseModel]] = {
     ErrorCode.REQUEST_TIMEOUT: NoDetails,
     ErrorCode.STORAGE_ERROR: StorageDetails,
     ErrorCode.INTERNAL_ERROR: NoDetails,
+    ErrorCode.VIDEO_TOO_LONG: VideoTooLongDetails,
+    ErrorCode.TWO_SPEAKERS_UNSUPPORTED: TwoSpeakersDetails,
+    ErrorCode.SPEAKER_BOXES_INVALID: SpeakerBoxesDetails,
+    ErrorCode.MISSING_CAPABILITY: CapabilityDetails,
 }
 """The model of each code's `details`; fields at their default are left out of the reply."""
 

@@ -15,6 +15,10 @@ class Limits(BaseModel):
     max_audio_bytes: int
     max_audio_seconds: float = Field(description="longest speech, read from the file's headers")
     max_image_pixels: int = Field(description="largest portrait, width x height")
+    max_video_bytes: int | None = Field(
+        default=None, description="largest video to dub (None from edges older than dubbing)"
+    )
+    max_video_seconds: float | None = Field(default=None, description="longest video to dub")
 
 
 class HealthView(BaseModel):

@@ -68,6 +68,42 @@ class SegmentView(BaseModel):
     attempts: int = 0
 
 
+class InputKind(StrEnum):
+    """What the job animates: a still portrait, or the frames of a video it dubs."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class SpeakerMode(StrEnum):
+    """How two speakers' tracks are laid out: one after the other (upstream's `add`), or at
+    the same time (`para`, the shorter track padded with silence)."""
+
+    SEQUENTIAL = "sequential"
+    SIMULTANEOUS = "simultaneous"
+
+
+class BoxSource(StrEnum):
+    """Where the speakers' boxes came from: the request, the agent's face detector, or the
+    left and right halves of the picture when it did not find exactly two faces."""
+
+    GIVEN = "given"
+    DETECTED = "detected"
+    HALVES = "halves"
+
+
+Box = tuple[int, int, int, int]
+"""`[x1, y1, x2, y2]` in the picture's pixels: left, top, right, bottom (exclusive)."""
+
+
+class SpeakerAssignment(BaseModel):
+    """Which region of the picture speaks which track: `boxes[0]` speaks `audio`,
+    `boxes[1]` speaks `audio2`."""
+
+    boxes: tuple[Box, Box]
+    source: BoxSource
+
+
 class JobView(BaseModel):
     """What `POST /generate` and `GET /status/{id}` return."""
 
@@ -100,6 +136,16 @@ class JobView(BaseModel):
     )
     segments: list[SegmentView] | None = Field(
         default=None, description="Each segment's state, once the job has been split (else null)"
+    )
+    input_kind: InputKind = Field(
+        default=InputKind.IMAGE, description="`video`: a dubbing job, which animates its frames"
+    )
+    speaker_mode: SpeakerMode | None = Field(
+        default=None, description="Set on a two-speaker job (one with `audio2`)"
+    )
+    speakers: SpeakerAssignment | None = Field(
+        default=None,
+        description="Two-speaker jobs: the boxes the agent used and how it found them, once known",
     )
 
 

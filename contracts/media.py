@@ -28,6 +28,7 @@ class EngineName(StrEnum):
 class MediaKind(StrEnum):
     IMAGE = "image"
     AUDIO = "audio"
+    VIDEO = "video"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ PNG = MediaFormat(MediaKind.IMAGE, "png", "image/png")
 JPEG = MediaFormat(MediaKind.IMAGE, "jpg", "image/jpeg")
 WAV = MediaFormat(MediaKind.AUDIO, "wav", "audio/wav")
 MP3 = MediaFormat(MediaKind.AUDIO, "mp3", "audio/mpeg")
+MP4 = MediaFormat(MediaKind.VIDEO, "mp4", "video/mp4")
+MOV = MediaFormat(MediaKind.VIDEO, "mov", "video/quicktime")
+WEBM = MediaFormat(MediaKind.VIDEO, "webm", "video/webm")
 
 _WAV_UNKNOWN_SIZES = frozenset({0, 0xFFFFFFFF})
 """What streaming writers put in a RIFF size field before they know the length."""
@@ -69,6 +73,36 @@ def sniff(head: bytes) -> MediaFormat | None:
         return WAV
     if head.startswith(b"ID3") or is_mp3_frame(head):
         return MP3
+    return _sniff_video(head)
+
+
+_NOT_VIDEO_BRANDS = frozenset(
+    {b"M4A ", b"M4B ", b"M4P ", b"heic", b"heix", b"mif1", b"msf1", b"avif", b"jp2 "}
+)
+"""ISO BMFF major brands of audio and still images: an `ftyp` alone does not make a video."""
+_QUICKTIME_FIRST_ATOMS = frozenset({b"moov", b"mdat", b"wide"})
+"""What QuickTime files written before `ftyp` existed start with."""
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+_EBML_DOCTYPE = b"\x42\x82"
+
+
+def _sniff_video(head: bytes) -> MediaFormat | None:
+    """MP4 and MOV by their first box (`ftyp` and its major brand), WebM by its EBML
+    header's DocType; Matroska other than WebM is not accepted."""
+    box = head[4:8]
+    if box == b"ftyp" and len(head) >= 12:
+        brand = head[8:12]
+        if brand in _NOT_VIDEO_BRANDS:
+            return None
+        return MOV if brand == b"qt  " else MP4
+    if box in _QUICKTIME_FIRST_ATOMS:
+        return MOV
+    if head.startswith(_EBML_MAGIC):
+        found = head.find(_EBML_DOCTYPE, 4)
+        if found != -1 and found + 3 <= len(head):
+            size = head[found + 2] & 0x7F  # a one-byte EBML size: 0x80 | length
+            if head[found + 3 : found + 3 + size] == b"webm":
+                return WEBM
     return None
 
 
@@ -236,3 +270,84 @@ def audio_seconds(fmt: MediaFormat, head: bytes, size_bytes: int) -> float | Non
     if fmt is MP3:
         return mp3_seconds(head, size_bytes)
     return None
+
+
+MAX_VIDEO_BYTES = 200 * MiB
+"""The default limit on a video to dub (docs/API.md); larger than the inline cap, so videos
+above it go through `POST /uploads`."""
+MAX_VIDEO_SECONDS = 600.0
+"""The default limit on a video's length: the agent decodes it, the edge reads MP4/MOV headers."""
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    """What an MP4/MOV's `moov` box says before any decoding (None where it does not tell)."""
+
+    seconds: float | None
+    size: tuple[int, int] | None
+    """(width, height) of the first track with a picture (`tkhd`)."""
+
+
+_CONTAINER_BOXES = frozenset({b"moov", b"trak"})
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the ISO BMFF boxes in data[start:end] that
+    fit in it; 64-bit sizes included, a size running past `end` stops the walk."""
+    found = []
+    position = start
+    while position + 8 <= end:
+        (size,) = struct.unpack_from(">I", data, position)
+        kind = data[position + 4 : position + 8]
+        header = 8
+        if size == 1 and position + 16 <= end:
+            (size,) = struct.unpack_from(">Q", data, position + 8)
+            header = 16
+        elif size == 0:
+            size = end - position
+        if size < header or position + size > end:
+            if kind in _CONTAINER_BOXES:  # a truncated container: read what arrived
+                found.append((kind, position + header, end))
+            break
+        found.append((kind, position + header, position + size))
+        position += size
+    return found
+
+
+def video_header(head: bytes) -> VideoHeader:
+    """Length and picture size from an MP4/MOV's `mvhd` and `tkhd` boxes when `moov` lies
+    within `head` (a "faststart" file); WebM and files with `moov` at the end tell nothing
+    here and are measured by the agent, which decodes them."""
+    seconds: float | None = None
+    size: tuple[int, int] | None = None
+    for kind, start, end in _boxes(head, 0, len(head)):
+        if kind != b"moov":
+            continue
+        for inner, inner_start, inner_end in _boxes(head, start, end):
+            if inner == b"mvhd" and seconds is None:
+                seconds = _mvhd_seconds(head, inner_start, inner_end)
+            elif inner == b"trak" and size is None:
+                for leaf, leaf_start, leaf_end in _boxes(head, inner_start, inner_end):
+                    if leaf == b"tkhd":
+                        size = _tkhd_size(head, leaf_start, leaf_end)
+    return VideoHeader(seconds, size)
+
+
+def _mvhd_seconds(data: bytes, start: int, end: int) -> float | None:
+    version = data[start]
+    if version == 1 and start + 32 <= end:
+        timescale, duration = struct.unpack_from(">IQ", data, start + 20)
+    elif version == 0 and start + 20 <= end:
+        timescale, duration = struct.unpack_from(">II", data, start + 12)
+    else:
+        return None
+    return duration / timescale if timescale else None
+
+
+def _tkhd_size(data: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """Width and height are the box's last 8 bytes, 16.16 fixed point; 0 for sound tracks."""
+    if end - start < 84 or end > len(data):
+        return None
+    width, height = struct.unpack_from(">II", data, end - 8)
+    width, height = width >> 16, height >> 16
+    return (width, height) if width and height else None

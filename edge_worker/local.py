@@ -185,7 +185,7 @@ def local_blobs(settings: EdgeSettings, data_dir: Path, clock: Clock) -> BlobSto
         )
         return S3BlobStore(client, settings.s3_bucket, clock)
     return FsBlobStore(
-        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_video_bytes
+        data_dir / "blobs", settings.public_url, settings.signing_secret, settings.max_result_bytes
     )
 
 

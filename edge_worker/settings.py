@@ -10,6 +10,8 @@ from contracts.media import (
     MAX_AUDIO_SECONDS,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
+    MAX_VIDEO_BYTES,
+    MAX_VIDEO_SECONDS,
     MiB,
 )
 from contracts.settings import CaseInsensitive, EnvSettings, LogLevel
@@ -61,7 +63,9 @@ class EdgeSettings(EnvSettings):
     max_image_pixels: int = Field(
         default=MAX_IMAGE_PIXELS, gt=0, description="largest portrait (width x height)"
     )
-    max_video_bytes: int = Field(default=4096 * MiB, gt=0)
+    max_result_bytes: int = Field(
+        default=4096 * MiB, gt=0, description="local edge: largest result an agent may upload"
+    )
     max_inline_request_bytes: int | None = Field(
         default=None,
         gt=0,
@@ -209,6 +213,17 @@ class EdgeSettings(EnvSettings):
         gt=0,
         description="the cost estimate until completed jobs have measured it",
     )
+    max_video_bytes: int = Field(
+        default=MAX_VIDEO_BYTES, gt=0, description="largest video to dub (inline or uploaded)"
+    )
+    max_video_seconds: float = Field(
+        default=MAX_VIDEO_SECONDS, gt=0, description="longest video to dub, from its header"
+    )
+    max_capability_refusals: int = Field(
+        default=10,
+        ge=1,
+        description="claims refused for want of a capability before a job fails NO_CAPABLE_AGENT",
+    )
 
     def secrets(self) -> list[str]:
         """Values that must never appear in output (fed to the log redactor)."""
@@ -296,6 +311,7 @@ class EdgeSettings(EnvSettings):
     @property
     def max_request_bytes(self) -> int:
         """Whole multipart body: both files plus room for the prompt and part headers,
-        or the inline cap where the runtime has one."""
+        or the inline cap where the runtime has one. A video or a second track sent inline
+        shares it; larger ones go through `/uploads`."""
         full = self.max_image_bytes + self.max_audio_bytes + MiB
         return min(full, self.max_inline_request_bytes or full)

@@ -255,5 +255,6 @@ class ClaimedJob:
             progress=snapshot.progress,
             stage=snapshot.stage,
             eta_seconds=snapshot.eta_seconds,
+            speakers=snapshot.speakers,
         )
         return self._edge.progress(self._claim.job_id, body)

@@ -31,7 +31,7 @@ from gpu_agent.edge_client import EdgeClient
 from gpu_agent.pipeline import Pipeline, PipelineLimits
 from gpu_agent.queue_client import CloudflareQueueClient
 from gpu_agent.settings import ENGINES, AgentSettings
-from infinitetalk.engine import ClosableEngine, Engine
+from infinitetalk.engine import ClosableEngine, Engine, engine_capabilities
 from infinitetalk.settings import InfiniteTalkSettings
 
 log = logging.getLogger("gpu_agent.cli")  # not __main__ under `python -m`
@@ -175,6 +175,8 @@ def build_agent(
             max_audio_bytes=settings.max_audio_bytes,
             max_image_pixels=settings.max_image_pixels,
             max_audio_seconds=settings.max_audio_seconds,
+            max_video_bytes=settings.max_video_bytes,
+            max_video_seconds=settings.max_video_seconds,
         ),
         tracks=tracks,
     )
@@ -184,6 +186,7 @@ def build_agent(
         jobs=ClaimedJobFactory(edge=edge, pipeline=pipeline, work_dir=settings.work_dir),
         agent_id=settings.agent_id,
         claim_retry_delay_seconds=settings.claim_retry_delay_seconds,
+        capabilities=engine_capabilities(engine),
     )
     return Agent(
         queue,

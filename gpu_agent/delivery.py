@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from contracts import PulledMessage, QueueMessage
+from contracts import Capability, ErrorCode, PulledMessage, QueueMessage
 from gpu_agent.claimed_job import ClaimedJob, ClaimedJobFactory
 from gpu_agent.edge_client import ClaimConflict, EdgeClient, EdgeError, JobGone
 from gpu_agent.job_log import JobLog
@@ -36,12 +36,14 @@ class MessageDelivery:
         jobs: ClaimedJobFactory,
         agent_id: str,
         claim_retry_delay_seconds: int = CLAIM_RETRY_DELAY_SECONDS,
+        capabilities: frozenset[Capability] = frozenset({Capability.IMAGE}),
     ) -> None:
         self._queue = queue
         self._edge = edge
         self._jobs = jobs
         self._agent_id = agent_id
         self._claim_retry_delay = claim_retry_delay_seconds
+        self._capabilities = capabilities
         self._lock = threading.Lock()
         self._interrupted = False
         self._current: ClaimedJob | None = None
@@ -79,14 +81,20 @@ class MessageDelivery:
             return Outcome.REQUEUED
         try:
             claim = self._edge.claim(
-                queued.job_id, agent_id=self._agent_id, lease_id=message.lease_id
+                queued.job_id,
+                agent_id=self._agent_id,
+                lease_id=message.lease_id,
+                capabilities=self._capabilities,
             )
         except (ClaimConflict, JobGone) as exc:
             jlog.info("job not claimable, message acked", extra={"reason": str(exc)})
             self._ack(message, jlog)
             return Outcome.SKIPPED
         except EdgeError as exc:
-            jlog.warning("claim failed, message handed back", extra={"error": str(exc)})
+            if exc.code == ErrorCode.MISSING_CAPABILITY.value:
+                jlog.info("job needs what this agent lacks, handed back for a capable one")
+            else:
+                jlog.warning("claim failed, message handed back", extra={"error": str(exc)})
             self._hand_back(message, jlog, self._claim_retry_delay)
             return Outcome.REQUEUED
 

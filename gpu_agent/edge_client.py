@@ -8,6 +8,7 @@ heartbeat are single tries: their senders pace their own retries and must never 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts import (
     AgentFailRequest,
+    Capability,
     ClaimRequest,
     ClaimResponse,
     CompleteRequest,
@@ -85,8 +87,16 @@ class EdgeClient:
         """Signed URLs may come back relative to the edge (local runtime); make them absolute."""
         return str(httpx.URL(self._base + "/").join(url))
 
-    def claim(self, job_id: str, *, agent_id: str, lease_id: str | None) -> ClaimResponse:
-        body = ClaimRequest(agent_id=agent_id, lease_id=lease_id)
+    def claim(
+        self,
+        job_id: str,
+        *,
+        agent_id: str,
+        lease_id: str | None,
+        capabilities: Collection[Capability] = (Capability.IMAGE,),
+    ) -> ClaimResponse:
+        """A job whose needs `capabilities` lack is refused (422 MISSING_CAPABILITY)."""
+        body = ClaimRequest(agent_id=agent_id, lease_id=lease_id, capabilities=sorted(capabilities))
         claim = self._retry.call(
             lambda: self._call(job_id, "claim", body, ClaimResponse), what="edge claim"
         )

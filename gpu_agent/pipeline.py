@@ -21,12 +21,15 @@ from typing import TypeVar
 import httpx
 
 from contracts import (
+    BoxSource,
     ClaimResponse,
     FailureCode,
     ResultMetadata,
     SegmentCommitRequest,
     SegmentPlanItem,
     SegmentPlanRequest,
+    SpeakerAssignment,
+    SpeakerMode,
     Stage,
     StitchTask,
 )
@@ -35,6 +38,8 @@ from contracts.media import (
     MAX_AUDIO_SECONDS,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
+    MAX_VIDEO_BYTES,
+    MAX_VIDEO_SECONDS,
     SNIFF_BYTES,
     sniff,
 )
@@ -58,6 +63,7 @@ from infinitetalk.engine import (
     EngineError,
     InvalidInputError,
     PreparedAudio,
+    SpeakerTracks,
     VideoRequest,
     VideoResult,
     require_quality,
@@ -70,6 +76,27 @@ MAX_SEGMENT_VIDEO_BYTES = 64 * 1024**3
 """A stitch downloads the segments the agents made: no public limit applies, only a sane one."""
 PREPARED_AUDIO_DIR = "prepared"
 """Where the audio's one pass writes what the engine needs from it."""
+FIRST_FRAME = "first_frame.png"
+"""A dubbed video's first frame: the still that sizes the output and seeds detection."""
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a job's downloads became: the picture (an image, or a video to dub) and its
+    one or two speech tracks; and, once probed, the still that stands for the picture."""
+
+    picture: Path
+    audio: Path
+    audio2: Path | None
+    is_video: bool
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    image: Path
+    audio_path: Path
+    audio: PreparedAudio
+    speakers: SpeakerTracks | None
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,8 @@ class PipelineLimits:
     max_image_pixels: int = MAX_IMAGE_PIXELS
     max_audio_seconds: float = MAX_AUDIO_SECONDS
     transfer_retry: RetryPolicy = TRANSFER_RETRY
+    max_video_bytes: int = MAX_VIDEO_BYTES
+    max_video_seconds: float = MAX_VIDEO_SECONDS
 
 
 @dataclass(frozen=True)
@@ -176,14 +205,16 @@ class Pipeline:
         """A whole job or one segment of one: the engine makes the video."""
         self._check_quality(run)
         probes = self._probes_or_default()
-        image, audio = self._download_inputs(run)
-        prepared = self._probe_inputs(probes, run, image, audio)
+        inputs = self._download_inputs(run)
+        prepared = self._probe_inputs(probes, run, inputs)
         _stop_if_cancelled(run.cancel)
         started = time.monotonic()
-        video = self._generate(run, image, audio, prepared)
+        video = self._generate(run, inputs, prepared)
         gpu_seconds = time.monotonic() - started
         _stop_if_cancelled(run.cancel)  # a video finished after a cancel is not uploaded
         metadata = self._verify(video, probes, gpu_seconds)
+        if prepared.speakers is not None:  # the edge shows it even if no report carried it
+            metadata = metadata.model_copy(update={"speakers": prepared.speakers.assignment})
         self._upload(run, video.path, run.claim.output.upload_url, "video/mp4", "video")
         run.log.info("video uploaded", extra={"size_bytes": metadata.size_bytes})
         return metadata
@@ -397,25 +428,39 @@ class Pipeline:
         except EngineError as exc:
             raise _engine_failure(exc) from exc
 
-    def _download_inputs(self, run: _Run) -> tuple[Path, Path]:
+    def _download_inputs(self, run: _Run) -> _Inputs:
+        """The picture takes the first `IMAGE_SHARE` of the download phase, the tracks
+        share the rest."""
         inputs = run.claim.inputs
-        image = self._download(
+        limits = self._limits
+        is_video = inputs.video_url is not None
+        picture_url = inputs.video_url if is_video else inputs.image_url
+        if picture_url is None:
+            raise JobFailed(
+                FailureCode.INVALID_INPUT, "the claim names no image and no video", retryable=False
+            )
+        tracks = [("audio", inputs.audio_url, inputs.audio_etag)]
+        if inputs.audio2_url is not None:
+            tracks.append(("audio2", inputs.audio2_url, inputs.audio2_etag))
+        picture = self._download(
             run,
-            inputs.image_url,
-            inputs.image_etag,
-            "image",
-            self._limits.max_image_bytes,
+            picture_url,
+            inputs.video_etag if is_video else inputs.image_etag,
+            "video" if is_video else "image",
+            limits.max_video_bytes if is_video else limits.max_image_bytes,
             lambda f: run.report(run.progress.downloading(f * IMAGE_SHARE)),
         )
-        audio = self._download(
-            run,
-            inputs.audio_url,
-            inputs.audio_etag,
-            "audio",
-            self._limits.max_audio_bytes,
-            lambda f: run.report(run.progress.downloading(IMAGE_SHARE + f * (1 - IMAGE_SHARE))),
-        )
-        return image, audio
+        share = (1 - IMAGE_SHARE) / len(tracks)
+
+        def track_progress(index: int) -> Callable[[float], None]:
+            start = IMAGE_SHARE + index * share
+            return lambda f: run.report(run.progress.downloading(start + f * share))
+
+        paths = [
+            self._download(run, url, etag, what, limits.max_audio_bytes, track_progress(index))
+            for index, (what, url, etag) in enumerate(tracks)
+        ]
+        return _Inputs(picture, paths[0], paths[1] if len(paths) > 1 else None, is_video)
 
     def _download(
         self,
@@ -469,35 +514,66 @@ class Pipeline:
             media = sniff(handle.read(SNIFF_BYTES))
         return dest if media is None else dest.rename(dest.with_suffix(media.suffix))
 
-    def _probe_inputs(
-        self, probes: MediaProbes, run: _Run, image: Path, audio: Path
-    ) -> PreparedAudio:
+    def _probe_inputs(self, probes: MediaProbes, run: _Run, inputs: _Inputs) -> _Prepared:
+        limits = self._limits
+        directory = run.workdir / PREPARED_AUDIO_DIR
         try:
-            probes.probe_image(image, self._limits.max_image_pixels)
-            return probes.prepare_audio(
-                audio, run.workdir / PREPARED_AUDIO_DIR, self._limits.max_audio_seconds
+            image = inputs.picture
+            if inputs.is_video:
+                image = run.workdir / FIRST_FRAME
+                probes.probe_video_input(
+                    inputs.picture, image, limits.max_image_pixels, limits.max_video_seconds
+                )
+            else:
+                probes.probe_image(image, limits.max_image_pixels)
+            if inputs.audio2 is None:
+                audio = probes.prepare_audio(inputs.audio, directory, limits.max_audio_seconds)
+                return _Prepared(image, inputs.audio, audio, None)
+            settings = run.claim.settings
+            if settings.speaker_boxes is not None:
+                assignment = SpeakerAssignment(boxes=settings.speaker_boxes, source=BoxSource.GIVEN)
+            else:
+                assignment = probes.find_speakers(image)
+            run.log.info(
+                "speakers assigned",
+                extra={"source": assignment.source.value, "boxes": assignment.boxes},
             )
+            run.report(run.progress.assigned(assignment))
+            mixed, audio, speakers = probes.prepare_speakers(
+                inputs.audio,
+                inputs.audio2,
+                settings.speaker_mode or SpeakerMode.SEQUENTIAL,
+                assignment,
+                directory,
+                limits.max_audio_seconds,
+            )
+            return _Prepared(image, mixed, audio, speakers)
         except InvalidInputError as exc:
             raise JobFailed(_failure_code(exc.code), exc.message, retryable=False) from exc
 
-    def _generate(
-        self, run: _Run, image: Path, audio: Path, prepared: PreparedAudio
-    ) -> VideoResult:
+    def _generate(self, run: _Run, inputs: _Inputs, prepared: _Prepared) -> VideoResult:
         engine_dir = run.workdir / "engine"
         engine_dir.mkdir()
         settings = run.claim.settings
         request = VideoRequest(
-            image_path=image,
-            audio_path=audio,
+            image_path=prepared.image,
+            audio_path=prepared.audio_path,
             prompt=run.claim.prompt,
             resolution=settings.resolution,
             seed=settings.seed,
             quality=settings.quality,
-            audio=prepared,
+            audio=prepared.audio,
+            video_path=inputs.picture if inputs.is_video else None,
+            speakers=prepared.speakers,
         )
         run.log.info(
             "engine started",
-            extra={"engine": self._engine.name, "quality": request.quality.value},
+            extra={
+                "engine": self._engine.name,
+                "quality": request.quality.value,
+                "input_kind": "video" if inputs.is_video else "image",
+                "speakers": 2 if prepared.speakers else 1,
+            },
         )
         try:
             video = self._engine.generate(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from infinitetalk.engine import PreparedAudio
+from contracts import SpeakerAssignment, SpeakerMode
+from infinitetalk.engine import PreparedAudio, SpeakerTracks
 
 
 class VideoFacts(Protocol):
@@ -41,9 +42,47 @@ class MediaProbes:
     probe_image: Callable[[Path, int], object]
     prepare_audio: Callable[[Path, Path, float], PreparedAudio]
     probe_video: Callable[[Path], VideoFacts]
+    probe_video_input: Callable[[Path, Path, int, float], object] = (
+        lambda video, frame, pixels, seconds: _probe_video_input(video, frame, pixels, seconds)
+    )
+    """`(video, first_frame, max_pixels, max_seconds)`: a video to dub decodes (its first
+    frame written as a PNG) and fits the limits."""
+    find_speakers: Callable[[Path], SpeakerAssignment] = lambda image: _find_speakers(image)
+    prepare_speakers: Callable[
+        [Path, Path, SpeakerMode, SpeakerAssignment, Path, float],
+        tuple[Path, PreparedAudio, SpeakerTracks],
+    ] = lambda first, second, mode, boxes, directory, seconds: _prepare_speakers(
+        first, second, mode, boxes, directory, seconds
+    )
+    """A two-speaker job's one pass over both tracks: (mixed WAV, its pass, each speaker's)."""
 
     @classmethod
     def default(cls) -> MediaProbes:
         from infinitetalk.media import audio_pass, probe
 
         return cls(probe.probe_image, audio_pass.prepare_audio, probe.probe_video)
+
+
+def _probe_video_input(video: Path, first_frame: Path, max_pixels: int, seconds: float) -> object:
+    from infinitetalk.media.video_input import probe_video_input
+
+    return probe_video_input(video, first_frame, max_pixels, seconds)
+
+
+def _find_speakers(image: Path) -> SpeakerAssignment:
+    from infinitetalk.media.faces import find_speakers
+
+    return find_speakers(image)
+
+
+def _prepare_speakers(
+    first: Path,
+    second: Path,
+    mode: SpeakerMode,
+    assignment: SpeakerAssignment,
+    directory: Path,
+    max_seconds: float,
+) -> tuple[Path, PreparedAudio, SpeakerTracks]:
+    from infinitetalk.media.speaker_tracks import prepare_speakers
+
+    return prepare_speakers(first, second, mode, assignment, directory, max_seconds)

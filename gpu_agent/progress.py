@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from contracts import ProgressReply, Stage
+from contracts import ProgressReply, SpeakerAssignment, Stage
 from gpu_agent.edge_client import ClaimConflict, EdgeError, JobGone
 from gpu_agent.retry import HEARTBEAT_RETRY, RetryPolicy
 
@@ -39,6 +39,8 @@ class Snapshot:
     progress: float
     stage: Stage
     eta_seconds: float | None = None
+    speakers: SpeakerAssignment | None = None
+    """A two-speaker job's assignment, carried by every report once chosen."""
 
 
 class CancelSignal:
@@ -79,6 +81,14 @@ class ProgressMapper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0.0
+        self._speakers: SpeakerAssignment | None = None
+
+    def assigned(self, speakers: SpeakerAssignment) -> Snapshot:
+        """The speakers' boxes are chosen: this and every later report carry them."""
+        with self._lock:
+            self._speakers = speakers
+            progress = round(self._last, 2)
+        return Snapshot(progress, Stage.DOWNLOADING, None, speakers)
 
     def downloading(self, fraction: float) -> Snapshot:
         return self._emit(DOWNLOAD_SPAN, fraction, Stage.DOWNLOADING, None)
@@ -103,9 +113,10 @@ class ProgressMapper:
         with self._lock:
             self._last = max(self._last, value)
             progress = round(self._last, 2)
+            speakers = self._speakers
         if eta is not None and not (math.isfinite(eta) and eta >= 0):
             eta = None
-        return Snapshot(progress, stage, eta)
+        return Snapshot(progress, stage, eta, speakers)
 
 
 def _ratio(value: float) -> float:
@@ -201,9 +212,13 @@ class ProgressReporter:
     def _due_in(self, now: float) -> float:
         if self._cancel.is_set():
             return math.inf
-        if self._last_sent is None or self._current.stage != self._last_sent.stage:
+        last = self._last_sent
+        if last is None or (self._current.stage, self._current.speakers) != (
+            last.stage,
+            last.speakers,
+        ):
             due = now
-        elif self._current.progress != self._last_sent.progress:
+        elif self._current.progress != last.progress:
             due = self._last_sent_at + self._min_interval
         else:
             due = self._last_sent_at + self._heartbeat_interval

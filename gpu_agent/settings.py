@@ -19,6 +19,8 @@ from contracts.media import (
     MAX_AUDIO_SECONDS,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
+    MAX_VIDEO_BYTES,
+    MAX_VIDEO_SECONDS,
     EngineName,
 )
 from contracts.settings import CODE_ONLY, CaseInsensitive, EnvSettings, LogLevel
@@ -76,6 +78,10 @@ class AgentSettings(EnvSettings):
     """Set by RunPod inside every pod: heartbeats name the pod, so the pool knows its agent."""
     idle_heartbeat_seconds: float = Field(default=30.0, gt=0, le=300)
     """Between jobs the agent tells the edge it is alive this often (and learns of a drain)."""
+    max_video_bytes: int = Field(default=MAX_VIDEO_BYTES, gt=0)
+    """Largest video to dub: the edge's MAX_VIDEO_BYTES, so no accepted video is refused."""
+    max_video_seconds: float = Field(default=MAX_VIDEO_SECONDS, gt=0)
+    """Longest video to dub, measured by decoding it."""
     infinitetalk: Annotated[InfiniteTalkSettings | None, CODE_ONLY] = None
     """The InfiniteTalk engine's settings; the CLI reads them when that engine is chosen."""
     # Not settings: the public limits (docs/API.md), kept here so the agent never fills its

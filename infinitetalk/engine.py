@@ -5,7 +5,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from contracts import FailureCode, Quality, Resolution, Stage
+from contracts import (
+    Capability,
+    FailureCode,
+    Quality,
+    Resolution,
+    SpeakerAssignment,
+    SpeakerMode,
+    Stage,
+)
 
 ProgressCallback = Callable[[float, Stage, float | None], None]
 """Called with (percent 0-100, stage, eta_seconds or None); percent never goes down."""
@@ -41,8 +49,25 @@ class PreparedAudio:
 
 
 @dataclass(frozen=True)
+class SpeakerTracks:
+    """A two-speaker job's audio (`infinitetalk.media.speaker_tracks`): the request's
+    `audio_path`/`audio` are then both tracks laid out on one timeline and mixed."""
+
+    mode: SpeakerMode
+    assignment: SpeakerAssignment
+    """`boxes[0]` speaks the first track, `boxes[1]` the second, in source pixels."""
+    loudness_paths: tuple[Path, Path]
+    """Each speaker's RMS per 40 ms video frame on the output's timeline (`read_loudness`)."""
+    model_paths: tuple[Path, Path]
+    """16 kHz mono WAVs for upstream's `person1`/`person2`: as sent for `sequential`
+    (upstream's `add` concatenates them), padded to one length for `simultaneous` (`para`
+    sums them), and long enough together for one upstream chunk."""
+
+
+@dataclass(frozen=True)
 class VideoRequest:
     image_path: Path
+    """The portrait; for a dubbing job, the video's first frame as a PNG."""
     audio_path: Path
     prompt: str
     resolution: Resolution = Resolution.P720
@@ -50,6 +75,11 @@ class VideoRequest:
     quality: Quality = Quality.STANDARD
     audio: PreparedAudio | None = None
     """The agent's pass over `audio_path`; without it the engine makes the pass itself."""
+    video_path: Path | None = None
+    """Dubbing: the video whose frames are animated (the output follows the audio: a
+    shorter video holds its last frame, a longer one is cut)."""
+    speakers: SpeakerTracks | None = None
+    """Two speakers: their tracks and boxes."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,20 @@ def require_quality(engine: Engine, quality: Quality) -> None:
     reason = engine.quality_unavailable(quality)
     if reason is not None:
         raise QualityUnavailableError(quality, reason)
+
+
+@runtime_checkable
+class CapableEngine(Protocol):
+    """An engine that says what it can make; one that does not makes image jobs only."""
+
+    def capabilities(self) -> frozenset[Capability]: ...
+
+
+def engine_capabilities(engine: Engine) -> frozenset[Capability]:
+    """What the agent advertises in its claims (`contracts.agent.Capability`)."""
+    if isinstance(engine, CapableEngine):
+        return engine.capabilities()
+    return frozenset({Capability.IMAGE})
 
 
 @runtime_checkable

@@ -84,10 +84,16 @@ def start_infinitetalk(
             "upstream checkout is not at the pinned commit",
             extra={"checkout": checkout, "pinned": pinned.UPSTREAM_COMMIT},
         )
+    multi = not profile.quantized and settings.multi_weights.is_file()
+    log.info(
+        "two speakers available" if multi else "two speakers unavailable",
+        extra={"weights": str(settings.multi_weights), "quantized": profile.quantized},
+    )
     if settings.mode is Mode.SUBPROCESS:
-        return UpstreamEngine(settings, SubprocessBackend(settings, profile), fast_unavailable=fast)
+        per_job = SubprocessBackend(settings, profile)
+        return UpstreamEngine(settings, per_job, fast_unavailable=fast, two_speakers=multi)
     worker = ModelWorker(
-        worker_config(settings, profile, fast=fast is None),
+        worker_config(settings, profile, fast=fast is None, multi=multi),
         load_timeout=settings.load_timeout_seconds,
         cancel_grace=settings.cancel_grace_seconds,
     )
@@ -96,4 +102,4 @@ def start_infinitetalk(
         backend.start()
     except WorkerLoadError as exc:
         raise EngineStartError([f"the model could not be loaded: {exc}"]) from exc
-    return UpstreamEngine(settings, backend, fast_unavailable=fast)
+    return UpstreamEngine(settings, backend, fast_unavailable=fast, two_speakers=multi)

@@ -124,6 +124,11 @@ class InfiniteTalkSettings(EnvSettings):
         return self.model_storage_path / "InfiniteTalk" / "single" / "infinitetalk.safetensors"
 
     @property
+    def multi_weights(self) -> Path:
+        """Upstream's two-person audio weights: an agent with them serves two speakers."""
+        return self.model_storage_path / "InfiniteTalk" / "multi" / "infinitetalk.safetensors"
+
+    @property
     def wav2vec_dir(self) -> Path:
         return self.model_storage_path / "chinese-wav2vec2-base"
 

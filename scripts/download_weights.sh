@@ -5,6 +5,7 @@
 #
 #   $MODEL_STORAGE_PATH/Wan2.1-I2V-14B-480P/     base model (Wan-AI/Wan2.1-I2V-14B-480P)
 #   $MODEL_STORAGE_PATH/InfiniteTalk/single/     audio weights (MeiGen-AI/InfiniteTalk)
+#   $MODEL_STORAGE_PATH/InfiniteTalk/multi/      two-speaker audio weights (same repository)
 #   $MODEL_STORAGE_PATH/InfiniteTalk/quant_models/  with --quant: quantised DiT and T5
 #   $MODEL_STORAGE_PATH/chinese-wav2vec2-base/   audio encoder (TencentGameMate/...)
 #   $MODEL_STORAGE_PATH/lora/                    quality=fast: lightx2v's 4-step LoRA (Kijai/...)
@@ -83,6 +84,8 @@ plan() {
     if [ "$quant_only" = 0 ]; then
         echo "$wan diffusion_pytorch_model-0000?-of-00007.safetensors models_t5_umt5-xxl-enc-bf16.pth"
         echo "MeiGen-AI/InfiniteTalk main InfiniteTalk single/infinitetalk.safetensors"
+        # Two speakers (audio2); an agent without them serves one speaker only.
+        echo "MeiGen-AI/InfiniteTalk main InfiniteTalk multi/infinitetalk.safetensors"
         # quality=fast (INFINITETALK_FAST_LORA); upstream ignores LoRA on a quantised model.
         echo "Kijai/WanVideo_comfy main lora Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"
     fi

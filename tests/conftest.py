@@ -158,3 +158,50 @@ def blank_png_bytes(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
     )
+
+
+def mp4_bytes(
+    seconds: float = 1.0,
+    size: tuple[int, int] = (96, 120),
+    fps: int = 25,
+    container: str = "mp4",
+    faststart: bool = True,
+) -> bytes:
+    """A small H.264 video whose frames brighten one step each (so tests can tell frames
+    apart by their level): `mp4` (faststart: `moov` first), `mov`, or `webm` (VP8)."""
+    import tempfile
+
+    options = {"movflags": "+faststart"} if faststart and container != "webm" else {}
+    codec = "libvpx" if container == "webm" else "libx264"
+    with tempfile.TemporaryDirectory() as scratch:  # faststart rewrites the file: no BytesIO
+        path = Path(scratch) / f"video.{container}"
+        _write_video(path, seconds, size, fps, container, codec, options)
+        return path.read_bytes()
+
+
+def _write_video(
+    path: Path,
+    seconds: float,
+    size: tuple[int, int],
+    fps: int,
+    container: str,
+    codec: str,
+    options: dict[str, str],
+) -> None:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format=container, options=options) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        frames = max(1, round(seconds * fps))
+        for index in range(frames):
+            level = min(255, 40 + index * 200 // frames)
+            pixels = np.full((size[1], size[0], 3), level, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)

@@ -193,7 +193,8 @@ def test_the_script_fetches_exactly_what_the_engine_opens(
     assert all(fetched(rows, relative) for relative in needed), needed
     shards = "Wan2.1-I2V-14B-480P/diffusion_pytorch_model-00001-of-00007.safetensors"
     assert fetched(rows, shards) == (quantization is Quantization.NONE)
-    assert not fetched(rows, "InfiniteTalk/multi/infinitetalk.safetensors")
+    multi = str(settings.multi_weights.relative_to("/models"))  # two speakers: bf16 only
+    assert fetched(rows, multi) == (quantization is Quantization.NONE)
     assert ("TencentGameMate/chinese-wav2vec2-base", "refs/pr/1") in {r[:2] for r in rows}
 
 
@@ -241,7 +242,7 @@ def test_the_script_calls_the_hub_per_repository(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert len(rows) == 7 and {row[4] for row in rows} == {"0"}
+    assert len(rows) == 8 and {row[4] for row in rows} == {"0"}
     assert rows[0][3][-2:] == ["google/umt5-xxl/*", "xlm-roberta-large/*"]
     lora = next(row for row in rows if row[0] == "Kijai/WanVideo_comfy")
     assert lora[2:4] == [

@@ -7,8 +7,17 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
-from contracts.jobs import Parallel
+from contracts import (
+    FailureCode,
+    JobStatus,
+    Quality,
+    Resolution,
+    ResultMetadata,
+    SpeakerAssignment,
+    SpeakerMode,
+    Stage,
+)
+from contracts.jobs import Box, Parallel
 from contracts.webhooks import WebhookEventType
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.jobs import Job, JobTask, SegmentPlan
@@ -59,6 +68,14 @@ COLUMNS = (
     "segment_plan",
     "webhook_url",
     "webhook_events",
+    "video_key",
+    "video_etag",
+    "audio2_key",
+    "audio2_etag",
+    "speaker_mode",
+    "speaker_boxes",
+    "speakers_json",
+    "refusals",
     "version",
 )
 _TIMES = (
@@ -184,6 +201,14 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "segment_plan": _plan_json(job.plan),
         "webhook_url": job.webhook_url,
         "webhook_events": ",".join(sorted(job.webhook_events)) or None,
+        "video_key": job.video_key,
+        "video_etag": job.video_etag,
+        "audio2_key": job.audio2_key,
+        "audio2_etag": job.audio2_etag,
+        "speaker_mode": job.speaker_mode.value if job.speaker_mode else None,
+        "speaker_boxes": json.dumps(job.speaker_boxes) if job.speaker_boxes else None,
+        "speakers_json": job.speakers.model_dump_json() if job.speakers else None,
+        "refusals": job.refusals,
         "version": job.version,
     }
     for name in _TIMES:
@@ -244,6 +269,16 @@ def from_row(row: dict[str, Any]) -> Job:
         webhook_events=frozenset(
             WebhookEventType(name) for name in (row["webhook_events"] or "").split(",") if name
         ),
+        video_key=row["video_key"],
+        video_etag=row["video_etag"],
+        audio2_key=row["audio2_key"],
+        audio2_etag=row["audio2_etag"],
+        speaker_mode=SpeakerMode(row["speaker_mode"]) if row["speaker_mode"] else None,
+        speaker_boxes=_boxes(row["speaker_boxes"]),
+        speakers=SpeakerAssignment.model_validate_json(row["speakers_json"])
+        if row["speakers_json"]
+        else None,
+        refusals=int(row["refusals"]),
         version=int(row["version"]),
     )
 
@@ -273,6 +308,13 @@ def _plan(text: str | None) -> SegmentPlan | None:
         audio_seconds=float(body["audio_seconds"]),
         bounds=tuple((float(start), float(end)) for start, end in body["bounds"]),
     )
+
+
+def _boxes(text: str | None) -> tuple[Box, Box] | None:
+    if not text:
+        return None
+    first, second = ((int(x1), int(y1), int(x2), int(y2)) for x1, y1, x2, y2 in json.loads(text))
+    return first, second
 
 
 def encode_cursor(job: Job) -> str:
@@ -317,15 +359,18 @@ SWEEP_SQL = {
     "ORDER BY enqueued_at LIMIT ?",
 }
 
-# The D1 limit on bound parameters is 100 per query: two lists of this many keys fit.
-KEYS_PER_QUERY = 50
+# The D1 limit on bound parameters is 100 per query: four lists of this many keys fit.
+KEYS_PER_QUERY = 25
+INPUT_KEY_COLUMNS = ("image_key", "audio_key", "video_key", "audio2_key")
 
 
 def keys_in_use_sql(count: int) -> str:
-    """The image and audio keys, among `count` given twice, of jobs whose inputs are kept."""
+    """The input keys, among `count` given once per input column, of jobs whose inputs are
+    kept."""
     marks = ", ".join("?" for _ in range(count))
-    where = f"(image_key IN ({marks}) OR audio_key IN ({marks}))"
-    return f"SELECT image_key, audio_key FROM jobs WHERE inputs_deleted = 0 AND {where}"  # noqa: S608 - "?" marks only
+    where = " OR ".join(f"{column} IN ({marks})" for column in INPUT_KEY_COLUMNS)
+    columns = ", ".join(INPUT_KEY_COLUMNS)
+    return f"SELECT {columns} FROM jobs WHERE inputs_deleted = 0 AND ({where})"  # noqa: S608 - "?" marks only
 
 
 # Days are the first 10 characters of the fixed-width UTC `created_at`. Expired jobs count

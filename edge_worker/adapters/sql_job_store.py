@@ -118,9 +118,10 @@ class SqlJobStore:
         used: set[str] = set()
         for start in range(0, len(keys), job_rows.KEYS_PER_QUERY):
             batch = keys[start : start + job_rows.KEYS_PER_QUERY]
-            rows = await self._db.rows(job_rows.keys_in_use_sql(len(batch)), (*batch, *batch))
-            used.update(key for row in rows for key in (row["image_key"], row["audio_key"]))
-        return used & set(keys)
+            params = tuple(batch) * len(job_rows.INPUT_KEY_COLUMNS)
+            rows = await self._db.rows(job_rows.keys_in_use_sql(len(batch)), params)
+            used.update(row[column] for row in rows for column in job_rows.INPUT_KEY_COLUMNS)
+        return {key for key in used & set(keys) if key}  # a video job's image_key is empty
 
     async def usage(self, period: UsagePeriod, owner: str | None = None) -> list[UsageRow]:
         bounds = (job_rows.format_time(period.start), job_rows.format_time(period.end))

@@ -23,8 +23,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
-from contracts.jobs import Parallel
+from contracts import (
+    Capability,
+    FailureCode,
+    JobStatus,
+    Quality,
+    Resolution,
+    ResultMetadata,
+    SpeakerAssignment,
+    SpeakerMode,
+    Stage,
+)
+from contracts.jobs import Box, Parallel
 from contracts.webhooks import WebhookEventType
 
 Transition = Callable[["Job"], "Job"]
@@ -102,6 +112,18 @@ class Job:
     # Where the job's webhook events go, and which of them (none without a URL).
     webhook_url: str | None = None
     webhook_events: frozenset[WebhookEventType] = frozenset()
+    # Dubbing: the video replaces the image (whose key is then empty).
+    video_key: str | None = None
+    video_etag: str | None = None
+    # Two speakers: the second track, how the two are laid out, the client's boxes, and
+    # the assignment the agent used (reported with its progress).
+    audio2_key: str | None = None
+    audio2_etag: str | None = None
+    speaker_mode: SpeakerMode | None = None
+    speaker_boxes: tuple[Box, Box] | None = None
+    speakers: SpeakerAssignment | None = None
+    # Claims refused because the agent lacked a capability the job needs.
+    refusals: int = 0
     version: int = 0
 
     @property
@@ -115,7 +137,16 @@ class Job:
 
     @property
     def input_keys(self) -> list[str]:
-        return [self.image_key, self.audio_key]
+        keys = (self.image_key, self.video_key, self.audio_key, self.audio2_key)
+        return [key for key in keys if key]
+
+    @property
+    def needs(self) -> frozenset[Capability]:
+        """What an agent must be able to make to run this job."""
+        needed = {Capability.VIDEO if self.video_key else Capability.IMAGE}
+        if self.audio2_key:
+            needed.add(Capability.TWO_SPEAKERS)
+        return frozenset(needed)
 
     @property
     def video_seconds(self) -> float | None:
@@ -150,6 +181,12 @@ def new_job(
     parallel: Parallel = "off",
     webhook_url: str | None = None,
     webhook_events: frozenset[WebhookEventType] = frozenset(),
+    video_key: str | None = None,
+    video_etag: str | None = None,
+    audio2_key: str | None = None,
+    audio2_etag: str | None = None,
+    speaker_mode: SpeakerMode | None = None,
+    speaker_boxes: tuple[Box, Box] | None = None,
 ) -> Job:
     """A pending job: enqueued now, or `held` back by admission until `admit`."""
     return Job(
@@ -173,6 +210,12 @@ def new_job(
         parallel=parallel,
         webhook_url=webhook_url,
         webhook_events=webhook_events,
+        video_key=video_key,
+        video_etag=video_etag,
+        audio2_key=audio2_key,
+        audio2_etag=audio2_etag,
+        speaker_mode=speaker_mode,
+        speaker_boxes=speaker_boxes,
     )
 
 
@@ -218,8 +261,10 @@ def report_progress(
     stage: Stage,
     eta_seconds: float | None,
     now: datetime,
+    speakers: SpeakerAssignment | None = None,
 ) -> Job:
-    """A heartbeat; progress never goes down within an attempt."""
+    """A heartbeat; progress never goes down within an attempt. A two-speaker job's
+    assignment, once the agent reports it, stays until another attempt reports its own."""
     require_claim(job, claim_token)
     return _next(
         job,
@@ -228,6 +273,25 @@ def report_progress(
         stage=stage,
         eta_seconds=eta_seconds,
         heartbeat_at=now,
+        speakers=speakers or job.speakers,
+    )
+
+
+def refuse_claim(job: Job, *, max_refusals: int, now: datetime) -> Job:
+    """An agent lacking what the job needs asked for it: counted, and after `max_refusals`
+    such claims the job fails NO_CAPABLE_AGENT instead of circling the queue for ever."""
+    if job.status is not JobStatus.PENDING:
+        raise NotClaimable(f"job {job.id} is {job.status}, not pending")
+    refused = _next(job, now, refusals=job.refusals + 1)
+    if refused.refusals < max_refusals:
+        return refused
+    needs = ", ".join(sorted(need.value for need in job.needs))
+    return _failed(
+        refused,
+        now,
+        FailureCode.NO_CAPABLE_AGENT,
+        f"no agent that took this job could make it (it needs: {needs}); "
+        f"gave up after {refused.refusals} refused claims",
     )
 
 
@@ -258,6 +322,7 @@ def _completed(
         expires_at=now + retention,
         result_key=result_key,
         result=result,
+        speakers=result.speakers or job.speakers,
     )
 
 

@@ -39,6 +39,7 @@ ACCEPTED_TYPES: dict[MediaKind, dict[str, str]] = {
         "audio/mpeg": "mp3",
         "audio/mp3": "mp3",
     },
+    MediaKind.VIDEO: {"video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"},
 }
 
 
@@ -77,19 +78,23 @@ def expiry_of(key: str) -> datetime | None:
     return datetime.fromtimestamp(int(found.group(1)), UTC)
 
 
-def check_declared(kind: MediaKind, content_type: str, size_bytes: int, limit: int) -> None:
+def check_declared(
+    kind: MediaKind, content_type: str, size_bytes: int, limit: int, field: str | None = None
+) -> None:
+    """`field`: the request's name for the file (`audio2` is an audio kind), else the kind's."""
+    name = field or kind.value
     accepted = ACCEPTED_TYPES[kind]
     if content_type not in accepted:
         raise Problem(
             ErrorCode.UNSUPPORTED_MEDIA,
-            f"{kind.value} content_type must be one of {', '.join(accepted)}",
-            MediaDetails(field=kind.value),
+            f"{name} content_type must be one of {', '.join(accepted)}",
+            MediaDetails.model_validate({"field": name}),
         )
     if size_bytes > limit:
         raise Problem(
             ErrorCode.PAYLOAD_TOO_LARGE,
-            f"{kind.value} is larger than the limit of {limit / (1024 * 1024):g} MiB",
-            TooLargeDetails(limit_bytes=limit, field=kind.value),
+            f"{name} is larger than the limit of {limit / (1024 * 1024):g} MiB",
+            TooLargeDetails(limit_bytes=limit, field=name),
         )
 
 
@@ -113,12 +118,20 @@ def issue(ticket: UploadTicket, secret: str) -> str:
     return f"up_{body}.{_sign(secret, ticket.owner, payload)}"
 
 
-def redeem(upload_id: str, secret: str, owner: str, kind: MediaKind, now: datetime) -> UploadTicket:
+def redeem(
+    upload_id: str,
+    secret: str,
+    owner: str,
+    kind: MediaKind,
+    now: datetime,
+    name: str | None = None,
+) -> UploadTicket:
     """The ticket behind an id, or INVALID_INPUT for anything forged, foreign or stale.
+    `name`: the request's name for the file (`audio2` redeems an audio upload).
 
     The signature is checked (in constant time) before any of the payload is parsed, so a
     forged id never reaches the JSON or number parsers."""
-    field = f"{kind.value}_upload_id"
+    field = f"{name or kind.value}_upload_id"
     unknown = invalid_input(f"{field} is not an upload of yours", field)
     if not upload_id.startswith("up_") or "." not in upload_id:
         raise unknown

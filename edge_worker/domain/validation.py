@@ -9,16 +9,19 @@ from contracts.errors import (
     ImageTooLargeDetails,
     MediaDetails,
     TooLargeDetails,
+    VideoTooLongDetails,
 )
 from contracts.jobs import MAX_PARALLEL_SEGMENTS, Parallel
 from contracts.media import (
     HEADER_SCAN_BYTES,
+    MAX_VIDEO_SECONDS,
     MediaFormat,
     MediaKind,
     MiB,
     audio_seconds,
     image_size,
     sniff,
+    video_header,
     wav_truncation,
 )
 from edge_worker.domain.problems import Problem, invalid_input
@@ -28,35 +31,47 @@ SEED_MAX_DIGITS = len(str(2**32 - 1))
 PARALLEL_RULE = (
     f"parallel must be off, auto or a number of segments from 2 to {MAX_PARALLEL_SEGMENTS}"
 )
+ACCEPTED = {
+    MediaKind.IMAGE: "PNG or JPEG",
+    MediaKind.AUDIO: "WAV or MP3",
+    MediaKind.VIDEO: "MP4, MOV or WebM",
+}
 
 
 def require_format(field: str, kind: MediaKind, head: bytes) -> MediaFormat:
     fmt = sniff(head)
     if fmt is None or fmt.kind is not kind:
-        accepted = "PNG or JPEG" if kind is MediaKind.IMAGE else "WAV or MP3"
         raise Problem(
             ErrorCode.UNSUPPORTED_MEDIA,
-            f"{field} must be {accepted}; its content is not",
-            MediaDetails(field=kind.value),
+            f"{field} must be {ACCEPTED[kind]}; its content is not",
+            MediaDetails.model_validate({"field": field}),
         )
     return fmt
 
 
-def check_wav_complete(head: bytes, size_bytes: int) -> None:
+def check_wav_complete(head: bytes, size_bytes: int, field: str = "audio") -> None:
     """Streaming writers' unknown sizes are not judged here (the agent decodes every input)."""
     problem = wav_truncation(head, size_bytes)
     if problem is not None:
-        raise invalid_input(problem, "audio")
+        raise invalid_input(problem, field)
 
 
 def check_content(
-    fmt: MediaFormat, head: bytes, size_bytes: int, max_image_pixels: int, max_audio_seconds: float
+    fmt: MediaFormat,
+    head: bytes,
+    size_bytes: int,
+    max_image_pixels: int,
+    max_audio_seconds: float,
+    max_video_seconds: float = MAX_VIDEO_SECONDS,
 ) -> float | None:
     """Limits by content, from the headers in the file's first `HEADER_SCAN_BYTES` (`head`):
     a few KiB can declare gigapixels or hours, so the byte limits alone do not bound the
     work. The audio's length, when its header tells it, is returned: the job meters it."""
     if fmt.kind is MediaKind.IMAGE:
         check_image_pixels(head, max_image_pixels)
+        return None
+    if fmt.kind is MediaKind.VIDEO:
+        check_video_seconds(head, max_video_seconds)
         return None
     seconds = audio_seconds(fmt, head, size_bytes)
     if seconds is not None and seconds > max_audio_seconds:
@@ -66,6 +81,18 @@ def check_content(
             AudioTooLongDetails(limit_seconds=max_audio_seconds, seconds=round(seconds, 3)),
         )
     return seconds
+
+
+def check_video_seconds(head: bytes, limit: float) -> None:
+    """The edge cannot decode video: an MP4/MOV whose `moov` comes first is judged by its
+    header here, every other video by the agent once decoded (VIDEO_TOO_LONG either way)."""
+    seconds = video_header(head).seconds
+    if seconds is not None and seconds > limit:
+        raise Problem(
+            ErrorCode.VIDEO_TOO_LONG,
+            f"video is {seconds:.1f} s long; the limit is {limit:g} s",
+            VideoTooLongDetails(limit_seconds=limit, seconds=round(seconds, 3)),
+        )
 
 
 def check_image_pixels(head: bytes, limit: int) -> None:

@@ -7,8 +7,9 @@ from pydantic import ValidationError
 from contracts import ErrorCode
 from contracts.errors import FieldError, TooLargeDetails
 from contracts.media import MediaKind
-from edge_worker.domain.job_request import FILE_FIELDS, upload_id_field
+from edge_worker.domain.job_request import FILE_FIELDS, OPTIONAL_FILE_FIELDS, upload_id_field
 from edge_worker.domain.problems import Problem, invalid_fields
+from edge_worker.domain.speakers import BOXES_FIELD, MODE_FIELD
 from edge_worker.domain.validation import PROMPT_MAX_CHARS
 from edge_worker.domain.webhook_targets import URL_MAX_CHARS
 from edge_worker.http.json_body import check_depth
@@ -29,6 +30,8 @@ def form_rules(settings: EdgeSettings) -> FormRules:
         files={
             "image": FileRule(MediaKind.IMAGE, settings.max_image_bytes),
             "audio": FileRule(MediaKind.AUDIO, settings.max_audio_bytes),
+            "video": FileRule(MediaKind.VIDEO, settings.max_video_bytes),
+            "audio2": FileRule(MediaKind.AUDIO, settings.max_audio_bytes),
         },
         text_max_bytes={
             "prompt": PROMPT_MAX_CHARS * 4,
@@ -39,6 +42,9 @@ def form_rules(settings: EdgeSettings) -> FormRules:
             **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in FILE_FIELDS},
             "webhook_url": URL_MAX_CHARS,
             "webhook_events": 256,
+            **{upload_id_field(name): UPLOAD_ID_MAX_CHARS for name in OPTIONAL_FILE_FIELDS},
+            MODE_FIELD: 32,
+            BOXES_FIELD: 256,
         },
         repeatable=frozenset({"webhook_events"}),
         max_total_bytes=settings.max_request_bytes,

@@ -106,7 +106,8 @@ JOB_ID_LINKS = {
 _ERROR_MEANINGS: Mapping[ErrorCode, str] = {
     ErrorCode.UNAUTHORIZED: "no key, or a wrong one",
     ErrorCode.INVALID_INPUT: "a missing or malformed field, parameter or body",
-    ErrorCode.UNSUPPORTED_MEDIA: "the image is not PNG/JPEG or the audio not WAV/MP3",
+    ErrorCode.UNSUPPORTED_MEDIA: "the image is not PNG/JPEG, the audio not WAV/MP3 or the "
+    "video not MP4/MOV/WebM",
     ErrorCode.PAYLOAD_TOO_LARGE: "a file or the body is over its limit",
     ErrorCode.AUDIO_TOO_LONG: "the audio's headers declare more than MAX_AUDIO_SECONDS",
     ErrorCode.IMAGE_TOO_LARGE: "the image's header declares more than MAX_IMAGE_PIXELS",
@@ -121,6 +122,13 @@ _ERROR_MEANINGS: Mapping[ErrorCode, str] = {
     ErrorCode.REQUEST_TIMEOUT: "the request body stalled (local edge)",
     ErrorCode.STORAGE_ERROR: "storage is unavailable",
     ErrorCode.INTERNAL_ERROR: "an unexpected failure; the edge's logs have the details",
+    ErrorCode.VIDEO_TOO_LONG: "the video's header declares more than MAX_VIDEO_SECONDS",
+    ErrorCode.TWO_SPEAKERS_UNSUPPORTED: "audio2 with a video, or with a portrait-format "
+    "image and no speaker_boxes",
+    ErrorCode.SPEAKER_BOXES_INVALID: "a speaker box leaves the image, or the two overlap by "
+    "more than half of the smaller",
+    ErrorCode.MISSING_CAPABILITY: "the agent cannot make this job (video, two speakers); "
+    "hand the message back",
 }
 
 
@@ -175,6 +183,16 @@ def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON field's schema without its null branch, as a form field (which has no null)."""
+    branches = schema.get("anyOf")
+    if branches is None:
+        return schema
+    kept = [branch for branch in branches if branch.get("type") != "null"]
+    rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
+    return {**rest, **kept[0]} if len(kept) == 1 else schema
+
+
 def _generate_bodies() -> dict[str, Any]:
     """`POST /generate`'s two bodies: a form with files or upload ids, or JSON with ids."""
     json_schema = _model_schema(GenerateFromUploads)
@@ -198,16 +216,23 @@ def _generate_bodies() -> dict[str, Any]:
                 "description": "WAV or MP3 (judged by content), any length; or send "
                 "`audio_upload_id`",
             },
-            **fields,
-            # A form has no null: leave `seed` out for a random one.
-            "seed": next(branch for branch in fields["seed"]["anyOf"] if branch["type"] != "null"),
-            # ... nor a webhook out for none; events as repeated or comma-separated parts.
-            **{
-                name: {
-                    **next(b for b in fields[name]["anyOf"] if b["type"] != "null"),
-                    "description": fields[name]["description"],
-                }
-                for name in ("webhook_url", "webhook_events")
+            "video": {
+                "type": "string",
+                "format": "binary",
+                "description": "MP4, MOV or WebM to dub, instead of `image`; or send "
+                "`video_upload_id`",
+            },
+            "audio2": {
+                "type": "string",
+                "format": "binary",
+                "description": "a second speaker's WAV or MP3; or send `audio2_upload_id`",
+            },
+            # A form has no null: leave a field out for its default (`seed`: a random one).
+            **{name: _not_null(schema) for name, schema in fields.items()},
+            "speaker_boxes": {
+                "type": "string",
+                "description": "with audio2: JSON `[[x1, y1, x2, y2], [x1, y1, x2, y2]]` in the "
+                "image's pixels",
             },
         },
         "required": ["prompt"],
@@ -223,6 +248,8 @@ def _generate_bodies() -> dict[str, Any]:
                 "encoding": {
                     "image": {"contentType": "image/png, image/jpeg"},
                     "audio": {"contentType": "audio/wav, audio/mpeg"},
+                    "video": {"contentType": "video/mp4, video/quicktime, video/webm"},
+                    "audio2": {"contentType": "audio/wav, audio/mpeg"},
                 },
             },
             "application/json": {"schema": json_schema},

@@ -37,7 +37,7 @@ _ERRORS = (
 @post(
     "/{job_id:str}/claim",
     status_code=200,
-    **documented("claimJob", _ERRORS, scheme=AGENT_SCHEME),
+    **documented("claimJob", [*_ERRORS, ErrorCode.MISSING_CAPABILITY], scheme=AGENT_SCHEME),
     summary="Claim a pending job: its inputs' URLs, the upload URL and a claim token",
 )
 async def claim_job(

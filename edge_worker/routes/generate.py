@@ -26,6 +26,9 @@ from edge_worker.http.rate_limit import LIMITED_CLIENT_MIDDLEWARE
             ErrorCode.PAYLOAD_TOO_LARGE,
             ErrorCode.AUDIO_TOO_LONG,
             ErrorCode.IMAGE_TOO_LARGE,
+            ErrorCode.VIDEO_TOO_LONG,
+            ErrorCode.TWO_SPEAKERS_UNSUPPORTED,
+            ErrorCode.SPEAKER_BOXES_INVALID,
             ErrorCode.CONFLICT,
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             ErrorCode.RATE_LIMITED,
@@ -46,7 +49,11 @@ from edge_worker.http.rate_limit import LIMITED_CLIENT_MIDDLEWARE
         "Send an `Idempotency-Key` header to make retries safe: the same key and request "
         "return the same job for 24 h. "
         "Limits per key: requests per minute (`RateLimit` headers), unfinished jobs and "
-        "daily video seconds; over one, 429 `RATE_LIMITED` with `Retry-After`."
+        "daily video seconds; over one, 429 `RATE_LIMITED` with `Retry-After`. "
+        "Dubbing: `video` (MP4, MOV or WebM; or `video_upload_id`) instead of `image`; the "
+        "output follows the audio (a shorter video holds its last frame). Two speakers: "
+        "`audio2` (or `audio2_upload_id`), `speaker_mode` (`sequential`|`simultaneous`) and "
+        "optional `speaker_boxes` (JSON `[[x1,y1,x2,y2],[x1,y1,x2,y2]]` in image pixels)."
     ),
 )
 async def generate(

@@ -43,6 +43,8 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthView]:
             max_audio_bytes=settings.max_audio_bytes,
             max_audio_seconds=settings.max_audio_seconds,
             max_image_pixels=settings.max_image_pixels,
+            max_video_bytes=settings.max_video_bytes,
+            max_video_seconds=settings.max_video_seconds,
         ),
     )
     return Response(body, status_code=200 if healthy else 503)

@@ -10,9 +10,11 @@ import contextlib
 import logging
 import secrets
 from datetime import timedelta
+from typing import NoReturn
 
 from contracts import (
     AgentFailRequest,
+    Capability,
     ClaimInputs,
     ClaimOutput,
     ClaimRequest,
@@ -28,7 +30,7 @@ from contracts import (
     QueueMessage,
 )
 from contracts.agent import AgentHeartbeat, HeartbeatReply
-from contracts.errors import ConflictDetails, JobDetails, StorageDetails
+from contracts.errors import CapabilityDetails, ConflictDetails, JobDetails, StorageDetails
 from edge_worker.domain import jobs, segments
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem
@@ -71,6 +73,8 @@ class AgentProtocol:
             await self._refuse_orphan(current)
         if current is not None and jobs.is_reclaim(current, request.agent_id):
             job = current
+        elif current is not None and (missing := _missing(current, request)):
+            await self._refuse(current, missing)
         else:
             token = secrets.token_urlsafe(24)
             job = await self.transitions.transition(
@@ -85,15 +89,23 @@ class AgentProtocol:
         assert job.claim_token is not None
         inputs_expire = now + INPUT_URL_TTL
         key = segments.result_key(job)
+
+        def url(key: str | None) -> str | None:
+            return self.context.blobs.presign_get(key, inputs_expire) if key else None
+
         response = ClaimResponse(
             job_id=job.id,
             claim_token=job.claim_token,
             attempt=job.attempts,
             inputs=ClaimInputs(
-                image_url=self.context.blobs.presign_get(job.image_key, inputs_expire),
+                image_url=url(job.image_key),
                 audio_url=self.context.blobs.presign_get(job.audio_key, inputs_expire),
                 image_etag=job.image_etag,
                 audio_etag=job.audio_etag,
+                video_url=url(job.video_key),
+                video_etag=job.video_etag,
+                audio2_url=url(job.audio2_key),
+                audio2_etag=job.audio2_etag,
             ),
             output=ClaimOutput(
                 upload_url=self.context.blobs.presign_put(key, now + RESULT_URL_TTL, "video/mp4"),
@@ -106,6 +118,8 @@ class AgentProtocol:
                 quality=job.quality,
                 heartbeat_interval_seconds=self.context.settings.heartbeat_interval_seconds,
                 parallel=job.parallel,
+                speaker_mode=job.speaker_mode,
+                speaker_boxes=job.speaker_boxes,
             ),
             task=job.task,
         )
@@ -135,6 +149,33 @@ class AgentProtocol:
             ConflictDetails(status=status),
         )
 
+    async def _refuse(self, job: Job, missing: list[Capability]) -> NoReturn:
+        """The agent lacks what the job needs: counted on the job (which fails
+        NO_CAPABLE_AGENT at the limit: then 409, and the agent drops the message), else
+        MISSING_CAPABILITY, and the agent hands the message back for a capable one."""
+        now = self.context.clock.now()
+        limit = self.context.settings.max_capability_refusals
+        refused = await self.transitions.transition(
+            job.id, lambda j: jobs.refuse_claim(j, max_refusals=limit, now=now)
+        )
+        needed = sorted(need.value for need in job.needs)
+        log.info(
+            "claim refused: agent lacks a capability",
+            extra={"job_id": job.id, "missing": [m.value for m in missing]},
+        )
+        if refused.status is JobStatus.FAILED:
+            raise Problem(
+                ErrorCode.CONFLICT,
+                f"job {job.id} failed: no capable agent claimed it",
+                ConflictDetails(status=refused.status.value),
+            )
+        raise Problem(
+            ErrorCode.MISSING_CAPABILITY,
+            f"job {job.id} needs {', '.join(needed)}; this agent lacks "
+            f"{', '.join(m.value for m in missing)}",
+            CapabilityDetails(required=needed, missing=[m.value for m in missing]),
+        )
+
     async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
         current = await self.context.store.get(job_id)
         if current is not None and jobs.cancel_requested(current, request.claim_token):
@@ -149,6 +190,7 @@ class AgentProtocol:
                 stage=request.stage,
                 eta_seconds=request.eta_seconds,
                 now=now,
+                speakers=request.speakers,
             ),
         )
         return ProgressReply(cancel_requested=False)
@@ -235,3 +277,12 @@ class AgentProtocol:
         if drain:
             log.info("pod told to drain", extra={"pod_id": beat.pod_id, "agent_id": beat.agent_id})
         return HeartbeatReply(drain=drain)
+
+
+def _missing(job: Job, request: ClaimRequest) -> list[Capability]:
+    """What a pending job needs that the agent lacks; an agent that sends no capabilities
+    predates them and makes image jobs only."""
+    if job.status is not JobStatus.PENDING:
+        return []
+    offered = set(request.capabilities or [Capability.IMAGE])
+    return sorted(job.needs - offered)

@@ -5,20 +5,28 @@ A job is recorded, then enqueued: a job whose message is lost is re-sent by the 
 while a message without a job would be refused at claim.
 """
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution
+from contracts import ErrorCode, JobView, Quality, QueueMessage, Resolution, SpeakerMode
 from contracts.errors import ConflictDetails, HeaderDetails
 from contracts.jobs import Parallel
-from contracts.media import HEADER_SCAN_BYTES, MediaKind
+from contracts.media import HEADER_SCAN_BYTES, image_size
 from contracts.webhooks import WebhookEventType
-from edge_worker.domain import idempotency, jobs
+from edge_worker.domain import idempotency, jobs, speakers
 from edge_worker.domain.idempotency import IdempotencyRecord
-from edge_worker.domain.job_request import JobInput, JobRequest, ReceivedFile, UploadRef
+from edge_worker.domain.job_request import (
+    FIELD_KINDS,
+    JobInput,
+    JobRequest,
+    ReceivedFile,
+    UploadRef,
+    check_parallel_fits,
+)
 from edge_worker.domain.jobs import Job
 from edge_worker.domain.problems import Problem, invalid_input
 from edge_worker.domain.quotas import Caller
@@ -33,7 +41,6 @@ from edge_worker.domain.validation import (
 )
 from edge_worker.domain.webhook_targets import (
     URL_MAX_CHARS,
-    WebhookTarget,
     check_destination,
     parse_target,
 )
@@ -56,7 +63,9 @@ class GenerateFromUploads(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image_upload_id: str = Field(min_length=1, max_length=UPLOAD_ID_MAX_CHARS)
+    image_upload_id: str | None = Field(
+        default=None, min_length=1, max_length=UPLOAD_ID_MAX_CHARS, description="or video"
+    )
     audio_upload_id: str = Field(min_length=1, max_length=UPLOAD_ID_MAX_CHARS)
     prompt: str = Field(max_length=PROMPT_MAX_CHARS * 4)
     resolution: Resolution = Resolution.P720
@@ -94,17 +103,60 @@ class GenerateFromUploads(BaseModel):
         min_length=1,
         description="Events to send; default: job.completed, job.failed, job.cancelled",
     )
+    video_upload_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=UPLOAD_ID_MAX_CHARS,
+        description="a video to dub, instead of image_upload_id",
+    )
+    audio2_upload_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=UPLOAD_ID_MAX_CHARS,
+        description="a second speaker's track: a two-speaker job",
+    )
+    speaker_mode: SpeakerMode | None = Field(
+        default=None, description="with audio2: `sequential` (default) or `simultaneous`"
+    )
+    speaker_boxes: (
+        tuple[
+            tuple[StrictInt, StrictInt, StrictInt, StrictInt],
+            tuple[StrictInt, StrictInt, StrictInt, StrictInt],
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="with audio2: each speaker's [x1, y1, x2, y2] in the image's pixels",
+    )
 
     def job_request(self) -> JobRequest:
+        prompt = parse_prompt(self.prompt)
+        if (self.image_upload_id is None) == (self.video_upload_id is None):
+            raise invalid_input(
+                "send exactly one of image_upload_id and video_upload_id", "image_upload_id"
+            )
+        boxes = (
+            None
+            if self.speaker_boxes is None
+            else speakers.check_box_shape([list(box) for box in self.speaker_boxes])
+        )
+        audio2 = None if self.audio2_upload_id is None else UploadRef(self.audio2_upload_id)
+        mode = speakers.check_speaker_fields(audio2 is not None, self.speaker_mode, boxes)
+        video = None if self.video_upload_id is None else UploadRef(self.video_upload_id)
+        check_parallel_fits(self.parallel, video, audio2)
         return JobRequest(
-            prompt=parse_prompt(self.prompt),
+            prompt=prompt,
             resolution=self.resolution,
             seed=self.seed,
             quality=self.quality,
-            image=UploadRef(self.image_upload_id),
+            image=None if self.image_upload_id is None else UploadRef(self.image_upload_id),
             audio=UploadRef(self.audio_upload_id),
             parallel=self.parallel,
             webhook=parse_target(self.webhook_url, self.webhook_events),
+            video=video,
+            audio2=audio2,
+            speaker_mode=mode,
+            speaker_boxes=boxes,
         )
 
 
@@ -130,48 +182,57 @@ class JobCreation:
         are checked (exist, fit, right media) and each feeds this job only. The caller's
         job limits apply to a new job, not to a replay of an `Idempotency-Key`."""
         owner = caller.owner
-        inputs = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
+        inputs = request.files()
         settings = self.context.settings
         if request.webhook is not None:
             check_destination(request.webhook, settings.webhook_allow_private)
-        seconds: dict[MediaKind, float | None] = {}
-        for kind, given in inputs.items():
+        seconds: dict[str, float | None] = {}
+        sizes: dict[str, tuple[int, int] | None] = {}
+        for name, given in inputs.items():
             if isinstance(given, ReceivedFile):
-                seconds[kind] = check_content(
+                prefix = _prefix(given)
+                seconds[name] = check_content(
                     given.format,
-                    _prefix(given),
+                    prefix,
                     given.size_bytes,
                     settings.max_image_pixels,
                     settings.max_audio_seconds,
+                    settings.max_video_seconds,
                 )
+                sizes[name] = image_size(prefix)
         checked = {
-            kind: await self.uploads.uploaded(owner, given.upload_id, kind)
-            for kind, given in inputs.items()
+            name: await self.uploads.uploaded(owner, given.upload_id, FIELD_KINDS[name], name)
+            for name, given in inputs.items()
             if isinstance(given, UploadRef)
         }
-        tickets = {kind: upload.ticket for kind, upload in checked.items()}
-        etags = {kind: upload.etag for kind, upload in checked.items()}
-        seconds.update((kind, upload.audio_seconds) for kind, upload in checked.items())
+        tickets = {name: upload.ticket for name, upload in checked.items()}
+        etags = {name: upload.etag for name, upload in checked.items()}
+        seconds.update((name, upload.audio_seconds) for name, upload in checked.items())
+        sizes.update((name, upload.picture_size) for name, upload in checked.items())
+        if request.audio2 is not None:
+            speakers.check_two_speakers(
+                request.input_kind, sizes.get("image"), request.speaker_boxes
+            )
 
         async def create() -> Job:
             load = await self.quotas.check_new_job(caller)
             held = self.admission.holds_back(load.queued)
             return await self._create_job(
-                owner, request, inputs, tickets, etags, held, seconds[MediaKind.AUDIO]
+                owner, request, inputs, tickets, etags, held, _audio_seconds(seconds)
             )
 
         if idempotency_key is None:
             return await self.views.view(await create())
         refs = [
-            given.sha256 if isinstance(given, ReceivedFile) else tickets[kind].key
-            for kind, given in inputs.items()
+            given.sha256 if isinstance(given, ReceivedFile) else tickets[name].key
+            for name, given in inputs.items()
         ]
         request_print = idempotency.request_fingerprint(
-            _source(tickets),
+            _source(tickets, len(inputs)),
             request.prompt,
             request.resolution.value,
             str(request.seed),
-            *refs,
+            *_refs_with_roles(request, refs),
             *([request.webhook.fingerprint] if request.webhook else []),
             quality=request.quality,
             parallel=request.parallel,
@@ -182,22 +243,22 @@ class JobCreation:
         self,
         owner: str,
         request: JobRequest,
-        inputs: dict[MediaKind, JobInput],
-        tickets: dict[MediaKind, UploadTicket],
-        etags: dict[MediaKind, str],
+        inputs: dict[str, JobInput],
+        tickets: dict[str, UploadTicket],
+        etags: dict[str, str],
         held: bool,
         audio_seconds: float | None,
     ) -> Job:
         job_id = str(uuid.uuid4())
-        used = await self._take_uploads(owner, list(tickets.values()))
+        used = await self._take_uploads(owner, tickets)
         try:
-            keys: dict[MediaKind, str] = {}
-            for kind, given in inputs.items():
+            keys: dict[str, str] = {}
+            for name, given in inputs.items():
                 if isinstance(given, ReceivedFile):
-                    keys[kind] = input_key(job_id, kind.value, given.format.extension)
-                    await self.context.blobs.put(keys[kind], given.file, given.format.content_type)
+                    keys[name] = input_key(job_id, name, given.format.extension)
+                    await self.context.blobs.put(keys[name], given.file, given.format.content_type)
                 else:
-                    keys[kind] = tickets[kind].key
+                    keys[name] = tickets[name].key
             return await self._insert_job(
                 job_id,
                 owner,
@@ -205,13 +266,13 @@ class JobCreation:
                 request.resolution,
                 request.seed,
                 request.quality,
-                keys[MediaKind.IMAGE],
-                keys[MediaKind.AUDIO],
+                keys.get("image", ""),
+                keys["audio"],
                 etags,
                 held,
                 audio_seconds,
-                parallel=request.parallel,
-                webhook=request.webhook,
+                request=request,
+                keys=keys,
             )
         except BaseException:
             for record in used:
@@ -228,11 +289,12 @@ class JobCreation:
         quality: Quality,
         image_key: str,
         audio_key: str,
-        etags: dict[MediaKind, str],
+        etags: dict[str, str],
         held: bool,
         audio_seconds: float | None,
-        parallel: Parallel = "off",
-        webhook: WebhookTarget | None = None,
+        *,
+        request: JobRequest,
+        keys: dict[str, str],
     ) -> Job:
         """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
@@ -246,13 +308,19 @@ class JobCreation:
             image_key=image_key,
             audio_key=audio_key,
             now=now,
-            image_etag=etags.get(MediaKind.IMAGE),
-            audio_etag=etags.get(MediaKind.AUDIO),
+            image_etag=etags.get("image"),
+            audio_etag=etags.get("audio"),
             held=held,
             audio_seconds=audio_seconds,
-            parallel=parallel,
-            webhook_url=webhook.url if webhook else None,
-            webhook_events=webhook.events if webhook else frozenset(),
+            parallel=request.parallel,
+            webhook_url=request.webhook.url if request.webhook else None,
+            webhook_events=request.webhook.events if request.webhook else frozenset(),
+            video_key=keys.get("video"),
+            video_etag=etags.get("video"),
+            audio2_key=keys.get("audio2"),
+            audio2_etag=etags.get("audio2"),
+            speaker_mode=request.speaker_mode,
+            speaker_boxes=request.speaker_boxes,
         )
         await self.context.store.insert(job)
         if not held:
@@ -261,13 +329,13 @@ class JobCreation:
         return job
 
     async def _take_uploads(
-        self, owner: str, tickets: list[UploadTicket]
+        self, owner: str, tickets: dict[str, UploadTicket]
     ) -> list[IdempotencyRecord]:
         """Each upload feeds one job: its inputs are deleted when that job ends."""
         store = self.context.store
         now = self.context.clock.now()
         taken: list[IdempotencyRecord] = []
-        for ticket in tickets:
+        for name, ticket in tickets.items():
             record = idempotency.new_record(
                 owner, idempotency.upload_key(ticket.key), ticket.key, now
             )
@@ -276,8 +344,8 @@ class JobCreation:
                     await store.delete_idempotency(done)
                 raise Problem(
                     ErrorCode.CONFLICT,
-                    f"{ticket.kind.value} upload was already used for another job",
-                    ConflictDetails(field=f"{ticket.kind.value}_upload_id"),
+                    f"{name} upload was already used for another job",
+                    ConflictDetails(field=f"{name}_upload_id"),
                 )
             taken.append(record)
         return taken
@@ -339,9 +407,27 @@ def _prefix(given: ReceivedFile) -> bytes:
     return head
 
 
-def _source(tickets: dict[MediaKind, UploadTicket]) -> str:
+def _source(tickets: dict[str, UploadTicket], files: int) -> str:
     """Where a request's files came from, so the same bytes sent another way are another
     request: `multipart`, `uploads`, or `mixed`."""
     if not tickets:
         return "multipart"
-    return "uploads" if len(tickets) == len(MediaKind) else "mixed"
+    return "uploads" if len(tickets) == files else "mixed"
+
+
+def _refs_with_roles(request: JobRequest, refs: list[str]) -> list[str]:
+    """An image job with one speaker prints as it always did (so keys recorded before
+    dubbing still match their retries); a video, a second track and its layout add their
+    own marks, so the same bytes in another role are another request."""
+    marked = [f"video:{refs[0]}", *refs[1:]] if request.video is not None else list(refs)
+    if request.speaker_mode is not None:
+        marked += [request.speaker_mode.value, json.dumps(request.speaker_boxes)]
+    return marked
+
+
+def _audio_seconds(seconds: dict[str, float | None]) -> float | None:
+    """The speech the job takes in: both tracks of a two-speaker job, when headers tell."""
+    tracks = [seconds.get(name) for name in ("audio", "audio2") if name in seconds]
+    if any(track is None for track in tracks) or not tracks:
+        return None
+    return sum(track for track in tracks if track is not None)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.media import HEADER_SCAN_BYTES, WAV, MediaKind
+from contracts.media import HEADER_SCAN_BYTES, WAV, MediaKind, image_size
 from edge_worker.domain import upload_tokens
 from edge_worker.domain.problems import invalid_input
 from edge_worker.domain.upload_tokens import UploadTicket
@@ -23,7 +23,10 @@ from edge_worker.usecases.context import EdgeContext
 class DeclaredFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content_type: str = Field(description="image/png, image/jpeg, audio/wav or audio/mpeg")
+    content_type: str = Field(
+        description="image/png, image/jpeg, audio/wav, audio/mpeg, video/mp4, video/quicktime "
+        "or video/webm"
+    )
     size_bytes: int = Field(gt=0, description="exact size of the file you will PUT")
 
     @field_validator("size_bytes", mode="before")
@@ -42,6 +45,8 @@ class UploadsRequest(BaseModel):
 
     image: DeclaredFile | None = None
     audio: DeclaredFile | None = None
+    video: DeclaredFile | None = Field(default=None, description="a video to dub")
+    audio2: DeclaredFile | None = Field(default=None, description="a second speaker's track")
 
 
 class UploadGrant(BaseModel):
@@ -57,6 +62,8 @@ class UploadGrant(BaseModel):
 class UploadsResponse(BaseModel):
     image: UploadGrant | None = None
     audio: UploadGrant | None = None
+    video: UploadGrant | None = None
+    audio2: UploadGrant | None = None
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,24 @@ class CheckedUpload:
     ticket: UploadTicket
     etag: str  # what the agent must find on the object: nothing replaced it since
     audio_seconds: float | None  # measured from its header, for metering (None: an image)
+    picture_size: tuple[int, int] | None = None  # an image's width and height
+
+
+_KINDS = {
+    "image": MediaKind.IMAGE,
+    "audio": MediaKind.AUDIO,
+    "video": MediaKind.VIDEO,
+    "audio2": MediaKind.AUDIO,
+}
 
 
 def size_limit(settings: EdgeSettings, kind: MediaKind) -> int:
-    return settings.max_image_bytes if kind is MediaKind.IMAGE else settings.max_audio_bytes
+    limits = {
+        MediaKind.IMAGE: settings.max_image_bytes,
+        MediaKind.AUDIO: settings.max_audio_bytes,
+        MediaKind.VIDEO: settings.max_video_bytes,
+    }
+    return limits[kind]
 
 
 class Uploads:
@@ -75,22 +96,25 @@ class Uploads:
         self.context = context
 
     async def grant(self, owner: str, request: UploadsRequest) -> UploadsResponse:
-        wanted = {MediaKind.IMAGE: request.image, MediaKind.AUDIO: request.audio}
+        wanted = {name: getattr(request, name) for name in _KINDS}
         if not any(wanted.values()):
-            raise invalid_input("declare an image, an audio file or both")
+            raise invalid_input("declare an image, a video, an audio file or several of them")
         settings = self.context.settings
         now = self.context.clock.now()
         grants: dict[str, UploadGrant] = {}
-        for kind, declared in wanted.items():
+        for name, declared in wanted.items():
             if declared is None:
                 continue
+            kind = _KINDS[name]
             limit = size_limit(settings, kind)
-            upload_tokens.check_declared(kind, declared.content_type, declared.size_bytes, limit)
+            upload_tokens.check_declared(
+                kind, declared.content_type, declared.size_bytes, limit, name
+            )
             expires_at = now + upload_tokens.UPLOAD_ID_TTL
             key = upload_tokens.new_key(kind, declared.content_type, expires_at)
             ticket = UploadTicket(owner, kind, key, declared.size_bytes, expires_at)
             url_expires = now + upload_tokens.UPLOAD_URL_TTL
-            grants[kind.value] = UploadGrant(
+            grants[name] = UploadGrant(
                 upload_id=upload_tokens.issue(ticket, settings.signing_secret),
                 url=self.context.blobs.presign_upload(
                     key, url_expires, declared.content_type, declared.size_bytes
@@ -102,26 +126,35 @@ class Uploads:
             )
         return UploadsResponse.model_validate(grants)
 
-    async def uploaded(self, owner: str, upload_id: str, kind: MediaKind) -> CheckedUpload:
+    async def uploaded(
+        self, owner: str, upload_id: str, kind: MediaKind, name: str | None = None
+    ) -> CheckedUpload:
         """Check an uploaded object like a multipart part: it exists, fits, and its bytes
-        are the kind of media it claims to be."""
+        are the kind of media it claims to be. `name`: the request's field (`audio2`)."""
         context = self.context
+        name = name or kind.value
         ticket = upload_tokens.redeem(
-            upload_id, context.settings.signing_secret, owner, kind, context.clock.now()
+            upload_id, context.settings.signing_secret, owner, kind, context.clock.now(), name
         )
-        field = f"{kind.value}_upload_id"
+        field = f"{name}_upload_id"
         stored = await context.blobs.head(ticket.key)
         if stored is None:
             raise invalid_input(
                 f"nothing was uploaded for {field}; PUT the file to its URL first", field
             )
-        check_size(kind.value, stored.size_bytes, size_limit(context.settings, kind))
+        check_size(name, stored.size_bytes, size_limit(context.settings, kind))
         head = await context.blobs.read_range(ticket.key, HEADER_SCAN_BYTES)
-        media = require_format(kind.value, kind, head)
+        media = require_format(name, kind, head)
         if media is WAV:
-            check_wav_complete(head, stored.size_bytes)
+            check_wav_complete(head, stored.size_bytes, name)
         settings = context.settings
         seconds = check_content(
-            media, head, stored.size_bytes, settings.max_image_pixels, settings.max_audio_seconds
+            media,
+            head,
+            stored.size_bytes,
+            settings.max_image_pixels,
+            settings.max_audio_seconds,
+            settings.max_video_seconds,
         )
-        return CheckedUpload(ticket, stored.etag, seconds)
+        size = image_size(head) if kind is MediaKind.IMAGE else None
+        return CheckedUpload(ticket, stored.etag, seconds, size)

@@ -3,7 +3,7 @@
 import math
 from datetime import datetime, timedelta
 
-from contracts import ErrorCode, JobError, JobList, JobStatus, JobView, ResultView
+from contracts import ErrorCode, InputKind, JobError, JobList, JobStatus, JobView, ResultView
 from contracts.errors import JobDetails, JobStateDetails
 from edge_worker.domain import segments
 from edge_worker.domain.jobs import Job
@@ -121,6 +121,9 @@ class JobViews:
             quality=job.quality,
             engine=job.result.engine if job.result else None,
             parallel=job.parallel,
+            input_kind=InputKind.VIDEO if job.video_key else InputKind.IMAGE,
+            speaker_mode=job.speaker_mode,
+            speakers=job.speakers,
         )
 
     async def _split_view(self, job: Job, view: JobView) -> JobView:

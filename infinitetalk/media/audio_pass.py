@@ -148,9 +148,14 @@ class _Head:
         samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
         padded = np.zeros(max(len(samples), self._limit), dtype=np.int16)
         padded[: len(samples)] = samples
-        with wave.open(str(destination), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(PAD_RATE)
-            out.writeframes(padded.tobytes())
-        return destination
+        return write_mono_wav(destination, padded, PAD_RATE)
+
+
+def write_mono_wav(destination: Path, samples: np.ndarray, rate: int) -> Path:
+    """16-bit mono PCM samples as a WAV."""
+    with wave.open(str(destination), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.astype("<i2").tobytes())
+    return destination

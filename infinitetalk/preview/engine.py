@@ -4,15 +4,22 @@ It exists so the whole system runs and is testable without a GPU. The lower face
 open with the loudness of each 40 ms of audio and the head bobs gently; every frame carries
 a "PREVIEW" label and the file's metadata says so, so it is never mistaken for
 InfiniteTalk output. The prompt is ignored; the seed only shifts the head-bob phase.
+
+Dubbing moves the source video's frames instead of a still, on the output's 25 fps clock:
+the output follows the audio, holding the video's last frame when the audio is longer and
+cutting the video when it is shorter. Two speakers move two faces, each in its box and by
+its own track's loudness (one after the other, or at the same time).
 """
 
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import numpy as np
 
-from contracts import FailureCode, Quality, Stage
+from contracts import Capability, FailureCode, Quality, Stage
 from infinitetalk.engine import (
     CancelCheck,
     CancelledError,
@@ -23,10 +30,18 @@ from infinitetalk.engine import (
     VideoResult,
 )
 from infinitetalk.media.audio_pass import prepare_audio, read_loudness
+from infinitetalk.media.faces import detector_available
 from infinitetalk.media.mux import MP4_OPTIONS, AudioFeed, add_h264_stream
 from infinitetalk.media.output import OUTPUT_FPS, output_size, verify_output, video_result
 from infinitetalk.media.probe import probe_image, probe_video
-from infinitetalk.preview.face import FaceRig, base_frame
+from infinitetalk.media.video_input import frames_at_output_rate
+from infinitetalk.preview.face import (
+    FACE_HALF_HEIGHT,
+    FaceRegion,
+    FaceRig,
+    base_frame,
+    labelled_frame,
+)
 from infinitetalk.preview.motion import Motion
 
 OUTPUT_NAME = "preview.mp4"
@@ -48,6 +63,13 @@ class PreviewEngine:
         """Both: the preview renders the same way at any quality."""
         return None
 
+    def capabilities(self) -> frozenset[Capability]:
+        """Images and videos; two speakers where the face detector is installed."""
+        made = {Capability.IMAGE, Capability.VIDEO}
+        if detector_available():
+            made.add(Capability.TWO_SPEAKERS)
+        return frozenset(made)
+
     def generate(
         self,
         request: VideoRequest,
@@ -67,13 +89,34 @@ class PreviewEngine:
         size = output_size(image.width, image.height, request.resolution)
         seconds = audio.info.duration_seconds
         frame_count = max(1, round(seconds * OUTPUT_FPS))
-        loudness = read_loudness(audio.loudness_path)
-        motion = Motion.from_loudness(loudness, frame_count, size, request.seed)
-        rig = FaceRig(base_frame(request.image_path, size), size)
+        picture = (image.width, image.height)
+        if request.speakers is None:
+            regions = [FaceRegion.centred(size)]
+            tracks = [audio.loudness_path]
+        else:
+            boxes = request.speakers.assignment.boxes
+            regions = [FaceRegion.of_box(box, picture, size) for box in boxes]
+            tracks = list(request.speakers.loudness_paths)
+        layout_half_height = FACE_HALF_HEIGHT * min(size)
+        motions = [
+            Motion.from_loudness(read_loudness(path), frame_count, size, request.seed).scaled(
+                region.half_height / layout_half_height
+            )
+            for region, path in zip(regions, tracks, strict=True)
+        ]
+        rig = FaceRig(base_frame(request.image_path, size), size, regions)
+        frames = (
+            None
+            if request.video_path is None
+            else (
+                labelled_frame(f, size)
+                for f in frames_at_output_rate(request.video_path, frame_count)
+            )
+        )
 
         output = workdir / OUTPUT_NAME
         try:
-            _write_mp4(output, rig, motion, audio.aac_path, progress, cancelled)
+            _write_mp4(output, rig, motions, frames, audio.aac_path, progress, cancelled)
             info = probe_video(output)
             verify_output(info, seconds, size)
         except InvalidInputError as exc:
@@ -91,13 +134,15 @@ class PreviewEngine:
 def _write_mp4(
     output: Path,
     rig: FaceRig,
-    motion: Motion,
+    motions: list[Motion],
+    frames: Iterator[np.ndarray] | None,
     aac_path: Path,
     progress: "_Progress",
     cancelled: CancelCheck,
 ) -> None:
-    """Write video frames and the job's AAC audio, interleaved, as a faststart MP4."""
-    total = motion.frame_count
+    """Write video frames and the job's AAC audio, interleaved, as a faststart MP4; each
+    face moves by its own motion, over the still or over each of `frames` in turn."""
+    total = motions[0].frame_count
     with av.open(str(output), "w", format="mp4", options=MP4_OPTIONS) as container:
         container.metadata["comment"] = "avatar preview engine: not InfiniteTalk output"
         video = add_h264_stream(container, rig.size, X264_OPTIONS)
@@ -107,9 +152,10 @@ def _write_mp4(
             for index in range(total):
                 if index % CANCEL_POLL_FRAMES == 0 and cancelled():
                     raise CancelledError()
-                frame = av.VideoFrame.from_ndarray(
-                    rig.render(motion.bob[index], motion.jaw[index]), format="yuv420p"
-                )
+                if frames is not None:
+                    rig.rebase(next(frames))
+                moves = [(float(m.bob[index]), float(m.jaw[index])) for m in motions]
+                frame = av.VideoFrame.from_ndarray(rig.render_each(moves), format="yuv420p")
                 frame.pts = index
                 container.mux(video.encode(frame))
                 feed.mux_until((index + 1) / OUTPUT_FPS)

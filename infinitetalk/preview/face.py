@@ -3,7 +3,9 @@
 The warp works on yuv420p planes in place, so a frame costs one gather per plane group.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -35,10 +37,15 @@ def base_frame(image_path: Path, size: tuple[int, int]) -> np.ndarray:
         source.draft("RGB", (max(size), max(size)))
         upright = ImageOps.exif_transpose(source).convert("RGBA")
     canvas = Image.new("RGBA", upright.size, (128, 128, 128, 255))
-    portrait = Image.alpha_composite(canvas, upright).convert("RGB")
-    portrait = portrait.resize(size, Image.Resampling.LANCZOS)
-    _draw_label(portrait)
-    frame = av.VideoFrame.from_image(portrait).reformat(
+    return labelled_frame(Image.alpha_composite(canvas, upright).convert("RGB"), size)
+
+
+def labelled_frame(picture: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """An RGB picture (a portrait, or a frame of a video to dub) at output size with its
+    label, as one yuv420p buffer (BT.709)."""
+    resized = picture.resize(size, Image.Resampling.LANCZOS)
+    _draw_label(resized)
+    frame = av.VideoFrame.from_image(resized).reformat(
         format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
     )
     return frame.to_ndarray()
@@ -77,24 +84,57 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+@dataclass(frozen=True)
+class FaceRegion:
+    """Where a face sits in the output frame, in output pixels: its centre and half-sizes."""
+
+    center_x: float
+    center_y: float
+    half_width: float
+    half_height: float
+
+    @classmethod
+    def centred(cls, size: tuple[int, int]) -> "FaceRegion":
+        """A centred head-and-shoulders portrait's face (the layout constants above)."""
+        width, height = size
+        short = min(size)
+        return cls(
+            width / 2, FACE_CENTER_Y * height, FACE_HALF_WIDTH * short, FACE_HALF_HEIGHT * short
+        )
+
+    @classmethod
+    def of_box(
+        cls, box: tuple[int, int, int, int], source: tuple[int, int], size: tuple[int, int]
+    ) -> "FaceRegion":
+        """A speaker's box in the source picture's pixels, scaled to the output frame (the
+        preview scales the whole picture, so the box scales with it)."""
+        scale_x, scale_y = size[0] / source[0], size[1] / source[1]
+        x1, y1, x2, y2 = box
+        return cls(
+            (x1 + x2) / 2 * scale_x,
+            (y1 + y2) / 2 * scale_y,
+            (x2 - x1) / 2 * scale_x,
+            (y2 - y1) / 2 * scale_y,
+        )
+
+
 class _PlaneWarp:
-    """Moves the pixels of same-sized image planes vertically around the face.
+    """Moves the pixels of same-sized image planes vertically around one face.
 
     The displacement is `bob * head + jaw * chin`: `head` is 1 over the head and fades out
     around it, `chin` is 1 from just below the mouth line to the chin and fades out below,
     so a jaw drop parts the lips. Only the box where the fields are non-zero is touched.
     Each output pixel blends two vertically adjacent source pixels in 8-bit fixed point;
-    both, for every plane (U and V share one warp), are packed into one integer up front so
-    a frame costs a single gather.
+    both, for every plane (U and V share one warp), are packed into one integer (`pack`,
+    again for each new source frame) so a frame costs a single gather.
     """
 
-    def __init__(self, sources: list[np.ndarray], subsample: int, size: tuple[int, int]) -> None:
-        height, width = sources[0].shape
-        out_w, out_h = size
-        short = min(size)
-        half_w, half_h = FACE_HALF_WIDTH * short, FACE_HALF_HEIGHT * short
-        u = ((np.arange(width) + 0.5) * subsample - out_w / 2) / half_w
-        v = ((np.arange(height) + 0.5) * subsample - FACE_CENTER_Y * out_h) / half_h
+    def __init__(
+        self, shape: tuple[int, int], subsample: int, region: FaceRegion, planes: int
+    ) -> None:
+        height, width = shape
+        u = ((np.arange(width) + 0.5) * subsample - region.center_x) / region.half_width
+        v = ((np.arange(height) + 0.5) * subsample - region.center_y) / region.half_height
         uu, vv = u[None, :], v[:, None]
         radius = np.sqrt(uu**2 + (vv + 0.05) ** 2) / 1.1
         head = 1.0 - _smoothstep(0.95, 1.35, radius)
@@ -104,6 +144,9 @@ class _PlaneWarp:
         chin = across * down * (1.0 - _smoothstep(1.0, 1.35, vv))
         rows = np.flatnonzero(head.any(axis=1))
         cols = np.flatnonzero(head.any(axis=0))
+        if rows.size == 0 or cols.size == 0:  # a face too small to reach a pixel centre
+            rows, cols = np.array([0]), np.array([0])
+            head = chin = np.zeros_like(head)
         self.box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         self.head = (head[self.box] * (256 / subsample)).astype(np.float32)
         self.chin = (chin[self.box] * (256 / subsample)).astype(np.float32)
@@ -111,12 +154,15 @@ class _PlaneWarp:
         self.cols = np.arange(cols[0], cols[-1] + 1, dtype=np.int32)[None, :]
         self.width = width
         self.last_position = height * 256 - 1
-        dtype = np.uint16 if len(sources) == 1 else np.uint32
-        packed = np.zeros((height, width), dtype=dtype)
+        self.dtype: type[np.unsignedinteger[Any]] = np.uint16 if planes == 1 else np.uint32
+        self.packed: np.ndarray = np.zeros(height * width, dtype=self.dtype)
+
+    def pack(self, sources: list[np.ndarray]) -> None:
+        packed = np.zeros(sources[0].shape, dtype=self.dtype)
         for plane, source in enumerate(sources):
             below = np.concatenate([source[1:], source[-1:]])
-            packed |= np.left_shift(source.astype(dtype), 16 * plane)
-            packed |= np.left_shift(below.astype(dtype), 16 * plane + 8)
+            packed |= np.left_shift(source.astype(self.dtype), 16 * plane)
+            packed |= np.left_shift(below.astype(self.dtype), 16 * plane + 8)
         self.packed = packed.reshape(-1)
 
     def apply(self, targets: list[np.ndarray], bob: float, jaw: float) -> None:
@@ -137,25 +183,52 @@ class _PlaneWarp:
 
 
 class FaceRig:
-    """Holds the still frame and renders moved copies of it into one reused buffer."""
+    """Holds the frame and renders moved copies of it into one reused buffer: one face
+    (centred), or one per speaker's region. `rebase` swaps in a new frame (dubbing)."""
 
-    def __init__(self, base: np.ndarray, size: tuple[int, int]) -> None:
+    def __init__(
+        self, base: np.ndarray, size: tuple[int, int], regions: list[FaceRegion] | None = None
+    ) -> None:
         self.size = size
-        self.work = base.copy()
-        sources = [plane(base, size, index) for index in range(3)]
-        targets = [plane(self.work, size, index) for index in range(3)]
+        self.regions = regions or [FaceRegion.centred(size)]
         left, top, right, bottom = label_box(size)
-        luma_label = (slice(top, bottom), slice(left, right))
-        chroma_label = (slice(top // 2, bottom // 2), slice(left // 2, right // 2))
-        self.passes = [
-            (_PlaneWarp(sources[:1], 1, size), sources[:1], targets[:1], luma_label),
-            (_PlaneWarp(sources[1:], 2, size), sources[1:], targets[1:], chroma_label),
+        self.labels = (
+            (slice(top, bottom), slice(left, right)),
+            (slice(top // 2, bottom // 2), slice(left // 2, right // 2)),
+        )
+        width, height = size
+        shapes = ((height, width), (height // 2, width // 2))
+        self.warps = [
+            [
+                _PlaneWarp(shapes[0], 1, region, 1),
+                _PlaneWarp(shapes[1], 2, region, 2),
+            ]
+            for region in self.regions
         ]
+        self.work = base.copy()
+        self.rebase(base)
+
+    def rebase(self, base: np.ndarray) -> None:
+        """A new frame to move (the next frame of a dubbed video)."""
+        self.base = base
+        self.sources = [plane(base, self.size, index) for index in range(3)]
+        self.targets = [plane(self.work, self.size, index) for index in range(3)]
+        for luma, chroma in self.warps:
+            luma.pack(self.sources[:1])
+            chroma.pack(self.sources[1:])
+        np.copyto(self.work, base)
 
     def render(self, bob: float, jaw: float) -> np.ndarray:
-        """Return the frame for this motion; the label box is restored so it never moves."""
-        for warp, sources, targets, label in self.passes:
-            warp.apply(targets, bob, jaw)
+        """The frame for this motion of the (only or every) face; see `render_each`."""
+        return self.render_each([(bob, jaw)] * len(self.regions))
+
+    def render_each(self, motions: list[tuple[float, float]]) -> np.ndarray:
+        """The frame with each face moved by its own (bob, jaw); the label never moves."""
+        groups = ((self.sources[:1], self.targets[:1]), (self.sources[1:], self.targets[1:]))
+        for (luma, chroma), (bob, jaw) in zip(self.warps, motions, strict=True):
+            for warp, (_, targets) in zip((luma, chroma), groups, strict=True):
+                warp.apply(targets, bob, jaw)
+        for (sources, targets), label in zip(groups, self.labels, strict=True):
             for source, target in zip(sources, targets, strict=True):
                 target[label] = source[label]
         return self.work

@@ -30,6 +30,10 @@ class Motion:
     def frame_count(self) -> int:
         return int(self.jaw.size)
 
+    def scaled(self, factor: float) -> "Motion":
+        """The same motion for a face `factor` times the size the layout assumes."""
+        return Motion(bob=self.bob * factor, jaw=self.jaw * factor)
+
     @classmethod
     def from_loudness(
         cls, loudness: np.ndarray, frame_count: int, size: tuple[int, int], seed: int | None

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from contracts import Quality
+from contracts import Capability, Quality
 from contracts.media import EngineName
 from infinitetalk.engine import (
     CancelCheck,
@@ -93,11 +93,13 @@ class UpstreamEngine(Generic[B]):
         *,
         fast_unavailable: str | None,
         clock: Callable[[], float] = time.monotonic,
+        two_speakers: bool = False,
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._fast_unavailable = fast_unavailable
         self._clock = clock
+        self._two_speakers = two_speakers
 
     @property
     def backend(self) -> B:
@@ -105,6 +107,14 @@ class UpstreamEngine(Generic[B]):
 
     def quality_unavailable(self, quality: Quality) -> str | None:
         return self._fast_unavailable if quality is Quality.FAST else None
+
+    def capabilities(self) -> frozenset[Capability]:
+        """Images and videos (upstream's `cond_video` takes both); two speakers with the
+        multi weights."""
+        made = {Capability.IMAGE, Capability.VIDEO}
+        if self._two_speakers:
+            made.add(Capability.TWO_SPEAKERS)
+        return frozenset(made)
 
     def close(self) -> None:
         self._backend.close()

@@ -101,6 +101,19 @@ def chunk_count(frames: int) -> int:
     return 1 + math.ceil((frames - CLIP_FRAMES) / (CLIP_FRAMES - MOTION_FRAMES))
 
 
+AUDIO_TYPE = {"sequential": "add", "simultaneous": "para"}
+"""Upstream's `audio_type` for each speaker mode: `add` concatenates person2 after person1,
+`para` sums the two (and fails unless both have the same length)."""
+
+
+def upstream_bbox(box: tuple[int, int, int, int]) -> list[int]:
+    """Our `[x1, y1, x2, y2]` as upstream's `bbox` entry: `generate_infinitetalk` fills
+    `human_mask[x_min:x_max, y_min:y_max]` on a (height, width) mask, so its "x" values
+    index rows: it wants `[y1, x1, y2, x2]`, in the cond frame's pixels."""
+    x1, y1, x2, y2 = box
+    return [y1, x1, y2, x2]
+
+
 COMMIT_STAMP = ".upstream-commit"
 """Written by scripts/fetch_upstream.sh, also where it unpacked an archive (no `.git`)."""
 

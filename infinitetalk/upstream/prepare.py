@@ -1,6 +1,10 @@
 """Turn a job's inputs into what upstream can take, and plan the run (both modes share it).
 
 - The portrait becomes an upright RGB PNG: upstream ignores EXIF rotation and drops alpha.
+- A video to dub becomes upstream's `cond_video` at 25 fps for the audio's length
+  (`video_input.normalize_video`): upstream takes each chunk's reference frame by index.
+- Two speakers become upstream's multi input: `person1`/`person2` tracks (the agent's
+  `speaker_tracks`: padded to one length for `para`), `audio_type` and one `bbox` each.
 - Audio too short for one chunk (upstream asserts on an embedding of 81 frames or fewer,
   i.e. under 3.28 s) is handed over padded with silence, a copy the audio's one pass
   (`infinitetalk.media.audio_pass`) made; the video is trimmed back afterwards.
@@ -11,21 +15,35 @@
 
 import math
 import random
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from contracts import Resolution
-from infinitetalk.engine import PreparedAudio, VideoRequest
+from infinitetalk.engine import PreparedAudio, SpeakerTracks, VideoRequest
 from infinitetalk.media.audio_pass import PADDED_AUDIO_SECONDS, prepare_audio
 from infinitetalk.media.output import OUTPUT_FPS
 from infinitetalk.media.probe import probe_image
+from infinitetalk.media.video_input import normalize_video
 from infinitetalk.settings import InfiniteTalkSettings, Sampling
 from infinitetalk.upstream import pinned
 
 MAX_SEED = 2**32 - 1
 _GREY = (128, 128, 128, 255)
+
+
+@dataclass(frozen=True)
+class SpeakerPlan:
+    """Upstream's multi-person input for a two-speaker job."""
+
+    person1: Path
+    person2: Path
+    audio_type: str
+    """`add` (sequential) or `para` (simultaneous)."""
+    bbox: dict[str, list[int]]
+    """`{"person1": [...], "person2": [...]}`, row-first (`pinned.upstream_bbox`)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,15 @@ class JobPlan:
     timeout_seconds: float
     sampling: Sampling
     """Steps, guidance and LoRA of the job's quality."""
+    cond_video: Path | None = None
+    """Dubbing: the video upstream reads as `cond_video`; None: `image_path` is it."""
+    speakers: SpeakerPlan | None = None
+    """Two speakers: the multi input (and the multi weights)."""
+
+    @property
+    def cond_path(self) -> Path:
+        """What upstream's `cond_video` names: the video to dub, or the portrait."""
+        return self.cond_video or self.image_path
 
     @property
     def audio_seconds(self) -> float:
@@ -85,11 +112,21 @@ def plan_job(
     model_audio = source_audio
     seconds = audio.info.duration_seconds
     model_seconds = seconds
-    if audio.padded_path is not None:
+    speakers = None
+    if request.speakers is not None:
+        speakers = speaker_plan(request.speakers)
+        model_audio = speakers.person1
+        model_seconds = _model_seconds(request.speakers)
+    elif audio.padded_path is not None:
         model_audio = audio.padded_path
         model_seconds = PADDED_AUDIO_SECONDS
     frames = pinned.embedding_frames(model_seconds)
     seed = request.seed if request.seed is not None else (rng or random).randint(0, MAX_SEED)
+    cond_video = None
+    if request.video_path is not None:
+        cond_video = normalize_video(
+            request.video_path, workdir / "cond_video.mp4", max(1, round(seconds * OUTPUT_FPS))
+        )
     return JobPlan(
         image_path=portrait,
         audio_path=model_audio,
@@ -105,7 +142,29 @@ def plan_job(
         target_frames=max(1, round(seconds * OUTPUT_FPS)),
         timeout_seconds=settings.job_timeout(seconds),
         sampling=settings.sampling(request.quality),
+        cond_video=cond_video,
+        speakers=speakers,
     )
+
+
+def speaker_plan(tracks: SpeakerTracks) -> SpeakerPlan:
+    first, second = tracks.assignment.boxes
+    return SpeakerPlan(
+        person1=tracks.model_paths[0].resolve(),
+        person2=tracks.model_paths[1].resolve(),
+        audio_type=pinned.AUDIO_TYPE[tracks.mode.value],
+        bbox={"person1": pinned.upstream_bbox(first), "person2": pinned.upstream_bbox(second)},
+    )
+
+
+def _model_seconds(tracks: SpeakerTracks) -> float:
+    """How long upstream's embeddings run: both tracks for `add`, one (as long as the
+    other) for `para`."""
+    lengths = []
+    for path in tracks.model_paths:
+        with wave.open(str(path)) as track:
+            lengths.append(track.getnframes() / track.getframerate())
+    return sum(lengths) if tracks.mode.value == "sequential" else max(lengths)
 
 
 def upright_png(source: Path, destination: Path) -> Path:

@@ -30,12 +30,17 @@ class WorkerConfig:
     teacache_threshold: float
     log_level: str = "INFO"
     child_env: dict[str, str] = field(default_factory=dict)
+    multi_weights: Path | None = None
+    """Upstream's two-person audio weights, swapped in for two-speaker jobs; None: this
+    agent serves one speaker only."""
 
 
 @dataclass(frozen=True)
 class RunJob:
     image_path: Path
+    """Upstream's `cond_video`: the portrait, or the video to dub."""
     audio_path: Path
+    """The speech (person1's track for two speakers)."""
     prompt: str
     size: str
     """Upstream's size bucket name, `infinitetalk-480` or `infinitetalk-720`."""
@@ -51,6 +56,12 @@ class RunJob:
     output_path: Path
     number: int = 0
     """Set by the agent's worker handle; a cancel names the job number it is meant for."""
+    person2_path: Path | None = None
+    """Two speakers: the second track; the job then runs on the multi weights."""
+    audio_type: str | None = None
+    """Two speakers: upstream's `add` or `para`."""
+    bbox: dict[str, list[int]] | None = None
+    """Two speakers: upstream's `bbox` (row-first, `pinned.upstream_bbox`)."""
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def worker_config(
-    settings: InfiniteTalkSettings, profile: ResolvedProfile, *, fast: bool
+    settings: InfiniteTalkSettings, profile: ResolvedProfile, *, fast: bool, multi: bool = False
 ) -> WorkerConfig:
     """What the worker loads. With `fast` it also keeps the fast LoRA at hand: the pipeline
-    loads without it, and the LoRA is merged in only while fast jobs run."""
+    loads without it, and the LoRA is merged in only while fast jobs run. With `multi` the
+    two-person audio weights are swapped in for two-speaker jobs, the same way."""
     quant = profile.quantization.value if profile.quantized else None
     return WorkerConfig(
         upstream_dir=settings.upstream_dir,
@@ -43,6 +44,7 @@ def worker_config(
         teacache_threshold=settings.teacache_threshold,
         log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         child_env=settings.child_env,
+        multi_weights=settings.multi_weights if multi else None,
     )
 
 
@@ -83,8 +85,9 @@ class ResidentBackend:
     def run(self, run: UpstreamRun) -> Path | Stop:
         plan, progress = run.plan, run.progress
         sampling = plan.sampling
+        speakers = plan.speakers
         job = RunJob(
-            image_path=plan.image_path,
+            image_path=plan.cond_path,
             audio_path=plan.audio_path,
             prompt=plan.prompt,
             size=pinned.SIZE_ARGUMENT[plan.resolution],
@@ -97,6 +100,9 @@ class ResidentBackend:
             max_frame_num=plan.max_frame_num,
             workdir=run.run_dir,
             output_path=run.run_dir / "frames.mp4",
+            person2_path=speakers.person2 if speakers else None,
+            audio_type=speakers.audio_type if speakers else None,
+            bbox=speakers.bbox if speakers else None,
         )
 
         def on_event(event: JobEvent) -> None:

@@ -7,7 +7,9 @@ audio (`audio_prepare_single`), the wav2vec embedding (`get_embedding`), then
 `InfiniteTalkPipeline.generate_infinitetalk` in streaming mode. Progress comes from a tqdm
 hook: the pipeline's `tqdm` is replaced by a wrapper that reports each finished step.
 Each job brings its own sampling; a fast job has the distilled LoRA merged into the DiT with
-upstream's `WanLoraWrapper`, and the next standard job has it taken out again.
+upstream's `WanLoraWrapper`, and the next standard job has it taken out again. A two-speaker
+job embeds both tracks as upstream's script does (`audio_prepare_multi`) and runs on the
+multi audio weights, copied over the single ones (and back for the next one-speaker job).
 """
 
 import gc
@@ -46,6 +48,8 @@ class UpstreamRuntime:
         self._lora_name = ""
         self._lora_on: bool | None = False
         """Whether the fast LoRA is merged; None after a switch that stopped half-way."""
+        self._multi_on: bool | None = False
+        """Whether the multi audio weights are in; None after a swap that stopped half-way."""
 
     def load(self) -> None:
         """Import upstream from its checkout and load every model (minutes, once)."""
@@ -94,18 +98,32 @@ class UpstreamRuntime:
         assert self._torch is not None and self._script is not None and self._audio is not None
         config = self._config
         os.chdir(job.workdir)  # upstream writes temporary files by relative name
-        speech = self._script.audio_prepare_single(str(job.audio_path))
-        embedding = self._script.get_embedding(speech, *self._audio)
-        embedding_path = job.workdir / "audio_embedding.pt"
-        self._torch.save(embedding, str(embedding_path))
+        if job.person2_path is None:
+            speeches = [self._script.audio_prepare_single(str(job.audio_path))]
+        else:
+            first, second, _ = self._script.audio_prepare_multi(
+                str(job.audio_path), str(job.person2_path), job.audio_type
+            )
+            speeches = [first, second]
+        cond_audio = {}
+        for index, speech in enumerate(speeches, start=1):
+            embedding = self._script.get_embedding(speech, *self._audio)
+            suffix = "" if index == 1 else f"_{index}"
+            embedding_path = job.workdir / f"audio_embedding{suffix}.pt"
+            self._torch.save(embedding, str(embedding_path))
+            cond_audio[f"person{index}"] = str(embedding_path)
+        inputs: dict[str, Any] = {
+            "prompt": job.prompt,
+            "cond_video": str(job.image_path),
+            "cond_audio": cond_audio,
+        }
+        if job.person2_path is not None:
+            inputs.update(audio_type=job.audio_type, bbox=job.bbox)
+        self._use_audio_weights(job.person2_path is not None)
         self._use_lora(job.fast_lora)
         self._emit, self._bars = emit, 0
         video = self._pipeline.generate_infinitetalk(
-            {
-                "prompt": job.prompt,
-                "cond_video": str(job.image_path),
-                "cond_audio": {"person1": str(embedding_path)},
-            },
+            inputs,
             size_buckget=job.size,
             motion_frame=pinned.MOTION_FRAMES,
             frame_num=pinned.CLIP_FRAMES,
@@ -160,6 +178,29 @@ class UpstreamRuntime:
             extra={"lora": self._lora_name, "scale": scale},
         )
 
+    def _use_audio_weights(self, multi: bool) -> None:
+        """Copy the multi (or back the single) audio weights over the DiT's. Upstream loads
+        them as part of the DiT's state dict; both files hold the same tensors, so a job
+        with the other speaker count only rewrites those (no reload). A copy that stops
+        half-way leaves the weights unknown, and the worker is replaced (`cuda_healthy`)."""
+        if self._multi_on is None:
+            raise RuntimeError("an audio-weights swap stopped half-way; the model must be reloaded")
+        if multi is self._multi_on:
+            return
+        config = self._config
+        if multi and config.multi_weights is None:
+            raise RuntimeError("a two-speaker job reached a worker loaded without multi weights")
+        load_file = importlib.import_module("safetensors.torch").load_file
+        path = config.multi_weights if multi else config.infinitetalk_weights
+        torch = self._torch
+        assert torch is not None
+        self._multi_on = None
+        with torch.no_grad():
+            for name, tensor in load_file(str(path)).items():
+                _parameter(self._pipeline.model, name).data.copy_(tensor)
+        self._multi_on = multi
+        log.info("audio weights swapped", extra={"weights": "multi" if multi else "single"})
+
     def recover(self) -> None:
         """Give back what a failed or cancelled job held, so the next one has the memory."""
         gc.collect()
@@ -172,7 +213,7 @@ class UpstreamRuntime:
     def cuda_healthy(self) -> bool:
         """False once the CUDA context is broken (sticky errors fail every later call) or
         the weights are unknown (a LoRA switch stopped half-way)."""
-        if self._lora_on is None:
+        if self._lora_on is None or self._multi_on is None:
             return False
         if self._torch is None:
             return True

@@ -44,11 +44,22 @@ TERM_GRACE_SECONDS = 3.0
 
 
 def input_json(plan: JobPlan) -> dict[str, object]:
-    """Upstream's `--input_json` for one person talking (examples/single_example_image.json)."""
+    """Upstream's `--input_json`: one person talking over a portrait or a video to dub
+    (examples/single_example_image.json, single_example_video.json), or two with their
+    boxes (multi_example_image.json, plus `bbox`, which upstream reads when present)."""
+    speakers = plan.speakers
+    if speakers is None:
+        return {
+            "prompt": plan.prompt,
+            "cond_video": str(plan.cond_path),
+            "cond_audio": {"person1": str(plan.audio_path)},
+        }
     return {
         "prompt": plan.prompt,
-        "cond_video": str(plan.image_path),
-        "cond_audio": {"person1": str(plan.audio_path)},
+        "cond_video": str(plan.cond_path),
+        "audio_type": speakers.audio_type,
+        "cond_audio": {"person1": str(speakers.person1), "person2": str(speakers.person2)},
+        "bbox": speakers.bbox,
     }
 
 
@@ -70,7 +81,7 @@ def build_command(
         "--ckpt_dir",
         str(settings.wan_dir),
         "--infinitetalk_dir",
-        str(settings.infinitetalk_weights),
+        str(settings.multi_weights if plan.speakers else settings.infinitetalk_weights),
         "--wav2vec_dir",
         str(settings.wav2vec_dir),
         "--input_json",

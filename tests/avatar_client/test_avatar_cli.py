@@ -528,3 +528,59 @@ def test_generate_passes_parallel(tmp_path: Path) -> None:
     assert run.code == 0, run.stderr.getvalue()
     generate = next(r for r in api.requests if r.url.path == "/generate")
     assert b'name="parallel"\r\n\r\nauto' in generate.content
+
+
+def test_generate_dubs_a_video_and_sends_two_speakers(tmp_path: Path) -> None:
+    clip, speech, second = tmp_path / "clip.mp4", tmp_path / "a.wav", tmp_path / "b.wav"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(64))
+    speech.write_bytes(b"RIFF" + bytes(60))
+    second.write_bytes(b"RIFF" + bytes(60))
+    out = str(tmp_path / "out.mp4")
+    api = FakeApi()
+    argv = ["generate", str(speech), "--video", str(clip), "--prompt", "Dub", "-o", out]
+    assert Run(api, argv).code == 0
+    dubbed = next(r for r in api.requests if r.url.path == "/generate").content
+    assert b'name="video"; filename="clip.mp4"' in dubbed and b'name="image"' not in dubbed
+    api = FakeApi()
+    argv = [
+        "generate",
+        str(tmp_path / "clip.mp4"),  # any picture: the fake does not judge it
+        str(speech),
+        "--audio2",
+        str(second),
+        "--speaker-mode",
+        "simultaneous",
+        "--speaker-boxes",
+        "0,0,10,10;10,0,20,10",
+        "--prompt",
+        "Talk",
+        "-o",
+        out,
+    ]
+    assert Run(api, argv).code == 0
+    pair = next(r for r in api.requests if r.url.path == "/generate").content
+    assert b'name="audio2"; filename="b.wav"' in pair
+    assert b'name="speaker_mode"\r\n\r\nsimultaneous' in pair
+    assert b'name="speaker_boxes"\r\n\r\n[[0, 0, 10, 10], [10, 0, 20, 10]]' in pair
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--video", "{clip}"],  # IMAGE and AUDIO given as well
+        ["--speaker-mode", "simultaneous"],  # without --audio2
+    ],
+)
+def test_generate_refuses_inconsistent_inputs(tmp_path: Path, extra: list[str]) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00" * 64)
+    args = [part.format(clip=clip) for part in extra]
+    argv = ["generate", str(clip), str(clip), *args, "--prompt", "x"]
+    assert Run(FakeApi(), argv).code == 2
+
+
+@pytest.mark.parametrize("boxes", ["1,2,3", "0,0,1,1", "a,b,c,d;1,2,3,4"])
+def test_speaker_boxes_are_two_boxes_of_four_numbers(boxes: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli._boxes(boxes)
+    assert cli._boxes("0,0,10,10;10,0,20,10") == [[0, 0, 10, 10], [10, 0, 20, 10]]

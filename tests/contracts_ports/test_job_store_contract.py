@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from contracts import FailureCode, JobStatus, Quality, Resolution, ResultMetadata, Stage
+from contracts import (
+    BoxSource,
+    FailureCode,
+    JobStatus,
+    Quality,
+    Resolution,
+    ResultMetadata,
+    SpeakerAssignment,
+    SpeakerMode,
+    Stage,
+)
 from contracts.webhooks import WebhookEventType
 from edge_worker.domain import jobs
 from edge_worker.domain.idempotency import IdempotencyRecord, new_record
@@ -82,6 +92,14 @@ def every_field_set(job_id: str) -> Job:
         plan=SegmentPlan(attempt=2, audio_seconds=61.5, bounds=((0.0, 30.5), (30.5, 61.5))),
         webhook_url="https://hooks.example.com/avatar?tenant=7",
         webhook_events=frozenset({WebhookEventType.PROGRESS, WebhookEventType.COMPLETED}),
+        video_key=f"inputs/{job_id}/video.webm",
+        video_etag='"v-etag"',
+        audio2_key=f"inputs/{job_id}/audio2.wav",
+        audio2_etag='"a2-etag"',
+        speaker_mode=SpeakerMode.SIMULTANEOUS,
+        speaker_boxes=((0, 1, 10, 11), (12, 0, 30, 11)),
+        speakers=SpeakerAssignment(boxes=((0, 0, 5, 5), (5, 0, 10, 5)), source=BoxSource.HALVES),
+        refusals=3,
         version=9,
     )
     for field in dataclasses.fields(Job):
@@ -430,3 +448,15 @@ def test_input_keys_in_use_are_those_of_jobs_whose_inputs_are_kept(job_store: Jo
         "inputs/reading/audio.wav",
     }
     assert run(job_store.input_keys_in_use([])) == set()
+
+
+def test_a_video_and_a_second_track_are_input_keys_in_use(job_store: JobStore) -> None:
+    dubbing = dataclasses.replace(
+        make_job("dub"),
+        image_key="",
+        video_key="inputs/uploads/1-v/video.mp4",
+        audio2_key="inputs/uploads/1-w/audio.wav",
+    )
+    insert(job_store, dubbing)
+    asked = ["inputs/uploads/1-v/video.mp4", "inputs/uploads/1-w/audio.wav", ""]
+    assert run(job_store.input_keys_in_use(asked)) == set(asked[:2])

@@ -40,7 +40,7 @@ def test_happy_path_claims_acks_downloads_uploads_and_completes(
     claim = cloud.calls[0]
     assert claim.url == f"http://edge.test/agent/jobs/{JOB_ID}/claim"
     assert claim.headers["authorization"] == f"Bearer {AGENT_TOKEN}"
-    assert claim.body == {"agent_id": "agent-1", "lease_id": "lease-1"}
+    assert claim.body == {"agent_id": "agent-1", "lease_id": "lease-1", "capabilities": ["image"]}
     assert cloud.bodies("ack") == [{"acks": [{"lease_id": "lease-1"}], "retries": []}]
 
     gets = [call for call in cloud.calls if call.kind == "get"]
@@ -69,6 +69,7 @@ def test_happy_path_claims_acks_downloads_uploads_and_completes(
         "progress": 0.0,
         "stage": "downloading",
         "eta_seconds": None,
+        "speakers": None,
     }
     (completed,) = cloud.bodies("complete")
     assert 0 <= completed["result"].pop("gpu_seconds") < 5  # the engine's wall time
@@ -80,6 +81,7 @@ def test_happy_path_claims_acks_downloads_uploads_and_completes(
             "width": 64,
             "height": 48,
             "engine": "preview",
+            "speakers": None,
         },
     }
     assert list(work_dir.iterdir()) == []  # the per-job workdir is gone

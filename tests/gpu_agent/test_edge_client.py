@@ -26,7 +26,7 @@ def test_claim_returns_the_claim(cloud: FakeCloud, edge: EdgeClient) -> None:
     call = cloud.calls[0]
     assert call.headers["authorization"] == f"Bearer {AGENT_TOKEN}"
     assert call.headers["content-type"] == "application/json"
-    assert call.body == {"agent_id": "agent-1", "lease_id": "lease-9"}
+    assert call.body == {"agent_id": "agent-1", "lease_id": "lease-9", "capabilities": ["image"]}
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,13 @@ def test_progress_complete_and_fail(cloud: FakeCloud, edge: EdgeClient) -> None:
     )
     assert [c.url.rsplit("/", 1)[-1] for c in cloud.calls] == ["progress", "complete", "fail"]
     assert cloud.bodies("progress") == [
-        {"claim_token": "t", "progress": 12.5, "stage": "generating", "eta_seconds": 3.0}
+        {
+            "claim_token": "t",
+            "progress": 12.5,
+            "stage": "generating",
+            "eta_seconds": 3.0,
+            "speakers": None,
+        }
     ]
     assert cloud.bodies("fail") == [
         {"claim_token": "t", "code": "TIMEOUT", "message": "m", "retryable": True}

@@ -49,7 +49,7 @@ ERRORS = {
     "rotateWebhookSecret": {"401", "409", "500"},
     "listWebhookDeliveries": {"401", "404", "500"},
     "redeliverWebhook": {"401", "404", "409", "500"},
-    "claimJob": AGENT_ERRORS,
+    "claimJob": AGENT_ERRORS | {"422"},  # MISSING_CAPABILITY: the agent cannot make the job
     "reportProgress": AGENT_ERRORS,
     "completeJob": AGENT_ERRORS | {"503"},  # the result is not in storage as reported
     "failJob": AGENT_ERRORS,
@@ -139,8 +139,7 @@ def test_generate_documents_both_bodies_and_its_headers(document: dict[str, Any]
     assert form["prompt"]["pattern"] == r"\S"
     assert form["seed"]["type"] == "integer"
     assert content["application/json"]["schema"]["required"] == [
-        "image_upload_id",
-        "audio_upload_id",
+        "audio_upload_id",  # and image_upload_id or video_upload_id, one of them
         "prompt",
     ]
     assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}

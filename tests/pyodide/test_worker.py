@@ -17,6 +17,7 @@ from edge_worker.adapters.sql_job_store import SqlJobStore
 from scripts import stage_worker
 from tests.cf_bridge.proxies import D1Database, R2Bucket
 from tests.cf_bridge.test_worker import assert_the_result_expired, store_a_result_past_retention
+from tests.conftest import mp4_bytes, wav_bytes
 from tests.edge_worker.conftest import AGENT_AUTH, AUTH, submit
 from tests.pyodide.runner import HostStartError, RunningWorker, deployed_pyodide, start_worker
 
@@ -139,3 +140,26 @@ def test_randomness_at_the_top_level_is_refused(
     there does not start (workerd refuses it the same way at deploy)."""
     with pytest.raises(HostStartError, match=re.escape(refusal)):
         start_worker(top_level_worker(tmp_path, source), stage_worker.VENDORED)
+
+
+def test_a_dubbing_job_and_its_capabilities_on_the_worker(
+    client: httpx.Client, worker: RunningWorker
+) -> None:
+    """The new fields through D1 (migration 0010) and R2: a video job, refused to an
+    image-only agent, handed with its presigned video to a capable one."""
+    video = mp4_bytes(0.4)
+    files = {"video": ("clip.mp4", video), "audio": ("a.wav", wav_bytes())}
+    created = client.post("/generate", headers=AUTH, files=files, data={"prompt": "Dub"})
+    assert created.status_code == 200, created.text
+    job_id = created.json()["job_id"]
+    assert created.json()["input_kind"] == "video"
+    stored = asyncio.run(SqlJobStore(D1Executor(D1Database(worker.control))).get(job_id))
+    assert stored is not None and stored.image_key == "" and stored.video_key
+    claim_url = f"/agent/jobs/{job_id}/claim"
+    refused = client.post(claim_url, json={"agent_id": "old"}, headers=AGENT_AUTH)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "MISSING_CAPABILITY")
+    body = {"agent_id": "gpu-1", "capabilities": ["image", "video"]}
+    claim = client.post(claim_url, json=body, headers=AGENT_AUTH).json()
+    assert claim["inputs"]["image_url"] is None
+    assert client.get(claim["inputs"]["video_url"]).content == video
+    assert client.get(f"/status/{job_id}", headers=AUTH).json()["status"] == "processing"

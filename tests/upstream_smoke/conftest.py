@@ -17,18 +17,23 @@ from typing import Any
 
 import av
 import pytest
+from PIL import Image
 
-from contracts import Quality, Resolution, Stage
+from contracts import BoxSource, Quality, Resolution, SpeakerAssignment, SpeakerMode, Stage
 from examples.make_examples import make_speech_wav
 from infinitetalk.engine import EngineError, VideoRequest
+from infinitetalk.media.speaker_tracks import prepare_speakers
+from infinitetalk.media.video_input import probe_video_input
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream import pinned
+from tests.conftest import mp4_bytes
 from tests.upstream_smoke import cpu
 from tests.upstream_smoke.tiny_weights import make_models
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_DIR = REPO / ".avatar" / "smoke"
 PORTRAIT = REPO / "examples" / "portrait.png"
+FACE = REPO / "tests" / "fixtures" / "face.jpg"
 FPS = 25
 
 
@@ -176,3 +181,50 @@ def out_of_memory_failure(engine: Any, audio: Path, workdir: Path) -> EngineErro
     assert failure.value.code == "GPU_OUT_OF_MEMORY"
     assert "smoke" not in failure.value.message
     return failure.value
+
+
+def dubbing_run(engine: Any, workdir: Path) -> Path:
+    """A 1 s video dubbed with 2 s of speech: upstream reads the video as `cond_video`
+    (held on its last frame), the output is as long as the audio."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    video = workdir / "in.mp4"
+    video.write_bytes(mp4_bytes(1.0, size=(96, 120)))
+    probe_video_input(video, workdir / "first.png")
+    audio = make_speech_wav(workdir / "speech.wav", seconds=2.0)
+    request = VideoRequest(
+        workdir / "first.png", audio, PROMPT, Resolution.P480, seed=7, video_path=video
+    )
+    result = engine.generate(request, workdir / "run", lambda *a: None, lambda: False)
+    verify_mp4(result.path, 2.0)
+    return Path(result.path)
+
+
+def two_speaker_run(engine: Any, mode: SpeakerMode, workdir: Path) -> Path:
+    """Two people side by side, 1.2 s and 0.8 s of speech each, in upstream's multi mode
+    on the multi weights; `simultaneous` pads the second track so `para` never sees two
+    lengths. The output follows the mix: 2 s one after the other, 1.2 s together."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scene = Image.new("RGB", (480, 240), (90, 110, 130))
+    with Image.open(FACE) as face:
+        head = face.convert("RGB").resize((110, 110))
+    for centre in (120, 360):
+        scene.paste(head, (centre - 55, 65))
+    scene.save(workdir / "two.png")
+    first = make_speech_wav(workdir / "a.wav", seconds=1.2)
+    second = make_speech_wav(workdir / "b.wav", seconds=0.8)
+    assignment = SpeakerAssignment(
+        boxes=((0, 0, 240, 240), (240, 0, 480, 240)), source=BoxSource.GIVEN
+    )
+    mixed, prepared, tracks = prepare_speakers(first, second, mode, assignment, workdir / "audio")
+    request = VideoRequest(
+        workdir / "two.png",
+        mixed,
+        PROMPT,
+        Resolution.P480,
+        seed=7,
+        audio=prepared,
+        speakers=tracks,
+    )
+    result = engine.generate(request, workdir / "run", lambda *a: None, lambda: False)
+    verify_mp4(result.path, 2.0 if mode is SpeakerMode.SEQUENTIAL else 1.2)
+    return Path(result.path)

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from contracts import ClaimResponse, Quality, Stage
+from contracts import Capability, ClaimResponse, Quality, SpeakerMode, Stage
 from gpu_agent.edge_client import EdgeClient
 from gpu_agent.job_log import JobLog
 from gpu_agent.pipeline import Pipeline, SegmentsQueued
@@ -27,11 +27,13 @@ from tests.upstream_smoke.conftest import (
     PORTRAIT,
     REPO,
     SMOKE_DIR,
+    dubbing_run,
     engine_settings,
     generate,
     once_generating,
     out_of_memory_failure,
     two_chunk_run,
+    two_speaker_run,
     verify_mp4,
 )
 
@@ -197,3 +199,24 @@ def test_a_parallel_job_plans_renders_two_segments_and_stitches_them(
         "size_bytes": result.size_bytes,
         "output": str(stitched.relative_to(REPO)),
     }
+
+
+def test_a_video_is_dubbed(engine: UpstreamEngine[ResidentBackend], tmp_path: Path) -> None:
+    dubbing_run(engine, tmp_path)
+
+
+@pytest.mark.parametrize("mode", list(SpeakerMode))
+def test_two_speakers_run_on_the_multi_weights(
+    engine: UpstreamEngine[ResidentBackend], mode: SpeakerMode, tmp_path: Path
+) -> None:
+    assert Capability.TWO_SPEAKERS in engine.capabilities()
+    two_speaker_run(engine, mode, tmp_path)
+
+
+def test_one_speaker_after_two_gets_the_single_weights_back(
+    engine: UpstreamEngine[ResidentBackend], speech: dict[str, Path], tmp_path: Path
+) -> None:
+    two_speaker_run(engine, SpeakerMode.SIMULTANEOUS, tmp_path / "two")
+    result, _ = generate(engine, speech["short"], tmp_path / "one")
+    verify_mp4(result.path, 2.0)
+    assert engine.backend.worker.reloads == 0  # swapped in place, never reloaded

@@ -6,17 +6,19 @@ from typing import Any
 import psutil
 import pytest
 
-from contracts import Quality, Stage
+from contracts import Capability, Quality, SpeakerMode, Stage
 from infinitetalk.engine import CancelledError
 from infinitetalk.factory import start_infinitetalk
 from infinitetalk.upstream.engine import UpstreamEngine
 from infinitetalk.upstream.subprocess_mode import SubprocessBackend
 from tests.upstream_smoke.conftest import (
+    dubbing_run,
     engine_settings,
     generate,
     once_generating,
     out_of_memory_failure,
     two_chunk_run,
+    two_speaker_run,
     verify_mp4,
 )
 
@@ -64,3 +66,15 @@ def test_an_out_of_memory_error_in_upstream_is_reported_as_such(
     engine: UpstreamEngine[SubprocessBackend], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     out_of_memory_failure(engine, speech["short"], tmp_path)
+
+
+def test_a_video_is_dubbed(engine: UpstreamEngine[SubprocessBackend], tmp_path: Path) -> None:
+    dubbing_run(engine, tmp_path)
+
+
+@pytest.mark.parametrize("mode", list(SpeakerMode))
+def test_two_speakers_run_on_the_multi_weights(
+    engine: UpstreamEngine[SubprocessBackend], mode: SpeakerMode, tmp_path: Path
+) -> None:
+    assert Capability.TWO_SPEAKERS in engine.capabilities()
+    two_speaker_run(engine, mode, tmp_path)

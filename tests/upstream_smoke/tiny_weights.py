@@ -65,6 +65,7 @@ def make_models(root: Path, upstream_dir: Path) -> Path:
     (wan / "config.json").write_text(json.dumps(DIT_CONFIG))
     dit = _dit()
     _save_dit(dit, wan, root / "InfiniteTalk" / "single" / "infinitetalk.safetensors")
+    _multi(dit, root / "InfiniteTalk" / "multi" / "infinitetalk.safetensors")
     t5 = _t5()
     torch.save(t5.state_dict(), wan / "models_t5_umt5-xxl-enc-bf16.pth")
     torch.save(
@@ -107,6 +108,24 @@ def _save_dit(model: Any, wan: Path, audio_weights: Path) -> None:
         save_file({k: state[k] for k in keys}, str(wan / name))
     audio_weights.parent.mkdir(parents=True)
     save_file(audio, str(audio_weights))
+
+
+def _multi(model: Any, path: Path) -> None:
+    """The two-speaker audio weights: the same tensors as the single ones, other values,
+    so a job on the wrong weights would show."""
+    import torch
+    from safetensors.torch import save_file
+
+    audio = {k: v for k, v in model.state_dict().items() if "audio" in k}
+    generator = torch.Generator().manual_seed(SEED + 1)
+    path.parent.mkdir(parents=True)
+    save_file(
+        {
+            k: (v + torch.randn(v.shape, generator=generator, dtype=v.dtype) * 0.05).contiguous()
+            for k, v in audio.items()
+        },
+        str(path),
+    )
 
 
 def _t5() -> Any:

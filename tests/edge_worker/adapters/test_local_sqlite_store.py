@@ -291,6 +291,8 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     row = dict(zip(job_rows.COLUMNS, job_rows.to_row(make_job("old")), strict=True))
     later_columns = ("quality", "image_etag", "audio_etag", "audio_seconds", "video_seconds")
     fanout_columns = ("parallel", "parent_id", "task", "segment_index", "segment_count")
+    dubbing_columns = ("video_key", "video_etag", "audio2_key", "audio2_etag", "speaker_mode")
+    dubbing_columns += ("speaker_boxes", "speakers_json", "refusals")
     for later in (
         *later_columns,
         "gpu_seconds",
@@ -298,6 +300,7 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
         *fanout_columns,
         "webhook_url",
         "webhook_events",
+        *dubbing_columns,
     ):
         del row[later]
     for later in ("segment_start_seconds", "segment_end_seconds", "segment_plan"):
@@ -314,6 +317,7 @@ def test_jobs_made_before_the_quality_column_read_back_as_standard(tmp_path: Pat
     assert got.image_etag is got.audio_etag is None  # nothing recorded, nothing checked
     assert got.audio_seconds is None  # not metered before 0006
     assert (got.parallel, got.task, got.parent_id) == ("off", "job", None)  # 0009's defaults
+    assert got.video_key is got.speakers is None and got.refusals == 0  # an image job (0010)
 
 
 def test_files_are_opened_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
