@@ -242,6 +242,22 @@ def test_image_and_video_together_are_invalid(client: TestClient) -> None:
     assert invalid_fields(post_form(client, files)) == ["video"]
 
 
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"video": mp4_bytes(0.2), "audio": wav_bytes()},
+        {"image": png_bytes(WIDE), "audio": wav_bytes(), "audio2": wav_bytes()},
+    ],
+    ids=["video", "audio2"],
+)
+@pytest.mark.parametrize("parallel", ["auto", "4"])
+def test_a_dubbing_or_two_speaker_job_is_not_split(
+    client: TestClient, files: dict[str, bytes], parallel: str
+) -> None:
+    assert invalid_fields(post_form(client, files, parallel=parallel)) == ["parallel"]
+    assert post_form(client, files, parallel="off").status_code == 200
+
+
 def test_uploads_carry_a_video_and_a_second_track(client: TestClient) -> None:
     video, track = mp4_bytes(0.4), wav_bytes()
     image = png_bytes(WIDE)
@@ -283,6 +299,12 @@ def test_uploads_carry_a_video_and_a_second_track(client: TestClient) -> None:
         json={**ids, "video_upload_id": ids["image_upload_id"], "prompt": "x"},
     )
     assert invalid_fields(both) == ["image_upload_id"]
+    split = client.post(
+        "/generate",
+        headers=AUTH,
+        json={**ids, "prompt": "Talk", "parallel": 2},
+    )
+    assert invalid_fields(split) == ["parallel"]  # the JSON body says the same
 
 
 # --- the agent protocol --------------------------------------------------------------------
