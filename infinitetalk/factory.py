@@ -16,7 +16,12 @@ from infinitetalk.engine import Engine
 from infinitetalk.settings import InfiniteTalkSettings, Mode
 from infinitetalk.upstream import pinned
 from infinitetalk.upstream.gpu_probe import measure_in_subprocess
-from infinitetalk.upstream.preflight import EngineStartError, fast_unavailable, startup_problems
+from infinitetalk.upstream.preflight import (
+    EngineStartError,
+    fast_unavailable,
+    startup_problems,
+    two_speakers_unavailable,
+)
 from infinitetalk.upstream.profiles import HostInfo, needs_measurement, resolve_profile
 from infinitetalk.upstream.weights import quant_available
 
@@ -84,11 +89,14 @@ def start_infinitetalk(
             "upstream checkout is not at the pinned commit",
             extra={"checkout": checkout, "pinned": pinned.UPSTREAM_COMMIT},
         )
-    multi = not profile.quantized and settings.multi_weights.is_file()
-    log.info(
-        "two speakers available" if multi else "two speakers unavailable",
-        extra={"weights": str(settings.multi_weights), "quantized": profile.quantized},
-    )
+    two_speakers = two_speakers_unavailable(settings, profile.quantization)
+    multi = two_speakers is None
+    if multi:
+        log.info("two speakers available", extra={"weights": str(settings.multi_weights)})
+    else:
+        log.warning(
+            "two speakers unavailable: two-speaker jobs go elsewhere", extra={"why": two_speakers}
+        )
     if settings.mode is Mode.SUBPROCESS:
         per_job = SubprocessBackend(settings, profile)
         return UpstreamEngine(settings, per_job, fast_unavailable=fast, two_speakers=multi)

@@ -23,6 +23,7 @@ from infinitetalk.upstream.preflight import (
     DOWNLOAD_HINT,
     fast_unavailable,
     setup_problems,
+    two_speakers_unavailable,
     weight_problems,
 )
 from infinitetalk.upstream.profiles import GIB, HostInfo, ResolvedProfile, resolve_profile
@@ -30,6 +31,7 @@ from infinitetalk.upstream.weights import (
     WeightStatus,
     check_weights,
     fast_lora_file,
+    multi_weights_file,
     quant_available,
     required_weights,
 )
@@ -72,6 +74,10 @@ class ProbeReport(BaseModel):
     """The distilled LoRA of `quality=fast`, optional; None when INFINITETALK_FAST_LORA is blank."""
     fast_unavailable: str | None
     """Why the agent would refuse `quality=fast` jobs; None when it serves them."""
+    multi_weights: WeightReport
+    """The two-speaker weights, optional."""
+    two_speakers_unavailable: str | None
+    """Why the agent would leave two-speaker jobs to others; None when it takes them."""
 
 
 def host_ram_bytes(limits: Sequence[Path] = _CGROUP_LIMITS) -> int | None:
@@ -144,6 +150,8 @@ def build_report(settings: InfiniteTalkSettings, host: HostInfo) -> ProbeReport:
         setup_problems=setup,
         fast_lora=_weight(check_weights([lora])[0]) if lora is not None else None,
         fast_unavailable=fast_unavailable(settings, profile.quantization),
+        multi_weights=_weight(check_weights([multi_weights_file(settings)])[0]),
+        two_speakers_unavailable=two_speakers_unavailable(settings, profile.quantization),
     )
 
 
@@ -189,6 +197,13 @@ def format_report(report: ProbeReport) -> str:
             else f"unavailable, {report.fast_unavailable}"
         ),
         *([_weight_line(report.fast_lora)] if report.fast_lora is not None else []),
+        "two speakers:   "
+        + (
+            "available"
+            if report.two_speakers_unavailable is None
+            else f"unavailable, {report.two_speakers_unavailable}"
+        ),
+        _weight_line(report.multi_weights),
     ]
     if report.problems:
         missing = sum(weight.size_bytes is None for weight in report.weights)

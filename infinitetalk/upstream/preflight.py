@@ -13,6 +13,7 @@ from infinitetalk.upstream.weights import (
     WeightStatus,
     check_weights,
     fast_lora_file,
+    multi_weights_file,
     required_weights,
 )
 
@@ -79,5 +80,25 @@ def fast_unavailable(settings: InfiniteTalkSettings, quantization: Quantization)
         return (
             f"this agent runs the {quantization.value} quantised model, on which upstream "
             f"ignores LoRA (INFINITETALK_QUANT={settings.quantization.value})"
+        )
+    return None
+
+
+def two_speakers_unavailable(
+    settings: InfiniteTalkSettings, quantization: Quantization
+) -> str | None:
+    """Why this agent cannot take two-speaker jobs, naming what to fetch; None when it can.
+
+    Not a start-up problem: without the multi weights the agent still makes one speaker.
+    """
+    if quantization in (Quantization.INT8, Quantization.FP8):
+        return (
+            f"this agent runs the {quantization.value} quantised model, which upstream has "
+            f"only for one speaker (INFINITETALK_QUANT={settings.quantization.value})"
+        )
+    if not check_weights([multi_weights_file(settings)])[0].present:
+        return (
+            f"the multi weights ({settings.multi_weights}) are missing: "
+            "scripts/download_weights.sh fetches them"
         )
     return None

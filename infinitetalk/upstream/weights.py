@@ -71,6 +71,11 @@ def fast_lora_file(settings: InfiniteTalkSettings) -> WeightFile | None:
     return WeightFile(path, "fast LoRA (quality=fast)") if path is not None else None
 
 
+def multi_weights_file(settings: InfiniteTalkSettings) -> WeightFile:
+    """The two-speaker audio weights: optional, an agent without them makes one speaker."""
+    return WeightFile(settings.multi_weights, "InfiniteTalk multi weights (two speakers)")
+
+
 def quant_files(settings: InfiniteTalkSettings, quantization: Quantization) -> list[WeightFile]:
     """The quantised DiT and T5 with their maps, as upstream's `--quant_dir` expects them."""
     dit = settings.quant_weights(quantization)

@@ -110,6 +110,7 @@ def test_report_of_a_ready_machine(standin_models: Path) -> None:
     assert "checkout:     unknown (no .git)" in text
     assert "quality=fast:   available\n  ok" in text
     assert f"fast LoRA (quality=fast): {standin_models}/lora/Wan21_T2V_14B_lightx2v" in text
+    assert "two speakers:   unavailable, the multi weights" in text  # optional: still ready
     assert text.endswith("ready: the agent can start with ENGINE=infinitetalk")
 
 
@@ -134,6 +135,9 @@ def test_report_of_a_machine_that_cannot_start(tmp_path: Path) -> None:
     assert "cannot start:" in text and "has no generate_infinitetalk.py" in text
     assert "quality=fast:   unavailable, this agent has no distilled LoRA (INFINITETALK_" in text
     assert "MISSING         -  fast LoRA (quality=fast)" in text
+    assert "two speakers:   unavailable, the multi weights (" in text
+    assert "MISSING         -  InfiniteTalk multi weights (two speakers)" in text
+    assert not any("multi" in p for p in text.split("cannot start:")[1].splitlines())
     assert not any("fast LoRA" in p for p in text.split("cannot start:")[1].splitlines())
 
 
@@ -148,6 +152,8 @@ def test_probe_main_prints_json_and_exits_by_readiness(
     assert report["mode"] == "resident" and report["problems"] == []
     assert report["profile"]["num_persistent_param_in_dit"] == 0
     assert report["fast_unavailable"] is None and report["fast_lora"]["size_bytes"] == 2
+    assert report["multi_weights"]["size_bytes"] is None
+    assert "scripts/download_weights.sh" in report["two_speakers_unavailable"]
     out = io.StringIO()
     assert probe_main({**env, "INFINITETALK_QUANT": "fp8"}, as_json=True, out=out) == 0
     assert "fp8 quantised model" in json.loads(out.getvalue())["fast_unavailable"]

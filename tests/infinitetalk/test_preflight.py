@@ -4,7 +4,12 @@ import os
 from pathlib import Path
 
 from infinitetalk.settings import InfiniteTalkSettings, MemoryProfile, Mode, Quantization
-from infinitetalk.upstream.preflight import EngineStartError, fast_unavailable, startup_problems
+from infinitetalk.upstream.preflight import (
+    EngineStartError,
+    fast_unavailable,
+    startup_problems,
+    two_speakers_unavailable,
+)
 from infinitetalk.upstream.profiles import ResolvedProfile
 from infinitetalk.upstream.weights import check_weights, quant_available, required_weights
 from tests.fixtures.standin import STANDIN_DIR, make_weights
@@ -68,6 +73,17 @@ def test_fast_needs_its_lora_and_an_unquantised_model(tmp_path: Path) -> None:
     assert fast_unavailable(blank, Quantization.NONE) == (
         "this agent has no distilled LoRA (INFINITETALK_FAST_LORA is blank)"
     )
+
+
+def test_two_speakers_need_the_multi_weights_and_an_unquantised_model(tmp_path: Path) -> None:
+    settings = InfiniteTalkSettings(model_storage_path=tmp_path)
+    missing = two_speakers_unavailable(settings, Quantization.NONE)
+    assert missing is not None and "multi/infinitetalk.safetensors) are missing" in missing
+    settings.multi_weights.parent.mkdir(parents=True)
+    settings.multi_weights.write_bytes(b"{}")
+    assert two_speakers_unavailable(settings, Quantization.NONE) is None
+    quantised = two_speakers_unavailable(settings, Quantization.INT8)
+    assert quantised is not None and "int8 quantised model" in quantised
 
 
 def test_check_weights_measures_files_and_tokenizer_folders(tmp_path: Path) -> None:
