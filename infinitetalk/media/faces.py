@@ -14,10 +14,16 @@ from pathlib import Path
 from contracts import BoxSource, SpeakerAssignment
 from contracts.jobs import Box
 
-DETECT_SIDE = 640
-"""Faces are looked for on a copy whose long side is at most this: cost stays per image."""
 MIN_FACE_SHARE = 0.06
 """Smallest face side, as a share of the picture's short side: smaller finds are noise."""
+CASCADE_WINDOW = 24
+"""The cascade's smallest face, in pixels of the copy it searches."""
+DETECT_SHORT_SIDE = round(CASCADE_WINDOW / MIN_FACE_SHARE)
+"""Faces are looked for on a copy with this short side (400 px, up or down), so that the
+smallest face kept is still one cascade window: on a copy capped at 640 px on its long side,
+faces under 10 % of a wide picture's height were missed (bench/faces.py)."""
+DETECT_LONG_SIDE = 1280
+"""... and at most this long side, so a panorama's cost stays bounded."""
 BOX_GROW = (1.6, 1.9)
 """A speaker's box around a face: wider and taller (the jaw and chin move with speech)."""
 
@@ -36,11 +42,11 @@ def find_speakers(image_path: Path) -> SpeakerAssignment:
     with Image.open(image_path) as source:
         picture = source.convert("L")
     width, height = picture.size
-    scale = min(1.0, DETECT_SIDE / max(width, height))
+    scale = min(DETECT_SHORT_SIDE / min(width, height), DETECT_LONG_SIDE / max(width, height))
     small = picture.resize((max(1, round(width * scale)), max(1, round(height * scale))))
     cascades = Path(cv2.__file__).parent / "data"  # the wheel's models (`cv2.data`)
     cascade = cv2.CascadeClassifier(str(cascades / "haarcascade_frontalface_default.xml"))
-    smallest = max(12, round(MIN_FACE_SHARE * min(small.size)))
+    smallest = max(CASCADE_WINDOW, round(MIN_FACE_SHARE * min(small.size)))
     found = cascade.detectMultiScale(
         np.asarray(small), scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest)
     )
