@@ -218,7 +218,13 @@ class JobCreation:
             load = await self.quotas.check_new_job(caller)
             held = self.admission.holds_back(load.queued)
             return await self._create_job(
-                owner, request, inputs, tickets, etags, held, _audio_seconds(seconds)
+                owner,
+                request,
+                inputs,
+                tickets,
+                etags,
+                held,
+                _audio_seconds(seconds, request.speaker_mode),
             )
 
         if idempotency_key is None:
@@ -425,9 +431,11 @@ def _refs_with_roles(request: JobRequest, refs: list[str]) -> list[str]:
     return marked
 
 
-def _audio_seconds(seconds: dict[str, float | None]) -> float | None:
-    """The speech the job takes in: both tracks of a two-speaker job, when headers tell."""
+def _audio_seconds(seconds: dict[str, float | None], mode: SpeakerMode | None) -> float | None:
+    """The video's length, when headers tell: what is metered and what the pool plans GPU
+    time by. Two speakers one after the other last both tracks; at once, the longer one."""
     tracks = [seconds.get(name) for name in ("audio", "audio2") if name in seconds]
-    if any(track is None for track in tracks) or not tracks:
+    known = [track for track in tracks if track is not None]
+    if len(known) != len(tracks) or not known:
         return None
-    return sum(track for track in tracks if track is not None)
+    return max(known) if mode is SpeakerMode.SIMULTANEOUS else sum(known)

@@ -2,6 +2,7 @@
 then each refusal over HTTP, the uploads path, and the agent protocol (capabilities,
 the assignment the agent reports)."""
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from contracts import Capability, FailureCode, InputKind, JobStatus, Resolution,
 from contracts.media import MOV, MP4, WEBM, sniff, video_header
 from edge_worker.domain import jobs, speakers
 from edge_worker.domain.problems import Problem
+from edge_worker.local import LocalRuntime
 from tests.conftest import mp4_bytes, png_bytes, wav_bytes
 from tests.edge_worker.conftest import AGENT_AUTH, AUTH, PULL_URL, QUEUE_AUTH, invalid_fields
 
@@ -162,6 +164,18 @@ def test_a_two_speaker_job_keeps_its_mode(client: TestClient) -> None:
         "image",
         "simultaneous",
     )
+
+
+@pytest.mark.parametrize(("mode", "seconds"), [("sequential", 3.0), ("simultaneous", 2.0)])
+def test_two_speakers_meter_the_video_they_make(
+    client: TestClient, runtime: LocalRuntime, mode: str, seconds: float
+) -> None:
+    """One after the other the video lasts both tracks; at once, the longer one."""
+    files = {"image": png_bytes(WIDE), "audio": wav_bytes(2.0), "audio2": wav_bytes(1.0)}
+    response = post_form(client, files, speaker_mode=mode)
+    assert response.status_code == 200, response.text
+    job = asyncio.run(runtime.store.get(response.json()["job_id"]))
+    assert job is not None and job.audio_seconds == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
