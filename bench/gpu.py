@@ -9,6 +9,7 @@ the peak GPU memory. The model runs in a child process, so memory is sampled wit
 
     python -m bench.gpu [--profiles fast,standard] [--resolutions 480p,720p] [--seconds 5]
                         [--budget-seconds 480] [--out bench-gpu.json] [--seams-dir seams]
+                        [--inputs-dir inputs]
 
 Prints one JSON document on stdout (logs go to stderr) and, with `--out`, writes it to a
 file after every run, so a run cut short still leaves what was measured. Without the
@@ -32,12 +33,19 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
+from bench.inputs import InputsReport, inputs_run
 from bench.seams import SeamReport, seam_run
-from contracts import Quality, Resolution, Stage
+from contracts import Capability, Quality, Resolution, Stage
 from contracts.logs import configure_logging
 from contracts.settings import SettingsError
 from examples.make_examples import make_speech_wav
-from infinitetalk.engine import ClosableEngine, Engine, EngineError, VideoRequest
+from infinitetalk.engine import (
+    ClosableEngine,
+    Engine,
+    EngineError,
+    VideoRequest,
+    engine_capabilities,
+)
 from infinitetalk.factory import create_engine
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream import pinned
@@ -129,6 +137,8 @@ class BenchReport(BaseModel):
     error: str | None = None
     seams: SeamReport | None = None
     """`--seams-dir`: a parallel job's two segments and their seam's frames (bench/seams.py)."""
+    inputs: InputsReport | None = None
+    """`--inputs-dir`: a dubbing job and two-speaker jobs in both modes (bench/inputs.py)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -170,6 +180,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="first run a parallel job's two segments with the first profile and resolution, "
         "stitch them and save the frames on both sides of the seam here as PNGs",
+    )
+    parser.add_argument(
+        "--inputs-dir",
+        type=Path,
+        help="first run a dubbing job and two-speaker jobs (sequential, simultaneous; "
+        "skipped without the multi weights) with the first profile and resolution, and "
+        "save their videos here",
     )
     parser.add_argument(
         "--poll-seconds",
@@ -397,6 +414,7 @@ class Bench:
         self.stopped: str | None = None
         self.error: str | None = None
         self.seams: SeamReport | None = None
+        self.inputs: InputsReport | None = None
 
     def run(self, env: Mapping[str, str]) -> int:
         """0: every requested run measured; 1: something missing, failed or cut short;
@@ -427,6 +445,7 @@ class Bench:
             and len(self.runs) == requested
             and all(run.status == "ok" for run in self.runs)
             and (self.args.seams_dir is None or (self.seams is not None and self.seams.ok))
+            and (self.args.inputs_dir is None or (self.inputs is not None and self.inputs.ok))
         )
 
     def report(self) -> BenchReport:
@@ -446,6 +465,7 @@ class Bench:
             stopped=self.stopped,
             error=self.error,
             seams=self.seams,
+            inputs=self.inputs,
         )
 
     def save(self) -> None:
@@ -485,6 +505,19 @@ class Bench:
                         self.args.seams_dir,
                     )
                     self.save()
+                if self.args.inputs_dir is not None:
+                    self.inputs = inputs_run(
+                        engine,
+                        self.args.profiles[0],
+                        self.args.resolutions[0],
+                        PROMPT,
+                        SEED,
+                        PORTRAIT,
+                        self._two_speakers_unavailable(engine),
+                        Path(tmp) / "inputs",
+                        self.args.inputs_dir,
+                    )
+                    self.save()
                 for quality in self.args.profiles:
                     for resolution in self.args.resolutions:
                         workdir = Path(tmp) / f"{quality.value}-{resolution.value}"
@@ -505,6 +538,13 @@ class Bench:
                 _hold_stops()  # closing frees the GPU: a second signal must not cut it
                 if isinstance(engine, ClosableEngine):
                     engine.close()
+
+    def _two_speakers_unavailable(self, engine: Engine) -> str | None:
+        """None when the engine takes two-speaker jobs; else why not (the probe's words)."""
+        if Capability.TWO_SPEAKERS in engine_capabilities(engine):
+            return None
+        why = self.probe.two_speakers_unavailable if self.probe is not None else None
+        return why or "the engine does not advertise the two_speakers capability"
 
     def _load(self, settings: InfiniteTalkSettings) -> Engine | None:
         vram = VramPoller(self.args.poll_seconds)

@@ -10,13 +10,16 @@
 #               is missing (the engine's own preflight, through bench/gpu.py)
 #   bench       bench/gpu.py's JSON: with the weights and the upstream checkout, first a
 #               parallel job's two segments stitched (`seams`: the frames on both sides of
-#               the seam as PNGs in $OUT/seams/), then model load time, GPU-seconds per
-#               video second and peak VRAM within the time left; without them it returns
-#               in seconds
+#               the seam as PNGs in $OUT/seams/), then a dubbing job and two-speaker jobs in
+#               both modes (`inputs`: their MP4s in $OUT/inputs/; the two-speaker ones
+#               skipped, saying why, without the multi weights), then model load time,
+#               GPU-seconds per video second and peak VRAM within the time left; without
+#               them it returns in seconds
 #
 #   bash scripts/device_check.sh
 #
-# Files (bench-gpu.json, bench-gpu.log, device-check.json) go to $OUT, or a temporary folder.
+# Files (bench-gpu.json, bench-gpu.log, device-check.json, seams/, inputs/) go to $OUT, or a
+# temporary folder.
 # Environment: DEVICE_CHECK_SECONDS (total budget, default 510), PYTHON (an interpreter with
 # this project installed; default .venv/bin/python, then python3; when neither imports the
 # project, a throwaway venv that sees the system's packages gets `pip install .` from PyPI),
@@ -151,6 +154,7 @@ run_bench() {
     [[ -n $PY ]] && ((seconds >= 60)) || return
     timeout -k 15 "$seconds" "$PY" -m bench.gpu --budget-seconds "$((seconds - 30))" \
         --out "$OUT_DIR/bench-gpu.json" --seams-dir "$OUT_DIR/seams" \
+        --inputs-dir "$OUT_DIR/inputs" \
         >"$WORK/bench.json" 2>"$OUT_DIR/bench-gpu.log"
     BENCH_EXIT=$?
 }

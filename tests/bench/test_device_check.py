@@ -84,6 +84,15 @@ def test_with_weights_it_runs_the_bench(standin_env: dict[str, str], tmp_path: P
         assert seam[f"{side}_png"] == str(png)
         with Image.open(png) as image:
             assert image.size == size
+    # A dubbing job; no multi weights here, so the two-speaker jobs say why they did not run.
+    inputs = report["bench"]["inputs"]
+    assert (inputs["status"], inputs["quality"], inputs["resolution"]) == ("ok", "fast", "480p")
+    dubbing, *speakers = inputs["jobs"]
+    assert (dubbing["kind"], dubbing["status"], dubbing["frames"]) == ("dubbing", "ok", 125)
+    assert dubbing["video"] == str(tmp_path / "out" / "inputs" / "dubbing.mp4")
+    assert (tmp_path / "out" / "inputs" / "dubbing.mp4").is_file()
+    assert [job["status"] for job in speakers] == ["skipped", "skipped"]
+    assert "multi weights" in inputs["two_speakers_unavailable"]
 
 
 def test_nvidia_smi_errors_come_back_as_valid_json(

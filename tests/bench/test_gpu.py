@@ -7,9 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from bench.gpu import (
+    Bench,
     BenchReport,
     GpuInfo,
     VramPoller,
@@ -19,7 +21,8 @@ from bench.gpu import (
     parse_memory_used,
     query_gpus,
 )
-from contracts import Quality, Resolution, Stage
+from bench.inputs import InputsReport, inputs_run
+from contracts import BoxSource, Capability, Quality, Resolution, SpeakerMode, Stage
 from infinitetalk.engine import (
     CancelCheck,
     EngineError,
@@ -27,9 +30,12 @@ from infinitetalk.engine import (
     VideoRequest,
     VideoResult,
 )
+from infinitetalk.media.faces import detector_available
+from infinitetalk.media.probe import probe_audio
 from infinitetalk.settings import InfiniteTalkSettings, Quantization
 from infinitetalk.upstream.weights import fast_lora_file, required_weights
 from tests.bench.conftest import HAS_NVIDIA_SMI, ROOT
+from tests.conftest import mp4_bytes
 
 
 def run_bench(env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, dict, float]:
@@ -285,3 +291,152 @@ def test_a_budget_stops_the_run_in_progress_and_says_how_far_it_got(
     (run,) = report["runs"]
     assert run["status"] == "interrupted" and 0 < run["progress_percent"] < 100
     assert run["estimated_total_seconds"] > run["wall_seconds"]
+
+
+class InputsEngine:
+    """Takes every input; writes a video as long as the audio, `short` seconds less, or
+    fails a two-speaker job with `fail`."""
+
+    name = "infinitetalk"
+
+    def __init__(self, short: float = 0.0, fail: EngineError | None = None) -> None:
+        self.short = short
+        self.fail = fail
+        self.requests: list[VideoRequest] = []
+
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset(Capability)
+
+    def quality_unavailable(self, quality: Quality) -> str | None:
+        return None
+
+    def generate(
+        self,
+        request: VideoRequest,
+        workdir: Path,
+        on_progress: ProgressCallback,
+        cancelled: CancelCheck,
+    ) -> VideoResult:
+        self.requests.append(request)
+        if self.fail is not None and request.speakers is not None:
+            raise self.fail
+        seconds = probe_audio(request.audio_path).duration_seconds - self.short
+        path = workdir / "out.mp4"
+        path.write_bytes(mp4_bytes(seconds))
+        return VideoResult(path, seconds, 96, 120, self.name)
+
+
+def run_inputs(
+    engine: InputsEngine, tmp_path: Path, unavailable: str | None = None
+) -> InputsReport:
+    return inputs_run(
+        engine,
+        Quality.FAST,
+        Resolution.P480,
+        "a prompt",
+        7,
+        ROOT / "examples" / "portrait.png",
+        unavailable,
+        tmp_path / "work",
+        tmp_path / "inputs",
+    )
+
+
+def test_inputs_dub_a_short_video_and_run_both_speaker_modes(tmp_path: Path) -> None:
+    engine = InputsEngine()
+    report = run_inputs(engine, tmp_path)
+    assert report.ok and report.two_speakers_unavailable is None
+    assert [(job.kind, job.mode, job.status) for job in report.jobs] == [
+        ("dubbing", None, "ok"),
+        ("two_speakers", SpeakerMode.SEQUENTIAL, "ok"),
+        ("two_speakers", SpeakerMode.SIMULTANEOUS, "ok"),
+    ]
+    # The speech outlasts the 2 s video (its last frame held); 3 s + 2 s of speakers.
+    assert [(job.audio_seconds, job.frames) for job in report.jobs] == [
+        (5.0, 125),
+        (5.0, 125),
+        (3.0, 75),
+    ]
+    for job in report.jobs:
+        assert job.video == str(tmp_path / "inputs" / Path(job.video or "").name)
+        assert Path(job.video).is_file() and job.wall_seconds is not None
+    dubbing, sequential, simultaneous = engine.requests
+    assert dubbing.video_path == tmp_path / "inputs" / "dubbing-source.mp4"
+    assert dubbing.image_path.name == "first.png" and dubbing.speakers is None
+    with av.open(str(dubbing.video_path)) as source:
+        assert source.streams.video[0].frames == 50
+    assert (dubbing.quality, dubbing.resolution, dubbing.seed) == (
+        Quality.FAST,
+        Resolution.P480,
+        7,
+    )
+    assert report.speakers is not None
+    for request, mode in zip((sequential, simultaneous), SpeakerMode, strict=True):
+        assert request.speakers is not None and request.speakers.mode is mode
+        assert request.speakers.assignment == report.speakers
+        assert request.image_path == tmp_path / "inputs" / "two-speakers.jpg"
+    assert report.speakers.source is (
+        BoxSource.DETECTED if detector_available() else BoxSource.HALVES
+    )
+
+
+def test_a_video_off_its_audio_or_an_engine_failure_fails_the_inputs(tmp_path: Path) -> None:
+    oom = EngineError("GPU_OUT_OF_MEMORY", "out of GPU memory")
+    report = run_inputs(InputsEngine(short=0.4, fail=oom), tmp_path)
+    assert not report.ok
+    dubbing, *speakers = report.jobs
+    assert dubbing.status == "failed" and dubbing.frames == 115
+    assert dubbing.error == "115 frames (4.600 s) for 5.000 s of audio"
+    assert [(job.status, job.error) for job in speakers] == [
+        ("failed", "GPU_OUT_OF_MEMORY: out of GPU memory")
+    ] * 2
+
+
+def test_without_two_speakers_those_jobs_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    engine = InputsEngine()
+    report = run_inputs(engine, tmp_path, unavailable="no multi weights")
+    assert report.ok and report.speakers is None
+    assert [(job.kind, job.status, job.error) for job in report.jobs[1:]] == [
+        ("two_speakers", "skipped", "no multi weights")
+    ] * 2
+    assert [request.speakers for request in engine.requests] == [None]
+
+
+def test_two_speakers_are_asked_of_the_engines_capabilities() -> None:
+    bench = Bench(parse_args([]))
+    assert bench._two_speakers_unavailable(InputsEngine()) is None
+    assert bench._two_speakers_unavailable(FakeEngine()) == (
+        "the engine does not advertise the two_speakers capability"
+    )
+
+
+def test_the_stand_in_upstream_dubs_a_video_and_skips_two_speakers_without_multi_weights(
+    standin_env: dict[str, str], tmp_path: Path
+) -> None:
+    inputs = tmp_path / "inputs"
+    status, report, _ = run_bench(
+        standin_env,
+        *("--profiles", "fast", "--resolutions", "480p", "--seconds", "2"),
+        *("--inputs-dir", str(inputs)),
+    )
+    parsed = BenchReport.model_validate(report)
+    assert status == 0 and parsed.ok, report
+    assert parsed.inputs is not None and parsed.inputs.ok
+    assert (parsed.inputs.quality, parsed.inputs.resolution) == (Quality.FAST, Resolution.P480)
+    dubbing, *speakers = parsed.inputs.jobs
+    assert (dubbing.status, dubbing.frames, dubbing.video) == (
+        "ok",
+        125,
+        str(inputs / "dubbing.mp4"),
+    )
+    assert (dubbing.width, dubbing.height) == (576, 704)  # the 512x640 video's 480p bucket
+    assert "multi weights" in (parsed.inputs.two_speakers_unavailable or "")
+    assert [(job.status, job.error) for job in speakers] == [
+        ("skipped", parsed.inputs.two_speakers_unavailable)
+    ] * 2
+    assert {p.name for p in inputs.iterdir()} == {
+        "dubbing-source.mp4",
+        "dubbing.mp4",
+        "two-speakers.jpg",
+    }
+    assert len(parsed.runs) == 1 and parsed.runs[0].status == "ok"
