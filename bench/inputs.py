@@ -40,6 +40,8 @@ DRIFT_PIXELS = 6
 """How far the source video's picture sways, so its frames differ."""
 SPEAKER_SECONDS = (3.0, 2.0)
 """Each speaker's track: 5 s of video one after the other, 3 s together."""
+SPEECH_SEEDS = (2, 4, 5)
+"""`speech_with_pauses` seeds of the dubbing track and of each speaker's: three voices."""
 SCENE_SIZE = (960, 540)
 SCENE_SEED = 2
 """bench/faces.py's first two-face scene of this seed: a face about the middle of each half,
@@ -101,7 +103,9 @@ def inputs_run(
     source = make_source_video(portrait, out_dir / "dubbing-source.mp4")
     first_frame = workdir / "first.png"
     probe_video_input(source, first_frame)
-    speech = write_wav(workdir / "dubbing.wav", speech_with_pauses(DUBBING_AUDIO_SECONDS, seed=2))
+    speech = write_wav(
+        workdir / "dubbing.wav", speech_with_pauses(DUBBING_AUDIO_SECONDS, seed=SPEECH_SEEDS[0])
+    )
     prepared = prepare_audio(speech, workdir / "dubbing-audio")
     dubbing = VideoRequest(
         first_frame,
@@ -158,8 +162,10 @@ def _two_speaker_jobs(
 ) -> list[InputJob]:
     """The same two tracks and boxes, laid out one after the other, then together."""
     tracks = [
-        write_wav(workdir / f"speaker{i}.wav", speech_with_pauses(seconds, seed=3 + i))
-        for i, seconds in enumerate(SPEAKER_SECONDS, start=1)
+        write_wav(workdir / f"speaker{i}.wav", speech_with_pauses(seconds, seed=voice))
+        for i, (seconds, voice) in enumerate(
+            zip(SPEAKER_SECONDS, SPEECH_SEEDS[1:], strict=True), start=1
+        )
     ]
     jobs = []
     for mode in SpeakerMode:
