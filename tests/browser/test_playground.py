@@ -4,6 +4,10 @@ its SSE stream to the end, the MP4 decoded by the browser's own <video>, and not
 to another origin. The stack's inline cap is set below the two files together, so the page
 sends the larger one through POST /uploads and its signed PUT URL, and the other inline.
 
+A second test makes a two-speaker job (its three files all through /uploads, so the job is
+created with JSON) and a dubbing job from a video, with the second speaker's controls
+disabled while a video is chosen.
+
 One browser launch for the whole file; the microphone is Chromium's fake device, so the
 recording path (MediaRecorder, AudioContext, the page's WAV encoder) runs too. Leaves
 .avatar/playground.png.
@@ -20,8 +24,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from contracts.media import WAV, sniff, wav_truncation
-from tests.conftest import png_bytes, wav_bytes
+from tests.conftest import mp4_bytes, png_bytes, wav_bytes
 from tests.e2e.conftest import API_KEY, ROOT, Stack
+from tests.e2e.test_dubbing import two_people
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: scripts/ensure_chromium.sh
 CHROMIUM_ARGS = [
@@ -43,6 +48,7 @@ AUDIO = wav_bytes(seconds=2.0, tone_hz=220)
 # Over the image with its form, under both files: only the audio goes through /uploads.
 INLINE_CAP = len(IMAGE) + 16 * 1024
 JOB_TIMEOUT_MS = 45_000
+PICTURE = "Portrait or video to dub"
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +110,7 @@ def test_a_video_made_in_the_playground_plays_in_chromium(
     page.goto(f"{stack.url}/")
     assert page.url == f"{stack.url}/playground"
     page.get_by_label("Your key").fill(API_KEY)
-    page.get_by_label("Portrait").set_input_files(image)
+    page.get_by_label(PICTURE).set_input_files(image)
     page.get_by_label("Speech").set_input_files(audio)
     page.get_by_label("Prompt").fill("A friendly presenter talking to the camera")
     page.get_by_label("Resolution").select_option("480p")
@@ -165,5 +171,93 @@ def test_a_video_made_in_the_playground_plays_in_chromium(
     with wave.open(io.BytesIO(wav)) as decoded:
         assert (decoded.getnchannels(), decoded.getsampwidth()) == (1, 2)
         assert decoded.getnframes() / decoded.getframerate() > 0.8
+    assert failures == []
+    page.close()
+
+
+def open_playground(browser: Browser, stack: Stack) -> Page:
+    page = browser.new_page(viewport={"width": 1100, "height": 1250})
+    page.goto(f"{stack.url}/playground")
+    page.get_by_label("Your key").fill(API_KEY)
+    page.get_by_label("Prompt").fill("Talking")
+    page.get_by_label("Resolution").select_option("480p")
+    page.get_by_label("Quality").select_option("fast")
+    return page
+
+
+def generate(page: Page) -> str:
+    """Submits the form from the keyboard and waits for the new job to complete: its id."""
+    shown = page.locator("#job-id").text_content()
+    page.get_by_role("button", name="Generate").press("Enter")
+    expect(page.locator("#job-id")).not_to_have_text(shown or "")
+    expect(page.locator("#job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    return page.locator("#job-id").inner_text()
+
+
+def test_two_speakers_and_dubbing_in_the_playground(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    files = {
+        "two.png": two_people(),
+        "left.wav": wav_bytes(1.0, tone_hz=220),
+        "right.wav": wav_bytes(0.6),
+        "clip.mp4": mp4_bytes(1.0),
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    page = open_playground(browser, stack)
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
+    second = page.get_by_role("group", name="Second speaker")
+
+    page.get_by_label(PICTURE).set_input_files(tmp_path / "two.png")
+    page.get_by_label("Speech").set_input_files(tmp_path / "left.wav")
+    expect(page.get_by_label("Speakers")).to_be_hidden()  # until a second track is chosen
+    page.get_by_label("Second speaker's track").set_input_files(tmp_path / "right.wav")
+    page.get_by_label("Speakers").select_option("simultaneous")
+    page.get_by_label("Boxes").fill("[[0, 0, 240")  # refused before anything is sent
+    page.get_by_role("button", name="Generate").press("Enter")
+    expect(page.locator("#form-error")).to_contain_text("INVALID_INPUT Boxes must be JSON")
+    assert not [r for r in requests if r.method == "POST"]
+    page.get_by_label("Boxes").fill("")  # the agent finds the faces
+    pair = generate(page)
+    expect(page.locator("#job-input")).to_have_text("image")
+    expect(page.locator("#job-speakers")).to_have_text("two, simultaneous")
+    expect(page.locator("#job-boxes")).to_contain_text("Where each speaker is: detected")
+    with stack.client() as api:
+        job = api.get(f"/status/{pair}").json()
+    assert (job["speaker_mode"], job["speakers"]["source"]) == ("simultaneous", "detected")
+    left, right = (", ".join(map(str, box)) for box in job["speakers"]["boxes"])
+    expect(page.locator("#job-boxes")).to_contain_text(f"audio at [{left}], audio2 at [{right}]")
+    grant = next(r for r in requests if r.method == "POST" and r.url.endswith("/uploads"))
+    assert sorted(grant.post_data_json) == ["audio", "audio2", "image"]  # each over the cap
+    created = next(r for r in requests if r.method == "POST" and r.url.endswith("/generate"))
+    body = created.post_data_json
+    assert {"image_upload_id", "audio_upload_id", "audio2_upload_id"} <= body.keys()
+    assert body["speaker_mode"] == "simultaneous"
+
+    requests.clear()
+    page.get_by_label(PICTURE).set_input_files(tmp_path / "clip.mp4")
+    expect(second).to_have_attribute("disabled", "")
+    for control in ("Second speaker's track", "Speakers", "Boxes"):
+        expect(page.get_by_label(control)).to_be_disabled()
+    expect(second).to_contain_text("A video to dub has one speaker")
+    expect(page.locator("#video-preview")).to_be_visible()
+    expect(page.locator("#image-preview")).to_be_hidden()
+    dubbed = generate(page)
+    expect(page.locator("#job-input")).to_have_text("video (dubbing)")
+    expect(page.locator("#job-speakers")).to_have_text("one")
+    page.wait_for_function(ready_state, arg=4)
+    with stack.client() as api:
+        job = api.get(f"/status/{dubbed}").json()
+    assert (job["input_kind"], job["speaker_mode"]) == ("video", None)  # audio2 left out
+    grant = next(r for r in requests if r.method == "POST" and r.url.endswith("/uploads"))
+    assert grant.post_data_json == {
+        "audio": {"content_type": "audio/wav", "size_bytes": len(files["left.wav"])}
+    }
+    created = next(r for r in requests if r.method == "POST" and r.url.endswith("/generate"))
+    assert "multipart/form-data" in (created.headers.get("content-type") or "")  # video inline
     assert failures == []
     page.close()

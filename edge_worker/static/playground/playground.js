@@ -25,7 +25,12 @@ let limits = null;
 let following = null; // the AbortController of the stream being read
 let shownJob = null;
 let recorder = null;
-const previews = { image: null, audio: null };
+const previews = { picture: null, audio: null, audio2: null };
+const SOURCES = {
+  given: "the boxes sent",
+  detected: "faces found",
+  halves: "not two faces: the image's halves",
+};
 
 // --- the API ---------------------------------------------------------------------------
 
@@ -70,18 +75,29 @@ async function contentType(file) {
   if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "image/jpeg";
   if (text(0, 4) === "RIFF" && text(8, 12) === "WAVE") return "audio/wav";
   if (text(0, 3) === "ID3" || (head[0] === 0xff && (head[1] & 0xe0) === 0xe0)) return "audio/mpeg";
+  if (text(4, 8) === "ftyp") return text(8, 12) === "qt  " ? "video/quicktime" : "video/mp4";
+  if (head[0] === 0x1a && head[1] === 0x45 && head[2] === 0xdf && head[3] === 0xa3) return "video/webm";
   return file.type || "application/octet-stream";
 }
 
+/** The field a picture is sent as: `video` (dubbing) for a video, else `image`. */
+async function pictureField(file) {
+  return (await contentType(file)).startsWith("video/") ? "video" : "image";
+}
+
 /** Fields whose files go through /uploads: none while the whole form fits the edge's inline
- * cap, else the larger file, else both. */
+ * cap, else the largest files until the rest fits. */
 function uploadedFields(files, prompt, cap) {
   const room = cap - FORM_OVERHEAD_BYTES - new TextEncoder().encode(prompt).length;
-  const total = files.image.size + files.audio.size;
-  if (total <= room) return [];
-  const [larger, smaller] =
-    files.image.size >= files.audio.size ? ["image", "audio"] : ["audio", "image"];
-  return files[smaller].size <= room ? [larger] : [larger, smaller];
+  const largestFirst = Object.keys(files).sort((a, b) => files[b].size - files[a].size);
+  let inline = largestFirst.reduce((sum, field) => sum + files[field].size, 0);
+  const fields = [];
+  for (const field of largestFirst) {
+    if (inline <= room) break;
+    fields.push(field);
+    inline -= files[field].size;
+  }
+  return fields;
 }
 
 async function upload(files, fields) {
@@ -109,8 +125,9 @@ async function upload(files, fields) {
   return ids;
 }
 
+/** JSON when every file was uploaded, else multipart (where boxes travel as JSON text). */
 async function createJob(files, options, uploaded) {
-  if (Object.keys(uploaded).length === 2) {
+  if (Object.keys(uploaded).length === Object.keys(files).length) {
     return api("/generate", {
       method: "POST",
       body: JSON.stringify({ ...uploaded, ...options }),
@@ -118,12 +135,14 @@ async function createJob(files, options, uploaded) {
     });
   }
   const form = new FormData();
-  for (const field of ["image", "audio"]) {
+  for (const [field, file] of Object.entries(files)) {
     const id = uploaded[`${field}_upload_id`];
     if (id) form.append(`${field}_upload_id`, id);
-    else form.append(field, files[field], files[field].name);
+    else form.append(field, file, file.name);
   }
-  for (const [name, value] of Object.entries(options)) form.append(name, value);
+  for (const [name, value] of Object.entries(options)) {
+    form.append(name, typeof value === "string" ? value : JSON.stringify(value));
+  }
   return api("/generate", { method: "POST", body: form });
 }
 
@@ -236,6 +255,7 @@ function showJob(view) {
   $("job-stage").textContent = view.stage;
   $("job-queue").textContent = view.queue_position ?? "–";
   $("job-eta").textContent = duration(view.eta_seconds);
+  showInputs(view);
   $("job-progress").value = view.progress;
   $("job-percent").textContent = `${Math.floor(view.progress)} %`;
   $("job-cancel").hidden = TERMINAL.has(view.status);
@@ -260,6 +280,22 @@ function showJob(view) {
   }
   video.hidden = download.hidden = !url;
   markCurrent();
+}
+
+/** The job's picture (image or video to dub) and speakers, with their boxes once chosen. */
+function showInputs(view) {
+  $("job-input").textContent = view.input_kind === "video" ? "video (dubbing)" : "image";
+  $("job-speakers").textContent = view.speaker_mode ? `two, ${view.speaker_mode}` : "one";
+  const boxes = $("job-boxes");
+  boxes.hidden = !view.speaker_mode;
+  if (!view.speakers) {
+    boxes.textContent = "Where each speaker is: not chosen yet.";
+    return;
+  }
+  const { source, boxes: [first, second] } = view.speakers;
+  boxes.textContent =
+    `Where each speaker is: ${source} (${SOURCES[source] ?? source}); ` +
+    `audio at [${first.join(", ")}], audio2 at [${second.join(", ")}].`;
 }
 
 // --- recent jobs -------------------------------------------------------------------------
@@ -322,22 +358,51 @@ function note(text) {
   $("form-note").textContent = text;
 }
 
-function showFile(kind) {
-  const file = $(kind).files[0];
-  const preview = $(`${kind}-preview`);
-  if (previews[kind]) URL.revokeObjectURL(previews[kind]);
-  previews[kind] = file ? URL.createObjectURL(file) : null;
-  preview.hidden = !file;
-  if (file) preview.src = previews[kind];
-  else preview.removeAttribute("src");
-  $(`${kind}-name`).textContent = file ? `${file.name} (${Math.ceil(file.size / 1024)} KiB)` : "";
+/** Shows the input's file in `preview` (the drop zone's other previews are emptied). */
+function showFile(name, preview = $(`${name}-preview`)) {
+  const file = $(name).files[0];
+  if (previews[name]) URL.revokeObjectURL(previews[name]);
+  previews[name] = file ? URL.createObjectURL(file) : null;
+  for (const element of $(`${name}-drop`).querySelectorAll(".preview")) {
+    const used = Boolean(file) && element === preview;
+    element.hidden = !used;
+    if (used) element.src = previews[name];
+    else element.removeAttribute("src");
+  }
+  $(`${name}-name`).textContent = file ? `${file.name} (${Math.ceil(file.size / 1024)} KiB)` : "";
 }
 
-function setFile(kind, file) {
+/** A video has one speaker: the API refuses `audio2` with it (TWO_SPEAKERS_UNSUPPORTED). */
+async function showPicture() {
+  const file = $("picture").files[0];
+  const field = file ? await pictureField(file) : "image";
+  if ($("picture").files[0] !== file) return; // another file was chosen meanwhile
+  showFile("picture", $(`${field}-preview`));
+  const dubbing = field === "video";
+  $("audio2-drop").disabled = dubbing;
+  $("audio2-note").textContent = dubbing
+    ? "A video to dub has one speaker: the API takes a second track only with a portrait."
+    : "";
+}
+
+function showSecondSpeaker() {
+  showFile("audio2");
+  $("speaker-options").hidden = !$("audio2").files[0];
+}
+
+function removeSecondSpeaker() {
+  $("audio2").value = "";
+  showSecondSpeaker();
+  $("audio2").focus();
+}
+
+const SHOW = { picture: showPicture, audio: () => showFile("audio"), audio2: showSecondSpeaker };
+
+function setFile(name, file) {
   const transfer = new DataTransfer();
   transfer.items.add(file);
-  $(kind).files = transfer.files;
-  showFile(kind);
+  $(name).files = transfer.files;
+  SHOW[name]();
 }
 
 function acceptDrops(zone) {
@@ -351,7 +416,7 @@ function acceptDrops(zone) {
     event.preventDefault();
     zone.classList.remove("over");
     const file = event.dataTransfer.files[0];
-    if (file) setFile(kind, file);
+    if (file && !zone.disabled) setFile(kind, file);
   });
 }
 
@@ -435,15 +500,44 @@ async function toggleRecording() {
   note("Recording… press the button again to stop.");
 }
 
+/** The optional speaker boxes: parsed here, so that a JSON body can carry them as an array. */
+function speakerBoxes() {
+  const text = $("speaker-boxes").value.trim();
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    throw new ApiError(400, "INVALID_INPUT", "Boxes must be JSON: [[x1, y1, x2, y2], [x1, y1, x2, y2]].");
+  }
+}
+
+/** The files by API field: the picture as `image` or `video`, `audio`, and `audio2` when a
+ * second speaker was chosen for a portrait. */
+async function jobFiles(chosen) {
+  const field = await pictureField(chosen.picture);
+  const files = { [field]: chosen.picture, audio: chosen.audio };
+  if (chosen.audio2 && field === "image") files.audio2 = chosen.audio2;
+  return files;
+}
+
+function jobOptions(prompt, files) {
+  const options = { prompt, resolution: $("resolution").value, quality: $("quality").value };
+  if (files.audio2) {
+    options.speaker_mode = $("speaker-mode").value;
+    const boxes = speakerBoxes();
+    if (boxes !== undefined) options.speaker_boxes = boxes;
+  }
+  return options;
+}
+
 async function submit(event) {
   event.preventDefault();
   const errorBox = $("form-error");
   errorBox.hidden = true;
-  const files = { image: $("image").files[0], audio: $("audio").files[0] };
+  const chosen = { picture: $("picture").files[0], audio: $("audio").files[0], audio2: $("audio2").files[0] };
   const prompt = $("prompt").value.trim();
-  const missing = !apiKey() ? "api-key" : !files.image ? "image" : !files.audio ? "audio" : !prompt ? "prompt" : null;
+  const missing = !apiKey() ? "api-key" : !chosen.picture ? "picture" : !chosen.audio ? "audio" : !prompt ? "prompt" : null;
   if (missing) {
-    const what = { "api-key": "your API key", image: "a portrait", audio: "speech", prompt: "a prompt" };
+    const what = { "api-key": "your API key", picture: "a portrait or a video", audio: "speech", prompt: "a prompt" };
     showError(errorBox, { code: "MISSING", message: `Add ${what[missing]} first.` });
     $(missing).focus();
     return;
@@ -451,13 +545,14 @@ async function submit(event) {
   const button = $("submit");
   button.disabled = true;
   try {
+    const files = await jobFiles(chosen);
+    const options = jobOptions(prompt, files);
     const { max_request_bytes: cap } = await edgeLimits();
     const fields = uploadedFields(files, prompt, cap);
     const uploaded = fields.length ? await upload(files, fields) : {};
     note("Creating the job…");
-    const options = { prompt, resolution: $("resolution").value, quality: $("quality").value };
     const view = await createJob(files, options, uploaded);
-    note(fields.length ? `Created; ${fields.join(" and ")} went through /uploads.` : "Created.");
+    note(fields.length ? `Created; ${new Intl.ListFormat("en").format(fields)} went through /uploads.` : "Created.");
     showJob(view);
     follow(view.job_id);
     refreshRecent();
@@ -489,7 +584,8 @@ function start() {
     refreshRecent();
     key.focus();
   });
-  for (const kind of ["image", "audio"]) $(kind).addEventListener("change", () => showFile(kind));
+  for (const [name, show] of Object.entries(SHOW)) $(name).addEventListener("change", show);
+  $("audio2-remove").addEventListener("click", removeSecondSpeaker);
   for (const zone of document.querySelectorAll(".drop")) acceptDrops(zone);
   $("record").hidden = !(navigator.mediaDevices && window.MediaRecorder);
   $("record").addEventListener("click", toggleRecording);
