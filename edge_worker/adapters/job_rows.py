@@ -161,6 +161,14 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def format_optional_time(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value)
+
+
+def parse_optional_time(value: str | None) -> datetime | None:
+    return None if value is None else parse_time(value)
+
+
 def to_row(job: Job) -> tuple[Any, ...]:
     values: dict[str, Any] = {
         "id": job.id,
@@ -212,8 +220,7 @@ def to_row(job: Job) -> tuple[Any, ...]:
         "version": job.version,
     }
     for name in _TIMES:
-        stamp = getattr(job, name)
-        values[name] = format_time(stamp) if stamp else None
+        values[name] = format_optional_time(getattr(job, name))
     return tuple(values[c] for c in COLUMNS)
 
 
@@ -223,7 +230,7 @@ def replace_params(job: Job, expected_version: int) -> tuple[Any, ...]:
 
 
 def from_row(row: dict[str, Any]) -> Job:
-    times = {name: parse_time(row[name]) if row[name] else None for name in _TIMES}
+    times = {name: parse_optional_time(row[name]) for name in _TIMES}
     return Job(
         id=row["id"],
         owner=row["owner"],

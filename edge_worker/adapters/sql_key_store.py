@@ -3,7 +3,12 @@
 from datetime import datetime
 from typing import Any
 
-from edge_worker.adapters.job_rows import format_time, parse_time
+from edge_worker.adapters.job_rows import (
+    format_optional_time,
+    format_time,
+    parse_optional_time,
+    parse_time,
+)
 from edge_worker.adapters.sql_job_store import SqlExecutor
 from edge_worker.domain.api_keys import ApiKey, KeyLimits
 
@@ -38,14 +43,6 @@ TOUCH_SQL = (
 )
 
 
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
-
-
-def _parsed(value: str | None) -> datetime | None:
-    return parse_time(value) if value is not None else None
-
-
 def to_row(key: ApiKey) -> tuple[Any, ...]:
     return (
         key.id,
@@ -54,9 +51,9 @@ def to_row(key: ApiKey) -> tuple[Any, ...]:
         key.key_hash,
         key.prefix,
         format_time(key.created_at),
-        _time(key.last_used_at),
-        _time(key.expires_at),
-        _time(key.revoked_at),
+        format_optional_time(key.last_used_at),
+        format_optional_time(key.expires_at),
+        format_optional_time(key.revoked_at),
         key.limits.rate_limit_per_minute,
         key.limits.max_active_jobs,
         key.limits.daily_video_seconds,
@@ -72,9 +69,9 @@ def from_row(row: dict[str, Any]) -> ApiKey:
         key_hash=row["key_hash"],
         prefix=row["prefix"],
         created_at=parse_time(row["created_at"]),
-        last_used_at=_parsed(row["last_used_at"]),
-        expires_at=_parsed(row["expires_at"]),
-        revoked_at=_parsed(row["revoked_at"]),
+        last_used_at=parse_optional_time(row["last_used_at"]),
+        expires_at=parse_optional_time(row["expires_at"]),
+        revoked_at=parse_optional_time(row["revoked_at"]),
         limits=KeyLimits(
             rate_limit_per_minute=row["rate_limit_per_minute"],
             max_active_jobs=row["max_active_jobs"],

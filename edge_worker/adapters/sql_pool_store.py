@@ -5,9 +5,13 @@ The lease is one conditional UPDATE on the single `pool_state` row (created by t
 activity is read from the jobs of the agents that heartbeated from it (`pool_agents`)."""
 
 from datetime import datetime
-from typing import Any
 
-from edge_worker.adapters.job_rows import format_time, parse_time
+from edge_worker.adapters.job_rows import (
+    format_optional_time,
+    format_time,
+    parse_optional_time,
+    parse_time,
+)
 from edge_worker.adapters.sql_job_store import SqlExecutor
 from edge_worker.domain.pool import Backlog, PodActivity
 from edge_worker.ports import PodUsage, PoolCounters, PoolRecord
@@ -84,10 +88,6 @@ RATE_SQL = (
 )
 
 
-def _time(value: Any) -> datetime | None:
-    return parse_time(value) if value else None
-
-
 class SqlPoolStore:
     def __init__(self, db: SqlExecutor) -> None:
         self._db = db
@@ -104,18 +104,18 @@ class SqlPoolStore:
         found = await self._db.rows(PODS_SQL, (format_time(stopped_since),))
         pods = []
         for row in found:
-            marks = [at for at in (_time(row["busy_at"]), _time(row["job_at"])) if at]
+            marks = [parse_time(row[at]) for at in ("busy_at", "job_at") if row[at] is not None]
             pods.append(
                 PodActivity(
                     pod_id=row["pod_id"],
                     created_at=parse_time(row["created_at"]),
-                    first_heartbeat_at=_time(row["first_heartbeat_at"]),
-                    heartbeat_at=_time(row["heartbeat_at"]),
+                    first_heartbeat_at=parse_optional_time(row["first_heartbeat_at"]),
+                    heartbeat_at=parse_optional_time(row["heartbeat_at"]),
                     busy_at=max(marks) if marks else None,
                     active_jobs=int(row["active_jobs"] or 0),
-                    drain_requested_at=_time(row["drain_requested_at"]),
-                    drain_acked_at=_time(row["drain_acked_at"]),
-                    stopped_at=_time(row["stopped_at"]),
+                    drain_requested_at=parse_optional_time(row["drain_requested_at"]),
+                    drain_acked_at=parse_optional_time(row["drain_acked_at"]),
+                    stopped_at=parse_optional_time(row["stopped_at"]),
                     stop_reason=row["stop_reason"],
                 )
             )
@@ -138,7 +138,7 @@ class SqlPoolStore:
         await self._db.execute(INSERT_POD_SQL, (pod_id, name, format_time(now)))
 
     async def set_drain(self, pod_id: str, at: datetime | None) -> None:
-        await self._db.execute(SET_DRAIN_SQL, (format_time(at) if at else None, pod_id))
+        await self._db.execute(SET_DRAIN_SQL, (format_optional_time(at), pod_id))
 
     async def mark_stopped(self, pod_id: str, at: datetime, reason: str) -> None:
         await self._db.execute(STOP_SQL, (format_time(at), reason, pod_id))
@@ -170,7 +170,7 @@ class SqlPoolStore:
         if found is None:
             return PoolRecord(None, None, PoolCounters())
         return PoolRecord(
-            decided_at=_time(found["decided_at"]),
+            decided_at=parse_optional_time(found["decided_at"]),
             decision=found["decision"],
             counters=PoolCounters(**{name: int(found[name]) for name in COUNTERS}),
         )

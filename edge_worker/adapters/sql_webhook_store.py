@@ -5,7 +5,12 @@ from datetime import datetime
 from typing import Any
 
 from contracts.webhooks import DeliveryState, WebhookEventType
-from edge_worker.adapters.job_rows import format_time, parse_time
+from edge_worker.adapters.job_rows import (
+    format_optional_time,
+    format_time,
+    parse_optional_time,
+    parse_time,
+)
 from edge_worker.adapters.sql_job_store import SqlExecutor
 from edge_worker.domain.webhook_deliveries import Attempt, SigningSecrets, WebhookEvent
 
@@ -73,14 +78,6 @@ JOB_ATTEMPTS_SQL = (
 )
 
 
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
-
-
-def _parsed(value: str | None) -> datetime | None:
-    return parse_time(value) if value is not None else None
-
-
 def _event(row: dict[str, Any]) -> WebhookEvent:
     return WebhookEvent(
         id=row["id"],
@@ -93,7 +90,7 @@ def _event(row: dict[str, Any]) -> WebhookEvent:
         state=DeliveryState(row["state"]),
         series=int(row["series"]),
         series_attempts=int(row["series_attempts"]),
-        series_started_at=_parsed(row["series_started_at"]),
+        series_started_at=parse_optional_time(row["series_started_at"]),
         attempts=int(row["attempts"]),
     )
 
@@ -106,7 +103,7 @@ def _attempt(row: dict[str, Any]) -> Attempt:
         status_code=row["status_code"],
         latency_ms=int(row["latency_ms"]),
         error=row["error"],
-        next_retry_at=_parsed(row["next_retry_at"]),
+        next_retry_at=parse_optional_time(row["next_retry_at"]),
     )
 
 
@@ -123,8 +120,8 @@ class SqlWebhookStore:
             secret=row["secret"],
             created_at=parse_time(row["created_at"]),
             previous_secret=row["previous_secret"],
-            previous_until=_parsed(row["previous_until"]),
-            rotated_at=_parsed(row["rotated_at"]),
+            previous_until=parse_optional_time(row["previous_until"]),
+            rotated_at=parse_optional_time(row["rotated_at"]),
         )
 
     async def insert_secrets(self, secrets: SigningSecrets) -> bool:
@@ -132,9 +129,9 @@ class SqlWebhookStore:
             secrets.owner,
             secrets.secret,
             secrets.previous_secret,
-            _time(secrets.previous_until),
+            format_optional_time(secrets.previous_until),
             format_time(secrets.created_at),
-            _time(secrets.rotated_at),
+            format_optional_time(secrets.rotated_at),
         )
         return await self._db.execute(INSERT_SECRETS_SQL, params) == 1
 
@@ -142,8 +139,8 @@ class SqlWebhookStore:
         params = (
             secrets.secret,
             secrets.previous_secret,
-            _time(secrets.previous_until),
-            _time(secrets.rotated_at),
+            format_optional_time(secrets.previous_until),
+            format_optional_time(secrets.rotated_at),
             secrets.owner,
             expected_secret,
         )
@@ -161,7 +158,7 @@ class SqlWebhookStore:
             event.state.value,
             event.series,
             event.series_attempts,
-            _time(event.series_started_at),
+            format_optional_time(event.series_started_at),
             event.attempts,
         )
         await self._db.execute(INSERT_EVENT_SQL, params)
@@ -175,7 +172,7 @@ class SqlWebhookStore:
             event.state.value,
             event.series,
             event.series_attempts,
-            _time(event.series_started_at),
+            format_optional_time(event.series_started_at),
             event.attempts,
             event.id,
             expected.series,
@@ -198,7 +195,7 @@ class SqlWebhookStore:
             attempt.status_code,
             attempt.latency_ms,
             attempt.error,
-            _time(attempt.next_retry_at),
+            format_optional_time(attempt.next_retry_at),
         )
         await self._db.execute(INSERT_ATTEMPT_SQL, params)
 
