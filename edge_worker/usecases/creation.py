@@ -265,21 +265,7 @@ class JobCreation:
                     await self.context.blobs.put(keys[name], given.file, given.format.content_type)
                 else:
                     keys[name] = tickets[name].key
-            return await self._insert_job(
-                job_id,
-                owner,
-                request.prompt,
-                request.resolution,
-                request.seed,
-                request.quality,
-                keys.get("image", ""),
-                keys["audio"],
-                etags,
-                held,
-                audio_seconds,
-                request=request,
-                keys=keys,
-            )
+            return await self._insert_job(job_id, owner, request, keys, etags, held, audio_seconds)
         except BaseException:
             for record in used:
                 await self.context.store.delete_idempotency(record)
@@ -289,30 +275,23 @@ class JobCreation:
         self,
         job_id: str,
         owner: str,
-        prompt: str,
-        resolution: Resolution,
-        seed: int | None,
-        quality: Quality,
-        image_key: str,
-        audio_key: str,
+        request: JobRequest,
+        keys: dict[str, str],
         etags: dict[str, str],
         held: bool,
         audio_seconds: float | None,
-        *,
-        request: JobRequest,
-        keys: dict[str, str],
     ) -> Job:
         """Recorded, then enqueued unless `held` back for fair queueing (`Admission`)."""
         now = self.context.clock.now()
         job = jobs.new_job(
             job_id=job_id,
             owner=owner,
-            prompt=prompt,
-            resolution=resolution,
-            seed=seed,
-            quality=quality,
-            image_key=image_key,
-            audio_key=audio_key,
+            prompt=request.prompt,
+            resolution=request.resolution,
+            seed=request.seed,
+            quality=request.quality,
+            image_key=keys.get("image", ""),
+            audio_key=keys["audio"],
             now=now,
             image_etag=etags.get("image"),
             audio_etag=etags.get("audio"),
