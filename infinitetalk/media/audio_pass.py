@@ -92,8 +92,9 @@ class LengthLimit:
     """Stops the decode once the audio is longer than the limit: headers can lie (the edge
     judged it by them), the decoded samples cannot."""
 
-    def __init__(self, max_seconds: float) -> None:
+    def __init__(self, max_seconds: float, name: str = "audio") -> None:
         self._max_seconds = max_seconds
+        self._name = name
         self._samples = 0
 
     def __call__(self, frame: av.AudioFrame | None) -> None:
@@ -102,7 +103,7 @@ class LengthLimit:
         self._samples += frame.samples  # whole samples: a sum of float seconds made 600 s > 600
         if self._samples > self._max_seconds * frame.sample_rate:
             raise InvalidInputError(
-                f"audio is longer than the limit of {self._max_seconds:g} s",
+                f"{self._name} is longer than the limit of {self._max_seconds:g} s",
                 FailureCode.AUDIO_TOO_LONG,
             )
 

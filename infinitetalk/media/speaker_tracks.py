@@ -13,12 +13,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from contracts import FailureCode, SpeakerAssignment, SpeakerMode
+from contracts import SpeakerAssignment, SpeakerMode
 from contracts.media import MAX_AUDIO_SECONDS
-from infinitetalk.engine import InvalidInputError, PreparedAudio, SpeakerTracks
+from infinitetalk.engine import PreparedAudio, SpeakerTracks
 from infinitetalk.media.audio_pass import (
     PAD_RATE,
     PADDED_AUDIO_SECONDS,
+    LengthLimit,
     prepare_audio,
     write_mono_wav,
 )
@@ -31,26 +32,15 @@ MIXED_AUDIO_DIR = "mixed"
 
 
 class _Collect:
-    """A probe sink keeping the track as mono float samples at `rate`, up to a length."""
+    """A probe sink keeping the track as mono float samples at `rate`."""
 
-    def __init__(self, rate: int, max_seconds: float, name: str) -> None:
+    def __init__(self, rate: int) -> None:
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        self._rate = rate
-        self._limit = max_seconds
-        self._name = name
         self.chunks: list[np.ndarray] = []
-        self.samples = 0
 
     def __call__(self, frame: av.AudioFrame | None) -> None:
         for chunk in self._resampler.resample(frame):
-            samples = chunk.to_ndarray().reshape(-1).astype(np.float32)
-            self.chunks.append(samples)
-            self.samples += samples.size
-            if self.samples / self._rate > self._limit:
-                raise InvalidInputError(
-                    f"{self._name} is longer than the limit of {self._limit:g} s",
-                    FailureCode.AUDIO_TOO_LONG,
-                )
+            self.chunks.append(chunk.to_ndarray().reshape(-1).astype(np.float32))
 
     def array(self) -> np.ndarray:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.float32)
@@ -71,9 +61,8 @@ def prepare_speakers(
     directory.mkdir(parents=True, exist_ok=True)
     tracks = []
     for name, path in (("audio", first), ("audio2", second)):
-        mix = _Collect(MIX_RATE, max_seconds, name)
-        model = _Collect(PAD_RATE, max_seconds, name)
-        probe_audio(path, [mix, model])
+        mix, model = _Collect(MIX_RATE), _Collect(PAD_RATE)
+        probe_audio(path, [LengthLimit(max_seconds, name), mix, model])
         tracks.append((mix.array(), model.array()))
     (one, one_model), (two, two_model) = tracks
     placed = _lay_out(one, two, mode)

@@ -150,11 +150,12 @@ def test_short_tracks_still_reach_one_upstream_chunk(tmp_path: Path) -> None:
 
 
 def test_a_track_over_the_limit_is_refused(tmp_path: Path) -> None:
-    first = tmp_path / "a.wav"
-    first.write_bytes(wav_bytes(1.0))
-    with pytest.raises(InvalidInputError) as refused:
+    first, second = tmp_path / "a.wav", tmp_path / "b.wav"
+    first.write_bytes(wav_bytes(0.4))
+    second.write_bytes(wav_bytes(1.0))
+    with pytest.raises(InvalidInputError, match=r"^audio2 is longer than the limit") as refused:
         prepare_speakers(
-            first, first, SpeakerMode.SEQUENTIAL, halves(2, 2), tmp_path / "out", max_seconds=0.5
+            first, second, SpeakerMode.SEQUENTIAL, halves(2, 2), tmp_path / "out", max_seconds=0.5
         )
     assert refused.value.code == FailureCode.AUDIO_TOO_LONG.value
 
