@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from contracts import Resolution
+from contracts import Resolution, SpeakerMode
 from infinitetalk.engine import PreparedAudio, SpeakerTracks, VideoRequest
 from infinitetalk.media.audio_pass import PADDED_AUDIO_SECONDS, prepare_audio
 from infinitetalk.media.output import OUTPUT_FPS
@@ -121,12 +121,11 @@ def plan_job(
         model_audio = audio.padded_path
         model_seconds = PADDED_AUDIO_SECONDS
     frames = pinned.embedding_frames(model_seconds)
+    target_frames = max(1, round(seconds * OUTPUT_FPS))
     seed = request.seed if request.seed is not None else (rng or random).randint(0, MAX_SEED)
     cond_video = None
     if request.video_path is not None:
-        cond_video = normalize_video(
-            request.video_path, workdir / "cond_video.mp4", max(1, round(seconds * OUTPUT_FPS))
-        )
+        cond_video = normalize_video(request.video_path, workdir / "cond_video.mp4", target_frames)
     return JobPlan(
         image_path=portrait,
         audio_path=model_audio,
@@ -139,7 +138,7 @@ def plan_job(
         frames=frames,
         chunks=pinned.chunk_count(frames),
         max_frame_num=math.ceil(model_seconds * OUTPUT_FPS) + 1,
-        target_frames=max(1, round(seconds * OUTPUT_FPS)),
+        target_frames=target_frames,
         timeout_seconds=settings.job_timeout(seconds),
         sampling=settings.sampling(request.quality),
         cond_video=cond_video,
@@ -164,7 +163,7 @@ def _model_seconds(tracks: SpeakerTracks) -> float:
     for path in tracks.model_paths:
         with wave.open(str(path)) as track:
             lengths.append(track.getnframes() / track.getframerate())
-    return sum(lengths) if tracks.mode.value == "sequential" else max(lengths)
+    return sum(lengths) if tracks.mode is SpeakerMode.SEQUENTIAL else max(lengths)
 
 
 def upright_png(source: Path, destination: Path) -> Path:
