@@ -155,7 +155,7 @@ def _write_mp4(
                 if frames is not None:
                     rig.rebase(next(frames))
                 moves = [(float(m.bob[index]), float(m.jaw[index])) for m in motions]
-                frame = av.VideoFrame.from_ndarray(rig.render_each(moves), format="yuv420p")
+                frame = av.VideoFrame.from_ndarray(rig.render(moves), format="yuv420p")
                 frame.pts = index
                 container.mux(video.encode(frame))
                 feed.mux_until((index + 1) / OUTPUT_FPS)

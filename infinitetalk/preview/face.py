@@ -206,23 +206,19 @@ class FaceRig:
             for region in self.regions
         ]
         self.work = base.copy()
+        self.targets = [plane(self.work, size, index) for index in range(3)]
         self.rebase(base)
 
     def rebase(self, base: np.ndarray) -> None:
         """A new frame to move (the next frame of a dubbed video)."""
         self.base = base
         self.sources = [plane(base, self.size, index) for index in range(3)]
-        self.targets = [plane(self.work, self.size, index) for index in range(3)]
         for luma, chroma in self.warps:
             luma.pack(self.sources[:1])
             chroma.pack(self.sources[1:])
         np.copyto(self.work, base)
 
-    def render(self, bob: float, jaw: float) -> np.ndarray:
-        """The frame for this motion of the (only or every) face; see `render_each`."""
-        return self.render_each([(bob, jaw)] * len(self.regions))
-
-    def render_each(self, motions: list[tuple[float, float]]) -> np.ndarray:
+    def render(self, motions: list[tuple[float, float]]) -> np.ndarray:
         """The frame with each face moved by its own (bob, jaw); the label never moves."""
         groups = ((self.sources[:1], self.targets[:1]), (self.sources[1:], self.targets[1:]))
         for (luma, chroma), (bob, jaw) in zip(self.warps, motions, strict=True):

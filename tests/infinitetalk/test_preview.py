@@ -280,14 +280,14 @@ def test_warp_never_folds_over(size: tuple[int, int]) -> None:
     short = min(size)
     jaw = face.MAX_JAW_DROP * face.FACE_HALF_HEIGHT * short
     for bob in (-1.5 * face.HEAD_BOB * short, 1.5 * face.HEAD_BOB * short):
-        luma = face.plane(rig.render(bob, jaw), size, 0).astype(int)
+        luma = face.plane(rig.render([(bob, jaw)]), size, 0).astype(int)
         assert (np.diff(luma, axis=0) >= 0).all()
         assert (luma != ramp).any()
 
 
 def test_still_motion_renders_the_base_frame(portrait_png: Path) -> None:
     base = face.base_frame(portrait_png, (480, 600))
-    assert np.array_equal(face.FaceRig(base, (480, 600)).render(0.0, 0.0), base)
+    assert np.array_equal(face.FaceRig(base, (480, 600)).render([(0.0, 0.0)]), base)
 
 
 def test_cancel_before_rendering(
