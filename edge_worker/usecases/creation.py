@@ -20,7 +20,6 @@ from contracts.webhooks import WebhookEventType
 from edge_worker.domain import idempotency, jobs, speakers
 from edge_worker.domain.idempotency import IdempotencyRecord
 from edge_worker.domain.job_request import (
-    FIELD_KINDS,
     JobInput,
     JobRequest,
     ReceivedFile,
@@ -201,7 +200,7 @@ class JobCreation:
                 )
                 sizes[name] = image_size(prefix)
         checked = {
-            name: await self.uploads.uploaded(owner, given.upload_id, FIELD_KINDS[name], name)
+            name: await self.uploads.uploaded(owner, given.upload_id, name)
             for name, given in inputs.items()
             if isinstance(given, UploadRef)
         }

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.media import HEADER_SCAN_BYTES, WAV, MediaKind, image_size
 from edge_worker.domain import upload_tokens
+from edge_worker.domain.job_request import FIELD_KINDS
 from edge_worker.domain.problems import invalid_input
 from edge_worker.domain.upload_tokens import UploadTicket
 from edge_worker.domain.validation import (
@@ -74,14 +75,6 @@ class CheckedUpload:
     picture_size: tuple[int, int] | None = None  # an image's width and height
 
 
-_KINDS = {
-    "image": MediaKind.IMAGE,
-    "audio": MediaKind.AUDIO,
-    "video": MediaKind.VIDEO,
-    "audio2": MediaKind.AUDIO,
-}
-
-
 def size_limit(settings: EdgeSettings, kind: MediaKind) -> int:
     limits = {
         MediaKind.IMAGE: settings.max_image_bytes,
@@ -96,7 +89,7 @@ class Uploads:
         self.context = context
 
     async def grant(self, owner: str, request: UploadsRequest) -> UploadsResponse:
-        wanted = {name: getattr(request, name) for name in _KINDS}
+        wanted = {name: getattr(request, name) for name in FIELD_KINDS}
         if not any(wanted.values()):
             raise invalid_input("declare an image, a video, an audio file or several of them")
         settings = self.context.settings
@@ -105,7 +98,7 @@ class Uploads:
         for name, declared in wanted.items():
             if declared is None:
                 continue
-            kind = _KINDS[name]
+            kind = FIELD_KINDS[name]
             limit = size_limit(settings, kind)
             upload_tokens.check_declared(
                 kind, declared.content_type, declared.size_bytes, limit, name
@@ -126,13 +119,11 @@ class Uploads:
             )
         return UploadsResponse.model_validate(grants)
 
-    async def uploaded(
-        self, owner: str, upload_id: str, kind: MediaKind, name: str | None = None
-    ) -> CheckedUpload:
+    async def uploaded(self, owner: str, upload_id: str, name: str) -> CheckedUpload:
         """Check an uploaded object like a multipart part: it exists, fits, and its bytes
-        are the kind of media it claims to be. `name`: the request's field (`audio2`)."""
+        are the kind of media its field (`image`, `audio2`, ...) takes."""
         context = self.context
-        name = name or kind.value
+        kind = FIELD_KINDS[name]
         ticket = upload_tokens.redeem(
             upload_id, context.settings.signing_secret, owner, kind, context.clock.now(), name
         )
