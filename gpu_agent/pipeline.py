@@ -83,7 +83,7 @@ FIRST_FRAME = "first_frame.png"
 @dataclass(frozen=True)
 class _Inputs:
     """What a job's downloads became: the picture (an image, or a video to dub) and its
-    one or two speech tracks; and, once probed, the still that stands for the picture."""
+    one or two speech tracks."""
 
     picture: Path
     audio: Path
@@ -93,6 +93,9 @@ class _Inputs:
 
 @dataclass(frozen=True)
 class _Prepared:
+    """The probed inputs: the still that stands for the picture (a video's first frame)
+    and the speech the engine gets (two speakers' mix and tracks)."""
+
     image: Path
     audio_path: Path
     audio: PreparedAudio
