@@ -159,9 +159,9 @@ class AgentProtocol:
             job.id, lambda j: jobs.refuse_claim(j, max_refusals=limit, now=now)
         )
         needed = sorted(need.value for need in job.needs)
+        lacking = [m.value for m in missing]
         log.info(
-            "claim refused: agent lacks a capability",
-            extra={"job_id": job.id, "missing": [m.value for m in missing]},
+            "claim refused: agent lacks a capability", extra={"job_id": job.id, "missing": lacking}
         )
         if refused.status is JobStatus.FAILED:
             raise Problem(
@@ -171,9 +171,8 @@ class AgentProtocol:
             )
         raise Problem(
             ErrorCode.MISSING_CAPABILITY,
-            f"job {job.id} needs {', '.join(needed)}; this agent lacks "
-            f"{', '.join(m.value for m in missing)}",
-            CapabilityDetails(required=needed, missing=[m.value for m in missing]),
+            f"job {job.id} needs {', '.join(needed)}; this agent lacks {', '.join(lacking)}",
+            CapabilityDetails(required=needed, missing=lacking),
         )
 
     async def progress(self, job_id: str, request: ProgressRequest) -> ProgressReply:
