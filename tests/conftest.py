@@ -104,6 +104,23 @@ def png_bytes(size: tuple[int, int] = (96, 120)) -> bytes:
     return buf.getvalue()
 
 
+FACE = Path(__file__).resolve().parent / "fixtures" / "face.jpg"
+"""A real face (the astronaut portrait scikit-image ships, public domain), 128 x 128."""
+
+
+def two_faces_png(size: tuple[int, int] = (480, 240), side: int = 110) -> bytes:
+    """Two copies of the real face, side by side on a plain background: two speakers."""
+    width, height = size
+    scene = Image.new("RGB", size, (90, 110, 130))
+    with Image.open(FACE) as face:
+        head = face.convert("RGB").resize((side, side))
+    for centre in (width // 4, 3 * width // 4):
+        scene.paste(head, (centre - side // 2, height // 2 - side // 2))
+    buf = io.BytesIO()
+    scene.save(buf, "PNG")
+    return buf.getvalue()
+
+
 def wav_bytes(seconds: float = 0.5, rate: int = 16000, tone_hz: float | None = None) -> bytes:
     """16-bit mono PCM: a constant level, or a sine when an engine must see the audio move."""
     frames = int(seconds * rate)

@@ -24,9 +24,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from contracts.media import WAV, sniff, wav_truncation
-from tests.conftest import mp4_bytes, png_bytes, wav_bytes
+from tests.conftest import mp4_bytes, png_bytes, two_faces_png, wav_bytes
 from tests.e2e.conftest import API_KEY, ROOT, Stack
-from tests.e2e.test_dubbing import two_people
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: scripts/ensure_chromium.sh
 CHROMIUM_ARGS = [
@@ -198,7 +197,7 @@ def test_two_speakers_and_dubbing_in_the_playground(
     browser: Browser, stack: Stack, tmp_path: Path
 ) -> None:
     files = {
-        "two.png": two_people(),
+        "two.png": two_faces_png(),
         "left.wav": wav_bytes(1.0, tone_hz=220),
         "right.wav": wav_bytes(0.6),
         "clip.mp4": mp4_bytes(1.0),

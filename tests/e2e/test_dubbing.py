@@ -4,18 +4,14 @@ a two-speaker job whose faces the agent finds, one whose boxes the SDK sends, an
 that does not decode."""
 
 import io
-from pathlib import Path
 
 import av
 import httpx
 import numpy as np
-from PIL import Image
 
 from avatar_client import AvatarClient
-from tests.conftest import mp4_bytes, wav_bytes
+from tests.conftest import mp4_bytes, two_faces_png, wav_bytes
 from tests.e2e.conftest import API_KEY, Stack, terminal, wait_for
-
-FACE = Path(__file__).resolve().parents[1] / "fixtures" / "face.jpg"
 
 
 def create(client: httpx.Client, files: dict[str, bytes], **data: str) -> str:
@@ -38,17 +34,6 @@ def frame_levels(client: httpx.Client, job_id: str) -> list[float]:
         ]
 
 
-def two_people() -> bytes:
-    scene = Image.new("RGB", (480, 240), (90, 110, 130))
-    with Image.open(FACE) as face:
-        head = face.convert("RGB").resize((110, 110))
-    for centre in (120, 360):
-        scene.paste(head, (centre - 55, 65))
-    buffer = io.BytesIO()
-    scene.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def test_dubbing_and_two_speakers_end_to_end(stack: Stack) -> None:
     stack.start_agent()
     with stack.client() as client, AvatarClient(stack.url, API_KEY) as sdk:
@@ -58,11 +43,15 @@ def test_dubbing_and_two_speakers_end_to_end(stack: Stack) -> None:
         ).id
         pair = create(
             client,
-            {"image": two_people(), "audio": wav_bytes(1.0, tone_hz=220), "audio2": wav_bytes(0.6)},
+            {
+                "image": two_faces_png(),
+                "audio": wav_bytes(1.0, tone_hz=220),
+                "audio2": wav_bytes(0.6),
+            },
             speaker_mode="sequential",
         )
         given = sdk.submit(
-            two_people(),
+            two_faces_png(),
             wav_bytes(0.6),
             "Talking",
             resolution="480p",

@@ -20,21 +20,11 @@ from infinitetalk.media.video_input import (
     probe_video_input,
 )
 from infinitetalk.preview.engine import PreviewEngine
-from tests.conftest import mp4_bytes, wav_bytes
-
-FACE = Path(__file__).resolve().parents[1] / "fixtures" / "face.jpg"
-"""A real face (the astronaut portrait scikit-image ships, public domain), 128 x 128."""
+from tests.conftest import FACE, mp4_bytes, two_faces_png, wav_bytes
 
 
 def two_faces(path: Path, size: tuple[int, int] = (480, 240), side: int = 110) -> Path:
-    """Two copies of the face, side by side, on a plain background."""
-    width, height = size
-    scene = Image.new("RGB", size, (90, 110, 130))
-    with Image.open(FACE) as face:
-        head = face.convert("RGB").resize((side, side))
-    for centre in (width // 4, 3 * width // 4):
-        scene.paste(head, (centre - side // 2, height // 2 - side // 2))
-    scene.save(path)
+    path.write_bytes(two_faces_png(size, side))
     return path
 
 

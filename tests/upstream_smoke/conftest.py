@@ -17,7 +17,6 @@ from typing import Any
 
 import av
 import pytest
-from PIL import Image
 
 from contracts import BoxSource, Quality, Resolution, SpeakerAssignment, SpeakerMode, Stage
 from examples.make_examples import make_speech_wav
@@ -26,14 +25,13 @@ from infinitetalk.media.speaker_tracks import prepare_speakers
 from infinitetalk.media.video_input import probe_video_input
 from infinitetalk.settings import InfiniteTalkSettings
 from infinitetalk.upstream import pinned
-from tests.conftest import mp4_bytes
+from tests.conftest import mp4_bytes, two_faces_png
 from tests.upstream_smoke import cpu
 from tests.upstream_smoke.tiny_weights import make_models
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_DIR = REPO / ".avatar" / "smoke"
 PORTRAIT = REPO / "examples" / "portrait.png"
-FACE = REPO / "tests" / "fixtures" / "face.jpg"
 FPS = 25
 
 
@@ -204,12 +202,7 @@ def two_speaker_run(engine: Any, mode: SpeakerMode, workdir: Path) -> Path:
     on the multi weights; `simultaneous` pads the second track so `para` never sees two
     lengths. The output follows the mix: 2 s one after the other, 1.2 s together."""
     workdir.mkdir(parents=True, exist_ok=True)
-    scene = Image.new("RGB", (480, 240), (90, 110, 130))
-    with Image.open(FACE) as face:
-        head = face.convert("RGB").resize((110, 110))
-    for centre in (120, 360):
-        scene.paste(head, (centre - 55, 65))
-    scene.save(workdir / "two.png")
+    (workdir / "two.png").write_bytes(two_faces_png())
     first = make_speech_wav(workdir / "a.wav", seconds=1.2)
     second = make_speech_wav(workdir / "b.wav", seconds=0.8)
     assignment = SpeakerAssignment(
